@@ -1,0 +1,1 @@
+//! acd room (work in progress).

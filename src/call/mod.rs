@@ -1,0 +1,1 @@
+//! call room (work in progress).

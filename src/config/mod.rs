@@ -1,0 +1,1 @@
+//! config room (work in progress).

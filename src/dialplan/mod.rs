@@ -1,0 +1,1 @@
+//! dialplan room (work in progress).

@@ -1,0 +1,1 @@
+//! media room (work in progress).

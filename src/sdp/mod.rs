@@ -1,0 +1,1 @@
+//! sdp room (work in progress).

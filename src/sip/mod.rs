@@ -1,0 +1,1 @@
+//! sip room (work in progress).
