@@ -1,1 +1,419 @@
-//! config room (work in progress).
+//! Gateway settings: the `conmutador.toml` file, its embedded default, and
+//! command-line overrides.
+//!
+//! This room only describes and validates settings; it opens no sockets and
+//! reads no files other than the config file itself. Relative paths in the
+//! file are resolved against the file's folder so the gateway can be started
+//! from anywhere. Rooms that own a section (`acd` for queues and operators)
+//! define its type; this room composes them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The shipped configuration, used when no file is given and none is found
+/// in the working directory.
+pub const EMBEDDED: &str = include_str!("../../conmutador.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub trunks: TrunkConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub dialplans: DialplanConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub calls: CallsConfig,
+    #[serde(default)]
+    pub queues: Vec<toml::Table>,
+    #[serde(default)]
+    pub operators: Vec<toml::Table>,
+    /// Folder the relative paths are resolved against (not read from the file).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Addresses to listen on; each gets a UDP socket and a TCP listener.
+    pub listen: Vec<SocketAddr>,
+    pub udp: bool,
+    pub tcp: bool,
+    /// Host name or address written in Via/Contact; defaults to the listen address.
+    pub public_host: Option<String>,
+    pub user_agent: String,
+    pub max_transactions: usize,
+    pub max_calls: usize,
+    pub max_tcp_connections: usize,
+    /// Largest SIP message accepted over TCP, in bytes.
+    pub max_tcp_message: usize,
+    /// Seconds a TCP connection may stay silent before it is closed.
+    pub tcp_idle_timeout: u64,
+    /// RFC 3261 T1 in milliseconds.
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    /// Retry-After seconds sent with 503 when shedding load.
+    pub retry_after: u32,
+    /// New INVITEs admitted per second before 503 (0 = no rate limit).
+    pub max_cps: u32,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: vec!["127.0.0.1:5060".parse().expect("literal address")],
+            udp: true,
+            tcp: true,
+            public_host: None,
+            user_agent: format!("conmutador/{}", env!("CARGO_PKG_VERSION")),
+            max_transactions: 50_000,
+            max_calls: 10_000,
+            max_tcp_connections: 1_024,
+            max_tcp_message: 64 * 1024,
+            tcp_idle_timeout: 300,
+            t1_ms: 500,
+            t2_ms: 4_000,
+            t4_ms: 5_000,
+            retry_after: 5,
+            max_cps: 0,
+        }
+    }
+}
+
+impl SipConfig {
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+}
+
+/// Who may place calls into the gateway without authenticating.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrunkConfig {
+    /// Source networks of the carrier's trunk (addresses or CIDR networks).
+    pub allow: Vec<IpNet>,
+}
+
+impl Default for TrunkConfig {
+    fn default() -> Self {
+        TrunkConfig {
+            allow: vec![
+                "127.0.0.0/8".parse().expect("literal network"),
+                "::1/128".parse().expect("literal network"),
+            ],
+        }
+    }
+}
+
+impl TrunkConfig {
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.allow.iter().any(|net| net.contains(&ip))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Address RTP sockets bind to and announce in SDP.
+    pub bind: IpAddr,
+    /// Address written in SDP when it differs from `bind` (NAT).
+    pub public_ip: Option<IpAddr>,
+    /// Inclusive even-port range, "LOW-HIGH".
+    pub rtp_ports: PortRange,
+    /// Seconds without RTP from the caller before the call is hung up.
+    pub rtp_timeout: u64,
+    /// Codecs offered and accepted, in our order of preference.
+    pub codecs: Vec<String>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            public_ip: None,
+            rtp_ports: PortRange { low: 20_000, high: 29_999 },
+            rtp_timeout: 30,
+            codecs: vec!["PCMU".into(), "PCMA".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("port range {s:?} is not LOW-HIGH"))?;
+        let low: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
+        let high: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
+        if low == 0 || low > high || high - low < 1 {
+            return Err(format!("port range {s:?} must hold at least two ports"));
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Bearer token for the admin API; empty disables the admin API.
+    pub admin_token: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9090".parse().expect("literal address"),
+            admin_token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialplanConfig {
+    pub dir: PathBuf,
+    /// Reload plans when a file in `dir` changes.
+    pub watch: bool,
+}
+
+impl Default for DialplanConfig {
+    fn default() -> Self {
+        DialplanConfig { dir: PathBuf::from("dialplans"), watch: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Folder for the SQLite database of call records.
+    pub data_dir: PathBuf,
+    /// When set, records go to PostgreSQL instead of SQLite.
+    pub postgres_url: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("data"), postgres_url: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// "text" or "json".
+    pub format: String,
+    /// A tracing filter such as "info,conmutador::sip=debug"; RUST_LOG wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// Milliseconds to ring (180 Ringing) before answering; 0 answers at once.
+    pub ring_ms: u64,
+}
+
+/// Command-line values that take precedence over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub sip_listen: Vec<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub rtp_ports: Option<PortRange>,
+    pub dialplans: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<String>,
+}
+
+impl Config {
+    /// Parses a config text; `base_dir` anchors relative paths.
+    pub fn parse_text(text: &str, base_dir: &Path) -> anyhow::Result<Config> {
+        let mut cfg: Config = toml::from_str(text).context("invalid configuration")?;
+        cfg.base_dir = base_dir.to_path_buf();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads `path`, or `./conmutador.toml`, or the embedded default.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let path = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("conmutador.toml")).filter(|p| p.exists()),
+        };
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+                Config::parse_text(&text, &base).with_context(|| format!("in {}", p.display()))
+            }
+            None => {
+                // The embedded file names paths relative to the repository,
+                // which is where `cargo run` starts.
+                Config::parse_text(EMBEDDED, Path::new(env!("CARGO_MANIFEST_DIR")))
+            }
+        }
+    }
+
+    pub fn apply(&mut self, o: &Overrides) -> anyhow::Result<()> {
+        if !o.sip_listen.is_empty() {
+            self.sip.listen = o.sip_listen.clone();
+        }
+        if let Some(h) = o.http_listen {
+            self.http.listen = h;
+        }
+        if let Some(r) = o.rtp_ports {
+            self.media.rtp_ports = r;
+        }
+        if let Some(d) = &o.dialplans {
+            self.dialplans.dir = d.clone();
+        }
+        if let Some(d) = &o.data_dir {
+            self.storage.data_dir = d.clone();
+        }
+        if let Some(f) = &o.log_format {
+            self.log.format = f.clone();
+        }
+        self.validate()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.sip.listen.is_empty() {
+            bail!("sip.listen names no address");
+        }
+        if !self.sip.udp && !self.sip.tcp {
+            bail!("sip: enable at least one of udp and tcp");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be \"text\" or \"json\"");
+        }
+        for c in &self.media.codecs {
+            if !matches!(c.to_ascii_uppercase().as_str(), "PCMU" | "PCMA") {
+                bail!("media.codecs: unsupported codec {c:?} (PCMU, PCMA)");
+            }
+        }
+        if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
+            bail!("sip timers: need 0 < t1_ms <= t2_ms");
+        }
+        Ok(())
+    }
+
+    /// Resolves a path from the file against the file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    pub fn dialplan_dir(&self) -> PathBuf {
+        self.resolve(&self.dialplans.dir)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.storage.data_dir)
+    }
+
+    pub fn queue_names(&self) -> Vec<String> {
+        self.queues
+            .iter()
+            .filter_map(|q| q.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_listens_on_loopback() {
+        let cfg = Config::parse_text(EMBEDDED, Path::new(".")).unwrap();
+        assert!(cfg.sip.listen.iter().all(|a| a.ip().is_loopback()));
+        assert!(cfg.http.listen.ip().is_loopback());
+        assert_eq!(cfg.sip.listen[0].port(), 5060);
+        assert_eq!(cfg.http.listen.port(), 9090);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::parse_text("[sip]\nlisten_on = []\n", Path::new(".")).unwrap_err();
+        assert!(format!("{err:#}").contains("listen_on"), "{err:#}");
+    }
+
+    #[test]
+    fn port_range_parses_and_rejects_nonsense() {
+        assert_eq!("10000-10010".parse::<PortRange>().unwrap(), PortRange { low: 10000, high: 10010 });
+        assert!("10010-10000".parse::<PortRange>().is_err());
+        assert!("abc".parse::<PortRange>().is_err());
+        assert!("0-10".parse::<PortRange>().is_err());
+    }
+
+    #[test]
+    fn trunk_allow_list_matches_networks_and_mapped_v4() {
+        let t = TrunkConfig::default();
+        assert!(t.allows("127.0.0.1".parse().unwrap()));
+        assert!(t.allows("::1".parse().unwrap()));
+        assert!(t.allows("::ffff:127.0.0.9".parse().unwrap()));
+        assert!(!t.allows("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut cfg = Config::parse_text(EMBEDDED, Path::new("/etc/x")).unwrap();
+        let o = Overrides {
+            sip_listen: vec!["[::1]:5070".parse().unwrap()],
+            http_listen: Some("127.0.0.1:0".parse().unwrap()),
+            rtp_ports: Some("40000-40100".parse().unwrap()),
+            ..Default::default()
+        };
+        cfg.apply(&o).unwrap();
+        assert_eq!(cfg.sip.listen, vec!["[::1]:5070".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(cfg.media.rtp_ports.low, 40000);
+        assert_eq!(cfg.dialplan_dir(), PathBuf::from("/etc/x/dialplans"));
+    }
+}

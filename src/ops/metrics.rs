@@ -65,3 +65,5 @@ pub const AUTH_FAILURES_TOTAL: &str = "conmutador_auth_failures_total";
 // Records
 pub const RECORDS_WRITTEN_TOTAL: &str = "conmutador_records_written_total";
 pub const RECORDS_DROPPED_TOTAL: &str = "conmutador_records_dropped_total";
+pub const SIP_SEND_FAILURES_TOTAL: &str = "conmutador_sip_send_failures_total";
+pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";

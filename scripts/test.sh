@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite in one command. It installs what the tests need on a
+# Debian 12 machine (SIPp, baresip, sox, espeak-ng, Prometheus, PostgreSQL,
+# docker-compose for linting), starts a throwaway PostgreSQL on loopback, then
+# runs formatting and lint checks, every unit and integration test, and the
+# lint of docker/. Everything it starts it stops by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(sip-tester baresip sox espeak-ng prometheus postgresql docker-compose)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "==> installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "==> installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+
+pg_pid_file=""
+cleanup() {
+    if [ -n "$pg_pid_file" ] && [ -f "$pg_pid_file" ]; then
+        kill "$(head -n1 "$pg_pid_file")" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+if [ -x scripts/start-postgres.sh ]; then
+    echo "==> starting a throwaway PostgreSQL on 127.0.0.1"
+    eval "$(scripts/start-postgres.sh)"
+    pg_pid_file="${CONMUTADOR_TEST_PG_PIDFILE:-}"
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --check
+echo "==> cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> dialplan check"
+cargo run --quiet -- check
+if [ -x docker/lint.sh ]; then
+    echo "==> docker/ lint"
+    docker/lint.sh
+fi
+echo "==> tests"
+cargo nextest run --no-fail-fast --failure-output final "$@"
