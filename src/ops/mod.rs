@@ -1,2 +1,11 @@
-//! Operations room: metric catalog, HTTP (metrics, health, admin API), call records.
+//! Operations room: metric catalog, HTTP (metrics, health, admin API), call
+//! records and queue events, logging setup.
+//!
+//! It observes and stores; it never decides anything about a call. Admin
+//! actions reach the call room through the [`http::AdminBackend`] trait, and
+//! records arrive through a [`records::RecordSink`] that never blocks.
+pub mod http;
+pub mod logging;
 pub mod metrics;
+pub mod promql;
+pub mod time;
