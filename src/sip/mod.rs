@@ -1,1 +1,3 @@
 //! sip room (work in progress).
+
+pub mod transaction;

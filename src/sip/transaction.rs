@@ -1,0 +1,1767 @@
+//! SIP transactions (RFC 3261 §17, with the RFC 6026 "Accepted" state), as a
+//! sans-I/O core.
+//!
+//! The layer never touches a socket, a clock or the SIP codec: the shell parses
+//! a message, builds a [`TxKey`] (top Via branch, method, sent-by) and hands it
+//! in together with the already-encoded bytes and `now`. The layer answers with
+//! [`Action`]s (bytes to transmit, transactions that ended) and tells the shell
+//! when to call back through [`TransactionLayer::poll_timeout`] /
+//! [`TransactionLayer::handle_timeout`]. Tests drive it with virtual time.
+//!
+//! What it does, per RFC 3261 §17 and RFC 6026 §7–8:
+//! - server INVITE: Proceeding → (2xx) Accepted + Timer L, or (300–699)
+//!   Completed with Timer G retransmitting the final response over unreliable
+//!   transports until the ACK arrives, Timer H giving up ([`Action::TimedOut`]),
+//!   then Confirmed + Timer I. Retransmitted INVITEs are answered with the last
+//!   response sent (Proceeding, Completed) or silently absorbed (Accepted,
+//!   Confirmed); retransmitting a 2xx is the UAS core's job
+//!   ([`Uas2xxRetransmitter`]).
+//! - server non-INVITE: Trying → Proceeding → Completed + Timer J.
+//! - client INVITE: Calling with Timers A/B → Proceeding → Accepted + Timer M on
+//!   2xx (every 2xx is delivered, so forked answers each get their ACK from the
+//!   dialog layer), or Completed + Timer D on 300–699, where the ACK built by
+//!   the caller ([`TransactionLayer::client_ack`]) is re-sent for every
+//!   retransmitted final response.
+//! - client non-INVITE: Trying/Proceeding with Timers E/F → Completed + Timer K.
+//! - reliable transports: no retransmission timers; Timers D, I, J and K are
+//!   zero-length: they are armed at `now`, so `poll_timeout()` returns `now`
+//!   and the next `handle_timeout(now)` ends the transaction.
+//!
+//! Every transaction ends with exactly one [`Action::Terminated`] or
+//! [`Action::TimedOut`], except ones dropped by [`TransactionLayer::remove`].
+//! Retransmissions are counted HERE in
+//! `conmutador_sip_retransmissions_total{kind="request"|"response"|"ack"}`;
+//! the shell must not count `retransmission: true` again (the flag is for
+//! logging). The table is bounded by `max_transactions`.
+//!
+//! Must not touch: sockets, the codec, dialogs or call state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Identifies a transaction: RFC 3261 §17.1.3 / §17.2.3 matching.
+///
+/// For server transactions all three fields must agree. An ACK or CANCEL is
+/// matched to its INVITE by the caller building the key with `method:
+/// "INVITE"` from the ACK/CANCEL's top Via. Client transactions are matched on
+/// `branch` and `method` only (the response's sent-by is our own).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TxKey {
+    pub branch: String,
+    pub method: String,
+    pub sent_by: String,
+}
+
+impl TxKey {
+    pub fn new(
+        branch: impl Into<String>,
+        method: impl Into<String>,
+        sent_by: impl Into<String>,
+    ) -> Self {
+        Self {
+            branch: branch.into(),
+            method: method.into(),
+            sent_by: sent_by.into(),
+        }
+    }
+}
+
+/// INVITE transactions and everything else behave differently (§17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxKind {
+    Invite,
+    NonInvite,
+}
+
+impl TxKind {
+    /// `INVITE` → `Invite`, anything else → `NonInvite`. (ACK never creates a
+    /// transaction; the caller routes it to [`TransactionLayer::server_ack`].)
+    pub fn for_method(method: &str) -> Self {
+        if method.eq_ignore_ascii_case("INVITE") {
+            TxKind::Invite
+        } else {
+            TxKind::NonInvite
+        }
+    }
+}
+
+/// The RFC 3261 base timers; every other timer derives from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// RTT estimate (500 ms).
+    pub t1: Duration,
+    /// Maximum retransmission interval for non-INVITE requests and INVITE
+    /// responses (4 s).
+    pub t2: Duration,
+    /// Maximum time a message stays in the network (5 s).
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timers {
+    /// 64*T1: Timers B, F, H, J (unreliable), L and M.
+    pub fn t1x64(&self) -> Duration {
+        self.t1.saturating_mul(64)
+    }
+
+    /// Timer D over an unreliable transport: at least 32 s, and never shorter
+    /// than the server's 64*T1 retransmission window when T1 is raised.
+    pub fn timer_d(&self) -> Duration {
+        self.t1x64().max(Duration::from_secs(32))
+    }
+}
+
+/// Handle to one transaction inside a [`TransactionLayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxId(u64);
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tx{}", self.0)
+    }
+}
+
+/// Which side of the transaction we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// Transaction states of RFC 3261 §17 plus RFC 6026 "Accepted". There is no
+/// `Terminated`: a terminated transaction is removed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxState {
+    /// Client INVITE, no response yet.
+    Calling,
+    /// Client or server non-INVITE, no provisional yet.
+    Trying,
+    Proceeding,
+    /// RFC 6026: a 2xx was sent (server) or received (client).
+    Accepted,
+    Completed,
+    /// Server INVITE after the ACK for a non-2xx final response.
+    Confirmed,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<D> {
+    /// Send `bytes` to `dest`. `retransmission` is informational (already
+    /// counted in the metric by the layer).
+    Transmit {
+        dest: D,
+        bytes: Bytes,
+        retransmission: bool,
+    },
+    /// Timer B, F or H fired: the peer never answered (client) or never sent
+    /// the ACK (server). The transaction is gone.
+    TimedOut { id: TxId },
+    /// The transaction ended normally and is gone.
+    Terminated { id: TxId },
+}
+
+/// Answer to [`TransactionLayer::server_request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerVerdict<D> {
+    /// A new server transaction: pass the request to the TU.
+    New(TxId),
+    /// A retransmission: do NOT pass it to the TU; perform these actions (the
+    /// last response again, or nothing).
+    Retransmission(Vec<Action<D>>),
+    /// The table is full: answer 503 statelessly.
+    Full,
+}
+
+/// Answer to [`TransactionLayer::server_ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckVerdict {
+    /// The ACK belonged to a non-2xx final response and was consumed.
+    Absorbed,
+    /// No matching transaction in a state that consumes ACKs: the ACK is for a
+    /// 2xx and goes to the dialog layer (RFC 6026 §8.5: also in Accepted).
+    NotFound,
+}
+
+/// Answer to [`TransactionLayer::client_response`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientVerdict<D> {
+    /// Pass the response to the TU. For an INVITE with a 300–699 status the TU
+    /// must then build the ACK and hand it to [`TransactionLayer::client_ack`].
+    Deliver(TxId),
+    /// A retransmission or a stray response: do not pass it on; perform these
+    /// actions (the ACK again for a retransmitted non-2xx, or nothing).
+    Absorbed(Vec<Action<D>>),
+    /// No client transaction: for a 2xx to INVITE after Timer M this is a late
+    /// retransmission for the dialog layer; otherwise drop it.
+    NotFound,
+}
+
+/// Why a client transaction could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("transaction table full")]
+    Full,
+    #[error("a client transaction with this branch and method already exists")]
+    DuplicateKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    A,
+    B,
+    D,
+    E,
+    F,
+    G,
+    H,
+    I,
+    J,
+    K,
+    L,
+    M,
+}
+
+#[derive(Debug)]
+struct Tx<D> {
+    role: Role,
+    kind: TxKind,
+    key: TxKey,
+    reliable: bool,
+    dest: D,
+    state: TxState,
+    /// Client: the request. Server: the last response sent.
+    message: Option<Bytes>,
+    /// Client INVITE: the ACK for a non-2xx final response.
+    ack: Option<Bytes>,
+    /// Current retransmission interval (Timers A, E, G).
+    interval: Duration,
+    /// Wheel entries of the timers armed for this transaction (at most 2).
+    armed: Vec<(Instant, u64)>,
+}
+
+/// The transaction table. `D` is the shell's destination type (an address,
+/// or a connection handle for TCP).
+#[derive(Debug)]
+pub struct TransactionLayer<D> {
+    timers: Timers,
+    max_transactions: usize,
+    next_id: u64,
+    next_seq: u64,
+    txs: HashMap<TxId, Tx<D>>,
+    server_index: HashMap<TxKey, TxId>,
+    client_index: HashMap<(String, String), TxId>,
+    wheel: BTreeMap<(Instant, u64), (TxId, Timer)>,
+}
+
+fn is_final(status: u16) -> bool {
+    (200..=699).contains(&status)
+}
+
+fn valid_status(status: u16) -> bool {
+    (100..=699).contains(&status)
+}
+
+fn count_retransmission(kind: &'static str) {
+    metrics::counter!(crate::ops::metrics::SIP_RETRANSMISSIONS_TOTAL, "kind" => kind).increment(1);
+}
+
+impl<D: Clone> TransactionLayer<D> {
+    pub fn new(timers: Timers, max_transactions: usize) -> Self {
+        Self {
+            timers,
+            max_transactions,
+            next_id: 0,
+            next_seq: 0,
+            txs: HashMap::new(),
+            server_index: HashMap::new(),
+            client_index: HashMap::new(),
+            wheel: BTreeMap::new(),
+        }
+    }
+
+    pub fn timers(&self) -> Timers {
+        self.timers
+    }
+
+    /// Live transactions (for the `conmutador_sip_transactions_active` gauge,
+    /// which the shell sets).
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    pub fn state(&self, id: TxId) -> Option<TxState> {
+        self.txs.get(&id).map(|t| t.state)
+    }
+
+    pub fn role(&self, id: TxId) -> Option<Role> {
+        self.txs.get(&id).map(|t| t.role)
+    }
+
+    pub fn key(&self, id: TxId) -> Option<&TxKey> {
+        self.txs.get(&id).map(|t| &t.key)
+    }
+
+    /// The server transaction for `key`, e.g. the INVITE a CANCEL refers to.
+    pub fn find_server(&self, key: &TxKey) -> Option<TxId> {
+        self.server_index.get(key).copied()
+    }
+
+    /// The client transaction for a response's top-Via branch and CSeq method.
+    pub fn find_client(&self, branch: &str, method: &str) -> Option<TxId> {
+        self.client_index
+            .get(&(branch.to_owned(), method.to_owned()))
+            .copied()
+    }
+
+    /// Drops a transaction without any action, e.g. an INVITE client
+    /// transaction the TU abandons 64*T1 after its CANCEL got no final answer
+    /// (§9.1), or a server transaction whose call was torn down. Returns
+    /// whether it existed.
+    pub fn remove(&mut self, id: TxId) -> bool {
+        self.destroy(id)
+    }
+
+    /// A request arrived (not ACK). `key.method` is the request's method.
+    pub fn server_request(
+        &mut self,
+        key: &TxKey,
+        kind: TxKind,
+        reliable: bool,
+        dest: D,
+        _now: Instant,
+    ) -> ServerVerdict<D> {
+        if let Some(id) = self.server_index.get(key).copied() {
+            let Some(tx) = self.txs.get(&id) else {
+                return ServerVerdict::Retransmission(Vec::new());
+            };
+            let resend = matches!(tx.state, TxState::Proceeding | TxState::Completed);
+            let mut actions = Vec::new();
+            if resend && let Some(bytes) = &tx.message {
+                count_retransmission("response");
+                actions.push(Action::Transmit {
+                    dest: tx.dest.clone(),
+                    bytes: bytes.clone(),
+                    retransmission: true,
+                });
+            }
+            return ServerVerdict::Retransmission(actions);
+        }
+        if self.txs.len() >= self.max_transactions {
+            return ServerVerdict::Full;
+        }
+        let state = match kind {
+            TxKind::Invite => TxState::Proceeding,
+            TxKind::NonInvite => TxState::Trying,
+        };
+        let id = self.insert(Tx {
+            role: Role::Server,
+            kind,
+            key: key.clone(),
+            reliable,
+            dest,
+            state,
+            message: None,
+            ack: None,
+            interval: self.timers.t1,
+            armed: Vec::new(),
+        });
+        self.server_index.insert(key.clone(), id);
+        ServerVerdict::New(id)
+    }
+
+    /// An ACK arrived; `invite_key` is built from the ACK's top Via with
+    /// method `INVITE`.
+    pub fn server_ack(&mut self, invite_key: &TxKey, now: Instant) -> AckVerdict {
+        let Some(id) = self.server_index.get(invite_key).copied() else {
+            return AckVerdict::NotFound;
+        };
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return AckVerdict::NotFound;
+        };
+        if tx.kind != TxKind::Invite {
+            return AckVerdict::NotFound;
+        }
+        match tx.state {
+            TxState::Completed => {
+                tx.state = TxState::Confirmed;
+                let i = if tx.reliable {
+                    Duration::ZERO
+                } else {
+                    self.timers.t4
+                };
+                self.disarm_all(id);
+                self.arm(id, Timer::I, now + i);
+                AckVerdict::Absorbed
+            }
+            TxState::Accepted => AckVerdict::NotFound,
+            // Confirmed: ACK retransmissions. Proceeding: an ACK before any
+            // final response is meaningless; drop it here.
+            _ => AckVerdict::Absorbed,
+        }
+    }
+
+    /// The TU sends a response on server transaction `id`. Unknown ids,
+    /// invalid statuses and responses the state does not allow give no
+    /// actions.
+    pub fn send_response(
+        &mut self,
+        id: TxId,
+        status: u16,
+        bytes: Bytes,
+        now: Instant,
+    ) -> Vec<Action<D>> {
+        if !valid_status(status) {
+            return Vec::new();
+        }
+        let timers = self.timers;
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return Vec::new();
+        };
+        if tx.role != Role::Server {
+            return Vec::new();
+        }
+        let transmit = Action::Transmit {
+            dest: tx.dest.clone(),
+            bytes: bytes.clone(),
+            retransmission: false,
+        };
+        let mut arm: Vec<(Timer, Duration)> = Vec::new();
+        match (tx.kind, tx.state) {
+            (TxKind::Invite, TxState::Proceeding) => {
+                tx.message = Some(bytes);
+                if (200..300).contains(&status) {
+                    tx.state = TxState::Accepted;
+                    arm.push((Timer::L, timers.t1x64()));
+                } else if is_final(status) {
+                    tx.state = TxState::Completed;
+                    tx.interval = timers.t1;
+                    if !tx.reliable {
+                        arm.push((Timer::G, timers.t1));
+                    }
+                    arm.push((Timer::H, timers.t1x64()));
+                }
+            }
+            // RFC 6026 §8.6: further 2xx from the TU pass straight through.
+            (TxKind::Invite, TxState::Accepted) if (200..300).contains(&status) => {}
+            (TxKind::NonInvite, TxState::Trying | TxState::Proceeding) => {
+                tx.message = Some(bytes);
+                if is_final(status) {
+                    tx.state = TxState::Completed;
+                    let j = if tx.reliable {
+                        Duration::ZERO
+                    } else {
+                        timers.t1x64()
+                    };
+                    arm.push((Timer::J, j));
+                } else {
+                    tx.state = TxState::Proceeding;
+                }
+            }
+            _ => return Vec::new(),
+        }
+        for (timer, after) in arm {
+            self.arm(id, timer, now + after);
+        }
+        vec![transmit]
+    }
+
+    /// The TU starts a client transaction and sends `bytes` (the request).
+    pub fn client_request(
+        &mut self,
+        key: TxKey,
+        kind: TxKind,
+        reliable: bool,
+        dest: D,
+        bytes: Bytes,
+        now: Instant,
+    ) -> Result<(TxId, Vec<Action<D>>), TxError> {
+        let index_key = (key.branch.clone(), key.method.clone());
+        if self.client_index.contains_key(&index_key) {
+            return Err(TxError::DuplicateKey);
+        }
+        if self.txs.len() >= self.max_transactions {
+            return Err(TxError::Full);
+        }
+        let (state, retransmit, timeout) = match kind {
+            TxKind::Invite => (TxState::Calling, Timer::A, Timer::B),
+            TxKind::NonInvite => (TxState::Trying, Timer::E, Timer::F),
+        };
+        let actions = vec![Action::Transmit {
+            dest: dest.clone(),
+            bytes: bytes.clone(),
+            retransmission: false,
+        }];
+        let id = self.insert(Tx {
+            role: Role::Client,
+            kind,
+            key,
+            reliable,
+            dest,
+            state,
+            message: Some(bytes),
+            ack: None,
+            interval: self.timers.t1,
+            armed: Vec::new(),
+        });
+        self.client_index.insert(index_key, id);
+        if !reliable {
+            self.arm(id, retransmit, now + self.timers.t1);
+        }
+        self.arm(id, timeout, now + self.timers.t1x64());
+        Ok((id, actions))
+    }
+
+    /// A response arrived; `key` is built from its top Via branch and its
+    /// CSeq method (`sent_by` is ignored).
+    pub fn client_response(&mut self, key: &TxKey, status: u16, now: Instant) -> ClientVerdict<D> {
+        if !valid_status(status) {
+            return ClientVerdict::NotFound;
+        }
+        let Some(id) = self
+            .client_index
+            .get(&(key.branch.clone(), key.method.clone()))
+            .copied()
+        else {
+            return ClientVerdict::NotFound;
+        };
+        let timers = self.timers;
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return ClientVerdict::NotFound;
+        };
+        let provisional = status < 200;
+        let success = (200..300).contains(&status);
+        match (tx.kind, tx.state) {
+            (TxKind::Invite, TxState::Calling | TxState::Proceeding) => {
+                if provisional {
+                    tx.state = TxState::Proceeding;
+                    // Timers A and B only run in Calling.
+                    self.disarm_all(id);
+                } else if success {
+                    tx.state = TxState::Accepted;
+                    self.disarm_all(id);
+                    self.arm(id, Timer::M, now + timers.t1x64());
+                } else {
+                    tx.state = TxState::Completed;
+                    // Over a reliable transport the ACK itself ends the
+                    // transaction; until the TU hands it over, 64*T1 bounds
+                    // the wait.
+                    let d = if tx.reliable {
+                        timers.t1x64()
+                    } else {
+                        timers.timer_d()
+                    };
+                    self.disarm_all(id);
+                    self.arm(id, Timer::D, now + d);
+                }
+                ClientVerdict::Deliver(id)
+            }
+            (TxKind::Invite, TxState::Accepted) if success => ClientVerdict::Deliver(id),
+            (TxKind::Invite, TxState::Completed) if !provisional && !success => {
+                let mut actions = Vec::new();
+                if let Some(ack) = &tx.ack {
+                    count_retransmission("ack");
+                    actions.push(Action::Transmit {
+                        dest: tx.dest.clone(),
+                        bytes: ack.clone(),
+                        retransmission: true,
+                    });
+                }
+                ClientVerdict::Absorbed(actions)
+            }
+            (TxKind::NonInvite, TxState::Trying | TxState::Proceeding) => {
+                if provisional {
+                    // Timer E keeps running; it switches to T2 when it fires.
+                    tx.state = TxState::Proceeding;
+                } else {
+                    tx.state = TxState::Completed;
+                    let k = if tx.reliable {
+                        Duration::ZERO
+                    } else {
+                        timers.t4
+                    };
+                    self.disarm_all(id);
+                    self.arm(id, Timer::K, now + k);
+                }
+                ClientVerdict::Deliver(id)
+            }
+            _ => ClientVerdict::Absorbed(Vec::new()),
+        }
+    }
+
+    /// The TU hands over the ACK for a 300–699 response to INVITE transaction
+    /// `id`. It is sent now and again for every retransmitted final response
+    /// until Timer D; over a reliable transport the transaction ends at once.
+    pub fn client_ack(&mut self, id: TxId, ack: Bytes) -> Vec<Action<D>> {
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return Vec::new();
+        };
+        if tx.role != Role::Client
+            || tx.kind != TxKind::Invite
+            || tx.state != TxState::Completed
+            || tx.ack.is_some()
+        {
+            return Vec::new();
+        }
+        let mut actions = vec![Action::Transmit {
+            dest: tx.dest.clone(),
+            bytes: ack.clone(),
+            retransmission: false,
+        }];
+        if tx.reliable {
+            self.destroy(id);
+            actions.push(Action::Terminated { id });
+        } else {
+            tx.ack = Some(ack);
+        }
+        actions
+    }
+
+    /// The earliest deadline at which [`Self::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wheel.first_key_value().map(|((at, _), _)| *at)
+    }
+
+    /// Fires every timer due at or before `now`, in deadline order.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action<D>> {
+        let mut actions = Vec::new();
+        while let Some(entry) = self.wheel.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (slot, (id, timer)) = entry.remove_entry();
+            if let Some(tx) = self.txs.get_mut(&id) {
+                tx.armed.retain(|s| *s != slot);
+            }
+            self.fire(id, timer, now, &mut actions);
+        }
+        actions
+    }
+
+    fn fire(&mut self, id: TxId, timer: Timer, now: Instant, actions: &mut Vec<Action<D>>) {
+        let timers = self.timers;
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return;
+        };
+        match (timer, tx.state) {
+            (Timer::A, TxState::Calling) => {
+                // Timer A doubles without the T2 cap (§17.1.1.2).
+                tx.interval = tx.interval.saturating_mul(2);
+                let next = tx.interval;
+                Self::retransmit(tx, "request", actions);
+                self.arm(id, Timer::A, now + next);
+            }
+            (Timer::E, TxState::Trying | TxState::Proceeding) => {
+                tx.interval = if tx.state == TxState::Trying {
+                    tx.interval.saturating_mul(2).min(timers.t2)
+                } else {
+                    timers.t2
+                };
+                let next = tx.interval;
+                Self::retransmit(tx, "request", actions);
+                self.arm(id, Timer::E, now + next);
+            }
+            (Timer::G, TxState::Completed) => {
+                tx.interval = tx.interval.saturating_mul(2).min(timers.t2);
+                let next = tx.interval;
+                Self::retransmit(tx, "response", actions);
+                self.arm(id, Timer::G, now + next);
+            }
+            (Timer::B, TxState::Calling)
+            | (Timer::F, TxState::Trying | TxState::Proceeding)
+            | (Timer::H, TxState::Completed) => {
+                self.destroy(id);
+                actions.push(Action::TimedOut { id });
+            }
+            (Timer::D | Timer::K | Timer::J, TxState::Completed)
+            | (Timer::I, TxState::Confirmed)
+            | (Timer::L | Timer::M, TxState::Accepted) => {
+                self.destroy(id);
+                actions.push(Action::Terminated { id });
+            }
+            // A timer left over from an earlier state: transitions disarm
+            // their timers, so this is only reachable if that invariant breaks;
+            // ignoring it is the safe answer.
+            _ => {}
+        }
+    }
+
+    fn retransmit(tx: &Tx<D>, kind: &'static str, actions: &mut Vec<Action<D>>) {
+        if let Some(bytes) = &tx.message {
+            count_retransmission(kind);
+            actions.push(Action::Transmit {
+                dest: tx.dest.clone(),
+                bytes: bytes.clone(),
+                retransmission: true,
+            });
+        }
+    }
+
+    fn insert(&mut self, tx: Tx<D>) -> TxId {
+        self.next_id += 1;
+        let id = TxId(self.next_id);
+        self.txs.insert(id, tx);
+        id
+    }
+
+    fn arm(&mut self, id: TxId, timer: Timer, at: Instant) {
+        self.next_seq += 1;
+        let slot = (at, self.next_seq);
+        if let Some(tx) = self.txs.get_mut(&id) {
+            tx.armed.push(slot);
+            self.wheel.insert(slot, (id, timer));
+        }
+    }
+
+    fn disarm_all(&mut self, id: TxId) {
+        if let Some(tx) = self.txs.get_mut(&id) {
+            for slot in tx.armed.drain(..) {
+                self.wheel.remove(&slot);
+            }
+        }
+    }
+
+    fn destroy(&mut self, id: TxId) -> bool {
+        self.disarm_all(id);
+        let Some(tx) = self.txs.remove(&id) else {
+            return false;
+        };
+        match tx.role {
+            Role::Server => {
+                self.server_index.remove(&tx.key);
+            }
+            Role::Client => {
+                self.client_index.remove(&(tx.key.branch, tx.key.method));
+            }
+        }
+        true
+    }
+}
+
+/// What [`Uas2xxRetransmitter`] asks the shell to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uas2xxAction<D> {
+    /// Send the 2xx again (already counted in the retransmission metric).
+    Transmit { dest: D, bytes: Bytes },
+    /// No ACK within 64*T1: the dialog is confirmed but the session must end;
+    /// the call layer sends BYE (RFC 3261 §13.3.1.4).
+    GaveUp { call_id: String, cseq: u32 },
+}
+
+#[derive(Debug)]
+struct Pending2xx<D> {
+    dest: D,
+    bytes: Bytes,
+    interval: Duration,
+    give_up: Instant,
+    slot: (Instant, u64),
+}
+
+/// The UAS core's 2xx retransmission (RFC 3261 §13.3.1.4): after the INVITE
+/// server transaction moved to Accepted, the 2xx is resent at T1, doubling up
+/// to T2, until the ACK (same Call-ID and CSeq number) arrives or 64*T1 passes.
+///
+/// It retransmits over every transport: the 2xx is end to end and may cross
+/// an unreliable hop beyond the first one, and §13.3.1.4 makes no exception
+/// for reliable transports. Keyed by (Call-ID, CSeq number), bounded.
+#[derive(Debug)]
+pub struct Uas2xxRetransmitter<D> {
+    timers: Timers,
+    max_entries: usize,
+    next_seq: u64,
+    entries: HashMap<(String, u32), Pending2xx<D>>,
+    wheel: BTreeMap<(Instant, u64), (String, u32)>,
+}
+
+impl<D: Clone> Uas2xxRetransmitter<D> {
+    pub fn new(timers: Timers, max_entries: usize) -> Self {
+        Self {
+            timers,
+            max_entries,
+            next_seq: 0,
+            entries: HashMap::new(),
+            wheel: BTreeMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Starts retransmitting `bytes` (already sent once through the
+    /// transaction layer). Starting again for the same key replaces the
+    /// response and restarts the schedule.
+    pub fn start(
+        &mut self,
+        call_id: &str,
+        cseq: u32,
+        dest: D,
+        bytes: Bytes,
+        now: Instant,
+    ) -> Result<(), TxError> {
+        let key = (call_id.to_owned(), cseq);
+        if let Some(old) = self.entries.remove(&key) {
+            self.wheel.remove(&old.slot);
+        } else if self.entries.len() >= self.max_entries {
+            return Err(TxError::Full);
+        }
+        let give_up = now + self.timers.t1x64();
+        let first = (now + self.timers.t1).min(give_up);
+        self.next_seq += 1;
+        let slot = (first, self.next_seq);
+        self.wheel.insert(slot, key.clone());
+        self.entries.insert(
+            key,
+            Pending2xx {
+                dest,
+                bytes,
+                interval: self.timers.t1,
+                give_up,
+                slot,
+            },
+        );
+        Ok(())
+    }
+
+    /// The ACK for (Call-ID, CSeq) arrived: stop. Returns whether a 2xx was
+    /// pending (false for an ACK retransmission or a stray ACK).
+    pub fn ack(&mut self, call_id: &str, cseq: u32) -> bool {
+        match self.entries.remove(&(call_id.to_owned(), cseq)) {
+            Some(p) => {
+                self.wheel.remove(&p.slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wheel.first_key_value().map(|((at, _), _)| *at)
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Uas2xxAction<D>> {
+        let mut actions = Vec::new();
+        while let Some(entry) = self.wheel.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (_, key) = entry.remove_entry();
+            let Some(p) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            if now >= p.give_up {
+                self.entries.remove(&key);
+                actions.push(Uas2xxAction::GaveUp {
+                    call_id: key.0,
+                    cseq: key.1,
+                });
+                continue;
+            }
+            count_retransmission("response");
+            actions.push(Uas2xxAction::Transmit {
+                dest: p.dest.clone(),
+                bytes: p.bytes.clone(),
+            });
+            p.interval = p.interval.saturating_mul(2).min(self.timers.t2);
+            self.next_seq += 1;
+            p.slot = ((now + p.interval).min(p.give_up), self.next_seq);
+            self.wheel.insert(p.slot, key);
+        }
+        actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Dest = &'static str;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn key(method: &str) -> TxKey {
+        TxKey::new("z9hG4bK-1", method, "10.0.0.1:5060")
+    }
+
+    fn layer() -> TransactionLayer<Dest> {
+        TransactionLayer::new(Timers::default(), 16)
+    }
+
+    fn transmits(actions: &[Action<Dest>]) -> Vec<(Bytes, bool)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transmit {
+                    bytes,
+                    retransmission,
+                    ..
+                } => Some((bytes.clone(), *retransmission)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Steps virtual time through every deadline up to `until`, recording
+    /// (offset from `t0`, action).
+    fn run_until(
+        l: &mut TransactionLayer<Dest>,
+        t0: Instant,
+        until: Duration,
+    ) -> Vec<(Duration, Action<Dest>)> {
+        let mut out = Vec::new();
+        while let Some(at) = l.poll_timeout() {
+            if at > t0 + until {
+                break;
+            }
+            for a in l.handle_timeout(at) {
+                out.push((at - t0, a));
+            }
+        }
+        out
+    }
+
+    fn new_server(
+        l: &mut TransactionLayer<Dest>,
+        method: &str,
+        reliable: bool,
+        now: Instant,
+    ) -> TxId {
+        match l.server_request(
+            &key(method),
+            TxKind::for_method(method),
+            reliable,
+            "peer",
+            now,
+        ) {
+            ServerVerdict::New(id) => id,
+            other => panic!("expected New, got {other:?}"),
+        }
+    }
+
+    // ---- server INVITE ----
+
+    #[test]
+    fn server_invite_retransmission_before_any_response_is_absorbed_silently() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", false, t0);
+        assert_eq!(l.state(id), Some(TxState::Proceeding));
+        let v = l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0);
+        assert_eq!(v, ServerVerdict::Retransmission(vec![]));
+        assert_eq!(l.poll_timeout(), None, "Proceeding has no timers");
+    }
+
+    #[test]
+    fn server_invite_retransmission_gets_last_provisional() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", false, t0);
+        let a = l.send_response(id, 100, Bytes::from_static(b"100"), t0);
+        assert_eq!(transmits(&a), vec![(Bytes::from_static(b"100"), false)]);
+        let a = l.send_response(id, 180, Bytes::from_static(b"180"), t0);
+        assert_eq!(transmits(&a), vec![(Bytes::from_static(b"180"), false)]);
+        match l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0 + ms(10)) {
+            ServerVerdict::Retransmission(a) => {
+                assert_eq!(transmits(&a), vec![(Bytes::from_static(b"180"), true)])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_invite_non2xx_timer_g_doubles_to_t2_then_timer_h_times_out() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", false, t0);
+        let a = l.send_response(id, 486, Bytes::from_static(b"486"), t0);
+        assert_eq!(transmits(&a).len(), 1);
+        assert_eq!(l.state(id), Some(TxState::Completed));
+        let fired = run_until(&mut l, t0, Duration::from_secs(40));
+        let resend_at: Vec<u64> = fired
+            .iter()
+            .filter(|(_, a)| {
+                matches!(
+                    a,
+                    Action::Transmit {
+                        retransmission: true,
+                        ..
+                    }
+                )
+            })
+            .map(|(t, _)| t.as_millis() as u64)
+            .collect();
+        // G: 0.5, +1, +2, +4 (capped at T2), +4 ... until H at 32 s.
+        assert_eq!(
+            resend_at,
+            vec![
+                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+            ]
+        );
+        let last = fired.last().expect("H fired");
+        assert_eq!(last, &(Duration::from_secs(32), Action::TimedOut { id }));
+        assert!(l.is_empty());
+        assert_eq!(l.poll_timeout(), None);
+    }
+
+    #[test]
+    fn server_invite_ack_confirms_and_timer_i_terminates() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", false, t0);
+        l.send_response(id, 404, Bytes::from_static(b"404"), t0);
+        // One Timer G retransmission, then the ACK.
+        assert_eq!(transmits(&l.handle_timeout(t0 + ms(500))).len(), 1);
+        assert_eq!(
+            l.server_ack(&key("INVITE"), t0 + ms(600)),
+            AckVerdict::Absorbed
+        );
+        assert_eq!(l.state(id), Some(TxState::Confirmed));
+        // Timer I = T4 from the ACK; G and H are gone.
+        assert_eq!(
+            l.poll_timeout(),
+            Some(t0 + ms(600) + Duration::from_secs(5))
+        );
+        // ACK retransmissions and INVITE retransmissions are absorbed silently.
+        assert_eq!(
+            l.server_ack(&key("INVITE"), t0 + ms(700)),
+            AckVerdict::Absorbed
+        );
+        assert_eq!(
+            l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0 + ms(800)),
+            ServerVerdict::Retransmission(vec![])
+        );
+        assert!(l.handle_timeout(t0 + ms(5599)).is_empty());
+        assert_eq!(
+            l.handle_timeout(t0 + ms(5600)),
+            vec![Action::Terminated { id }]
+        );
+        assert!(l.is_empty());
+        assert_eq!(
+            l.server_ack(&key("INVITE"), t0 + ms(5700)),
+            AckVerdict::NotFound
+        );
+    }
+
+    #[test]
+    fn server_invite_completed_resends_final_on_request_retransmission() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", false, t0);
+        l.send_response(id, 100, Bytes::from_static(b"100"), t0);
+        l.send_response(id, 603, Bytes::from_static(b"603"), t0);
+        match l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0 + ms(100)) {
+            ServerVerdict::Retransmission(a) => {
+                assert_eq!(transmits(&a), vec![(Bytes::from_static(b"603"), true)])
+            }
+            other => panic!("{other:?}"),
+        }
+        // Further responses from the TU are refused in Completed.
+        assert!(
+            l.send_response(id, 500, Bytes::from_static(b"500"), t0)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn server_invite_reliable_no_timer_g_and_zero_timer_i() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", true, t0);
+        l.send_response(id, 486, Bytes::from_static(b"486"), t0);
+        // Only Timer H is armed.
+        assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+        assert!(l.handle_timeout(t0 + Duration::from_secs(31)).is_empty());
+        assert_eq!(
+            l.server_ack(&key("INVITE"), t0 + ms(50)),
+            AckVerdict::Absorbed
+        );
+        assert_eq!(l.poll_timeout(), Some(t0 + ms(50)), "zero-length Timer I");
+        assert_eq!(
+            l.handle_timeout(t0 + ms(50)),
+            vec![Action::Terminated { id }]
+        );
+    }
+
+    #[test]
+    fn server_invite_reliable_timer_h_times_out() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", true, t0);
+        l.send_response(id, 500, Bytes::from_static(b"500"), t0);
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_secs(32), Action::TimedOut { id })]
+        );
+    }
+
+    #[test]
+    fn server_invite_2xx_accepted_absorbs_retransmissions_and_timer_l_ends() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", false, t0);
+        l.send_response(id, 180, Bytes::from_static(b"180"), t0);
+        let a = l.send_response(id, 200, Bytes::from_static(b"200"), t0 + ms(100));
+        assert_eq!(transmits(&a), vec![(Bytes::from_static(b"200"), false)]);
+        assert_eq!(l.state(id), Some(TxState::Accepted));
+        // Retransmitted INVITE: absorbed, no resend (the UAS core resends 2xx).
+        assert_eq!(
+            l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0 + ms(200)),
+            ServerVerdict::Retransmission(vec![])
+        );
+        // An ACK that matches in Accepted goes to the TU (RFC 6026 §8.5).
+        assert_eq!(
+            l.server_ack(&key("INVITE"), t0 + ms(300)),
+            AckVerdict::NotFound
+        );
+        // The TU may pass further 2xx through; nothing else.
+        assert_eq!(
+            transmits(&l.send_response(id, 200, Bytes::from_static(b"200b"), t0 + ms(400))),
+            vec![(Bytes::from_static(b"200b"), false)]
+        );
+        assert!(
+            l.send_response(id, 486, Bytes::from_static(b"486"), t0)
+                .is_empty()
+        );
+        // Timer L = 64*T1 from the 2xx; no retransmissions meanwhile.
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_millis(32_100), Action::Terminated { id })]
+        );
+    }
+
+    // ---- server non-INVITE ----
+
+    #[test]
+    fn server_non_invite_trying_absorbs_then_proceeding_resends_provisional() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "REGISTER", false, t0);
+        assert_eq!(l.state(id), Some(TxState::Trying));
+        assert_eq!(
+            l.server_request(&key("REGISTER"), TxKind::NonInvite, false, "peer", t0),
+            ServerVerdict::Retransmission(vec![])
+        );
+        l.send_response(id, 100, Bytes::from_static(b"100"), t0);
+        assert_eq!(l.state(id), Some(TxState::Proceeding));
+        match l.server_request(&key("REGISTER"), TxKind::NonInvite, false, "peer", t0) {
+            ServerVerdict::Retransmission(a) => {
+                assert_eq!(transmits(&a), vec![(Bytes::from_static(b"100"), true)])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_non_invite_completed_resends_final_and_timer_j_ends() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "OPTIONS", false, t0);
+        l.send_response(id, 200, Bytes::from_static(b"200"), t0);
+        assert_eq!(l.state(id), Some(TxState::Completed));
+        match l.server_request(
+            &key("OPTIONS"),
+            TxKind::NonInvite,
+            false,
+            "peer",
+            t0 + ms(500),
+        ) {
+            ServerVerdict::Retransmission(a) => {
+                assert_eq!(transmits(&a), vec![(Bytes::from_static(b"200"), true)])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(l.send_response(id, 500, Bytes::new(), t0).is_empty());
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_secs(32), Action::Terminated { id })]
+        );
+        // After Timer J the same key is a new transaction.
+        assert!(matches!(
+            l.server_request(&key("OPTIONS"), TxKind::NonInvite, false, "peer", t0),
+            ServerVerdict::New(_)
+        ));
+    }
+
+    #[test]
+    fn server_non_invite_reliable_timer_j_is_zero() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "BYE", true, t0);
+        l.send_response(id, 200, Bytes::from_static(b"200"), t0 + ms(5));
+        assert_eq!(l.poll_timeout(), Some(t0 + ms(5)));
+        assert_eq!(
+            l.handle_timeout(t0 + ms(5)),
+            vec![Action::Terminated { id }]
+        );
+    }
+
+    #[test]
+    fn server_invalid_status_and_unknown_id_are_ignored() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_server(&mut l, "INVITE", false, t0);
+        assert!(l.send_response(id, 99, Bytes::new(), t0).is_empty());
+        assert!(l.send_response(id, 700, Bytes::new(), t0).is_empty());
+        assert!(l.send_response(TxId(999), 200, Bytes::new(), t0).is_empty());
+        assert_eq!(l.state(id), Some(TxState::Proceeding));
+    }
+
+    // ---- client INVITE ----
+
+    fn new_client(
+        l: &mut TransactionLayer<Dest>,
+        method: &str,
+        reliable: bool,
+        now: Instant,
+    ) -> TxId {
+        let (id, a) = l
+            .client_request(
+                key(method),
+                TxKind::for_method(method),
+                reliable,
+                "peer",
+                Bytes::from_static(b"REQ"),
+                now,
+            )
+            .expect("room");
+        assert_eq!(transmits(&a), vec![(Bytes::from_static(b"REQ"), false)]);
+        id
+    }
+
+    #[test]
+    fn client_invite_timer_a_doubles_without_cap_and_timer_b_times_out() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", false, t0);
+        assert_eq!(l.state(id), Some(TxState::Calling));
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        let resend_at: Vec<u64> = fired
+            .iter()
+            .filter(|(_, a)| {
+                matches!(
+                    a,
+                    Action::Transmit {
+                        retransmission: true,
+                        ..
+                    }
+                )
+            })
+            .map(|(t, _)| t.as_millis() as u64)
+            .collect();
+        // 0.5, 1.5, 3.5, 7.5, 15.5, 31.5: six retransmissions (A is not capped).
+        assert_eq!(resend_at, vec![500, 1500, 3500, 7500, 15500, 31500]);
+        assert_eq!(
+            fired.last(),
+            Some(&(Duration::from_secs(32), Action::TimedOut { id }))
+        );
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn client_invite_reliable_only_timer_b() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", true, t0);
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_secs(32), Action::TimedOut { id })]
+        );
+    }
+
+    #[test]
+    fn client_invite_provisional_stops_a_and_b() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", false, t0);
+        assert_eq!(
+            l.client_response(&key("INVITE"), 180, t0 + ms(100)),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(l.state(id), Some(TxState::Proceeding));
+        assert_eq!(l.poll_timeout(), None);
+        assert_eq!(
+            l.client_response(&key("INVITE"), 183, t0 + ms(200)),
+            ClientVerdict::Deliver(id)
+        );
+    }
+
+    #[test]
+    fn client_invite_non2xx_ack_resent_for_retransmitted_final_and_timer_d() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", false, t0);
+        l.client_response(&key("INVITE"), 100, t0 + ms(50));
+        assert_eq!(
+            l.client_response(&key("INVITE"), 486, t0 + ms(1000)),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(l.state(id), Some(TxState::Completed));
+        // A retransmission before the TU handed over the ACK: nothing to send.
+        assert_eq!(
+            l.client_response(&key("INVITE"), 486, t0 + ms(1001)),
+            ClientVerdict::Absorbed(vec![])
+        );
+        let a = l.client_ack(id, Bytes::from_static(b"ACK"));
+        assert_eq!(transmits(&a), vec![(Bytes::from_static(b"ACK"), false)]);
+        // A second ACK from the TU is refused.
+        assert!(l.client_ack(id, Bytes::from_static(b"ACK2")).is_empty());
+        match l.client_response(&key("INVITE"), 486, t0 + ms(1500)) {
+            ClientVerdict::Absorbed(a) => {
+                assert_eq!(transmits(&a), vec![(Bytes::from_static(b"ACK"), true)])
+            }
+            other => panic!("{other:?}"),
+        }
+        // Provisionals and 2xx in Completed are dropped.
+        assert_eq!(
+            l.client_response(&key("INVITE"), 180, t0 + ms(1600)),
+            ClientVerdict::Absorbed(vec![])
+        );
+        // Timer D: 32 s from the final response.
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_secs(33), Action::Terminated { id })]
+        );
+    }
+
+    #[test]
+    fn client_invite_non2xx_reliable_ack_terminates_at_once() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", true, t0);
+        assert_eq!(
+            l.client_response(&key("INVITE"), 503, t0 + ms(10)),
+            ClientVerdict::Deliver(id)
+        );
+        let a = l.client_ack(id, Bytes::from_static(b"ACK"));
+        assert_eq!(
+            a,
+            vec![
+                Action::Transmit {
+                    dest: "peer",
+                    bytes: Bytes::from_static(b"ACK"),
+                    retransmission: false
+                },
+                Action::Terminated { id }
+            ]
+        );
+        assert!(l.is_empty());
+        assert_eq!(l.poll_timeout(), None);
+    }
+
+    #[test]
+    fn client_invite_non2xx_reliable_without_ack_is_bounded() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", true, t0);
+        l.client_response(&key("INVITE"), 404, t0);
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_secs(32), Action::Terminated { id })]
+        );
+    }
+
+    #[test]
+    fn client_invite_2xx_accepted_delivers_every_2xx_until_timer_m() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", false, t0);
+        assert_eq!(
+            l.client_response(&key("INVITE"), 200, t0 + ms(700)),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(l.state(id), Some(TxState::Accepted));
+        // Retransmitted or forked 2xx reach the TU, which ACKs each.
+        assert_eq!(
+            l.client_response(&key("INVITE"), 200, t0 + ms(1200)),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(
+            l.client_response(&key("INVITE"), 486, t0 + ms(1300)),
+            ClientVerdict::Absorbed(vec![])
+        );
+        // No request retransmissions after the 2xx; Timer M = 64*T1.
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_millis(32_700), Action::Terminated { id })]
+        );
+        assert_eq!(
+            l.client_response(&key("INVITE"), 200, t0 + Duration::from_secs(40)),
+            ClientVerdict::NotFound
+        );
+    }
+
+    // ---- client non-INVITE ----
+
+    #[test]
+    fn client_non_invite_timer_e_caps_at_t2_and_timer_f_times_out() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "OPTIONS", false, t0);
+        assert_eq!(l.state(id), Some(TxState::Trying));
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        let resend_at: Vec<u64> = fired
+            .iter()
+            .filter(|(_, a)| {
+                matches!(
+                    a,
+                    Action::Transmit {
+                        retransmission: true,
+                        ..
+                    }
+                )
+            })
+            .map(|(t, _)| t.as_millis() as u64)
+            .collect();
+        assert_eq!(
+            resend_at,
+            vec![
+                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+            ]
+        );
+        assert_eq!(
+            fired.last(),
+            Some(&(Duration::from_secs(32), Action::TimedOut { id }))
+        );
+    }
+
+    #[test]
+    fn client_non_invite_proceeding_retransmits_at_t2() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "BYE", false, t0);
+        // First E at 0.5 s (interval becomes 1 s), then a 100 Trying.
+        assert_eq!(transmits(&l.handle_timeout(t0 + ms(500))).len(), 1);
+        assert_eq!(
+            l.client_response(&key("BYE"), 100, t0 + ms(600)),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(l.state(id), Some(TxState::Proceeding));
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        let resend_at: Vec<u64> = fired
+            .iter()
+            .filter(|(_, a)| matches!(a, Action::Transmit { .. }))
+            .map(|(t, _)| t.as_millis() as u64)
+            .collect();
+        // The already-armed E fires at 1.5 s, then every T2.
+        assert_eq!(
+            resend_at,
+            vec![1500, 5500, 9500, 13500, 17500, 21500, 25500, 29500]
+        );
+        assert_eq!(
+            fired.last(),
+            Some(&(Duration::from_secs(32), Action::TimedOut { id }))
+        );
+    }
+
+    #[test]
+    fn client_non_invite_final_absorbs_retransmissions_and_timer_k() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "REGISTER", false, t0);
+        assert_eq!(
+            l.client_response(&key("REGISTER"), 401, t0 + ms(100)),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(l.state(id), Some(TxState::Completed));
+        assert_eq!(
+            l.client_response(&key("REGISTER"), 401, t0 + ms(200)),
+            ClientVerdict::Absorbed(vec![])
+        );
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(fired, vec![(ms(5100), Action::Terminated { id })]);
+    }
+
+    #[test]
+    fn client_non_invite_reliable_no_e_and_zero_k() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "OPTIONS", true, t0);
+        assert_eq!(
+            l.poll_timeout(),
+            Some(t0 + Duration::from_secs(32)),
+            "only F"
+        );
+        l.client_response(&key("OPTIONS"), 200, t0 + ms(20));
+        assert_eq!(l.poll_timeout(), Some(t0 + ms(20)));
+        assert_eq!(
+            l.handle_timeout(t0 + ms(20)),
+            vec![Action::Terminated { id }]
+        );
+    }
+
+    #[test]
+    fn client_non_invite_reliable_timer_f() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "OPTIONS", true, t0);
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(
+            fired,
+            vec![(Duration::from_secs(32), Action::TimedOut { id })]
+        );
+    }
+
+    #[test]
+    fn client_response_matching_ignores_sent_by_and_unknown_is_not_found() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "OPTIONS", false, t0);
+        let other_sent_by = TxKey::new("z9hG4bK-1", "OPTIONS", "elsewhere");
+        assert_eq!(
+            l.client_response(&other_sent_by, 200, t0),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(
+            l.client_response(&TxKey::new("z9hG4bK-2", "OPTIONS", ""), 200, t0),
+            ClientVerdict::NotFound
+        );
+        assert_eq!(
+            l.client_response(&key("OPTIONS"), 42, t0),
+            ClientVerdict::NotFound
+        );
+        assert_eq!(l.find_client("z9hG4bK-1", "OPTIONS"), Some(id));
+    }
+
+    #[test]
+    fn client_duplicate_key_rejected() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        new_client(&mut l, "OPTIONS", false, t0);
+        assert_eq!(
+            l.client_request(
+                key("OPTIONS"),
+                TxKind::NonInvite,
+                false,
+                "p",
+                Bytes::new(),
+                t0
+            )
+            .map(|(id, _)| id),
+            Err(TxError::DuplicateKey)
+        );
+    }
+
+    // ---- table ----
+
+    #[test]
+    fn table_full_for_server_and_client_and_frees_on_termination() {
+        let t0 = Instant::now();
+        let mut l: TransactionLayer<Dest> = TransactionLayer::new(Timers::default(), 2);
+        let a = match l.server_request(
+            &TxKey::new("b1", "BYE", "x"),
+            TxKind::NonInvite,
+            true,
+            "p",
+            t0,
+        ) {
+            ServerVerdict::New(id) => id,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            l.server_request(
+                &TxKey::new("b2", "BYE", "x"),
+                TxKind::NonInvite,
+                true,
+                "p",
+                t0
+            ),
+            ServerVerdict::New(_)
+        ));
+        assert_eq!(
+            l.server_request(
+                &TxKey::new("b3", "BYE", "x"),
+                TxKind::NonInvite,
+                true,
+                "p",
+                t0
+            ),
+            ServerVerdict::Full
+        );
+        assert_eq!(
+            l.client_request(
+                TxKey::new("c1", "BYE", "x"),
+                TxKind::NonInvite,
+                true,
+                "p",
+                Bytes::new(),
+                t0
+            )
+            .map(|(id, _)| id),
+            Err(TxError::Full)
+        );
+        // A retransmission of a known request is still recognised when full.
+        assert_eq!(
+            l.server_request(
+                &TxKey::new("b1", "BYE", "x"),
+                TxKind::NonInvite,
+                true,
+                "p",
+                t0
+            ),
+            ServerVerdict::Retransmission(vec![])
+        );
+        l.send_response(a, 200, Bytes::new(), t0);
+        assert_eq!(l.handle_timeout(t0), vec![Action::Terminated { id: a }]);
+        assert_eq!(l.len(), 1);
+        assert!(
+            l.client_request(
+                TxKey::new("c1", "BYE", "x"),
+                TxKind::NonInvite,
+                true,
+                "p",
+                Bytes::new(),
+                t0
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn remove_drops_without_action_and_clears_timers() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = new_client(&mut l, "INVITE", false, t0);
+        assert!(l.remove(id));
+        assert!(!l.remove(id));
+        assert_eq!(l.poll_timeout(), None);
+        assert!(l.handle_timeout(t0 + Duration::from_secs(100)).is_empty());
+        assert_eq!(l.find_client("z9hG4bK-1", "INVITE"), None);
+    }
+
+    #[test]
+    fn server_and_client_with_same_key_are_separate() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let s = new_server(&mut l, "OPTIONS", false, t0);
+        let c = new_client(&mut l, "OPTIONS", false, t0);
+        assert_ne!(s, c);
+        assert_eq!(l.role(s), Some(Role::Server));
+        assert_eq!(l.role(c), Some(Role::Client));
+        assert_eq!(l.find_server(&key("OPTIONS")), Some(s));
+        // A server transaction cannot take client input and vice versa.
+        assert!(l.client_ack(s, Bytes::new()).is_empty());
+        assert!(l.send_response(c, 200, Bytes::new(), t0).is_empty());
+    }
+
+    #[test]
+    fn late_handle_timeout_does_not_burst() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        new_client(&mut l, "OPTIONS", false, t0);
+        // The shell oversleeps by 3 s: one retransmission, then rescheduled
+        // from now, not a burst of the missed ones.
+        let a = l.handle_timeout(t0 + Duration::from_secs(3));
+        assert_eq!(transmits(&a).len(), 1);
+        assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_secs(4)));
+    }
+
+    // ---- 2xx retransmission by the UAS core ----
+
+    #[test]
+    fn uas_2xx_retransmits_doubling_to_t2_until_ack() {
+        let t0 = Instant::now();
+        let mut r: Uas2xxRetransmitter<Dest> = Uas2xxRetransmitter::new(Timers::default(), 4);
+        r.start("call-1", 1, "peer", Bytes::from_static(b"200"), t0)
+            .expect("room");
+        let mut at = Vec::new();
+        while let Some(t) = r.poll_timeout() {
+            if t > t0 + Duration::from_secs(10) {
+                break;
+            }
+            for a in r.handle_timeout(t) {
+                assert_eq!(
+                    a,
+                    Uas2xxAction::Transmit {
+                        dest: "peer",
+                        bytes: Bytes::from_static(b"200")
+                    }
+                );
+                at.push((t - t0).as_millis() as u64);
+            }
+        }
+        assert_eq!(at, vec![500, 1500, 3500, 7500]);
+        assert!(r.ack("call-1", 1));
+        assert!(!r.ack("call-1", 1), "second ACK is a retransmission");
+        assert_eq!(r.poll_timeout(), None);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn uas_2xx_gives_up_after_64_t1() {
+        let t0 = Instant::now();
+        let mut r: Uas2xxRetransmitter<Dest> = Uas2xxRetransmitter::new(Timers::default(), 4);
+        r.start("call-1", 7, "peer", Bytes::from_static(b"200"), t0)
+            .expect("room");
+        let mut sends = 0;
+        let mut gave_up = None;
+        while let Some(t) = r.poll_timeout() {
+            for a in r.handle_timeout(t) {
+                match a {
+                    Uas2xxAction::Transmit { .. } => sends += 1,
+                    Uas2xxAction::GaveUp { call_id, cseq } => {
+                        gave_up = Some((t - t0, call_id, cseq))
+                    }
+                }
+            }
+        }
+        // 0.5, 1.5, 3.5, 7.5, 11.5 ... 31.5: ten resends, then give up at 32 s.
+        assert_eq!(sends, 10);
+        assert_eq!(
+            gave_up,
+            Some((Duration::from_secs(32), "call-1".to_owned(), 7))
+        );
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn uas_2xx_bounded_and_restart_replaces() {
+        let t0 = Instant::now();
+        let mut r: Uas2xxRetransmitter<Dest> = Uas2xxRetransmitter::new(Timers::default(), 1);
+        r.start("a", 1, "peer", Bytes::from_static(b"x"), t0)
+            .expect("room");
+        assert_eq!(
+            r.start("b", 1, "peer", Bytes::from_static(b"y"), t0),
+            Err(TxError::Full)
+        );
+        r.start("a", 1, "peer", Bytes::from_static(b"z"), t0 + ms(100))
+            .expect("replace");
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r.handle_timeout(t0 + ms(600)),
+            vec![Uas2xxAction::Transmit {
+                dest: "peer",
+                bytes: Bytes::from_static(b"z")
+            }]
+        );
+        assert!(!r.ack("a", 2), "other CSeq does not match");
+    }
+}
