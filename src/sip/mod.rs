@@ -1,3 +1,23 @@
-//! sip room (work in progress).
+//! SIP over UDP/TCP: codec, transactions, dialogs, registrar, digest auth,
+//! transport and the endpoint that ties them together.
+//!
+//! The codec (`message`, `header`, `uri`, `builder`) is sans-I/O: it turns
+//! bytes into a `Message` and builds replies, and knows nothing about
+//! sockets or state. Transactions, dialogs, the registrar and digest auth are
+//! state machines driven with `now`; only `transport` touches sockets, and
+//! `endpoint` is the thin shell that feeds one into the other. This room
+//! knows nothing of calls, plans or queues: it hands requests to a
+//! transaction user (the call room).
 
+pub mod builder;
+pub mod header;
+pub mod message;
+pub mod uri;
+
+pub mod dialog;
 pub mod transaction;
+
+pub use builder::{RequestBuilder, ResponseBuilder, new_branch, new_call_id, new_tag, response_to};
+pub use header::{CSeq, Contacts, HeaderError, NameAddr, Params, Via};
+pub use message::{Frame, FrameError, Limits, Message, Method, ParseError, StreamFramer};
+pub use uri::{Host, SipUri, TelUri, Uri};

@@ -1,0 +1,1271 @@
+//! The SIP message codec: framing and a zero-copy header index over `Bytes`.
+//!
+//! `Message::parse` takes one whole message (a UDP datagram, or a frame cut by
+//! `StreamFramer` from a TCP stream), checks the start line and the framing
+//! (CRLFCRLF, Content-Length), and records where each header's name and value
+//! sit. Compact names are expanded and folded lines unfolded at index time;
+//! values are handed out as `&str` borrowed from the datagram (only folded or
+//! non-UTF-8 values are copied). Typed views (Via, From, CSeq…) are parsed on
+//! demand. Everything is bounded (`Limits`) and no input can panic.
+//!
+//! This module knows nothing about sockets, transactions or dialogs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::sip::header::{
+    self, CSeq, Contacts, HeaderError, NameAddr, Via, canonical_name, is_list_header,
+    is_token_byte, split_list,
+};
+use crate::sip::uri::Uri;
+
+/// Request methods; anything else that is a token is an `Extension`, so a
+/// 501 can still be built for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Register,
+    Info,
+    Update,
+    Prack,
+    Subscribe,
+    Notify,
+    Refer,
+    Message,
+    Publish,
+    Extension(String),
+}
+
+impl Method {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Extension(s) => s,
+        }
+    }
+
+    /// Methods are case-sensitive (RFC 3261 §7.1); only tokens are methods.
+    pub fn from_bytes(b: &[u8]) -> Option<Method> {
+        Some(match b {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"OPTIONS" => Method::Options,
+            b"REGISTER" => Method::Register,
+            b"INFO" => Method::Info,
+            b"UPDATE" => Method::Update,
+            b"PRACK" => Method::Prack,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"PUBLISH" => Method::Publish,
+            _ => {
+                if b.is_empty() || !b.iter().all(|&c| is_token_byte(c)) {
+                    return None;
+                }
+                // Token bytes are ASCII, so this cannot fail.
+                Method::Extension(std::str::from_utf8(b).ok()?.to_owned())
+            }
+        })
+    }
+}
+
+impl FromStr for Method {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Method, ParseError> {
+        Method::from_bytes(s.as_bytes()).ok_or(ParseError::BadMethod)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a message was rejected. `reason()` is short enough for the reason
+/// phrase of the 400 the transport sends back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// Nothing but CRLFs (a keep-alive) or nothing at all.
+    Empty,
+    /// No CRLFCRLF after the headers.
+    NoEndOfHeaders,
+    TooLarge,
+    TooManyHeaders,
+    LineTooLong,
+    BadStartLine,
+    /// Not SIP/2.0: the transport may answer 505.
+    BadVersion,
+    BadMethod,
+    BadRequestUri,
+    BadStatusCode,
+    BadHeaderLine,
+    BadContentLength,
+    /// Body shorter than Content-Length.
+    Truncated,
+    Missing(&'static str),
+    Invalid(&'static str),
+    Duplicate(&'static str),
+    CSeqMethodMismatch,
+}
+
+impl ParseError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ParseError::Empty => "Empty message",
+            ParseError::NoEndOfHeaders => "Missing end of headers",
+            ParseError::TooLarge => "Message too large",
+            ParseError::TooManyHeaders => "Too many headers",
+            ParseError::LineTooLong => "Header line too long",
+            ParseError::BadStartLine => "Bad start line",
+            ParseError::BadVersion => "Version Not Supported",
+            ParseError::BadMethod => "Bad method",
+            ParseError::BadRequestUri => "Bad Request-URI",
+            ParseError::BadStatusCode => "Bad status code",
+            ParseError::BadHeaderLine => "Malformed header line",
+            ParseError::BadContentLength => "Bad Content-Length",
+            ParseError::Truncated => "Content-Length mismatch",
+            ParseError::CSeqMethodMismatch => "CSeq method mismatch",
+            ParseError::Missing(h) => missing_reason(h),
+            ParseError::Invalid(h) => invalid_reason(h),
+            ParseError::Duplicate(h) => duplicate_reason(h),
+        }
+    }
+}
+
+fn missing_reason(h: &str) -> &'static str {
+    match h {
+        "Via" => "Missing Via",
+        "From" => "Missing From",
+        "To" => "Missing To",
+        "Call-ID" => "Missing Call-ID",
+        "CSeq" => "Missing CSeq",
+        "Max-Forwards" => "Missing Max-Forwards",
+        "Contact" => "Missing Contact",
+        _ => "Missing header",
+    }
+}
+
+fn invalid_reason(h: &str) -> &'static str {
+    match h {
+        "Via" => "Bad Via",
+        "From" => "Bad From",
+        "To" => "Bad To",
+        "Call-ID" => "Bad Call-ID",
+        "CSeq" => "Bad CSeq",
+        "Max-Forwards" => "Bad Max-Forwards",
+        "Contact" => "Bad Contact",
+        "Expires" => "Bad Expires",
+        "Route" => "Bad Route",
+        "Record-Route" => "Bad Record-Route",
+        "Content-Length" => "Bad Content-Length",
+        _ => "Bad header",
+    }
+}
+
+fn duplicate_reason(h: &str) -> &'static str {
+    match h {
+        "From" => "Duplicate From",
+        "To" => "Duplicate To",
+        "Call-ID" => "Duplicate Call-ID",
+        "CSeq" => "Duplicate CSeq",
+        "Max-Forwards" => "Duplicate Max-Forwards",
+        "Content-Length" => "Duplicate Content-Length",
+        "Expires" => "Duplicate Expires",
+        _ => "Duplicate header",
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl From<HeaderError> for ParseError {
+    fn from(e: HeaderError) -> ParseError {
+        match e {
+            HeaderError::Missing(h) => ParseError::Missing(h),
+            HeaderError::Invalid(h) => ParseError::Invalid(h),
+            HeaderError::Duplicate(h) => ParseError::Duplicate(h),
+        }
+    }
+}
+
+/// Bounds on what one message may make us index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message: usize,
+    pub max_headers: usize,
+    /// One header line after unfolding, or the start line.
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: 65_535,
+            max_headers: 256,
+            max_line: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(start: usize, end: usize) -> Span {
+        // Messages are capped well below 4 GiB by `Limits::max_message`.
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Text {
+    Span(Span),
+    /// Folded or non-UTF-8 values: the only copies the index makes.
+    Owned(Box<str>),
+}
+
+#[derive(Debug, Clone)]
+enum Name {
+    Known(&'static str),
+    Raw(Span),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: Name,
+    value: Text,
+}
+
+#[derive(Debug, Clone)]
+enum StartLine {
+    Request {
+        method: Method,
+        uri: Uri,
+        uri_span: Span,
+    },
+    Response {
+        status: u16,
+        reason: Text,
+    },
+}
+
+/// A parsed SIP request or response.
+#[derive(Debug, Clone)]
+pub struct Message {
+    raw: Bytes,
+    body: Bytes,
+    start: StartLine,
+    headers: Vec<Entry>,
+}
+
+fn trim_ws(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+fn str_of(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+/// Value text: borrowed when it is valid UTF-8, a lossy copy otherwise (a
+/// Latin-1 display name from an old PBX must not cost the whole call).
+fn text_at(buf: &[u8], start: usize, end: usize) -> Text {
+    let b = buf.get(start..end).unwrap_or(&[]);
+    if std::str::from_utf8(b).is_ok() {
+        Text::Span(Span::new(start, end))
+    } else {
+        Text::Owned(String::from_utf8_lossy(b).into())
+    }
+}
+
+/// True for a datagram made only of CRLFs: a RFC 5626 keep-alive ping/pong.
+pub fn is_keepalive(datagram: &[u8]) -> bool {
+    !datagram.is_empty() && datagram.chunks(2).all(|c| c == b"\r\n")
+}
+
+impl Message {
+    /// Parses one whole message with the default limits.
+    pub fn parse(datagram: Bytes) -> Result<Message, ParseError> {
+        Message::parse_with(datagram, &Limits::default())
+    }
+
+    pub fn parse_with(datagram: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        let mut datagram = datagram;
+        // Stray CRLFs before the start line are ignored (RFC 3261 §7.5).
+        let lead = datagram.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
+        datagram.advance(lead.min(datagram.len()));
+        if datagram.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        if datagram.len() > limits.max_message || datagram.len() > u32::MAX as usize {
+            return Err(ParseError::TooLarge);
+        }
+        let buf: &[u8] = &datagram;
+        let hdr_end = memchr::memmem::find(buf, b"\r\n\r\n").ok_or(ParseError::NoEndOfHeaders)?;
+        let sl_end = memchr::memmem::find(buf.get(..hdr_end + 2).unwrap_or(&[]), b"\r\n")
+            .ok_or(ParseError::NoEndOfHeaders)?;
+        if sl_end > limits.max_line {
+            return Err(ParseError::LineTooLong);
+        }
+        let start = parse_start_line(buf, sl_end)?;
+
+        let mut headers: Vec<Entry> = Vec::with_capacity(16);
+        let mut content_length: Option<usize> = None;
+        let block_end = hdr_end + 2;
+        let mut pos = sl_end + 2;
+        while pos < block_end {
+            let rest = buf.get(pos..block_end).unwrap_or(&[]);
+            let nl = memchr::memchr2(b'\r', b'\n', rest).ok_or(ParseError::BadHeaderLine)?;
+            if rest.get(nl..nl + 2) != Some(b"\r\n") {
+                // A bare CR or LF inside a line.
+                return Err(ParseError::BadHeaderLine);
+            }
+            let (lstart, lend) = (pos, pos + nl);
+            pos = lend + 2;
+            if nl > limits.max_line {
+                return Err(ParseError::LineTooLong);
+            }
+            let line = buf.get(lstart..lend).unwrap_or(&[]);
+            if let [b' ' | b'\t', ..] = line {
+                // Continuation: unfold into the previous value with one SP.
+                let prev = headers.last_mut().ok_or(ParseError::BadHeaderLine)?;
+                let cont = trim_ws(line);
+                if cont.is_empty() {
+                    continue;
+                }
+                let old: &str = match &prev.value {
+                    Text::Span(s) => {
+                        str_of(buf.get(s.start as usize..s.end as usize).unwrap_or(&[]))
+                    }
+                    Text::Owned(o) => o,
+                };
+                if old.len() + 1 + cont.len() > limits.max_line {
+                    return Err(ParseError::LineTooLong);
+                }
+                let mut joined = String::with_capacity(old.len() + 1 + cont.len());
+                joined.push_str(old);
+                if !joined.is_empty() {
+                    joined.push(' ');
+                }
+                joined.push_str(&String::from_utf8_lossy(cont));
+                if matches!(prev.name, Name::Known("Content-Length")) {
+                    content_length = Some(parse_content_length(joined.as_bytes())?);
+                }
+                prev.value = Text::Owned(joined.into());
+                continue;
+            }
+            if headers.len() >= limits.max_headers {
+                return Err(ParseError::TooManyHeaders);
+            }
+            let colon = memchr::memchr(b':', line).ok_or(ParseError::BadHeaderLine)?;
+            let name = trim_ws(line.get(..colon).unwrap_or(&[]));
+            // Leading whitespace was handled as folding above, so a name
+            // with trailing WSP only (`Via :`) is what trim removes here.
+            if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
+                return Err(ParseError::BadHeaderLine);
+            }
+            let vstart = lstart + colon + 1;
+            let vb = line.get(colon + 1..).unwrap_or(&[]);
+            let lead_ws = vb.len() - vb.trim_ascii_start().len();
+            let trimmed = trim_ws(vb);
+            let (vs, ve) = (vstart + lead_ws, vstart + lead_ws + trimmed.len());
+            let name = match canonical_name(name) {
+                Some(k) => Name::Known(k),
+                None => Name::Raw(Span::new(lstart, lstart + name.len())),
+            };
+            if let Name::Known("Content-Length") = name {
+                if content_length.is_some() {
+                    return Err(ParseError::Duplicate("Content-Length"));
+                }
+                content_length = Some(parse_content_length(trimmed)?);
+            }
+            headers.push(Entry {
+                name,
+                value: text_at(buf, vs, ve),
+            });
+        }
+
+        let body_start = hdr_end + 4;
+        let avail = buf.len().saturating_sub(body_start);
+        let body_len = match content_length {
+            // UDP without Content-Length: the body is the rest (RFC 3261 §18.3).
+            None => avail,
+            Some(n) if n > avail => return Err(ParseError::Truncated),
+            Some(n) => n,
+        };
+        let end = body_start + body_len;
+        let body = datagram.slice(body_start.min(end)..end);
+        datagram.truncate(end);
+        Ok(Message {
+            raw: datagram,
+            body,
+            start,
+            headers,
+        })
+    }
+
+    fn span_str(&self, s: Span) -> &str {
+        str_of(
+            self.raw
+                .get(s.start as usize..s.end as usize)
+                .unwrap_or(&[]),
+        )
+    }
+
+    fn text<'a>(&'a self, t: &'a Text) -> &'a str {
+        match t {
+            Text::Span(s) => self.span_str(*s),
+            Text::Owned(o) => o,
+        }
+    }
+
+    fn name<'a>(&'a self, n: &'a Name) -> &'a str {
+        match n {
+            Name::Known(k) => k,
+            Name::Raw(s) => self.span_str(*s),
+        }
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn request_uri(&self) -> Option<&Uri> {
+        match &self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI exactly as received.
+    pub fn request_uri_str(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { uri_span, .. } => Some(self.span_str(*uri_span)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response { status, .. } => Some(*status),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Response { reason, .. } => Some(self.text(reason)),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    fn entries<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Entry> {
+        let wanted: &str = canonical_name(name.as_bytes()).unwrap_or(name);
+        self.headers
+            .iter()
+            .filter(move |e| self.name(&e.name).eq_ignore_ascii_case(wanted))
+    }
+
+    /// First value of a header (for list headers, the first list element).
+    /// Names are case-insensitive and compact forms are accepted.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).next()
+    }
+
+    /// Every value of a header in order, across lines; list headers are
+    /// split at top-level commas.
+    pub fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> {
+        let list = canonical_name(name.as_bytes()).is_some_and(is_list_header);
+        self.entries(name).flat_map(move |e| {
+            let v = self.text(&e.value);
+            let mut whole = Some(v);
+            let mut parts = list.then(|| split_list(v));
+            std::iter::from_fn(move || match &mut parts {
+                Some(p) => p.next(),
+                None => whole.take(),
+            })
+        })
+    }
+
+    /// Whole header lines as (canonical name, raw value), in wire order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .map(|e| (self.name(&e.name), self.text(&e.value)))
+    }
+
+    /// Number of header lines with this name (after unfolding).
+    pub fn header_count(&self, name: &str) -> usize {
+        self.entries(name).count()
+    }
+
+    fn single(&self, name: &'static str) -> Result<&str, HeaderError> {
+        let mut it = self.entries(name);
+        let first = it.next().ok_or(HeaderError::Missing(name))?;
+        if it.next().is_some() {
+            return Err(HeaderError::Duplicate(name));
+        }
+        Ok(self.text(&first.value))
+    }
+
+    pub fn vias(&self) -> Result<Vec<Via>, HeaderError> {
+        let vias = self
+            .header_values("Via")
+            .map(|v| Via::parse(v).ok_or(HeaderError::Invalid("Via")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if vias.is_empty() {
+            return Err(HeaderError::Missing("Via"));
+        }
+        Ok(vias)
+    }
+
+    pub fn top_via(&self) -> Result<Via, HeaderError> {
+        let v = self.header("Via").ok_or(HeaderError::Missing("Via"))?;
+        Via::parse(v).ok_or(HeaderError::Invalid("Via"))
+    }
+
+    pub fn from(&self) -> Result<NameAddr, HeaderError> {
+        NameAddr::parse(self.single("From")?).ok_or(HeaderError::Invalid("From"))
+    }
+
+    pub fn to(&self) -> Result<NameAddr, HeaderError> {
+        NameAddr::parse(self.single("To")?).ok_or(HeaderError::Invalid("To"))
+    }
+
+    pub fn call_id(&self) -> Result<&str, HeaderError> {
+        let v = self.single("Call-ID")?;
+        if header::is_valid_call_id(v) {
+            Ok(v)
+        } else {
+            Err(HeaderError::Invalid("Call-ID"))
+        }
+    }
+
+    pub fn cseq(&self) -> Result<CSeq, HeaderError> {
+        CSeq::parse(self.single("CSeq")?).ok_or(HeaderError::Invalid("CSeq"))
+    }
+
+    /// `None` when absent; values above 255 are invalid (RFC 3261 §20.22).
+    pub fn max_forwards(&self) -> Result<Option<u32>, HeaderError> {
+        match self.single("Max-Forwards") {
+            Err(HeaderError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
+            Ok(v) => header::parse_u32(v)
+                .filter(|n| *n <= 255)
+                .map(Some)
+                .ok_or(HeaderError::Invalid("Max-Forwards")),
+        }
+    }
+
+    pub fn contacts(&self) -> Result<Contacts, HeaderError> {
+        let values: Vec<&str> = self.header_values("Contact").collect();
+        if values.is_empty() {
+            return Err(HeaderError::Missing("Contact"));
+        }
+        if values.contains(&"*") {
+            return if values.len() == 1 {
+                Ok(Contacts::Star)
+            } else {
+                Err(HeaderError::Invalid("Contact"))
+            };
+        }
+        values
+            .into_iter()
+            .map(|v| NameAddr::parse(v).ok_or(HeaderError::Invalid("Contact")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Contacts::List)
+    }
+
+    fn name_addrs(&self, name: &'static str) -> Result<Vec<NameAddr>, HeaderError> {
+        self.header_values(name)
+            .map(|v| NameAddr::parse(v).ok_or(HeaderError::Invalid(name)))
+            .collect()
+    }
+
+    /// Empty when absent.
+    pub fn record_routes(&self) -> Result<Vec<NameAddr>, HeaderError> {
+        self.name_addrs("Record-Route")
+    }
+
+    /// Empty when absent.
+    pub fn routes(&self) -> Result<Vec<NameAddr>, HeaderError> {
+        self.name_addrs("Route")
+    }
+
+    /// Empty when absent.
+    pub fn p_asserted_identities(&self) -> Result<Vec<NameAddr>, HeaderError> {
+        self.name_addrs("P-Asserted-Identity")
+    }
+
+    /// Delta-seconds; larger than 2^32-1 is clamped (RFC 3261 §20.19 only
+    /// bounds what a sender may put, a receiver should not fail on it).
+    pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
+        match self.single("Expires") {
+            Err(HeaderError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
+            Ok(v) => {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(HeaderError::Invalid("Expires"));
+                }
+                Ok(Some(v.parse::<u32>().unwrap_or(u32::MAX)))
+            }
+        }
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("Content-Type")
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The whole message as received (leading CRLFs and bytes past
+    /// Content-Length dropped).
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// Checks the headers RFC 3261 §8.1.1 makes mandatory, and that they
+    /// parse: Via, From, To, Call-ID, CSeq (method matching the request
+    /// line), Max-Forwards when present, Contact when present.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        self.vias()?;
+        self.from()?;
+        self.to()?;
+        self.call_id()?;
+        let cseq = self.cseq()?;
+        if let Some(m) = self.method() {
+            if *m != cseq.method {
+                return Err(ParseError::CSeqMethodMismatch);
+            }
+            self.max_forwards()?;
+        }
+        match self.contacts() {
+            Ok(_) | Err(HeaderError::Missing(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.expires()?;
+        Ok(())
+    }
+}
+
+fn parse_content_length(v: &[u8]) -> Result<usize, ParseError> {
+    let v = trim_ws(v);
+    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(ParseError::BadContentLength);
+    }
+    str_of(v).parse().map_err(|_| ParseError::BadContentLength)
+}
+
+fn is_sip_version(b: &[u8]) -> bool {
+    b.eq_ignore_ascii_case(b"SIP/2.0")
+}
+
+fn parse_start_line(buf: &[u8], sl_end: usize) -> Result<StartLine, ParseError> {
+    let line = buf.get(..sl_end).unwrap_or(&[]);
+    if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
+        let sp = memchr::memchr(b' ', line).ok_or(ParseError::BadStartLine)?;
+        if !is_sip_version(line.get(..sp).unwrap_or(&[])) {
+            return Err(ParseError::BadVersion);
+        }
+        let rest = line.get(sp + 1..).unwrap_or(&[]);
+        let code_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+        let code = rest.get(..code_end).unwrap_or(&[]);
+        if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+            return Err(ParseError::BadStatusCode);
+        }
+        let status: u16 = str_of(code)
+            .parse()
+            .map_err(|_| ParseError::BadStatusCode)?;
+        if !(100..=699).contains(&status) {
+            return Err(ParseError::BadStatusCode);
+        }
+        let rstart = (sp + 1 + code_end + 1).min(sl_end);
+        Ok(StartLine::Response {
+            status,
+            reason: text_at(buf, rstart, sl_end),
+        })
+    } else {
+        let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::BadStartLine)?;
+        let sp2 = memchr::memrchr(b' ', line).ok_or(ParseError::BadStartLine)?;
+        if sp1 == sp2 {
+            return Err(ParseError::BadStartLine);
+        }
+        let version = line.get(sp2 + 1..).unwrap_or(&[]);
+        if !is_sip_version(version) {
+            return Err(
+                if version.len() > 4
+                    && version
+                        .get(..4)
+                        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+                {
+                    ParseError::BadVersion
+                } else {
+                    ParseError::BadStartLine
+                },
+            );
+        }
+        let method =
+            Method::from_bytes(line.get(..sp1).unwrap_or(&[])).ok_or(ParseError::BadMethod)?;
+        let uri_b = line.get(sp1 + 1..sp2).unwrap_or(&[]);
+        let uri_s = std::str::from_utf8(uri_b).map_err(|_| ParseError::BadRequestUri)?;
+        let uri = Uri::parse(uri_s).map_err(|_| ParseError::BadRequestUri)?;
+        // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1).
+        if uri.as_sip().is_some_and(|u| !u.headers.is_empty()) {
+            return Err(ParseError::BadRequestUri);
+        }
+        Ok(StartLine::Request {
+            method,
+            uri,
+            uri_span: Span::new(sp1 + 1, sp2),
+        })
+    }
+}
+
+/// One unit cut from a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A whole message, to hand to `Message::parse`.
+    Message(Bytes),
+    /// A CRLFCRLF ping (RFC 5626 §3.5.1): answer with a CRLF pong.
+    KeepAlive,
+}
+
+/// A stream that cannot be framed any further: close the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("Message too large")]
+    TooLarge,
+    #[error("Missing Content-Length")]
+    MissingContentLength,
+    #[error("Bad Content-Length")]
+    BadContentLength,
+    #[error("Malformed header line")]
+    BadHeaderLine,
+}
+
+/// Cuts a byte stream (TCP) into messages by CRLFCRLF and Content-Length.
+/// Feed it with `push`, then call `next` until it returns `Ok(None)`. The
+/// buffer never holds more than `max_message` plus the last push.
+#[derive(Debug)]
+pub struct StreamFramer {
+    buf: BytesMut,
+    max_message: usize,
+    /// Bytes already searched for CRLFCRLF without success.
+    scanned: usize,
+    /// Total length of the message whose head has been seen.
+    pending: Option<usize>,
+    failed: Option<FrameError>,
+}
+
+impl StreamFramer {
+    /// 64 KiB: the cap DESIGN gives for one message over TCP.
+    pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024;
+
+    pub fn new(max_message: usize) -> StreamFramer {
+        StreamFramer {
+            buf: BytesMut::new(),
+            max_message,
+            scanned: 0,
+            pending: None,
+            failed: None,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        if self.failed.is_none() {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Bytes buffered and not yet framed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let r = self.next_inner();
+        if let Err(e) = r {
+            self.failed = Some(e);
+            self.buf = BytesMut::new();
+        }
+        r
+    }
+
+    fn next_inner(&mut self) -> Result<Option<Frame>, FrameError> {
+        if self.pending.is_none() {
+            loop {
+                match self.buf.get(..4) {
+                    Some(b"\r\n\r\n") => {
+                        self.buf.advance(4);
+                        return Ok(Some(Frame::KeepAlive));
+                    }
+                    _ if self.buf.starts_with(b"\r\n") => {
+                        // Could still become a CRLFCRLF ping: wait.
+                        if self.buf.len() < 3
+                            || (self.buf.len() == 3 && self.buf.get(2) == Some(&b'\r'))
+                        {
+                            return Ok(None);
+                        }
+                        self.buf.advance(2);
+                    }
+                    _ => break,
+                }
+            }
+            let from = self.scanned.saturating_sub(3);
+            let Some(i) = self
+                .buf
+                .get(from..)
+                .and_then(|b| memchr::memmem::find(b, b"\r\n\r\n"))
+                .map(|i| i + from)
+            else {
+                self.scanned = self.buf.len();
+                if self.buf.len() > self.max_message {
+                    return Err(FrameError::TooLarge);
+                }
+                return Ok(None);
+            };
+            let head = self.buf.get(..i + 2).unwrap_or(&[]);
+            let cl = stream_content_length(head)?;
+            let total = (i + 4).checked_add(cl).ok_or(FrameError::TooLarge)?;
+            if total > self.max_message {
+                return Err(FrameError::TooLarge);
+            }
+            self.pending = Some(total);
+            self.scanned = 0;
+        }
+        match self.pending {
+            Some(total) if self.buf.len() >= total => {
+                self.pending = None;
+                Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Content-Length from a raw header block (start line included, each line
+/// ending in CRLF). Mandatory on streams (RFC 3261 §18.3).
+fn stream_content_length(head: &[u8]) -> Result<usize, FrameError> {
+    let mut found = None;
+    let mut lines = head.split(|&b| b == b'\n').skip(1);
+    let mut current_is_cl = false;
+    let mut value: Vec<u8> = Vec::new();
+    let mut finish = |is_cl: bool, value: &mut Vec<u8>| -> Result<(), FrameError> {
+        if is_cl {
+            if found.is_some() {
+                return Err(FrameError::BadContentLength);
+            }
+            found = Some(parse_content_length(value).map_err(|_| FrameError::BadContentLength)?);
+        }
+        value.clear();
+        Ok(())
+    };
+    for line in lines.by_ref() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if let [b' ' | b'\t', ..] = line {
+            if current_is_cl {
+                value.push(b' ');
+                value.extend_from_slice(trim_ws(line));
+            }
+            continue;
+        }
+        finish(current_is_cl, &mut value)?;
+        let colon = memchr::memchr(b':', line).ok_or(FrameError::BadHeaderLine)?;
+        let name = trim_ws(line.get(..colon).unwrap_or(&[]));
+        current_is_cl =
+            name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l");
+        if current_is_cl {
+            value.extend_from_slice(trim_ws(line.get(colon + 1..).unwrap_or(&[])));
+        }
+    }
+    finish(current_is_cl, &mut value)?;
+    found.ok_or(FrameError::MissingContentLength)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::uri::Host;
+
+    const INVITE: &str = "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds, SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKold\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+From: \"Alice \\\"A\\\"\" <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@pc33.atlanta.example.com>, \"Two\" <sip:alice@[2001:db8::1]:5070;transport=tcp>;expires=60\r\n\
+Record-Route: <sip:p1.example.com;lr>\r\n\
+Record-Route: <sip:p2.example.com;lr>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+    fn parse(s: &str) -> Result<Message, ParseError> {
+        Message::parse(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn request_line_and_basic_headers() {
+        let m = parse(INVITE).expect("valid");
+        assert!(m.is_request());
+        assert_eq!(m.method(), Some(&Method::Invite));
+        assert_eq!(m.request_uri_str(), Some("sip:bob@biloxi.example.com"));
+        assert_eq!(
+            m.request_uri().and_then(Uri::host),
+            Some(&Host::Domain("biloxi.example.com".into()))
+        );
+        assert_eq!(m.status(), None);
+        assert_eq!(m.call_id(), Ok("a84b4c76e66710@pc33.atlanta.example.com"));
+        let cseq = m.cseq().expect("cseq");
+        assert_eq!((cseq.seq, cseq.method), (314159, Method::Invite));
+        assert_eq!(m.max_forwards(), Ok(Some(70)));
+        assert_eq!(m.content_type(), Some("application/sdp"));
+        assert_eq!(&m.body()[..], b"v=0\n");
+        assert_eq!(m.validate(), Ok(()));
+    }
+
+    #[test]
+    fn vias_from_one_line() {
+        let m = parse(INVITE).expect("valid");
+        let vias = m.vias().expect("vias");
+        assert_eq!(vias.len(), 2);
+        assert_eq!(vias[1].branch.as_deref(), Some("z9hG4bKold"));
+        assert_eq!(vias[1].sent_by(), "10.0.0.1:5062");
+        let top = m.top_via().expect("top");
+        assert_eq!(top.branch.as_deref(), Some("z9hG4bK776asdhds"));
+        assert_eq!(
+            m.header("v"),
+            Some("SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds")
+        );
+    }
+
+    #[test]
+    fn from_to_and_tags() {
+        let m = parse(INVITE).expect("valid");
+        let from = m.from().expect("from");
+        assert_eq!(from.display.as_deref(), Some("Alice \"A\""));
+        assert_eq!(from.tag(), Some("1928301774"));
+        let to = m.to().expect("to");
+        assert_eq!(to.display.as_deref(), Some("Bob"));
+        assert_eq!(to.tag(), None);
+    }
+
+    #[test]
+    fn two_contacts_in_one_line() {
+        let m = parse(INVITE).expect("valid");
+        let Contacts::List(c) = m.contacts().expect("contacts") else {
+            panic!("not a list")
+        };
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].display.as_deref(), Some("Two"));
+        assert_eq!(c[1].params.value("expires"), Some("60"));
+        let uri = c[1].uri.as_sip().expect("sip");
+        assert_eq!(uri.host_port(), "[2001:db8::1]:5070");
+        assert_eq!(uri.transport(), Some("tcp"));
+    }
+
+    #[test]
+    fn record_routes_in_order_and_routes_empty() {
+        let m = parse(INVITE).expect("valid");
+        let rr = m.record_routes().expect("rr");
+        assert_eq!(rr.len(), 2);
+        assert_eq!(rr[0].uri.to_string(), "sip:p1.example.com;lr");
+        assert_eq!(m.routes(), Ok(vec![]));
+        assert_eq!(m.expires(), Ok(None));
+    }
+
+    #[test]
+    fn headers_iter_and_case_insensitive_lookup() {
+        let m = parse(INVITE).expect("valid");
+        let names: Vec<&str> = m.headers().map(|(n, _)| n).collect();
+        assert_eq!(names[0], "Via");
+        assert_eq!(names.len(), 11);
+        assert_eq!(m.header("CALL-id"), m.header("i"));
+        assert_eq!(m.header_values("record-route").count(), 2);
+        assert_eq!(m.header("X-Nope"), None);
+    }
+
+    const COMPACT: &str = "REGISTER sip:registrar.example.com SIP/2.0\r\n\
+v: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bKnashds7;rport\r\n\
+f: <sip:op1@example.com>;tag=a73kszlfl\r\n\
+t: <sip:op1@example.com>\r\n\
+i: 1j9FpLxk3uxtm8tn@192.0.2.4\r\n\
+CSeq: 1 REGISTER\r\n\
+m: *\r\n\
+Expires: 0\r\n\
+X-Folded: first\r\n  second\r\n\tthird\r\n\
+l: 0\r\n\
+\r\n";
+
+    #[test]
+    fn compact_forms_star_contact_and_folding() {
+        let m = parse(COMPACT).expect("valid");
+        assert_eq!(m.method(), Some(&Method::Register));
+        assert_eq!(m.call_id(), Ok("1j9FpLxk3uxtm8tn@192.0.2.4"));
+        assert_eq!(m.contacts(), Ok(Contacts::Star));
+        assert_eq!(m.expires(), Ok(Some(0)));
+        assert_eq!(m.header("x-folded"), Some("first second third"));
+        assert_eq!(m.top_via().expect("via").rport, Some(None));
+        assert_eq!(m.max_forwards(), Ok(None));
+        assert_eq!(m.validate(), Ok(()));
+        let h: Vec<_> = m.headers().collect();
+        assert_eq!(h[0].0, "Via");
+        assert_eq!(h[7], ("X-Folded", "first second third"));
+    }
+
+    #[test]
+    fn response_parse() {
+        let r = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\n\
+Via : SIP/2.0/TCP b.example.com;branch=z9hG4bK2\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\n\
+Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let m = parse(r).expect("valid");
+        assert!(!m.is_request());
+        assert_eq!(m.status(), Some(180));
+        assert_eq!(m.reason(), Some("Ringing"));
+        assert_eq!(m.vias().expect("vias").len(), 2);
+        assert_eq!(m.to().expect("to").tag(), Some("2"));
+        assert_eq!(m.validate(), Ok(()));
+    }
+
+    #[test]
+    fn extension_method_and_empty_reason() {
+        let m = parse("FOOBAR sip:x@y SIP/2.0\r\nContent-Length: 0\r\n\r\n").expect("valid");
+        assert_eq!(m.method(), Some(&Method::Extension("FOOBAR".into())));
+        assert_eq!(m.method().map(Method::as_str), Some("FOOBAR"));
+        let m = parse("SIP/2.0 100 \r\n\r\n").expect("valid");
+        assert_eq!(m.reason(), Some(""));
+    }
+
+    #[test]
+    fn framing_errors() {
+        assert_eq!(parse("\r\n\r\n").err(), Some(ParseError::Empty));
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n").err(),
+            Some(ParseError::NoEndOfHeaders)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\nContent-Length: 10\r\n\r\nabc").err(),
+            Some(ParseError::Truncated)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\nContent-Length: -1\r\n\r\n").err(),
+            Some(ParseError::BadContentLength)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\nl: 0\r\nContent-Length: 0\r\n\r\n").err(),
+            Some(ParseError::Duplicate("Content-Length"))
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/7.0\r\n\r\n").err(),
+            Some(ParseError::BadVersion)
+        );
+        assert_eq!(
+            parse("OPTIONS  sip:x SIP/2.0\r\n\r\n").err(),
+            Some(ParseError::BadRequestUri)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0 \r\n\r\n").err(),
+            Some(ParseError::BadStartLine)
+        );
+        assert_eq!(
+            parse("OPTIONS <sip:x> SIP/2.0\r\n\r\n").err(),
+            Some(ParseError::BadRequestUri)
+        );
+        assert_eq!(
+            parse("SIP/2.0 4294967301 x\r\n\r\n").err(),
+            Some(ParseError::BadStatusCode)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\nBad Header\r\n\r\n").err(),
+            Some(ParseError::BadHeaderLine)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\nA: b\nc\r\n\r\n").err(),
+            Some(ParseError::BadHeaderLine)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\n folded-first: x\r\n\r\n").err(),
+            Some(ParseError::BadHeaderLine)
+        );
+    }
+
+    #[test]
+    fn udp_body_rules() {
+        // No Content-Length: body is the rest of the datagram.
+        let m = parse("MESSAGE sip:x@y SIP/2.0\r\n\r\nhello").expect("valid");
+        assert_eq!(&m.body()[..], b"hello");
+        // Extra octets after Content-Length are dropped from body and raw.
+        let m = parse("MESSAGE sip:x@y SIP/2.0\r\nl: 2\r\n\r\nhello").expect("valid");
+        assert_eq!(&m.body()[..], b"he");
+        assert!(m.raw().ends_with(b"\r\n\r\nhe"));
+        // Leading CRLFs are skipped.
+        let m = parse("\r\n\r\nOPTIONS sip:x@y SIP/2.0\r\n\r\n").expect("valid");
+        assert!(m.raw().starts_with(b"OPTIONS"));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut s = String::from("OPTIONS sip:x SIP/2.0\r\n");
+        for i in 0..300 {
+            s.push_str(&format!("X-{i}: v\r\n"));
+        }
+        s.push_str("\r\n");
+        assert_eq!(parse(&s).err(), Some(ParseError::TooManyHeaders));
+        let long = format!("OPTIONS sip:x SIP/2.0\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+        assert_eq!(parse(&long).err(), Some(ParseError::LineTooLong));
+        let limits = Limits {
+            max_message: 10,
+            ..Limits::default()
+        };
+        assert_eq!(
+            Message::parse_with(
+                Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\n\r\n"),
+                &limits
+            )
+            .err(),
+            Some(ParseError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn non_utf8_value_is_lossy_not_fatal() {
+        let mut raw = b"OPTIONS sip:x@y SIP/2.0\r\nFrom: \"Jos".to_vec();
+        raw.push(0xe9);
+        raw.extend_from_slice(b"\" <sip:jose@y>;tag=1\r\n\r\n");
+        let m = Message::parse(Bytes::from(raw)).expect("valid");
+        let from = m.from().expect("from");
+        assert_eq!(from.display.as_deref(), Some("Jos\u{fffd}"));
+    }
+
+    #[test]
+    fn validate_reports_reasons() {
+        let base = "INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n";
+        let m = parse(&format!("{base}CSeq: 1 INVITE\r\n\r\n")).expect("parses");
+        assert_eq!(m.validate(), Err(ParseError::Missing("Call-ID")));
+        assert_eq!(ParseError::Missing("Call-ID").reason(), "Missing Call-ID");
+        let m = parse(&format!("{base}Call-ID: x\r\nCSeq: 1 BYE\r\n\r\n")).expect("parses");
+        assert_eq!(m.validate(), Err(ParseError::CSeqMethodMismatch));
+        let m = parse(&format!("{base}Call-ID: x\r\nCSeq: one INVITE\r\n\r\n")).expect("parses");
+        assert_eq!(m.validate().map_err(|e| e.reason()), Err("Bad CSeq"));
+        let m = parse(&format!(
+            "{base}Call-ID: x\r\nCSeq: 1 INVITE\r\nMax-Forwards: 300\r\n\r\n"
+        ))
+        .expect("parses");
+        assert_eq!(m.validate(), Err(ParseError::Invalid("Max-Forwards")));
+        let m = parse(&format!(
+            "{base}Call-ID: x\r\nCall-ID: y\r\nCSeq: 1 INVITE\r\n\r\n"
+        ))
+        .expect("parses");
+        assert_eq!(m.validate(), Err(ParseError::Duplicate("Call-ID")));
+    }
+
+    #[test]
+    fn keepalive_detection() {
+        assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(is_keepalive(b"\r\n"));
+        assert!(!is_keepalive(b""));
+        assert!(!is_keepalive(b"\r\nX"));
+    }
+
+    #[test]
+    fn framer_splits_and_joins_segments() {
+        let msg = "OPTIONS sip:x@y SIP/2.0\r\nContent-Length: 3\r\n\r\nabc";
+        let mut f = StreamFramer::new(StreamFramer::DEFAULT_MAX_MESSAGE);
+        // Two messages and a ping in one segment.
+        f.push(format!("{msg}\r\n\r\n{msg}").as_bytes());
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(msg)))));
+        assert_eq!(f.next(), Ok(Some(Frame::KeepAlive)));
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(msg)))));
+        assert_eq!(f.next(), Ok(None));
+        // One message byte by byte.
+        for b in msg.as_bytes() {
+            assert_eq!(f.next(), Ok(None));
+            f.push(&[*b]);
+        }
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(msg)))));
+        // A pong (single CRLF) is skipped.
+        f.push(b"\r\n");
+        assert_eq!(f.next(), Ok(None));
+        f.push(msg.as_bytes());
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(msg)))));
+        assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn framer_errors() {
+        let mut f = StreamFramer::new(100);
+        f.push(&[b'a'; 150]);
+        assert_eq!(f.next(), Err(FrameError::TooLarge));
+        assert_eq!(f.next(), Err(FrameError::TooLarge));
+        let mut f = StreamFramer::new(100);
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nl: 1000\r\n\r\n");
+        assert_eq!(f.next(), Err(FrameError::TooLarge));
+        let mut f = StreamFramer::new(1000);
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n");
+        assert_eq!(f.next(), Err(FrameError::MissingContentLength));
+        let mut f = StreamFramer::new(1000);
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: x\r\n\r\n");
+        assert_eq!(f.next(), Err(FrameError::BadContentLength));
+    }
+}
