@@ -1,3 +1,4 @@
 //! sip room (work in progress).
 
+pub mod dialog;
 pub mod transaction;
