@@ -1,1 +1,11 @@
-//! media room (work in progress).
+//! Media room: RTP for every call leg. G.711 codecs, WAV prompt loading,
+//! DTMF detection (RFC 4733 and in-band Goertzel), and the engine that owns
+//! the RTP sockets, paces prompts on one media clock and relays bridged legs.
+//!
+//! It speaks to the call layer only through [`engine::MediaEngine`] commands
+//! and [`engine::MediaEvent`]s; it never touches SIP, dialplans or queues.
+
+pub mod dtmf;
+pub mod g711;
+pub mod prompt;
+pub mod wav;
