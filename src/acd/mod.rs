@@ -1,1 +1,29 @@
-//! acd room (work in progress).
+//! The automatic call distributor: queues, operators, strategies, wait
+//! estimates and announcements, as a core without I/O.
+//!
+//! The call layer drives [`Acd`] from a task: it feeds [`AcdEvent`]s with the
+//! current `Instant`, sleeps until [`Acd::poll_timeout`], calls
+//! [`Acd::handle_timeout`], and turns every [`AcdCommand`] into SIP, media or
+//! records work. This room never imports `sip`, `media` or `call`, never reads
+//! a clock and never touches a socket; it only emits metrics through the
+//! `metrics` facade with names from `crate::ops::metrics`.
+
+pub mod config;
+mod engine;
+pub mod estimator;
+mod snapshot;
+mod state;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    ConfigError, EmptyWhen, Membership, OperatorConfig, PenaltyStep, QueueConfig, Strategy,
+};
+pub use engine::{AUTOPAUSE_REASON, Acd, spoken_minutes};
+pub use snapshot::{CallerSnapshot, OperatorSnapshot, QueueSnapshot, QueueStatsSnapshot};
+pub use types::{
+    AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
+    RingFailure,
+};

@@ -1,0 +1,1123 @@
+//! The ACD core: `Acd::handle(event, now)` and `Acd::handle_timeout(now)`
+//! turn events and time into commands.
+//!
+//! Matching is an event here, never a poll: every event or timer that can
+//! free an operator or add a caller ends with `dispatch`, which offers every
+//! free operator to the best waiting caller it may serve, whatever the other
+//! callers are hearing. The core never reads the clock and never does I/O;
+//! it records metrics through the `metrics` facade only.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::config::{
+    self, ConfigError, EmptyWhen, MAX_WAITING_TOTAL, OperatorConfig, QueueConfig, Strategy,
+};
+use super::estimator::{Estimator, ServerStatus};
+use super::state::{
+    Activity, CallerRec, ConnectedRec, Key, Member, OpRec, QueueRec, QueueStats, Ring, State,
+};
+use super::types::{
+    AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
+    RingFailure,
+};
+use crate::ops::metrics as m;
+
+/// The reason recorded when an operator is paused for not answering.
+pub const AUTOPAUSE_REASON: &str = "autopause";
+
+/// The automatic call distributor: queues, operators, strategies, estimates.
+pub struct Acd {
+    pub(crate) st: State,
+    out: Vec<AcdCommand>,
+}
+
+impl Acd {
+    /// Build from the config sections. Static operators (with `static_uri`)
+    /// start logged in; the others wait for `OperatorOnline`.
+    pub fn new(
+        queues: Vec<QueueConfig>,
+        operators: Vec<OperatorConfig>,
+    ) -> Result<Self, ConfigError> {
+        config::validate(&queues, &operators)?;
+        let index: HashMap<String, usize> = queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.name.clone(), i))
+            .collect();
+        let mut qrecs: Vec<QueueRec> = queues
+            .into_iter()
+            .map(|cfg| {
+                let (rng, seeded_by_config) = match cfg.seed {
+                    Some(s) => (SmallRng::seed_from_u64(s), true),
+                    None => (SmallRng::from_os_rng(), false),
+                };
+                QueueRec {
+                    est: Estimator::new(cfg.initial_handle_time, cfg.wrapup),
+                    cfg,
+                    members: Vec::new(),
+                    waiting: Vec::new(),
+                    stats: QueueStats::default(),
+                    rr_next: 0,
+                    rng,
+                    seeded_by_config,
+                }
+            })
+            .collect();
+        let mut ops = Vec::with_capacity(operators.len());
+        for (oi, oc) in operators.into_iter().enumerate() {
+            let mut memberships = Vec::new();
+            for mb in &oc.queues {
+                let qi = *index
+                    .get(&mb.name)
+                    .expect("validate checked every membership names a queue");
+                memberships.push((qi, qrecs[qi].members.len()));
+                qrecs[qi].members.push(Member {
+                    op: oi,
+                    penalty: mb.penalty,
+                    calls: 0,
+                    talk: Duration::ZERO,
+                });
+            }
+            let logged_in = oc.static_uri.is_some();
+            let mut rec = OpRec {
+                id: oc.id,
+                display_name: oc.display_name,
+                static_uri: oc.static_uri,
+                memberships,
+                logged_in,
+                reachable: true,
+                paused: None,
+                activity: Activity::Idle,
+                cooldown: None,
+                no_answer_streak: 0,
+                idle_since: None,
+                calls_taken: 0,
+                shown: OperatorState::LoggedOut,
+            };
+            rec.shown = rec.state();
+            ops.push(rec);
+        }
+        Ok(Acd {
+            st: State {
+                queues: qrecs,
+                ops,
+                callers: HashMap::new(),
+                connected: HashMap::new(),
+                seq: 0,
+            },
+            out: Vec::new(),
+        })
+    }
+
+    /// Seed the random strategies of every queue that has no `seed` of its
+    /// own (each queue gets its own stream), for reproducible runs.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        for (i, q) in self.st.queues.iter_mut().enumerate() {
+            if !q.seeded_by_config {
+                q.rng =
+                    SmallRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            }
+        }
+        self
+    }
+
+    /// Apply one event; returns what the call layer must do, in order.
+    pub fn handle(&mut self, ev: AcdEvent, now: Instant) -> Vec<AcdCommand> {
+        match ev {
+            AcdEvent::CallerJoined {
+                call,
+                queue,
+                priority,
+            } => self.caller_joined(call, &queue, priority, now),
+            AcdEvent::CallerLeft { call } => self.caller_left(call, now),
+            AcdEvent::CallerPressedKey { call, digit } => {
+                if let Some(c) = self.st.callers.get(&call) {
+                    if self.st.queues[c.queue].cfg.is_exit_key(digit) {
+                        self.exit(call, ExitReason::Key(digit), now);
+                    }
+                }
+            }
+            AcdEvent::OperatorOnline { op } => {
+                if let Some(oi) = self.op_index(&op) {
+                    if !self.st.ops[oi].logged_in {
+                        let o = &mut self.st.ops[oi];
+                        o.logged_in = true;
+                        o.no_answer_streak = 0;
+                        if o.idle_since.is_none() {
+                            o.idle_since = Some(now);
+                        }
+                        self.log_op(oi, QueueEventKind::AgentLogin, now);
+                    }
+                }
+            }
+            AcdEvent::OperatorOffline { op } => {
+                if let Some(oi) = self.op_index(&op) {
+                    if self.st.ops[oi].logged_in {
+                        self.abort_ring(oi, now);
+                        self.st.ops[oi].logged_in = false;
+                        self.log_op(oi, QueueEventKind::AgentLogoff, now);
+                    }
+                }
+            }
+            AcdEvent::OperatorReachable { op, reachable } => {
+                if let Some(oi) = self.op_index(&op) {
+                    self.st.ops[oi].reachable = reachable;
+                }
+            }
+            AcdEvent::RingAnswered { call, op } => {
+                if let Some(oi) = self.op_index(&op) {
+                    self.ring_answered(call, oi, now);
+                }
+            }
+            AcdEvent::RingFailed { call, op, reason } => {
+                if let Some(oi) = self.op_index(&op) {
+                    if self.has_ring(call, oi) {
+                        self.ring_failed(call, oi, reason, false, now);
+                    }
+                }
+            }
+            AcdEvent::CallEnded { call, op: _, by } => self.call_ended(call, by, now),
+            AcdEvent::Pause { op, reason } => {
+                if let Some(oi) = self.op_index(&op) {
+                    self.pause(oi, reason, now);
+                }
+            }
+            AcdEvent::Unpause { op } => {
+                if let Some(oi) = self.op_index(&op) {
+                    let o = &mut self.st.ops[oi];
+                    if o.paused.take().is_some() {
+                        o.no_answer_streak = 0;
+                        self.log_op(oi, QueueEventKind::Unpause, now);
+                    }
+                }
+            }
+        }
+        self.dispatch(now);
+        self.finish(now)
+    }
+
+    /// The next instant at which `handle_timeout` has work, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let callers = self.st.callers.values().flat_map(|c| {
+            [
+                c.deadline,
+                c.next_announce,
+                c.next_widen,
+                c.next_progressive,
+            ]
+            .into_iter()
+            .flatten()
+            .chain(c.rings.iter().map(|r| r.deadline))
+        });
+        let ops = self.st.ops.iter().flat_map(|o| {
+            let wrap = match o.activity {
+                Activity::WrapUp { until } => Some(until),
+                _ => None,
+            };
+            [o.cooldown, wrap].into_iter().flatten()
+        });
+        callers.chain(ops).min()
+    }
+
+    /// Run every timer due at `now`: ring timeouts, wrap-up ends, retry
+    /// delays, max waits, penalty widening, progressive rings, announcements.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<AcdCommand> {
+        // Ring timeouts: the core cancels and moves on; the caller keeps their place.
+        let mut expired = Vec::new();
+        for (call, c) in &self.st.callers {
+            for r in &c.rings {
+                if r.deadline <= now {
+                    expired.push((*call, r.op));
+                }
+            }
+        }
+        expired.sort_unstable();
+        for (call, oi) in expired {
+            self.ring_failed(call, oi, RingFailure::NoAnswer, true, now);
+        }
+        for o in &mut self.st.ops {
+            if let Activity::WrapUp { until } = o.activity {
+                if until <= now {
+                    o.activity = Activity::Idle;
+                }
+            }
+            if o.cooldown.is_some_and(|c| c <= now) {
+                o.cooldown = None;
+            }
+        }
+        let mut timed_out: Vec<(Instant, CallId)> = self
+            .st
+            .callers
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+            .map(|(call, c)| (c.joined, *call))
+            .collect();
+        timed_out.sort_unstable();
+        for (_, call) in timed_out {
+            self.exit(call, ExitReason::Timeout, now);
+        }
+        for c in self.st.callers.values_mut() {
+            if c.next_widen.is_some_and(|t| t <= now) {
+                let cfg = &self.st.queues[c.queue].cfg;
+                c.next_widen = cfg
+                    .next_step_after(now.saturating_duration_since(c.joined))
+                    .map(|a| c.joined + a);
+            }
+        }
+        self.progressive_steps(now);
+        self.dispatch(now);
+        self.periodic_announcements(now);
+        self.finish(now)
+    }
+
+    // ---- callers ----
+
+    fn caller_joined(&mut self, call: CallId, queue: &str, priority: i32, now: Instant) {
+        if self.st.callers.contains_key(&call) || self.st.connected.contains_key(&call) {
+            tracing::warn!(call, "caller joined twice; ignored");
+            return;
+        }
+        let Some(qi) = self.st.queues.iter().position(|q| q.cfg.name == queue) else {
+            tracing::warn!(call, queue, "unknown queue; caller sent to the empty exit");
+            self.out.push(AcdCommand::Exit {
+                call,
+                reason: ExitReason::Empty,
+            });
+            return;
+        };
+        let cfg = &self.st.queues[qi].cfg;
+        if self.is_empty(qi, cfg.join_empty, now) {
+            self.outcome(qi, "joinempty");
+            self.st.queues[qi].stats.empty_exits += 1;
+            self.log(qi, Some(call), None, QueueEventKind::JoinEmpty, now);
+            self.out.push(AcdCommand::Exit {
+                call,
+                reason: ExitReason::Empty,
+            });
+            return;
+        }
+        if self.st.queues[qi].waiting.len() >= cfg.length_cap()
+            || self.st.callers.len() >= MAX_WAITING_TOTAL
+        {
+            self.outcome(qi, "full");
+            self.st.queues[qi].stats.full += 1;
+            self.log(qi, Some(call), None, QueueEventKind::Full, now);
+            self.out.push(AcdCommand::Exit {
+                call,
+                reason: ExitReason::Full,
+            });
+            return;
+        }
+        self.st.seq += 1;
+        let key: Key = (Reverse(priority), self.st.seq);
+        let q = &mut self.st.queues[qi];
+        let pos = q.waiting.partition_point(|(k, _)| *k < key);
+        q.waiting.insert(pos, (key, call));
+        q.stats.entered += 1;
+        let cfg = &q.cfg;
+        let rec = CallerRec {
+            queue: qi,
+            key,
+            priority,
+            joined: now,
+            entry_position: pos + 1,
+            announced: None,
+            last_estimate: None,
+            last_announce: None,
+            next_announce: cfg.announce_interval.map(|i| now + i),
+            deadline: cfg.max_wait.map(|w| now + w),
+            next_widen: cfg.next_step_after(Duration::ZERO).map(|a| now + a),
+            next_progressive: None,
+            rings: Vec::new(),
+        };
+        self.st.callers.insert(call, rec);
+        let estimate = self.estimates(qi, now).and_then(|e| e.get(pos).copied());
+        if let Some(c) = self.st.callers.get_mut(&call) {
+            c.announced = estimate;
+            c.last_estimate = estimate;
+        }
+        if let Some(e) = estimate {
+            let name = self.st.queues[qi].cfg.name.clone();
+            metrics::gauge!(m::QUEUE_ESTIMATED_WAIT_SECONDS, "queue" => name).set(e.as_secs_f64());
+        }
+        self.log(
+            qi,
+            Some(call),
+            None,
+            QueueEventKind::EnterQueue {
+                priority,
+                position: pos + 1,
+                announced: estimate,
+            },
+            now,
+        );
+        self.dispatch(now);
+        // A caller rung at once hears no announcement: an operator is coming.
+        if let Some(c) = self.st.callers.get_mut(&call) {
+            if c.rings.is_empty() {
+                c.last_announce = Some((now, pos + 1, estimate.map(spoken_minutes)));
+                self.out.push(AcdCommand::Announce {
+                    call,
+                    position: pos + 1,
+                    estimate,
+                });
+            }
+        }
+    }
+
+    fn caller_left(&mut self, call: CallId, now: Instant) {
+        if self.st.connected.contains_key(&call) {
+            self.call_ended(call, Party::Caller, now);
+            return;
+        }
+        let Some((qi, position, waited, announced, entry_position)) =
+            self.st.callers.get(&call).map(|c| {
+                (
+                    c.queue,
+                    self.position(call).unwrap_or(0),
+                    now.saturating_duration_since(c.joined),
+                    c.announced,
+                    c.entry_position,
+                )
+            })
+        else {
+            return;
+        };
+        self.remove_caller(call, now);
+        let q = &mut self.st.queues[qi];
+        q.stats.abandoned += 1;
+        q.est.record_wait(waited, true);
+        let name = q.cfg.name.clone();
+        metrics::histogram!(m::QUEUE_WAIT_ABANDONED_SECONDS, "queue" => name)
+            .record(waited.as_secs_f64());
+        self.outcome(qi, "abandoned");
+        self.log(
+            qi,
+            Some(call),
+            None,
+            QueueEventKind::Abandon {
+                position,
+                entry_position,
+                waited,
+                announced,
+            },
+            now,
+        );
+    }
+
+    /// Take a waiting caller out for `reason` (rings are cancelled).
+    fn exit(&mut self, call: CallId, reason: ExitReason, now: Instant) {
+        let Some((qi, waited, announced)) = self.st.callers.get(&call).map(|c| {
+            (
+                c.queue,
+                now.saturating_duration_since(c.joined),
+                c.announced,
+            )
+        }) else {
+            return;
+        };
+        let position = self.position(call).unwrap_or(0);
+        self.remove_caller(call, now);
+        let q = &mut self.st.queues[qi];
+        q.est.record_wait(waited, false);
+        let (kind, outcome) = match reason {
+            ExitReason::Timeout => {
+                q.stats.timeouts += 1;
+                (
+                    QueueEventKind::ExitWithTimeout {
+                        position,
+                        waited,
+                        announced,
+                    },
+                    "timeout",
+                )
+            }
+            ExitReason::Key(digit) => {
+                q.stats.key_exits += 1;
+                (
+                    QueueEventKind::ExitWithKey {
+                        digit,
+                        position,
+                        waited,
+                        announced,
+                    },
+                    "key",
+                )
+            }
+            ExitReason::Empty => {
+                q.stats.empty_exits += 1;
+                (
+                    QueueEventKind::ExitEmpty {
+                        position,
+                        waited,
+                        announced,
+                    },
+                    "empty",
+                )
+            }
+            ExitReason::Full => {
+                q.stats.full += 1;
+                (QueueEventKind::Full, "full")
+            }
+        };
+        self.outcome(qi, outcome);
+        self.log(qi, Some(call), None, kind, now);
+        self.out.push(AcdCommand::Exit { call, reason });
+    }
+
+    /// Remove a waiting caller and cancel whatever rings it had.
+    fn remove_caller(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.st.callers.remove(&call) else {
+            return;
+        };
+        let q = &mut self.st.queues[c.queue];
+        if let Ok(i) = q.waiting.binary_search(&(c.key, call)) {
+            q.waiting.remove(i);
+        }
+        for r in c.rings {
+            self.st.ops[r.op].activity = Activity::Idle;
+            let op = self.st.ops[r.op].id.clone();
+            self.out.push(AcdCommand::CancelRing { call, op });
+            self.log(
+                c.queue,
+                Some(call),
+                Some(r.op),
+                QueueEventKind::RingCanceled,
+                now,
+            );
+        }
+    }
+
+    fn position(&self, call: CallId) -> Option<usize> {
+        let c = self.st.callers.get(&call)?;
+        self.st.queues[c.queue]
+            .waiting
+            .binary_search(&(c.key, call))
+            .ok()
+            .map(|i| i + 1)
+    }
+
+    // ---- rings and calls ----
+
+    fn has_ring(&self, call: CallId, oi: usize) -> bool {
+        self.st
+            .callers
+            .get(&call)
+            .is_some_and(|c| c.rings.iter().any(|r| r.op == oi))
+    }
+
+    fn ring(&mut self, call: CallId, oi: usize, now: Instant) {
+        let Some(c) = self.st.callers.get_mut(&call) else {
+            return;
+        };
+        let cfg = &self.st.queues[c.queue].cfg;
+        let deadline = now + cfg.ring_timeout;
+        if cfg.strategy == Strategy::RingProgressive && c.next_progressive.is_none() {
+            c.next_progressive = Some(now + cfg.ring_progressive_step);
+        }
+        c.rings.push(Ring {
+            op: oi,
+            started: now,
+            deadline,
+        });
+        self.st.ops[oi].activity = Activity::Ringing { call };
+        self.out.push(AcdCommand::Ring {
+            call,
+            op: self.st.ops[oi].id.clone(),
+            queue: cfg.name.clone(),
+            timeout: cfg.ring_timeout,
+        });
+    }
+
+    fn ring_failed(
+        &mut self,
+        call: CallId,
+        oi: usize,
+        reason: RingFailure,
+        by_timeout: bool,
+        now: Instant,
+    ) {
+        let Some(c) = self.st.callers.get_mut(&call) else {
+            return;
+        };
+        let Some(i) = c.rings.iter().position(|r| r.op == oi) else {
+            return;
+        };
+        let r = c.rings.swap_remove(i);
+        if c.rings.is_empty() {
+            c.next_progressive = None;
+        }
+        let qi = c.queue;
+        let cfg = &self.st.queues[qi].cfg;
+        let (retry, autopause_after) = (cfg.retry_delay, cfg.autopause_after);
+        let o = &mut self.st.ops[oi];
+        o.activity = Activity::Idle;
+        o.cooldown = (!retry.is_zero()).then(|| now + retry);
+        if by_timeout {
+            self.out.push(AcdCommand::CancelRing {
+                call,
+                op: o.id.clone(),
+            });
+        }
+        let name = self.st.queues[qi].cfg.name.clone();
+        metrics::counter!(m::OPERATOR_RING_NO_ANSWER_TOTAL, "queue" => name).increment(1);
+        self.log(
+            qi,
+            Some(call),
+            Some(oi),
+            QueueEventKind::RingNoAnswer {
+                rang: now.saturating_duration_since(r.started),
+                reason,
+            },
+            now,
+        );
+        if reason == RingFailure::NoAnswer {
+            let o = &mut self.st.ops[oi];
+            o.no_answer_streak += 1;
+            if autopause_after > 0 && o.no_answer_streak >= autopause_after && o.paused.is_none() {
+                self.pause(oi, AUTOPAUSE_REASON.to_owned(), now);
+            }
+        }
+    }
+
+    /// An operator going away mid-ring: cancel it, no retry delay.
+    fn abort_ring(&mut self, oi: usize, now: Instant) {
+        if let Activity::Ringing { call } = self.st.ops[oi].activity {
+            self.st.ops[oi].activity = Activity::Idle;
+            if let Some(c) = self.st.callers.get_mut(&call) {
+                c.rings.retain(|r| r.op != oi);
+                if c.rings.is_empty() {
+                    c.next_progressive = None;
+                }
+                let qi = c.queue;
+                self.out.push(AcdCommand::CancelRing {
+                    call,
+                    op: self.st.ops[oi].id.clone(),
+                });
+                self.log(qi, Some(call), Some(oi), QueueEventKind::RingCanceled, now);
+            }
+        }
+    }
+
+    fn ring_answered(&mut self, call: CallId, oi: usize, now: Instant) {
+        let Some(ring) = self
+            .st
+            .callers
+            .get(&call)
+            .and_then(|c| c.rings.iter().find(|r| r.op == oi))
+            .map(|r| r.started)
+        else {
+            // A ring we already cancelled (ring-all race, timeout, caller
+            // gone) was answered: the call layer must hang that leg up.
+            self.out.push(AcdCommand::CancelRing {
+                call,
+                op: self.st.ops[oi].id.clone(),
+            });
+            return;
+        };
+        let Some(mut c) = self.st.callers.remove(&call) else {
+            return;
+        };
+        let qi = c.queue;
+        {
+            let q = &mut self.st.queues[qi];
+            if let Ok(i) = q.waiting.binary_search(&(c.key, call)) {
+                q.waiting.remove(i);
+            }
+        }
+        for r in c.rings.drain(..) {
+            if r.op != oi {
+                self.st.ops[r.op].activity = Activity::Idle;
+                self.out.push(AcdCommand::CancelRing {
+                    call,
+                    op: self.st.ops[r.op].id.clone(),
+                });
+                self.log(
+                    qi,
+                    Some(call),
+                    Some(r.op),
+                    QueueEventKind::RingCanceled,
+                    now,
+                );
+            }
+        }
+        let o = &mut self.st.ops[oi];
+        o.activity = Activity::OnCall { call };
+        o.no_answer_streak = 0;
+        let waited = now.saturating_duration_since(c.joined);
+        let ring_time = now.saturating_duration_since(ring);
+        let q = &mut self.st.queues[qi];
+        q.est.record_answer_delay(ring_time);
+        q.est.record_wait(waited, false);
+        q.stats.answered += 1;
+        q.stats.wait_answered_total += waited;
+        if waited <= q.cfg.service_level_threshold {
+            q.stats.answered_within_sl += 1;
+        }
+        let name = q.cfg.name.clone();
+        metrics::histogram!(m::QUEUE_WAIT_ANSWERED_SECONDS, "queue" => name.clone())
+            .record(waited.as_secs_f64());
+        if let Some(a) = c.announced {
+            let err = waited.as_secs_f64() - a.as_secs_f64();
+            q.stats.abs_error_total += err.abs();
+            q.stats.scored += 1;
+            metrics::histogram!(m::QUEUE_WAIT_PREDICTION_ERROR_SECONDS, "queue" => name.clone())
+                .record(err);
+            if let Some(mae) = q.stats.prediction_mae() {
+                metrics::gauge!(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS, "queue" => name).set(mae);
+            }
+        }
+        self.st.connected.insert(
+            call,
+            ConnectedRec {
+                op: oi,
+                queue: qi,
+                answered: now,
+                waited,
+            },
+        );
+        self.outcome(qi, "answered");
+        self.out.push(AcdCommand::Connect {
+            call,
+            op: self.st.ops[oi].id.clone(),
+        });
+        self.log(
+            qi,
+            Some(call),
+            Some(oi),
+            QueueEventKind::Connect {
+                waited,
+                announced: c.announced,
+                ring_time,
+            },
+            now,
+        );
+    }
+
+    fn call_ended(&mut self, call: CallId, by: Party, now: Instant) {
+        let Some(rec) = self.st.connected.remove(&call) else {
+            return;
+        };
+        let talk = now.saturating_duration_since(rec.answered);
+        let q = &mut self.st.queues[rec.queue];
+        q.est.record_talk(talk);
+        let wrapup = q.cfg.wrapup;
+        let name = q.cfg.name.clone();
+        if let Some(&(_, mi)) = self.st.ops[rec.op]
+            .memberships
+            .iter()
+            .find(|(qi, _)| *qi == rec.queue)
+        {
+            let mb = &mut q.members[mi];
+            mb.calls += 1;
+            mb.talk += talk;
+        }
+        metrics::histogram!(m::OPERATOR_HANDLE_SECONDS, "queue" => name.clone())
+            .record((talk + wrapup).as_secs_f64());
+        let o = &mut self.st.ops[rec.op];
+        o.calls_taken += 1;
+        o.idle_since = Some(now);
+        if o.activity == (Activity::OnCall { call }) {
+            o.activity = if wrapup.is_zero() {
+                Activity::Idle
+            } else {
+                metrics::histogram!(m::OPERATOR_WRAPUP_SECONDS, "queue" => name)
+                    .record(wrapup.as_secs_f64());
+                Activity::WrapUp {
+                    until: now + wrapup,
+                }
+            };
+        }
+        let kind = match by {
+            Party::Caller => QueueEventKind::CompleteCaller {
+                waited: rec.waited,
+                talk,
+            },
+            Party::Operator => QueueEventKind::CompleteAgent {
+                waited: rec.waited,
+                talk,
+            },
+        };
+        self.log(rec.queue, Some(call), Some(rec.op), kind, now);
+    }
+
+    fn pause(&mut self, oi: usize, reason: String, now: Instant) {
+        let o = &mut self.st.ops[oi];
+        if o.paused.as_deref() == Some(reason.as_str()) {
+            return;
+        }
+        o.paused = Some(reason.clone());
+        o.no_answer_streak = 0;
+        self.log_op(oi, QueueEventKind::Pause { reason }, now);
+    }
+
+    // ---- matching ----
+
+    /// Offer every free operator to the best waiting caller it may serve.
+    fn dispatch(&mut self, now: Instant) {
+        if !self.st.ops.iter().any(|o| o.free(now)) {
+            return;
+        }
+        let mut order: Vec<(Key, Instant, CallId, usize)> = self
+            .st
+            .callers
+            .iter()
+            .filter(|(_, c)| c.rings.is_empty())
+            .map(|(call, c)| (c.key, c.joined, *call, c.queue))
+            .collect();
+        // Across queues: priority, then who has waited longest.
+        order.sort_unstable_by_key(|(k, joined, call, _)| (k.0, *joined, k.1, *call));
+        let mut unrung = vec![0usize; self.st.queues.len()];
+        for (_, _, _, qi) in &order {
+            unrung[*qi] += 1;
+        }
+        for (_, joined, call, qi) in order {
+            let share = unrung[qi];
+            unrung[qi] -= 1;
+            let waited = now.saturating_duration_since(joined);
+            for oi in self.pick(qi, waited, share, now) {
+                self.ring(call, oi, now);
+            }
+            if !self.st.ops.iter().any(|o| o.free(now)) {
+                break;
+            }
+        }
+    }
+
+    /// The operator(s) to ring for a caller of queue `qi` who waited `waited`;
+    /// `share`: callers of this queue still to be matched in this pass,
+    /// this one included (ring-all leaves operators for them).
+    fn pick(&mut self, qi: usize, waited: Duration, share: usize, now: Instant) -> Vec<usize> {
+        let ops = &self.st.ops;
+        let q = &mut self.st.queues[qi];
+        let allowed = q.cfg.allowed_penalty(waited);
+        let cands: Vec<usize> = (0..q.members.len())
+            .filter(|&mi| q.members[mi].penalty <= allowed && ops[q.members[mi].op].free(now))
+            .collect();
+        if cands.is_empty() {
+            return Vec::new();
+        }
+        let idle = |mi: usize| ops[q.members[mi].op].idle_since;
+        if q.cfg.strategy == Strategy::WeightedRandom {
+            let weights: Vec<f64> = cands
+                .iter()
+                .map(|&mi| 1.0 / (1.0 + q.members[mi].penalty as f64))
+                .collect();
+            let total: f64 = weights.iter().sum();
+            let mut x = q.rng.random_range(0.0..total);
+            for (mi, w) in cands.iter().zip(&weights) {
+                if x < *w {
+                    return vec![q.members[*mi].op];
+                }
+                x -= w;
+            }
+            return vec![q.members[*cands.last().expect("cands is not empty")].op];
+        }
+        let best = cands
+            .iter()
+            .map(|&mi| q.members[mi].penalty)
+            .min()
+            .expect("cands is not empty");
+        let mut tier: Vec<usize> = cands
+            .into_iter()
+            .filter(|&mi| q.members[mi].penalty == best)
+            .collect();
+        let chosen = match q.cfg.strategy {
+            Strategy::RingAll => {
+                tier.sort_by_key(|&mi| (idle(mi), mi));
+                let take = tier.len().div_ceil(share.max(1));
+                tier.truncate(take);
+                return tier.into_iter().map(|mi| q.members[mi].op).collect();
+            }
+            Strategy::LongestIdle | Strategy::RingProgressive => *tier
+                .iter()
+                .min_by_key(|&&mi| (idle(mi), mi))
+                .expect("tier is not empty"),
+            Strategy::Linear => tier[0],
+            Strategy::RoundRobin => {
+                let start = q.rr_next;
+                let c = *tier.iter().find(|&&mi| mi >= start).unwrap_or(&tier[0]);
+                q.rr_next = c + 1;
+                c
+            }
+            Strategy::FewestCalls => *tier
+                .iter()
+                .min_by_key(|&&mi| (q.members[mi].calls, idle(mi), mi))
+                .expect("tier is not empty"),
+            Strategy::LeastTalkTime => *tier
+                .iter()
+                .min_by_key(|&&mi| (q.members[mi].talk, idle(mi), mi))
+                .expect("tier is not empty"),
+            Strategy::Random => tier[q.rng.random_range(0..tier.len())],
+            Strategy::WeightedRandom => unreachable!("handled above"),
+        };
+        vec![q.members[chosen].op]
+    }
+
+    /// Ring-progressive callers still ringing get one more operator per step.
+    fn progressive_steps(&mut self, now: Instant) {
+        let mut due: Vec<(Key, Instant, CallId)> = self
+            .st
+            .callers
+            .iter()
+            .filter(|(_, c)| c.next_progressive.is_some_and(|t| t <= now))
+            .map(|(call, c)| (c.key, c.joined, *call))
+            .collect();
+        due.sort_unstable();
+        for (_, joined, call) in due {
+            let Some(c) = self.st.callers.get_mut(&call) else {
+                continue;
+            };
+            if c.rings.is_empty() {
+                c.next_progressive = None;
+                continue;
+            }
+            let qi = c.queue;
+            c.next_progressive = Some(now + self.st.queues[qi].cfg.ring_progressive_step);
+            let waited = now.saturating_duration_since(joined);
+            for oi in self.pick(qi, waited, 1, now) {
+                self.ring(call, oi, now);
+            }
+        }
+    }
+
+    // ---- estimates and announcements ----
+
+    /// Estimated remaining wait for every caller of queue `qi`, in order.
+    pub(crate) fn estimates(&self, qi: usize, now: Instant) -> Option<Vec<Duration>> {
+        let q = &self.st.queues[qi];
+        let servers: Vec<ServerStatus> = q
+            .members
+            .iter()
+            .map(|mb| &self.st.ops[mb.op])
+            .filter(|o| o.staffed())
+            .map(|o| match o.activity {
+                Activity::Idle | Activity::Ringing { .. } => ServerStatus::Free,
+                Activity::WrapUp { until } => ServerStatus::WrapUp {
+                    remaining: until.saturating_duration_since(now),
+                },
+                Activity::OnCall { call } => ServerStatus::OnCall {
+                    elapsed: self
+                        .st
+                        .connected
+                        .get(&call)
+                        .map(|c| now.saturating_duration_since(c.answered))
+                        .unwrap_or_default(),
+                },
+            })
+            .collect();
+        let waited: Vec<Duration> = q
+            .waiting
+            .iter()
+            .filter_map(|(_, call)| self.st.callers.get(call))
+            .map(|c| now.saturating_duration_since(c.joined))
+            .collect();
+        q.est.estimate(&servers, &waited)
+    }
+
+    fn periodic_announcements(&mut self, now: Instant) {
+        let due: Vec<CallId> = self
+            .st
+            .callers
+            .iter()
+            .filter(|(_, c)| c.next_announce.is_some_and(|t| t <= now))
+            .map(|(call, _)| *call)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let mut cache: HashMap<usize, Option<Vec<Duration>>> = HashMap::new();
+        let mut due: Vec<(Key, CallId)> = due
+            .into_iter()
+            .filter_map(|call| self.st.callers.get(&call).map(|c| (c.key, call)))
+            .collect();
+        due.sort_unstable();
+        for (_, call) in due {
+            let Some(pos) = self.position(call) else {
+                continue;
+            };
+            let qi = self.st.callers[&call].queue;
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(qi) {
+                slot.insert(self.estimates(qi, now));
+            }
+            let estimate = cache
+                .get(&qi)
+                .and_then(|e| e.as_ref())
+                .and_then(|e| e.get(pos - 1).copied());
+            let cfg = &self.st.queues[qi].cfg;
+            let (interval, min_gap) = (cfg.announce_interval, cfg.min_announce_interval);
+            let Some(c) = self.st.callers.get_mut(&call) else {
+                continue;
+            };
+            c.last_estimate = estimate;
+            c.next_announce = interval.map(|i| now + i);
+            if !c.rings.is_empty() {
+                continue;
+            }
+            let spoken = estimate.map(spoken_minutes);
+            let speak = match c.last_announce {
+                None => true,
+                Some((at, p, s)) => {
+                    p != pos || s != spoken || now.saturating_duration_since(at) >= min_gap
+                }
+            };
+            if speak {
+                c.last_announce = Some((now, pos, spoken));
+                self.out.push(AcdCommand::Announce {
+                    call,
+                    position: pos,
+                    estimate,
+                });
+            }
+        }
+    }
+
+    // ---- housekeeping ----
+
+    fn is_empty(&self, qi: usize, rule: EmptyWhen, now: Instant) -> bool {
+        let ops = self.st.queues[qi]
+            .members
+            .iter()
+            .map(|mb| &self.st.ops[mb.op]);
+        match rule {
+            EmptyWhen::Never => false,
+            EmptyWhen::NoMembers => !ops.clone().any(|o| o.logged_in),
+            EmptyWhen::Unstaffed => !ops.clone().any(|o| o.staffed()),
+            EmptyWhen::NoneFree => !ops.clone().any(|o| o.free(now)),
+        }
+    }
+
+    /// Apply `leave_when_empty`, report operator state changes, refresh gauges.
+    fn finish(&mut self, now: Instant) -> Vec<AcdCommand> {
+        for qi in 0..self.st.queues.len() {
+            let rule = self.st.queues[qi].cfg.leave_when_empty;
+            if rule != EmptyWhen::Never && self.is_empty(qi, rule, now) {
+                let leaving: Vec<CallId> = self.st.queues[qi]
+                    .waiting
+                    .iter()
+                    .map(|(_, call)| *call)
+                    .filter(|call| {
+                        self.st
+                            .callers
+                            .get(call)
+                            .is_some_and(|c| c.rings.is_empty())
+                    })
+                    .collect();
+                for call in leaving {
+                    self.exit(call, ExitReason::Empty, now);
+                }
+            }
+        }
+        for o in &mut self.st.ops {
+            let s = o.state();
+            if s != o.shown {
+                o.shown = s.clone();
+                self.out.push(AcdCommand::OperatorState {
+                    op: o.id.clone(),
+                    state: s,
+                });
+            }
+        }
+        self.export_gauges(now);
+        std::mem::take(&mut self.out)
+    }
+
+    fn export_gauges(&self, now: Instant) {
+        for q in &self.st.queues {
+            let name = q.cfg.name.clone();
+            metrics::gauge!(m::QUEUE_CALLERS_WAITING, "queue" => name.clone())
+                .set(q.waiting.len() as f64);
+            let oldest = q
+                .waiting
+                .iter()
+                .filter_map(|(_, call)| self.st.callers.get(call))
+                .map(|c| now.saturating_duration_since(c.joined))
+                .max()
+                .unwrap_or_default();
+            metrics::gauge!(m::QUEUE_OLDEST_WAIT_SECONDS, "queue" => name.clone())
+                .set(oldest.as_secs_f64());
+            if let Some(sl) = q.stats.service_level() {
+                metrics::gauge!(m::QUEUE_SERVICE_LEVEL_RATIO, "queue" => name.clone()).set(sl);
+            }
+            if let Some(ab) = q.stats.abandon_ratio() {
+                metrics::gauge!(m::QUEUE_ABANDON_RATIO, "queue" => name.clone()).set(ab);
+            }
+            let mut counts = [0usize; OperatorState::LABELS.len()];
+            let (mut busy, mut staffed) = (0usize, 0usize);
+            for mb in &q.members {
+                let o = &self.st.ops[mb.op];
+                let label = o.shown.label();
+                if let Some(i) = OperatorState::LABELS.iter().position(|l| *l == label) {
+                    counts[i] += 1;
+                }
+                if o.staffed() || o.activity != Activity::Idle {
+                    staffed += usize::from(o.logged_in);
+                    busy += usize::from(o.logged_in && o.activity != Activity::Idle);
+                }
+            }
+            for (label, n) in OperatorState::LABELS.iter().zip(counts) {
+                metrics::gauge!(m::OPERATORS, "queue" => name.clone(), "state" => *label)
+                    .set(n as f64);
+            }
+            if staffed > 0 {
+                metrics::gauge!(m::OPERATOR_OCCUPANCY_RATIO, "queue" => name)
+                    .set(busy as f64 / staffed as f64);
+            }
+        }
+    }
+
+    fn outcome(&self, qi: usize, outcome: &'static str) {
+        let name = self.st.queues[qi].cfg.name.clone();
+        metrics::counter!(m::QUEUE_CALLERS_TOTAL, "queue" => name, "outcome" => outcome)
+            .increment(1);
+    }
+
+    fn op_index(&self, id: &str) -> Option<usize> {
+        let found = self.st.ops.iter().position(|o| o.id == id);
+        if found.is_none() {
+            tracing::debug!(op = id, "event for an unknown operator ignored");
+        }
+        found
+    }
+
+    fn log(
+        &mut self,
+        qi: usize,
+        call: Option<CallId>,
+        oi: Option<usize>,
+        kind: QueueEventKind,
+        now: Instant,
+    ) {
+        self.out.push(AcdCommand::Log(QueueEvent {
+            at: now,
+            queue: self.st.queues[qi].cfg.name.clone(),
+            call,
+            op: oi.map(|i| self.st.ops[i].id.clone()),
+            kind,
+        }));
+    }
+
+    /// Operator events are logged once per queue the operator serves, as
+    /// Asterisk does.
+    fn log_op(&mut self, oi: usize, kind: QueueEventKind, now: Instant) {
+        let queues: Vec<usize> = self.st.ops[oi]
+            .memberships
+            .iter()
+            .map(|(qi, _)| *qi)
+            .collect();
+        for qi in queues {
+            self.log(qi, None, Some(oi), kind.clone(), now);
+        }
+    }
+}
+
+/// The estimate as spoken (whole minutes, rounded); announcements repeat
+/// only when this or the position changes.
+pub fn spoken_minutes(d: Duration) -> u64 {
+    (d.as_secs() + 30) / 60
+}

@@ -1,0 +1,584 @@
+//! Expected wait per queue position, from live staffing, learnt handle times
+//! and learnt impatience. Sans-I/O: the ACD core feeds it observations and a
+//! picture of its servers; it never reads a clock.
+//!
+//! # The formula
+//!
+//! Let the queue's *servers* be its member operators who are logged in,
+//! unpaused and reachable. Each server `i` becomes free at a random time
+//! `R_i` from now: `0` if free or ringing (a ringing operator is about to take
+//! the caller being rung, who is counted among the callers ahead), the
+//! remaining wrap-up if in wrap-up, and for an operator on a call that has
+//! lasted `e`, `R_i = (X − e) + wrapup` where `X` is a talk time drawn from the
+//! recent talk times *longer than `e`* (the empirical residual life; a
+//! long-tailed call that has run long is expected to run longer still).
+//! After that first release, each server keeps completing one call per cycle
+//! `h = answer delay + mean talk + wrapup` (elementary renewal theorem).
+//!
+//! The expected number of servers released by time `t` is therefore
+//!
+//! ```text
+//! M(t) = Σ_i E[ 1{R_i ≤ t} + (t − R_i)⁺ / h ]
+//! ```
+//!
+//! which is piecewise linear in `t` between the atoms of the `R_i`
+//! distributions, so `M⁻¹(n)` is found exactly with a prefix sum and a binary
+//! search. (Taking `E[M(t)] = n` rather than `E[T_n]` keeps the effect that
+//! matters: with N busy servers the *first* release comes after about
+//! `min R_i`, not after the mean residual — for memoryless calls it gives
+//! exactly `n·h/N`.)
+//!
+//! The caller at position `k` is served at the `n_k`-th release, where `n_k`
+//! counts themself plus the callers ahead *who will still be there*:
+//!
+//! ```text
+//! n_k = 1 + Σ_{j<k} S_j(T_j),   T_k = M⁻¹(n_k),   estimate_k = T_k + answer delay
+//! ```
+//!
+//! `S_j(T) = P(caller j is still waiting T from now | they waited w_j so far)
+//! = exp(−∫_{w_j}^{w_j+T} λ(s) ds)` with a piecewise-constant abandonment
+//! hazard `λ` learnt from every caller that left the queue: abandons per
+//! second of waiting exposure, per wait band (0–10 s, 10–20 s, … 30 min+),
+//! with served callers counting as exposure without abandon (censored data),
+//! each band shrunk toward the pooled rate while it has little exposure, and
+//! old observations decayed so the model follows the day.
+//!
+//! Compared with Asterisk's single average of answered waits, this figure
+//! depends on the caller's position, on how many operators are working now
+//! and how far into their calls they are, and shrinks when callers ahead
+//! tend to hang up. It ignores later arrivals of higher priority (they would
+//! overtake) and gives operators who serve several queues their full
+//! capacity to each queue; both make it optimistic in those setups.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// How many recent talk times the residual-life distribution uses.
+pub const TALK_WINDOW: usize = 256;
+/// Below this many measured calls, talk time is taken as exponential with
+/// the configured (or measured) mean.
+pub const MIN_TALK_SAMPLES: usize = 8;
+/// Atoms used to discretise an exponential residual.
+const EXP_ATOMS: usize = 16;
+
+/// Upper edges (seconds) of the abandonment hazard bands; the last band is open.
+pub const HAZARD_BANDS: [f64; 16] = [
+    10.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    240.0,
+    300.0,
+    420.0,
+    600.0,
+    900.0,
+    1200.0,
+    1800.0,
+    f64::INFINITY,
+];
+/// Per-observation decay of the hazard counts: about the last 2000 callers weigh.
+const HAZARD_DECAY: f64 = 0.9995;
+/// Seconds of pooled-rate pseudo exposure blended into each band.
+const HAZARD_SHRINK: f64 = 300.0;
+/// Weight of a new answer-delay sample in its moving mean.
+const ANSWER_DELAY_ALPHA: f64 = 0.1;
+
+/// What one server is doing, as the estimator needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ServerStatus {
+    /// Free, or ringing for a caller counted among those waiting.
+    Free,
+    /// In wrap-up, free after `remaining`.
+    WrapUp { remaining: Duration },
+    /// On a call that has lasted `elapsed`.
+    OnCall { elapsed: Duration },
+}
+
+/// Recent talk times (answer to hang-up), kept in arrival order and sorted.
+#[derive(Debug, Clone, Default)]
+pub struct TalkTimes {
+    recent: VecDeque<f64>,
+    sorted: Vec<f64>,
+    sum: f64,
+}
+
+impl TalkTimes {
+    pub fn record(&mut self, secs: f64) {
+        if !secs.is_finite() || secs < 0.0 {
+            return;
+        }
+        if self.recent.len() == TALK_WINDOW {
+            if let Some(old) = self.recent.pop_front() {
+                self.sum -= old;
+                let i = self.sorted.partition_point(|x| *x < old);
+                if i < self.sorted.len() {
+                    self.sorted.remove(i);
+                }
+            }
+        }
+        self.recent.push_back(secs);
+        self.sum += secs;
+        let i = self.sorted.partition_point(|x| *x < secs);
+        self.sorted.insert(i, secs);
+    }
+
+    pub fn len(&self) -> usize {
+        self.recent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.recent.is_empty()
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (!self.recent.is_empty()).then(|| (self.sum / self.recent.len() as f64).max(0.0))
+    }
+
+    /// The samples longer than `elapsed`, ascending.
+    fn longer_than(&self, elapsed: f64) -> &[f64] {
+        let i = self.sorted.partition_point(|x| *x <= elapsed);
+        &self.sorted[i..]
+    }
+}
+
+/// Piecewise-constant abandonment hazard over time already waited.
+#[derive(Debug, Clone)]
+pub struct AbandonHazard {
+    abandons: [f64; HAZARD_BANDS.len()],
+    exposure: [f64; HAZARD_BANDS.len()],
+}
+
+impl Default for AbandonHazard {
+    fn default() -> Self {
+        AbandonHazard {
+            abandons: [0.0; HAZARD_BANDS.len()],
+            exposure: [0.0; HAZARD_BANDS.len()],
+        }
+    }
+}
+
+impl AbandonHazard {
+    /// A caller left the queue after `waited`: by hanging up (`abandoned`) or
+    /// otherwise (served, timed out, pressed a key: censored observations).
+    pub fn record(&mut self, waited: f64, abandoned: bool) {
+        if !waited.is_finite() || waited < 0.0 {
+            return;
+        }
+        for b in 0..HAZARD_BANDS.len() {
+            self.abandons[b] *= HAZARD_DECAY;
+            self.exposure[b] *= HAZARD_DECAY;
+        }
+        let mut lo = 0.0;
+        for (b, hi) in HAZARD_BANDS.iter().enumerate() {
+            if waited <= lo {
+                break;
+            }
+            self.exposure[b] += waited.min(*hi) - lo;
+            if abandoned && waited <= *hi {
+                self.abandons[b] += 1.0;
+            }
+            lo = *hi;
+        }
+    }
+
+    /// Abandons per second of waiting over all bands.
+    pub fn pooled_rate(&self) -> f64 {
+        let e: f64 = self.exposure.iter().sum();
+        let a: f64 = self.abandons.iter().sum();
+        if e > 0.0 { a / e } else { 0.0 }
+    }
+
+    /// Hazard (per second) in band `b`, shrunk toward the pooled rate.
+    pub fn band_rate(&self, b: usize) -> f64 {
+        let pooled = self.pooled_rate();
+        (self.abandons[b] + pooled * HAZARD_SHRINK) / (self.exposure[b] + HAZARD_SHRINK)
+    }
+
+    /// P(still waiting at `to` | waiting at `from`), both as time waited.
+    pub fn survival(&self, from: f64, to: f64) -> f64 {
+        if to <= from {
+            return 1.0;
+        }
+        let mut integral = 0.0;
+        let mut lo = 0.0;
+        for (b, hi) in HAZARD_BANDS.iter().enumerate() {
+            let a = from.max(lo);
+            let z = to.min(*hi);
+            if z > a {
+                integral += self.band_rate(b) * (z - a);
+            }
+            if *hi >= to {
+                break;
+            }
+            lo = *hi;
+        }
+        (-integral).exp()
+    }
+}
+
+/// One queue's learnt figures and the estimate built from them.
+#[derive(Debug, Clone)]
+pub struct Estimator {
+    talk: TalkTimes,
+    prior_talk: f64,
+    wrapup: f64,
+    answer_delay: Option<f64>,
+    hazard: AbandonHazard,
+}
+
+impl Estimator {
+    /// `prior_talk`: talk time assumed before measurements; `wrapup`: the
+    /// queue's wrap-up, part of every server cycle.
+    pub fn new(prior_talk: Duration, wrapup: Duration) -> Self {
+        Estimator {
+            talk: TalkTimes::default(),
+            prior_talk: prior_talk.as_secs_f64().max(1.0),
+            wrapup: wrapup.as_secs_f64(),
+            answer_delay: None,
+            hazard: AbandonHazard::default(),
+        }
+    }
+
+    /// A connected call's talk time (answer to hang-up).
+    pub fn record_talk(&mut self, talk: Duration) {
+        self.talk.record(talk.as_secs_f64());
+    }
+
+    /// Time from the ring that was answered to the answer.
+    pub fn record_answer_delay(&mut self, d: Duration) {
+        let x = d.as_secs_f64();
+        self.answer_delay = Some(match self.answer_delay {
+            None => x,
+            Some(m) => m + ANSWER_DELAY_ALPHA * (x - m),
+        });
+    }
+
+    /// A caller left the queue after `waited`; `abandoned` if they hung up.
+    pub fn record_wait(&mut self, waited: Duration, abandoned: bool) {
+        self.hazard.record(waited.as_secs_f64(), abandoned);
+    }
+
+    pub fn hazard(&self) -> &AbandonHazard {
+        &self.hazard
+    }
+
+    /// Replace the learnt hazard (tests and warm starts).
+    pub fn set_hazard(&mut self, hazard: AbandonHazard) {
+        self.hazard = hazard;
+    }
+
+    pub fn mean_talk(&self) -> f64 {
+        self.talk.mean().unwrap_or(self.prior_talk)
+    }
+
+    pub fn answer_delay(&self) -> f64 {
+        self.answer_delay.unwrap_or(0.0)
+    }
+
+    /// Mean server cycle `h` in seconds: answer delay + talk + wrap-up.
+    pub fn cycle(&self) -> f64 {
+        (self.answer_delay() + self.mean_talk() + self.wrapup).max(1.0)
+    }
+
+    /// Residual-time atoms `(seconds from now, probability)` for one server.
+    fn atoms(&self, s: ServerStatus, out: &mut Vec<(f64, f64)>) {
+        match s {
+            ServerStatus::Free => out.push((0.0, 1.0)),
+            ServerStatus::WrapUp { remaining } => out.push((remaining.as_secs_f64(), 1.0)),
+            ServerStatus::OnCall { elapsed } => {
+                let e = elapsed.as_secs_f64();
+                let longer = self.talk.longer_than(e);
+                if self.talk.len() >= MIN_TALK_SAMPLES && !longer.is_empty() {
+                    let w = 1.0 / longer.len() as f64;
+                    out.extend(longer.iter().map(|x| (x - e + self.wrapup, w)));
+                } else {
+                    // Too little data (or a call longer than any seen): a
+                    // memoryless residual with the mean talk time, at the
+                    // midpoints of EXP_ATOMS equal-probability slices.
+                    let m = self.mean_talk();
+                    let w = 1.0 / EXP_ATOMS as f64;
+                    out.extend((0..EXP_ATOMS).map(|q| {
+                        let p = (q as f64 + 0.5) / EXP_ATOMS as f64;
+                        (-m * (1.0 - p).ln() + self.wrapup, w)
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Build `M(t)` for these servers; `None` when there are none.
+    pub fn curve(&self, servers: &[ServerStatus]) -> Option<ReleaseCurve> {
+        if servers.is_empty() {
+            return None;
+        }
+        let mut atoms = Vec::new();
+        for s in servers {
+            self.atoms(*s, &mut atoms);
+        }
+        Some(ReleaseCurve::new(atoms, self.cycle()))
+    }
+
+    /// Expected remaining wait for every caller in queue order, given how
+    /// long each has waited so far; `None` when no server is staffed.
+    pub fn estimate(&self, servers: &[ServerStatus], waited: &[Duration]) -> Option<Vec<Duration>> {
+        let curve = self.curve(servers)?;
+        let delay = self.answer_delay();
+        let mut out = Vec::with_capacity(waited.len());
+        let mut needed = 1.0;
+        for w in waited {
+            let t = curve.time_for(needed);
+            out.push(Duration::from_secs_f64((t + delay).clamp(0.0, 1e7)));
+            let w = w.as_secs_f64();
+            needed += self.hazard.survival(w, w + t + delay);
+        }
+        Some(out)
+    }
+}
+
+/// `M(t)`, the expected number of server releases by `t`, and its inverse.
+#[derive(Debug, Clone)]
+pub struct ReleaseCurve {
+    /// Atom times, ascending.
+    r: Vec<f64>,
+    /// Prefix sums of atom weights and of weight × time.
+    w: Vec<f64>,
+    rw: Vec<f64>,
+    h: f64,
+}
+
+impl ReleaseCurve {
+    /// `atoms`: `(time, probability)` pairs over all servers; `h`: cycle.
+    pub fn new(mut atoms: Vec<(f64, f64)>, h: f64) -> Self {
+        atoms.retain(|(t, w)| t.is_finite() && w.is_finite() && *w > 0.0);
+        atoms.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut r = Vec::with_capacity(atoms.len());
+        let mut w = Vec::with_capacity(atoms.len());
+        let mut rw = Vec::with_capacity(atoms.len());
+        let (mut sw, mut srw) = (0.0, 0.0);
+        for (t, p) in atoms {
+            let t = t.max(0.0);
+            sw += p;
+            srw += p * t;
+            r.push(t);
+            w.push(sw);
+            rw.push(srw);
+        }
+        ReleaseCurve { r, w, rw, h }
+    }
+
+    /// `M(t)` using the atoms up to index `i` inclusive (`None`: no atom yet).
+    fn m_with(&self, upto: Option<usize>, t: f64) -> f64 {
+        match upto {
+            None => 0.0,
+            Some(i) => self.w[i] + (self.w[i] * t - self.rw[i]) / self.h,
+        }
+    }
+
+    /// Expected releases by `t` seconds from now.
+    pub fn releases_by(&self, t: f64) -> f64 {
+        let n = self.r.partition_point(|x| *x <= t);
+        self.m_with(n.checked_sub(1), t)
+    }
+
+    /// The smallest `t` with `M(t) ≥ n`.
+    pub fn time_for(&self, n: f64) -> f64 {
+        if self.r.is_empty() {
+            return f64::INFINITY;
+        }
+        // First atom index whose inclusion brings M to n.
+        let j = {
+            let (mut lo, mut hi) = (0usize, self.r.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if self.m_with(Some(mid), self.r[mid]) >= n {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            lo
+        };
+        let solve = |i: usize| (self.h * (n - self.w[i]) + self.rw[i]) / self.w[i];
+        if j == self.r.len() {
+            return solve(j - 1);
+        }
+        if j > 0 && self.m_with(Some(j - 1), self.r[j]) >= n {
+            // Reached on the ramp before the next atom.
+            return solve(j - 1).max(self.r[j - 1]);
+        }
+        self.r[j]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn fixed_talk(est: &mut Estimator, x: u64) {
+        for _ in 0..MIN_TALK_SAMPLES {
+            est.record_talk(Duration::from_secs(x));
+        }
+    }
+
+    fn close(a: Duration, b: f64) -> bool {
+        (a.as_secs_f64() - b).abs() < 0.01
+    }
+
+    #[test]
+    fn free_servers_mean_no_wait_for_the_first_callers() {
+        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        fixed_talk(&mut est, 300);
+        let s = [ServerStatus::Free, ServerStatus::Free];
+        let e = est.estimate(&s, &[Duration::ZERO; 3]).expect("staffed");
+        assert!(close(e[0], 0.0) && close(e[1], 0.0));
+        // Third caller: both servers start a 300 s cycle at 0, M(t) = 2 + 2t/300 = 3.
+        assert!(close(e[2], 150.0), "{:?}", e[2]);
+    }
+
+    #[test]
+    fn residual_comes_from_elapsed_time_then_cycles() {
+        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        fixed_talk(&mut est, 300);
+        // Deterministic 300 s calls: one server 100 s in -> free at 200.
+        let s = [ServerStatus::OnCall {
+            elapsed: secs(100.0),
+        }];
+        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        assert!(close(e[0], 200.0), "{:?}", e[0]);
+        // Then one cycle later: 200 + 300.
+        assert!(close(e[1], 500.0), "{:?}", e[1]);
+    }
+
+    #[test]
+    fn two_busy_servers_hand_computed() {
+        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        fixed_talk(&mut est, 300);
+        let s = [
+            ServerStatus::OnCall {
+                elapsed: secs(240.0),
+            },
+            ServerStatus::OnCall {
+                elapsed: secs(180.0),
+            },
+        ];
+        let e = est.estimate(&s, &[Duration::ZERO; 3]).expect("staffed");
+        assert!(close(e[0], 60.0));
+        assert!(close(e[1], 120.0));
+        // After 120: M = 2 + (t-60)/300 + (t-120)/300 = 3  ->  t = 240.
+        assert!(close(e[2], 240.0), "{:?}", e[2]);
+    }
+
+    #[test]
+    fn wrapup_and_answer_delay_are_part_of_the_cycle() {
+        let mut est = Estimator::new(secs(100.0), secs(20.0));
+        fixed_talk(&mut est, 100);
+        est.record_answer_delay(secs(5.0));
+        assert!((est.cycle() - 125.0).abs() < 1e-9);
+        let s = [ServerStatus::WrapUp {
+            remaining: secs(10.0),
+        }];
+        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        assert!(close(e[0], 15.0));
+        assert!(close(e[1], 10.0 + 125.0 + 5.0));
+    }
+
+    #[test]
+    fn memoryless_prior_gives_n_h_over_n() {
+        // No measurements: exponential talk with mean 120 s, 4 busy servers.
+        let est = Estimator::new(secs(120.0), Duration::ZERO);
+        let s = [ServerStatus::OnCall {
+            elapsed: secs(30.0),
+        }; 4];
+        let e = est.estimate(&s, &[Duration::ZERO; 8]).expect("staffed");
+        // Exact answer for Poisson releases: k·h/N = 30 k. The discretised
+        // residual is close but not exact for the first few.
+        for (k, got) in e.iter().enumerate() {
+            let want = 30.0 * (k + 1) as f64;
+            assert!(
+                (got.as_secs_f64() - want).abs() < 0.2 * want,
+                "k={k} got {got:?}"
+            );
+        }
+        assert!((e[7].as_secs_f64() - 240.0).abs() < 15.0);
+    }
+
+    #[test]
+    fn abandonment_ahead_shortens_the_wait() {
+        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        fixed_talk(&mut est, 300);
+        // Learn a flat hazard of 1/300 per second: many callers, each either
+        // abandoning or served, with exposure spread evenly.
+        let mut hz = AbandonHazard::default();
+        for i in 0..4000 {
+            let w = (i % 100) as f64 * 18.0;
+            hz.record(w, false);
+        }
+        let flat = {
+            let mut h = AbandonHazard::default();
+            let mut lo = 0.0;
+            for (b, hi) in HAZARD_BANDS.iter().enumerate() {
+                let width = if hi.is_finite() { hi - lo } else { 1000.0 };
+                h.exposure[b] = width * 1000.0;
+                h.abandons[b] = width * 1000.0 / 300.0;
+                lo = *hi;
+            }
+            h
+        };
+        assert!((flat.pooled_rate() - 1.0 / 300.0).abs() < 1e-9);
+        assert!((flat.survival(0.0, 300.0) - (-1.0f64).exp()).abs() < 1e-9);
+        est.set_hazard(flat);
+        let s = [ServerStatus::OnCall {
+            elapsed: Duration::ZERO,
+        }];
+        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        assert!(close(e[0], 300.0));
+        // Caller 1 is still there at 300 s with p = e^-1, so caller 2 needs
+        // 1 + e^-1 releases: 1 + (t - 300)/300 = 1.3679  ->  t = 410.36.
+        let want = 300.0 + 300.0 * (-1.0f64).exp();
+        assert!(close(e[1], want), "{:?} vs {want}", e[1]);
+        // Without abandonment it would be 600.
+        est.set_hazard(hz);
+        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        assert!(close(e[1], 600.0), "{:?}", e[1]);
+    }
+
+    #[test]
+    fn hazard_learns_from_censored_waits() {
+        let mut hz = AbandonHazard::default();
+        // 10 callers abandon at 5 s, 10 are served at 5 s: 50 s + 50 s of
+        // exposure in the first band, 10 abandons.
+        for _ in 0..10 {
+            hz.record(5.0, true);
+            hz.record(5.0, false);
+        }
+        assert!((hz.band_rate(0) - 0.1).abs() < 0.01, "{}", hz.band_rate(0));
+        assert!(hz.survival(0.0, 10.0) < 1.0);
+        assert_eq!(hz.survival(10.0, 5.0), 1.0);
+    }
+
+    #[test]
+    fn nobody_staffed_gives_no_estimate() {
+        let est = Estimator::new(secs(60.0), Duration::ZERO);
+        assert!(est.estimate(&[], &[Duration::ZERO]).is_none());
+    }
+
+    #[test]
+    fn talk_window_is_bounded_and_sorted() {
+        let mut t = TalkTimes::default();
+        for i in 0..(TALK_WINDOW * 3) {
+            t.record((i % 97) as f64);
+        }
+        assert_eq!(t.len(), TALK_WINDOW);
+        assert!(t.sorted.windows(2).all(|w| w[0] <= w[1]));
+        let mean = t.recent.iter().sum::<f64>() / TALK_WINDOW as f64;
+        assert!((t.mean().expect("samples") - mean).abs() < 1e-6);
+    }
+}
