@@ -224,13 +224,16 @@ fn escapes_ok(s: &str) -> bool {
 }
 
 fn parse_sip(rest: &str, secure: bool) -> Result<SipUri, UriError> {
-    let (main, hdrs) = match rest.find('?') {
-        Some(q) => (rest.get(..q).unwrap_or(""), rest.get(q + 1..)),
-        None => (rest, None),
+    // A raw `@` can only end the userinfo: parameters and headers must
+    // escape it. The user part may itself hold `?` and `;` (RFC 4475
+    // intmeth), so it is cut off before looking for headers.
+    let (userinfo, after_user) = match rest.find('@') {
+        Some(at) => (rest.get(..at), rest.get(at + 1..).unwrap_or("")),
+        None => (None, rest),
     };
-    let (userinfo, hostpart) = match main.find('@') {
-        Some(at) => (main.get(..at), main.get(at + 1..).unwrap_or("")),
-        None => (None, main),
+    let (hostpart, hdrs) = match after_user.find('?') {
+        Some(q) => (after_user.get(..q).unwrap_or(""), after_user.get(q + 1..)),
+        None => (after_user, None),
     };
     let (user, password) = match userinfo {
         None => (None, None),
