@@ -1,4 +1,5 @@
 //! sip room (work in progress).
 
 pub mod dialog;
+pub mod digest;
 pub mod transaction;
