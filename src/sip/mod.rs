@@ -2,4 +2,5 @@
 
 pub mod dialog;
 pub mod digest;
+pub mod registrar;
 pub mod transaction;
