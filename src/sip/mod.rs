@@ -15,6 +15,8 @@ pub mod message;
 pub mod uri;
 
 pub mod dialog;
+pub mod digest;
+pub mod registrar;
 pub mod transaction;
 
 pub use builder::{RequestBuilder, ResponseBuilder, new_branch, new_call_id, new_tag, response_to};
