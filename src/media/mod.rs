@@ -5,7 +5,17 @@
 //! It speaks to the call layer only through [`engine::MediaEngine`] commands
 //! and [`engine::MediaEvent`]s; it never touches SIP, dialplans or queues.
 
+mod clock;
 pub mod dtmf;
+pub mod engine;
 pub mod g711;
 pub mod prompt;
 pub mod wav;
+
+pub use dtmf::DtmfSource;
+pub use engine::{
+    ClockSnapshot, LegId, MediaConfig, MediaEngine, MediaEvent, PlayOpts, PoolExhausted,
+};
+pub use prompt::{Prompt, PromptLibrary};
+#[cfg(test)]
+mod engine_tests;

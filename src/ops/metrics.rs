@@ -496,3 +496,8 @@ pub const RECORDS_WRITTEN_TOTAL: &str = "conmutador_records_written_total";
 pub const RECORDS_DROPPED_TOTAL: &str = "conmutador_records_dropped_total";
 pub const SIP_SEND_FAILURES_TOTAL: &str = "conmutador_sip_send_failures_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
+
+// Media (appended by the media room)
+/// RTP packets dropped by the media engine, label `reason`: oversize,
+/// malformed, not_started, unknown_source, send_error, events_full.
+pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";

@@ -1,0 +1,1018 @@
+//! The media clock thread: owns every leg, its socket and its RTP state.
+//!
+//! One loop on epoll waits for three kinds of readiness: a timerfd that fires
+//! every 2 ms on an absolute schedule, an eventfd that says commands are
+//! queued, and the leg sockets. Each 2 ms tick serves one of ten phase slots
+//! (every leg sits in one), so each leg sends exactly one frame per 20 ms and
+//! one wake-up serves a tenth of all legs. A late wake-up serves the missed
+//! ticks at once (up to 100 ms; beyond that it skips ahead and counts the
+//! frames as late) so streams keep their rate.
+//!
+//! Lateness is measured against the ideal schedule (start + n × 2 ms): the
+//! wake-up lateness of each tick and the lateness of the last frame each tick
+//! sent (the worst frame of that tick); the latter goes to
+//! `conmutador_media_send_jitter_seconds`, and every frame sent more than
+//! 2 ms after its ideal time counts in `conmutador_media_late_frames_total`.
+//!
+//! Counters are kept in plain integers on this thread and flushed to the
+//! metrics registry once a second, so the per-packet path does no registry
+//! look-ups. Only this module and `engine.rs` use these types.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+
+use super::dtmf::{DtmfSource, InbandDetector, Rfc4733Receiver};
+use super::engine::{
+    ClockStats, HIST_BUCKET, HIST_BUCKETS, LegId, MediaConfig, MediaEvent, PlayOpts, PortPool,
+};
+use super::g711;
+use super::prompt::{FRAME_SAMPLES, Prompt};
+use crate::ops::metrics as m;
+use crate::sdp::{Codec, MediaParams};
+
+pub(crate) enum Command {
+    Add {
+        leg: LegId,
+        socket: UdpSocket,
+        port: u16,
+    },
+    Start {
+        leg: LegId,
+        params: MediaParams,
+        events: tokio::sync::mpsc::Sender<MediaEvent>,
+    },
+    Update {
+        leg: LegId,
+        params: MediaParams,
+    },
+    Play {
+        leg: LegId,
+        prompts: Vec<Arc<Prompt>>,
+        opts: PlayOpts,
+    },
+    StopPlayback {
+        leg: LegId,
+    },
+    Bridge {
+        a: LegId,
+        b: LegId,
+    },
+    Unbridge {
+        leg: LegId,
+    },
+    Release {
+        leg: LegId,
+    },
+    Shutdown,
+}
+
+/// Nudges the clock thread to read its command queue.
+pub(crate) fn wake(fd: &OwnedFd) {
+    // SAFETY: writing 8 bytes to an eventfd we own; failure (counter full)
+    // still leaves it readable, which is all we need.
+    unsafe { libc::eventfd_write(fd.as_raw_fd(), 1) };
+}
+
+const SLOTS: u64 = 10;
+const TICK_NS: u64 = 2_000_000;
+const TICK: Duration = Duration::from_nanos(TICK_NS);
+const FRAME_TS: u32 = FRAME_SAMPLES as u32;
+/// Larger datagrams are not RTP we want (G.711 at 20 ms is 172 bytes).
+const MAX_PACKET: usize = 1500;
+/// A frame sent later than this after its ideal time counts as late.
+const LATE: Duration = Duration::from_millis(2);
+const MAX_CATCH_UP: Duration = Duration::from_millis(100);
+/// Consecutive packets from a new source before symmetric RTP follows it.
+const RELATCH_AFTER: u8 = 10;
+/// Packets read per socket per readiness event (level-triggered: the rest
+/// waits for the next turn, so one flooding peer cannot starve the clock).
+const RECV_BURST: usize = 16;
+/// Relay timestamps further than this from our clock start a new mapping.
+const RESYNC_SAMPLES: u32 = 8000;
+const TOKEN_TIMER: u64 = u64::MAX;
+const TOKEN_WAKE: u64 = u64::MAX - 1;
+const MAX_EVENTS: usize = 256;
+
+#[derive(Clone, Copy)]
+enum Drop {
+    Oversize,
+    Malformed,
+    NotStarted,
+    UnknownSource,
+    SendError,
+    EventsFull,
+}
+
+const DROP_REASONS: [&str; 6] = [
+    "oversize",
+    "malformed",
+    "not_started",
+    "unknown_source",
+    "send_error",
+    "events_full",
+];
+
+#[derive(Default)]
+struct Counters {
+    packets_in: u64,
+    bytes_in: u64,
+    packets_out: u64,
+    bytes_out: u64,
+    lost: u64,
+    timeouts: u64,
+    dtmf_rfc4733: u64,
+    dtmf_inband: u64,
+    late: u64,
+    relayed: u64,
+    dropped: [u64; 6],
+}
+
+impl Counters {
+    fn drop(&mut self, why: Drop) {
+        self.dropped[why as usize] += 1;
+    }
+
+    fn flush(&mut self, stats: &ClockStats) {
+        let c = std::mem::take(self);
+        let inc = |name: &'static str, labels: &[(&'static str, &'static str)], v: u64| {
+            if v > 0 {
+                let labels: Vec<metrics::Label> = labels
+                    .iter()
+                    .map(|&(k, val)| metrics::Label::new(k, val))
+                    .collect();
+                metrics::counter!(name, labels).increment(v);
+            }
+        };
+        inc(m::RTP_PACKETS_TOTAL, &[("direction", "in")], c.packets_in);
+        inc(m::RTP_PACKETS_TOTAL, &[("direction", "out")], c.packets_out);
+        inc(m::RTP_BYTES_TOTAL, &[("direction", "in")], c.bytes_in);
+        inc(m::RTP_BYTES_TOTAL, &[("direction", "out")], c.bytes_out);
+        inc(m::RTP_PACKETS_LOST_TOTAL, &[], c.lost);
+        inc(m::RTP_TIMEOUTS_TOTAL, &[], c.timeouts);
+        inc(
+            m::DTMF_DIGITS_TOTAL,
+            &[("method", "rfc4733")],
+            c.dtmf_rfc4733,
+        );
+        inc(m::DTMF_DIGITS_TOTAL, &[("method", "inband")], c.dtmf_inband);
+        inc(m::MEDIA_LATE_FRAMES_TOTAL, &[], c.late);
+        for (i, reason) in DROP_REASONS.iter().enumerate() {
+            inc(m::RTP_DROPPED_TOTAL, &[("reason", reason)], c.dropped[i]);
+        }
+        stats.packets_in.fetch_add(c.packets_in, Ordering::Relaxed);
+        stats.late_frames.fetch_add(c.late, Ordering::Relaxed);
+        stats.relayed.fetch_add(c.relayed, Ordering::Relaxed);
+    }
+}
+
+struct Playback {
+    prompts: Vec<Arc<Prompt>>,
+    index: usize,
+    frame: usize,
+    opts: PlayOpts,
+}
+
+/// State of a started leg.
+struct Active {
+    params: MediaParams,
+    events: tokio::sync::mpsc::Sender<MediaEvent>,
+    /// Where we send: the SDP address until the peer's first packet.
+    dest: Option<SocketAddr>,
+    ssrc: u32,
+    seq: u16,
+    /// Timestamp of the next frame slot; runs with the clock whether or not
+    /// anything is sent, so silences keep their length on the wire.
+    next_ts: u32,
+    marker: bool,
+    playback: Option<Playback>,
+    last_rx: Instant,
+    timed_out: bool,
+    rx_ssrc: Option<u32>,
+    rx_expected: u16,
+    rfc4733: Rfc4733Receiver,
+    inband: Option<Box<InbandDetector>>,
+    /// (partner's SSRC, offset) mapping relayed audio timestamps onto ours.
+    relay_audio: Option<(u32, u32)>,
+    /// The same for telephone-events arriving on an SSRC of their own.
+    relay_event: Option<(u32, u32)>,
+}
+
+struct Leg {
+    id: LegId,
+    generation: u32,
+    socket: UdpSocket,
+    port: u16,
+    slot: usize,
+    active: Option<Active>,
+    latched: Option<SocketAddr>,
+    candidate: Option<(SocketAddr, u8)>,
+    partner: Option<usize>,
+}
+
+/// Scratch space and settings the packet paths share.
+struct Ctx {
+    counters: Counters,
+    out: [u8; MAX_PACKET + 64],
+    pcm: [i16; MAX_PACKET],
+    rtp_timeout: Duration,
+}
+
+pub(crate) struct Worker {
+    epoll: OwnedFd,
+    timer: OwnedFd,
+    wake: Arc<OwnedFd>,
+    commands: mpsc::Receiver<Command>,
+    pool: Arc<Mutex<PortPool>>,
+    stats: Arc<ClockStats>,
+    legs: Vec<Option<Leg>>,
+    free: Vec<usize>,
+    by_id: HashMap<LegId, usize>,
+    slots: Vec<Vec<usize>>,
+    next_gen: u32,
+    tick: u64,
+    base: Instant,
+    buf: Box<[u8; 2048]>,
+    ctx: Box<Ctx>,
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn epoll_add(epoll: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: both descriptors are open; `ev` lives for the call.
+    cvt(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(|_| ())
+}
+
+fn read_u64(fd: RawFd) {
+    let mut v = 0u64;
+    // SAFETY: reading 8 bytes into a u64 from a non-blocking timerfd/eventfd.
+    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+}
+
+fn emit(events: &tokio::sync::mpsc::Sender<MediaEvent>, ev: MediaEvent, c: &mut Counters) {
+    if let Err(tokio::sync::mpsc::error::TrySendError::Full(ev)) = events.try_send(ev) {
+        tracing::warn!(?ev, "media event channel full, event dropped");
+        c.drop(Drop::EventsFull);
+    }
+}
+
+fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    assert!(a != b, "a bridge joins two different legs");
+    if a < b {
+        let (x, y) = v.split_at_mut(b);
+        (&mut x[a], &mut y[0])
+    } else {
+        let (x, y) = v.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(
+        config: MediaConfig,
+        commands: mpsc::Receiver<Command>,
+        wake: Arc<OwnedFd>,
+        pool: Arc<Mutex<PortPool>>,
+        stats: Arc<ClockStats>,
+    ) -> io::Result<Worker> {
+        // SAFETY: plain syscalls; results checked and wrapped in OwnedFd at once.
+        let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        let timer = unsafe {
+            OwnedFd::from_raw_fd(cvt(libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            ))?)
+        };
+        epoll_add(epoll.as_raw_fd(), timer.as_raw_fd(), TOKEN_TIMER)?;
+        epoll_add(epoll.as_raw_fd(), wake.as_raw_fd(), TOKEN_WAKE)?;
+        Ok(Worker {
+            epoll,
+            timer,
+            wake,
+            commands,
+            pool,
+            stats,
+            legs: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            slots: vec![Vec::new(); SLOTS as usize],
+            next_gen: 0,
+            tick: 0,
+            base: Instant::now(),
+            buf: Box::new([0; 2048]),
+            ctx: Box::new(Ctx {
+                counters: Counters::default(),
+                out: [0; MAX_PACKET + 64],
+                pcm: [0; MAX_PACKET],
+                rtp_timeout: config.rtp_timeout,
+            }),
+        })
+    }
+
+    fn arm_timer(&mut self) -> io::Result<()> {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid out-pointer. Instant is CLOCK_MONOTONIC on Linux, so
+        // reading both back to back ties the two time bases together.
+        cvt(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) })?;
+        let instant = Instant::now();
+        let mut first = now;
+        first.tv_nsec += TICK_NS as libc::c_long;
+        if first.tv_nsec >= 1_000_000_000 {
+            first.tv_nsec -= 1_000_000_000;
+            first.tv_sec += 1;
+        }
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: TICK_NS as libc::c_long,
+            },
+            it_value: first,
+        };
+        self.base = instant + TICK;
+        self.tick = 0;
+        // SAFETY: valid timerfd and spec.
+        cvt(unsafe {
+            libc::timerfd_settime(
+                self.timer.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        })
+        .map(|_| ())
+    }
+
+    pub(crate) fn run(mut self) {
+        if let Err(e) = self.arm_timer() {
+            tracing::error!(error = %e, "media clock timer failed; media engine stopped");
+            return;
+        }
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        loop {
+            // SAFETY: `events` has MAX_EVENTS entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    MAX_EVENTS as libc::c_int,
+                    -1,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(error = %e, "media clock epoll failed; media engine stopped");
+                break;
+            }
+            let ready = &events[..n as usize];
+            // The clock first: sockets can wait a little, the schedule cannot.
+            if ready.iter().any(|e| e.u64 == TOKEN_TIMER) {
+                read_u64(self.timer.as_raw_fd());
+                self.run_due_ticks();
+            }
+            if ready.iter().any(|e| e.u64 == TOKEN_WAKE) {
+                read_u64(self.wake.as_raw_fd());
+                if !self.drain_commands() {
+                    break;
+                }
+            }
+            for e in ready {
+                if e.u64 != TOKEN_TIMER && e.u64 != TOKEN_WAKE {
+                    self.receive(e.u64);
+                }
+            }
+        }
+        let ids: Vec<LegId> = self.by_id.keys().copied().collect();
+        for id in ids {
+            self.release(id);
+        }
+        self.ctx.counters.flush(&self.stats);
+    }
+
+    fn ideal(&self, tick: u64) -> Instant {
+        self.base + Duration::from_nanos(tick.saturating_mul(TICK_NS))
+    }
+
+    fn run_due_ticks(&mut self) {
+        let now = Instant::now();
+        loop {
+            let ideal = self.ideal(self.tick);
+            if ideal > now {
+                break;
+            }
+            let behind = now - ideal;
+            if behind > MAX_CATCH_UP {
+                let skip = behind.as_nanos() as u64 / TICK_NS;
+                let legs = self.by_id.len() as u64;
+                self.ctx.counters.late += skip * legs / SLOTS;
+                tracing::warn!(ticks = skip, "media clock fell behind; skipping ahead");
+                self.tick += skip;
+                continue;
+            }
+            self.run_tick(ideal);
+            self.tick += 1;
+        }
+    }
+
+    fn run_tick(&mut self, ideal: Instant) {
+        let start = Instant::now();
+        let slot = (self.tick % SLOTS) as usize;
+        let mut last_frame = None;
+        let mut sent = 0u64;
+        for k in 0..self.slots[slot].len() {
+            let idx = self.slots[slot][k];
+            if let Some(leg) = self.legs[idx].as_mut()
+                && frame_tick(leg, start, &mut self.ctx)
+            {
+                let t = Instant::now();
+                if t.saturating_duration_since(ideal) > LATE {
+                    self.ctx.counters.late += 1;
+                }
+                last_frame = Some(t);
+                sent += 1;
+            }
+        }
+        let wake_late = start.saturating_duration_since(ideal);
+        let frame_late = last_frame.map(|t| t.saturating_duration_since(ideal));
+        {
+            let mut h = self.stats.hist.lock().unwrap_or_else(|e| e.into_inner());
+            let bucket = |d: Duration| {
+                ((d.as_nanos() / HIST_BUCKET.as_nanos()) as usize).min(HIST_BUCKETS - 1)
+            };
+            h.wake[bucket(wake_late)] += 1;
+            h.wake_max = h.wake_max.max(wake_late);
+            if let Some(d) = frame_late {
+                h.last_frame[bucket(d)] += 1;
+                h.last_frame_max = h.last_frame_max.max(d);
+            }
+        }
+        if let Some(d) = frame_late {
+            metrics::histogram!(m::MEDIA_SEND_JITTER_SECONDS).record(d.as_secs_f64());
+        }
+        self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        self.stats.frames_sent.fetch_add(sent, Ordering::Relaxed);
+        // Once a second.
+        if self.tick % 500 == 0 {
+            self.ctx.counters.flush(&self.stats);
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => return false,
+                Ok(cmd) => self.command(cmd),
+                Err(mpsc::TryRecvError::Empty) => return true,
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Add { leg, socket, port } => self.add(leg, socket, port),
+            Command::Start {
+                leg,
+                params,
+                events,
+            } => {
+                let Some(l) = self.leg_mut(leg) else { return };
+                let dest = (!params.remote.ip().is_unspecified()).then_some(params.remote);
+                let inband = params
+                    .dtmf_pt
+                    .is_none()
+                    .then(|| Box::new(InbandDetector::new()));
+                l.latched = None;
+                l.candidate = None;
+                l.active = Some(Active {
+                    params,
+                    events,
+                    dest,
+                    ssrc: rand::random(),
+                    seq: rand::random(),
+                    next_ts: rand::random(),
+                    marker: true,
+                    playback: None,
+                    last_rx: now,
+                    timed_out: false,
+                    rx_ssrc: None,
+                    rx_expected: 0,
+                    rfc4733: Rfc4733Receiver::new(),
+                    inband,
+                    relay_audio: None,
+                    relay_event: None,
+                });
+            }
+            Command::Update { leg, params } => {
+                let Some(l) = self.leg_mut(leg) else { return };
+                let Some(a) = l.active.as_mut() else { return };
+                if params.remote != a.params.remote {
+                    a.dest = (!params.remote.ip().is_unspecified()).then_some(params.remote);
+                    l.latched = None;
+                    l.candidate = None;
+                }
+                match (params.dtmf_pt.is_none(), a.inband.is_some()) {
+                    (true, false) => a.inband = Some(Box::new(InbandDetector::new())),
+                    (false, true) => a.inband = None,
+                    _ => {}
+                }
+                a.params = params;
+                a.last_rx = now;
+                a.timed_out = false;
+                a.relay_audio = None;
+                a.relay_event = None;
+            }
+            Command::Play { leg, prompts, opts } => {
+                let Some(a) = self.leg_mut(leg).and_then(|l| l.active.as_mut()) else {
+                    return;
+                };
+                if prompts.is_empty() {
+                    a.playback = None;
+                    let ev = MediaEvent::PlaybackDone {
+                        leg,
+                        token: opts.token,
+                    };
+                    emit(&a.events.clone(), ev, &mut self.ctx.counters);
+                    return;
+                }
+                a.playback = Some(Playback {
+                    prompts,
+                    index: 0,
+                    frame: 0,
+                    opts,
+                });
+                a.marker = true;
+            }
+            Command::StopPlayback { leg } => {
+                if let Some(a) = self.leg_mut(leg).and_then(|l| l.active.as_mut()) {
+                    stop_playback(a);
+                }
+            }
+            Command::Bridge { a, b } => {
+                let (Some(&ia), Some(&ib)) = (self.by_id.get(&a), self.by_id.get(&b)) else {
+                    return;
+                };
+                if ia == ib {
+                    return;
+                }
+                self.unbridge(ia);
+                self.unbridge(ib);
+                for (i, p) in [(ia, ib), (ib, ia)] {
+                    if let Some(l) = self.legs[i].as_mut() {
+                        l.partner = Some(p);
+                        if let Some(act) = l.active.as_mut() {
+                            stop_playback(act);
+                        }
+                    }
+                }
+            }
+            Command::Unbridge { leg } => {
+                if let Some(&i) = self.by_id.get(&leg) {
+                    self.unbridge(i);
+                }
+            }
+            Command::Release { leg } => self.release(leg),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn leg_mut(&mut self, id: LegId) -> Option<&mut Leg> {
+        let idx = *self.by_id.get(&id)?;
+        self.legs[idx].as_mut()
+    }
+
+    fn add(&mut self, id: LegId, socket: UdpSocket, port: u16) {
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.legs.push(None);
+            self.legs.len() - 1
+        });
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let generation = self.next_gen;
+        let token = (u64::from(generation) << 32) | idx as u64;
+        if let Err(e) = epoll_add(self.epoll.as_raw_fd(), socket.as_raw_fd(), token) {
+            tracing::error!(error = %e, port, "cannot watch RTP socket; leg unusable");
+            self.free.push(idx);
+            self.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .release(port);
+            return;
+        }
+        let slot = (0..self.slots.len())
+            .min_by_key(|&s| self.slots[s].len())
+            .expect("there are ten slots");
+        self.slots[slot].push(idx);
+        self.by_id.insert(id, idx);
+        self.legs[idx] = Some(Leg {
+            id,
+            generation,
+            socket,
+            port,
+            slot,
+            active: None,
+            latched: None,
+            candidate: None,
+            partner: None,
+        });
+    }
+
+    fn unbridge(&mut self, idx: usize) {
+        let Some(p) = self.legs[idx].as_mut().and_then(|l| l.partner.take()) else {
+            return;
+        };
+        if let Some(pl) = self.legs[p].as_mut() {
+            pl.partner = None;
+            if let Some(a) = pl.active.as_mut() {
+                a.marker = true;
+                a.relay_audio = None;
+                a.relay_event = None;
+            }
+        }
+        if let Some(a) = self.legs[idx].as_mut().and_then(|l| l.active.as_mut()) {
+            a.marker = true;
+            a.relay_audio = None;
+            a.relay_event = None;
+        }
+    }
+
+    fn release(&mut self, id: LegId) {
+        let Some(&idx) = self.by_id.get(&id) else {
+            return;
+        };
+        self.unbridge(idx);
+        self.by_id.remove(&id);
+        let Some(leg) = self.legs[idx].take() else {
+            return;
+        };
+        let slot = &mut self.slots[leg.slot];
+        if let Some(pos) = slot.iter().position(|&i| i == idx) {
+            slot.swap_remove(pos);
+        }
+        // SAFETY: the socket is open until `leg` drops below.
+        unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                leg.socket.as_raw_fd(),
+                std::ptr::null_mut(),
+            )
+        };
+        let port = leg.port;
+        drop(leg);
+        self.free.push(idx);
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(port);
+    }
+
+    fn receive(&mut self, token: u64) {
+        let idx = (token & 0xffff_ffff) as usize;
+        let generation = (token >> 32) as u32;
+        let now = Instant::now();
+        for _ in 0..RECV_BURST {
+            let Some(leg) = self.legs.get(idx).and_then(Option::as_ref) else {
+                return;
+            };
+            if leg.generation != generation {
+                return;
+            }
+            let (n, src) = match leg.socket.recv_from(&mut self.buf[..]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "RTP receive error");
+                    return;
+                }
+            };
+            let c = &mut self.ctx.counters;
+            c.packets_in += 1;
+            c.bytes_in += n as u64;
+            if n > MAX_PACKET {
+                c.drop(Drop::Oversize);
+                continue;
+            }
+            handle_packet(&mut self.legs, idx, &self.buf[..n], src, now, &mut self.ctx);
+        }
+    }
+}
+
+fn stop_playback(a: &mut Active) {
+    if a.playback.take().is_some() {
+        a.marker = true;
+        a.relay_audio = None;
+        a.relay_event = None;
+    }
+}
+
+/// Sends `payload` from this leg with its SSRC and next sequence number.
+/// Returns whether a packet went out.
+/// The per-packet header fields that are not the leg's own (SSRC, sequence).
+struct Hdr {
+    pt: u8,
+    ts: u32,
+    marker: bool,
+}
+
+fn send_rtp(
+    socket: &UdpSocket,
+    a: &mut Active,
+    Hdr { pt, ts, marker }: Hdr,
+    payload: &[u8],
+    transcode: Option<(Codec, Codec)>,
+    ctx: &mut Ctx,
+) -> bool {
+    let Some(dest) = a.dest else { return false };
+    let built = RtpPacketBuilder::new()
+        .payload_type(pt)
+        .ssrc(a.ssrc)
+        .sequence(Seq::from(a.seq))
+        .timestamp(ts)
+        .marked(marker)
+        .payload(payload)
+        .build_into(&mut ctx.out);
+    let Ok(len) = built else {
+        ctx.counters.drop(Drop::Oversize);
+        return false;
+    };
+    if let Some((from, to)) = transcode {
+        let body = &mut ctx.out[len - payload.len()..len];
+        match (from, to) {
+            (Codec::Pcmu, Codec::Pcma) => g711::ulaw_to_alaw_in_place(body),
+            (Codec::Pcma, Codec::Pcmu) => g711::alaw_to_ulaw_in_place(body),
+            _ => {}
+        }
+    }
+    a.seq = a.seq.wrapping_add(1);
+    match socket.send_to(&ctx.out[..len], dest) {
+        Ok(_) => {
+            ctx.counters.packets_out += 1;
+            ctx.counters.bytes_out += len as u64;
+            true
+        }
+        Err(e) => {
+            tracing::trace!(error = %e, %dest, "RTP send failed");
+            ctx.counters.drop(Drop::SendError);
+            false
+        }
+    }
+}
+
+/// One 20 ms step of a leg: timestamps advance, RTP timeout is checked and
+/// the due prompt frame is sent. Returns whether a frame went out.
+fn frame_tick(leg: &mut Leg, now: Instant, ctx: &mut Ctx) -> bool {
+    let Some(a) = leg.active.as_mut() else {
+        return false;
+    };
+    let ts = a.next_ts;
+    a.next_ts = ts.wrapping_add(FRAME_TS);
+    if a.params.direction.receives()
+        && !a.timed_out
+        && now.saturating_duration_since(a.last_rx) >= ctx.rtp_timeout
+    {
+        a.timed_out = true;
+        ctx.counters.timeouts += 1;
+        let ev = MediaEvent::RtpTimeout { leg: leg.id };
+        emit(&a.events, ev, &mut ctx.counters);
+    }
+    let Some(pb) = a.playback.as_mut() else {
+        return false;
+    };
+    let prompt = pb.prompts[pb.index].clone();
+    let mut sent = false;
+    if let Some(frame) = prompt.frame(a.params.codec, pb.frame) {
+        pb.frame += 1;
+        if a.params.direction.sends() {
+            let marker = std::mem::take(&mut a.marker);
+            let pt = a.params.pt;
+            sent = send_rtp(&leg.socket, a, Hdr { pt, ts, marker }, frame, None, ctx);
+        }
+    } else {
+        pb.frame = usize::MAX;
+    }
+    let Some(pb) = a.playback.as_mut() else {
+        return sent;
+    };
+    if pb.frame >= prompt.frames() {
+        pb.frame = 0;
+        pb.index += 1;
+        a.marker = true;
+        if pb.index >= pb.prompts.len() {
+            if pb.opts.looped {
+                pb.index = 0;
+            } else {
+                let token = pb.opts.token;
+                a.playback = None;
+                a.relay_audio = None;
+                a.relay_event = None;
+                let ev = MediaEvent::PlaybackDone { leg: leg.id, token };
+                emit(&a.events, ev, &mut ctx.counters);
+            }
+        }
+    }
+    sent
+}
+
+fn handle_packet(
+    legs: &mut [Option<Leg>],
+    idx: usize,
+    data: &[u8],
+    src: SocketAddr,
+    now: Instant,
+    ctx: &mut Ctx,
+) {
+    let Ok(rtp) = RtpReader::new(data) else {
+        ctx.counters.drop(Drop::Malformed);
+        return;
+    };
+    let Some(leg) = legs[idx].as_mut() else {
+        return;
+    };
+    let Some(a) = leg.active.as_mut() else {
+        ctx.counters.drop(Drop::NotStarted);
+        return;
+    };
+    match leg.latched {
+        None => {
+            leg.latched = Some(src);
+            a.dest = Some(src);
+            let ev = MediaEvent::FirstPacket {
+                leg: leg.id,
+                from: src,
+            };
+            emit(&a.events, ev, &mut ctx.counters);
+        }
+        Some(l) if l == src => leg.candidate = None,
+        Some(_) => {
+            let count = match leg.candidate {
+                Some((c, n)) if c == src => n + 1,
+                _ => 1,
+            };
+            if count >= RELATCH_AFTER {
+                tracing::debug!(leg = leg.id.0, %src, "RTP source moved; following it");
+                leg.latched = Some(src);
+                leg.candidate = None;
+                a.dest = Some(src);
+            } else {
+                leg.candidate = Some((src, count));
+                ctx.counters.drop(Drop::UnknownSource);
+                return;
+            }
+        }
+    }
+    a.last_rx = now;
+    a.timed_out = false;
+
+    let pt = rtp.payload_type();
+    let payload = rtp.payload();
+    let mut digits: [Option<(char, DtmfSource)>; 2] = [None; 2];
+    if Some(pt) == a.params.dtmf_pt {
+        if let Some(d) = a.rfc4733.push(rtp.timestamp(), payload) {
+            digits[0] = Some((d, DtmfSource::Rfc4733));
+        }
+    } else if pt == a.params.pt {
+        let seq = u16::from(rtp.sequence_number());
+        match a.rx_ssrc {
+            Some(s) if s == rtp.ssrc() => {
+                let gap = seq.wrapping_sub(a.rx_expected);
+                // Ahead by less than 1000: the packets in between are lost.
+                // Anything else is reordering, duplication or a restart.
+                if gap < 1000 {
+                    ctx.counters.lost += u64::from(gap);
+                    a.rx_expected = seq.wrapping_add(1);
+                } else if gap < 0x8000 {
+                    a.rx_expected = seq.wrapping_add(1);
+                }
+            }
+            _ => {
+                a.rx_ssrc = Some(rtp.ssrc());
+                a.rx_expected = seq.wrapping_add(1);
+            }
+        }
+        if let Some(det) = a.inband.as_mut() {
+            let n = payload.len().min(ctx.pcm.len());
+            let decode = match a.params.codec {
+                Codec::Pcmu => g711::ulaw_decode,
+                Codec::Pcma => g711::alaw_decode,
+            };
+            for (o, &b) in ctx.pcm[..n].iter_mut().zip(payload) {
+                *o = decode(b);
+            }
+            let mut k = 0;
+            det.push(&ctx.pcm[..n], |d| {
+                if k < digits.len() {
+                    digits[k] = Some((d, DtmfSource::Inband));
+                    k += 1;
+                }
+            });
+        }
+    }
+    for (digit, source) in digits.into_iter().flatten() {
+        match source {
+            DtmfSource::Rfc4733 => ctx.counters.dtmf_rfc4733 += 1,
+            DtmfSource::Inband => ctx.counters.dtmf_inband += 1,
+        }
+        if a.playback.as_ref().is_some_and(|p| p.opts.barge_in) {
+            stop_playback(a);
+        }
+        let ev = MediaEvent::Digit {
+            leg: leg.id,
+            digit,
+            source,
+        };
+        emit(&a.events, ev, &mut ctx.counters);
+    }
+    if let Some(p) = leg.partner {
+        relay(legs, idx, p, &rtp, ctx);
+    }
+}
+
+/// Forwards one packet received on `from` out of its bridged partner `to`,
+/// as part of `to`'s own stream (its SSRC, sequence and timestamp line).
+fn relay(legs: &mut [Option<Leg>], from: usize, to: usize, rtp: &RtpReader<'_>, ctx: &mut Ctx) {
+    if from == to || to >= legs.len() {
+        return;
+    }
+    let (src_leg, dst_leg) = pair_mut(legs, from, to);
+    let (Some(src_leg), Some(dst_leg)) = (src_leg.as_mut(), dst_leg.as_mut()) else {
+        return;
+    };
+    let (Some(sa), Some(da)) = (src_leg.active.as_ref(), dst_leg.active.as_mut()) else {
+        return;
+    };
+    if da.playback.is_some() || !da.params.direction.sends() || da.dest.is_none() {
+        return;
+    }
+    let pt = rtp.payload_type();
+    let (in_ts, in_ssrc) = (rtp.timestamp(), rtp.ssrc());
+    let mut marker = rtp.mark();
+    let (out_pt, transcode, offset) = if pt == sa.params.pt {
+        let offset = match da.relay_audio {
+            Some((s, off))
+                if s == in_ssrc
+                    && in_ts
+                        .wrapping_add(off)
+                        .wrapping_sub(da.next_ts)
+                        .wrapping_add(RESYNC_SAMPLES)
+                        < 2 * RESYNC_SAMPLES =>
+            {
+                off
+            }
+            _ => {
+                let off = da.next_ts.wrapping_sub(in_ts);
+                da.relay_audio = Some((in_ssrc, off));
+                marker = true;
+                off
+            }
+        };
+        let transcode =
+            (sa.params.codec != da.params.codec).then_some((sa.params.codec, da.params.codec));
+        (da.params.pt, transcode, offset)
+    } else if Some(pt) == sa.params.dtmf_pt {
+        let Some(out_pt) = da.params.dtmf_pt else {
+            return;
+        };
+        let offset = match (da.relay_audio, da.relay_event) {
+            (Some((s, off)), _) | (_, Some((s, off))) if s == in_ssrc => off,
+            _ => {
+                let off = da.next_ts.wrapping_sub(in_ts);
+                da.relay_event = Some((in_ssrc, off));
+                off
+            }
+        };
+        (out_pt, None, offset)
+    } else {
+        return;
+    };
+    let ts = in_ts.wrapping_add(offset);
+    let hdr = Hdr {
+        pt: out_pt,
+        ts,
+        marker,
+    };
+    if send_rtp(&dst_leg.socket, da, hdr, rtp.payload(), transcode, ctx) {
+        ctx.counters.relayed += 1;
+    }
+}

@@ -1,0 +1,505 @@
+//! The media engine: the shell that owns every leg's RTP socket and the one
+//! media clock that paces them. The call layer talks to it through the
+//! cloneable [`MediaEngine`] handle (commands) and receives [`MediaEvent`]s on
+//! the tokio channel it gives to [`MediaEngine::start_leg`].
+//!
+//! Shape: one dedicated OS thread (see `clock.rs`) waits on epoll for a 2 ms
+//! timerfd, the command eventfd and every leg socket. Each leg belongs to one
+//! of ten 2 ms phase slots, so every 20 ms each leg sends its frame at its own
+//! phase and a wake-up serves a tenth of all legs: many streams per wake-up,
+//! no timer per call, and the sending work is spread over the period instead
+//! of bunched at its start. Received packets are handled as they arrive
+//! (digits, relay to a bridged partner) on the same thread, so a bridge needs
+//! no locking and costs no extra wake-ups.
+//!
+//! Choices worth knowing:
+//! - Comfort: a leg that is neither playing nor bridged sends nothing (no CN
+//!   was negotiated, and silence frames would only cost bandwidth). Its RTP
+//!   timestamp keeps running with the clock and the next packet carries the
+//!   marker bit, so the peer sees a new talkspurt.
+//! - `play` replaces whatever the leg was playing; only a playback that runs
+//!   to its end reports [`MediaEvent::PlaybackDone`]. A barge-in digit stops
+//!   playback and reports only the [`MediaEvent::Digit`].
+//! - `bridge` stops playback on both legs. A prompt played on a bridged leg
+//!   takes precedence over relayed audio into that leg while it lasts.
+//! - Symmetric RTP: the first packet from the peer fixes the destination.
+//!   Packets from any other source are dropped, unless one source sends ten
+//!   in a row (the peer moved, e.g. NAT rebinding), which re-latches.
+//! - RTCP is not used; only the even RTP port is bound.
+//! - Events go out with `try_send`: the clock thread never blocks on a slow
+//!   consumer; an event that finds the channel full is dropped and counted.
+//!
+//! Must not touch: SIP, dialplans, queues. Only `sdp::MediaParams` crosses in.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::clock::{self, Command};
+use super::dtmf::DtmfSource;
+use super::prompt::{Prompt, PromptLibrary};
+use crate::sdp::MediaParams;
+
+/// Engine settings (the `[media]` part of the gateway config).
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Address every RTP socket binds to (and that goes into our SDP).
+    pub bind_ip: IpAddr,
+    /// Inclusive port range; RTP uses the even ports in it. The number of
+    /// even ports bounds the number of legs.
+    pub ports: (u16, u16),
+    /// A started leg that receives nothing for this long reports
+    /// [`MediaEvent::RtpTimeout`] (counted from the start, or the last update).
+    pub rtp_timeout: Duration,
+    /// SO_RCVBUF per leg socket; a cap on queued bytes, not an allocation.
+    pub recv_buffer_bytes: usize,
+    /// SO_SNDBUF per leg socket.
+    pub send_buffer_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: (20000, 29999),
+            rtp_timeout: Duration::from_secs(30),
+            // About 40 full-size G.711 packets: 0.8 s of backlog.
+            recv_buffer_bytes: 16 * 1024,
+            send_buffer_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// One RTP endpoint (a call leg) in the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub u64);
+
+/// How to play a list of prompts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlayOpts {
+    /// A received digit stops the playback.
+    pub barge_in: bool,
+    /// Start over after the last prompt, until stopped (music on hold).
+    pub looped: bool,
+    /// Echoed in [`MediaEvent::PlaybackDone`].
+    pub token: u64,
+}
+
+/// What the engine tells the call layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Digit {
+        leg: LegId,
+        digit: char,
+        source: DtmfSource,
+    },
+    /// The prompt list ran to its end (never sent for looped, replaced,
+    /// stopped or barged-in playback).
+    PlaybackDone { leg: LegId, token: u64 },
+    /// No RTP from the peer for `rtp_timeout` (once, until packets resume).
+    RtpTimeout { leg: LegId },
+    /// The first RTP packet from the peer, and where it came from (the
+    /// address media is sent to from then on).
+    FirstPacket { leg: LegId, from: SocketAddr },
+}
+
+/// Every even port of the configured range is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("media port pool exhausted")]
+pub struct PoolExhausted;
+
+/// Even ports not in use, reused oldest-freed first so stray packets for an
+/// ended call are unlikely to hit the next one.
+#[derive(Debug)]
+pub(crate) struct PortPool {
+    free: VecDeque<u16>,
+    in_use: usize,
+}
+
+impl PortPool {
+    pub(crate) fn new(lo: u16, hi: u16) -> PortPool {
+        let start = lo.saturating_add(lo & 1);
+        let free = (u32::from(start)..=u32::from(hi))
+            .step_by(2)
+            .map(|p| p as u16)
+            .filter(|&p| p != 0)
+            .collect();
+        PortPool { free, in_use: 0 }
+    }
+
+    fn take(&mut self) -> Option<u16> {
+        let p = self.free.pop_front()?;
+        self.in_use += 1;
+        Some(p)
+    }
+
+    /// A port that could not be bound goes to the back of the queue.
+    fn put_back_unused(&mut self, port: u16) {
+        self.in_use -= 1;
+        self.free.push_back(port);
+    }
+
+    pub(crate) fn release(&mut self, port: u16) {
+        self.in_use = self.in_use.saturating_sub(1);
+        self.free.push_back(port);
+        metrics::gauge!(crate::ops::metrics::MEDIA_PORTS_IN_USE).set(self.in_use as f64);
+    }
+
+    fn capacity(&self) -> usize {
+        self.free.len() + self.in_use
+    }
+}
+
+/// Counters of the media clock, readable by benchmarks and tests (the same
+/// figures also go to the metrics registry).
+#[derive(Debug, Default)]
+pub struct ClockStats {
+    pub(crate) ticks: AtomicU64,
+    pub(crate) frames_sent: AtomicU64,
+    pub(crate) late_frames: AtomicU64,
+    pub(crate) packets_in: AtomicU64,
+    pub(crate) relayed: AtomicU64,
+    /// Lateness histograms in 10 µs buckets up to 100 ms: wake-up lateness
+    /// of each 2 ms tick, and lateness of the last frame sent by each tick.
+    pub(crate) hist: Mutex<LatenessHist>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LatenessHist {
+    pub(crate) wake: Vec<u64>,
+    pub(crate) last_frame: Vec<u64>,
+    pub(crate) wake_max: Duration,
+    pub(crate) last_frame_max: Duration,
+}
+
+pub(crate) const HIST_BUCKET: Duration = Duration::from_micros(10);
+pub(crate) const HIST_BUCKETS: usize = 10_000;
+
+impl Default for LatenessHist {
+    fn default() -> Self {
+        LatenessHist {
+            wake: vec![0; HIST_BUCKETS],
+            last_frame: vec![0; HIST_BUCKETS],
+            wake_max: Duration::ZERO,
+            last_frame_max: Duration::ZERO,
+        }
+    }
+}
+
+/// A copy of [`ClockStats`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClockSnapshot {
+    pub ticks: u64,
+    pub frames_sent: u64,
+    pub late_frames: u64,
+    pub packets_in: u64,
+    pub relayed: u64,
+    pub wake_p50: Duration,
+    pub wake_p99: Duration,
+    pub wake_max: Duration,
+    pub last_frame_p50: Duration,
+    pub last_frame_p99: Duration,
+    pub last_frame_max: Duration,
+}
+
+fn percentile(buckets: &[u64], q: f64) -> Duration {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return Duration::ZERO;
+    }
+    let want = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, &n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            return HIST_BUCKET * (i as u32 + 1);
+        }
+    }
+    HIST_BUCKET * buckets.len() as u32
+}
+
+impl ClockStats {
+    fn snapshot(&self) -> ClockSnapshot {
+        let h = self.hist.lock().unwrap_or_else(|e| e.into_inner());
+        ClockSnapshot {
+            ticks: self.ticks.load(Ordering::Relaxed),
+            frames_sent: self.frames_sent.load(Ordering::Relaxed),
+            late_frames: self.late_frames.load(Ordering::Relaxed),
+            packets_in: self.packets_in.load(Ordering::Relaxed),
+            relayed: self.relayed.load(Ordering::Relaxed),
+            wake_p50: percentile(&h.wake, 0.5),
+            wake_p99: percentile(&h.wake, 0.99),
+            wake_max: h.wake_max,
+            last_frame_p50: percentile(&h.last_frame, 0.5),
+            last_frame_p99: percentile(&h.last_frame, 0.99),
+            last_frame_max: h.last_frame_max,
+        }
+    }
+
+    fn reset(&self) {
+        for a in [
+            &self.ticks,
+            &self.frames_sent,
+            &self.late_frames,
+            &self.packets_in,
+            &self.relayed,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        *self.hist.lock().unwrap_or_else(|e| e.into_inner()) = LatenessHist::default();
+    }
+}
+
+struct Inner {
+    config: MediaConfig,
+    prompts: Arc<PromptLibrary>,
+    commands: Mutex<mpsc::Sender<Command>>,
+    wake: Arc<OwnedFd>,
+    pool: Arc<Mutex<PortPool>>,
+    next_leg: AtomicU64,
+    stats: Arc<ClockStats>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.send(Command::Shutdown);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Inner {
+    fn send(&self, cmd: Command) {
+        let sent = self
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(cmd)
+            .is_ok();
+        if sent {
+            clock::wake(&self.wake);
+        }
+    }
+}
+
+/// Handle to the media engine; cheap to clone, usable from any thread or task.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaEngine {
+    /// Starts the media clock thread.
+    pub fn start(config: MediaConfig, prompts: Arc<PromptLibrary>) -> io::Result<MediaEngine> {
+        let (tx, rx) = mpsc::channel();
+        // SAFETY: eventfd has no preconditions; the result is checked below.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let pool = Arc::new(Mutex::new(PortPool::new(config.ports.0, config.ports.1)));
+        let stats = Arc::new(ClockStats::default());
+        let worker = clock::Worker::new(
+            config.clone(),
+            rx,
+            wake.clone(),
+            pool.clone(),
+            stats.clone(),
+        )?;
+        let thread = std::thread::Builder::new()
+            .name("media-clock".into())
+            .spawn(move || worker.run())?;
+        Ok(MediaEngine {
+            inner: Arc::new(Inner {
+                config,
+                prompts,
+                commands: Mutex::new(tx),
+                wake,
+                pool,
+                next_leg: AtomicU64::new(1),
+                stats,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// The prompts loaded at start-up.
+    pub fn prompts(&self) -> &Arc<PromptLibrary> {
+        &self.inner.prompts
+    }
+
+    pub fn config(&self) -> &MediaConfig {
+        &self.inner.config
+    }
+
+    /// Takes an even port, binds its socket and hands it to the clock. The
+    /// returned address is what goes into our SDP.
+    pub fn allocate(&self) -> Result<(LegId, SocketAddr), PoolExhausted> {
+        let cfg = &self.inner.config;
+        let attempts = self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .capacity();
+        for _ in 0..attempts {
+            let port = self
+                .inner
+                .pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or(PoolExhausted)?;
+            match bind(cfg, port) {
+                Ok(socket) => {
+                    let local = SocketAddr::new(cfg.bind_ip, port);
+                    let leg = LegId(self.inner.next_leg.fetch_add(1, Ordering::Relaxed));
+                    let in_use = {
+                        let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
+                        pool.in_use
+                    };
+                    metrics::gauge!(crate::ops::metrics::MEDIA_PORTS_IN_USE).set(in_use as f64);
+                    self.inner.send(Command::Add { leg, socket, port });
+                    return Ok((leg, local));
+                }
+                Err(e) => {
+                    tracing::debug!(port, error = %e, "RTP port busy, trying the next one");
+                    self.inner
+                        .pool
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .put_back_unused(port);
+                }
+            }
+        }
+        Err(PoolExhausted)
+    }
+
+    /// Starts media on an allocated leg once its SDP is negotiated.
+    pub fn start_leg(
+        &self,
+        leg: LegId,
+        params: MediaParams,
+        events: tokio::sync::mpsc::Sender<MediaEvent>,
+    ) {
+        self.inner.send(Command::Start {
+            leg,
+            params,
+            events,
+        });
+    }
+
+    /// New negotiated parameters (re-INVITE, hold/resume). A new remote
+    /// address re-arms symmetric RTP latching.
+    pub fn update(&self, leg: LegId, params: MediaParams) {
+        self.inner.send(Command::Update { leg, params });
+    }
+
+    /// Plays `prompts` in order, replacing whatever the leg was playing.
+    pub fn play(&self, leg: LegId, prompts: Vec<Arc<Prompt>>, opts: PlayOpts) {
+        self.inner.send(Command::Play { leg, prompts, opts });
+    }
+
+    pub fn stop_playback(&self, leg: LegId) {
+        self.inner.send(Command::StopPlayback { leg });
+    }
+
+    /// Relays RTP between two started legs (stops their playback).
+    pub fn bridge(&self, a: LegId, b: LegId) {
+        self.inner.send(Command::Bridge { a, b });
+    }
+
+    /// Ends the bridge `leg` is in, if any.
+    pub fn unbridge(&self, leg: LegId) {
+        self.inner.send(Command::Unbridge { leg });
+    }
+
+    /// Closes the leg's socket and returns its port to the pool.
+    pub fn release(&self, leg: LegId) {
+        self.inner.send(Command::Release { leg });
+    }
+
+    /// Clock counters and lateness percentiles since start (or the last reset).
+    pub fn clock_stats(&self) -> ClockSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    pub fn reset_clock_stats(&self) {
+        self.inner.stats.reset();
+    }
+
+    /// Ports taken right now.
+    pub fn ports_in_use(&self) -> usize {
+        self.inner
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .in_use
+    }
+}
+
+fn bind(cfg: &MediaConfig, port: u16) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(cfg.bind_ip, port);
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.set_recv_buffer_size(cfg.recv_buffer_bytes)?;
+    socket.set_send_buffer_size(cfg.send_buffer_bytes)?;
+    socket.bind(&addr.into())?;
+    let socket: UdpSocket = socket.into();
+    debug_assert!(socket.as_raw_fd() >= 0);
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_uses_even_ports_only() {
+        let mut p = PortPool::new(10001, 10010);
+        assert_eq!(p.capacity(), 5);
+        let got: Vec<u16> = std::iter::from_fn(|| p.take()).collect();
+        assert_eq!(got, vec![10002, 10004, 10006, 10008, 10010]);
+        assert_eq!(p.take(), None);
+        p.release(10004);
+        p.release(10008);
+        // Oldest freed first.
+        assert_eq!(p.take(), Some(10004));
+        assert_eq!(p.take(), Some(10008));
+        assert_eq!(p.in_use, 5);
+        assert_eq!(PortPool::new(0, 4).capacity(), 2);
+    }
+
+    #[test]
+    fn percentiles_from_buckets() {
+        let mut b = vec![0u64; 100];
+        b[0] = 50;
+        b[9] = 49;
+        b[99] = 1;
+        assert_eq!(percentile(&b, 0.5), Duration::from_micros(10));
+        assert_eq!(percentile(&b, 0.99), Duration::from_micros(100));
+        assert_eq!(percentile(&b, 1.0), Duration::from_micros(1000));
+        assert_eq!(percentile(&[0; 4], 0.5), Duration::ZERO);
+    }
+}

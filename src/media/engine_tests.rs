@@ -1,0 +1,444 @@
+//! Engine tests on 127.0.0.1: plain UDP sockets in the test act as the peer.
+//! Every exchange is bounded in count and time.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use tokio::sync::mpsc;
+
+use super::dtmf::{DtmfSource, event_payload};
+use super::engine::{LegId, MediaConfig, MediaEngine, MediaEvent, PlayOpts, PoolExhausted};
+use super::g711;
+use super::prompt::{Prompt, PromptLibrary};
+use crate::sdp::{Codec, Direction, MediaParams};
+
+fn engine(lo: u16, hi: u16, rtp_timeout: Duration) -> MediaEngine {
+    let cfg = MediaConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ports: (lo, hi),
+        rtp_timeout,
+        ..MediaConfig::default()
+    };
+    MediaEngine::start(cfg, Arc::new(PromptLibrary::new())).unwrap()
+}
+
+fn peer() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s
+}
+
+fn params(codec: Codec, dtmf_pt: Option<u8>, remote: SocketAddr) -> MediaParams {
+    MediaParams {
+        codec,
+        pt: codec.static_pt(),
+        dtmf_pt,
+        remote,
+        direction: Direction::SendRecv,
+        ptime_ms: 20,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Pkt {
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    marker: bool,
+    payload: Vec<u8>,
+}
+
+fn recv(s: &UdpSocket) -> Pkt {
+    let mut buf = [0u8; 2048];
+    let (n, _) = s.recv_from(&mut buf).expect("an RTP packet within 2 s");
+    let r = RtpReader::new(&buf[..n]).expect("valid RTP");
+    Pkt {
+        pt: r.payload_type(),
+        seq: r.sequence_number().into(),
+        ts: r.timestamp(),
+        ssrc: r.ssrc(),
+        marker: r.mark(),
+        payload: r.payload().to_vec(),
+    }
+}
+
+fn nothing_within(s: &UdpSocket, d: Duration) -> bool {
+    s.set_read_timeout(Some(d)).unwrap();
+    let mut buf = [0u8; 2048];
+    let quiet = s.recv_from(&mut buf).is_err();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    quiet
+}
+
+fn send(s: &UdpSocket, to: SocketAddr, pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) {
+    let pkt = RtpPacketBuilder::new()
+        .payload_type(pt)
+        .sequence(Seq::from(seq))
+        .timestamp(ts)
+        .ssrc(ssrc)
+        .payload(payload)
+        .build()
+        .unwrap();
+    s.send_to(&pkt, to).unwrap();
+}
+
+/// Waits (bounded) for the next event.
+fn next_event(rx: &mut mpsc::Receiver<MediaEvent>, within: Duration) -> Option<MediaEvent> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(ev) = rx.try_recv() {
+            return Some(ev);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits for an event that is not FirstPacket.
+fn next_non_first(rx: &mut mpsc::Receiver<MediaEvent>, within: Duration) -> Option<MediaEvent> {
+    let deadline = Instant::now() + within;
+    while let Some(ev) = next_event(rx, deadline.saturating_duration_since(Instant::now())) {
+        if !matches!(ev, MediaEvent::FirstPacket { .. }) {
+            return Some(ev);
+        }
+    }
+    None
+}
+
+fn prompt(name: &str, frames: usize, base: i16) -> Arc<Prompt> {
+    let pcm = (0..frames * 160)
+        .map(|i| base.wrapping_add((i % 160) as i16 * 10))
+        .collect();
+    Arc::new(Prompt::from_pcm(name, pcm))
+}
+
+fn start(
+    e: &MediaEngine,
+    codec: Codec,
+    dtmf: Option<u8>,
+    remote: SocketAddr,
+) -> (LegId, SocketAddr, mpsc::Receiver<MediaEvent>) {
+    let (leg, local) = e.allocate().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    e.start_leg(leg, params(codec, dtmf, remote), tx);
+    (leg, local, rx)
+}
+
+#[test]
+fn plays_prompts_as_one_correct_stream() {
+    let e = engine(41000, 41019, Duration::from_secs(30));
+    let p = peer();
+    let (leg, local, mut rx) = start(&e, Codec::Pcmu, Some(101), p.local_addr().unwrap());
+    assert_eq!(local.ip(), p.local_addr().unwrap().ip());
+    assert_eq!(local.port() % 2, 0);
+    let a = prompt("a", 3, 100);
+    let b = prompt("b", 2, -3000);
+    let opts = PlayOpts {
+        token: 7,
+        ..PlayOpts::default()
+    };
+    e.play(leg, vec![a.clone(), b.clone()], opts);
+    let first_at = Instant::now();
+    let pkts: Vec<Pkt> = (0..5).map(|_| recv(&p)).collect();
+    let elapsed = first_at.elapsed();
+    let want: Vec<&[u8; 160]> = a.pcmu.iter().chain(b.pcmu.iter()).collect();
+    for (i, pk) in pkts.iter().enumerate() {
+        assert_eq!(pk.pt, 0);
+        assert_eq!(pk.ssrc, pkts[0].ssrc);
+        assert_eq!(pk.seq, pkts[0].seq.wrapping_add(i as u16));
+        assert_eq!(pk.ts, pkts[0].ts.wrapping_add(160 * i as u32));
+        assert_eq!(
+            pk.marker,
+            i == 0 || i == 3,
+            "marker at prompt starts, packet {i}"
+        );
+        assert_eq!(pk.payload.as_slice(), want[i].as_slice());
+    }
+    // Paced at 20 ms: five frames span at least four periods.
+    assert!(elapsed >= Duration::from_millis(70), "{elapsed:?}");
+    assert_eq!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::PlaybackDone { leg, token: 7 })
+    );
+    // Silence, then another prompt: sequence continues, timestamp kept
+    // running with the clock, marker set.
+    assert!(nothing_within(&p, Duration::from_millis(100)));
+    e.play(leg, vec![a.clone()], PlayOpts::default());
+    let next = recv(&p);
+    assert_eq!(next.seq, pkts[4].seq.wrapping_add(1));
+    assert!(next.marker);
+    let gap = next.ts.wrapping_sub(pkts[4].ts);
+    assert!(gap >= 160 * 6 && gap % 160 == 0, "timestamp gap {gap}");
+    assert_eq!(next.ssrc, pkts[0].ssrc);
+    e.release(leg);
+}
+
+#[test]
+fn looped_playback_and_barge_in() {
+    let e = engine(41020, 41039, Duration::from_secs(30));
+    let p = peer();
+    let (leg, local, mut rx) = start(&e, Codec::Pcma, Some(101), p.local_addr().unwrap());
+    let moh = prompt("moh", 2, 500);
+    e.play(
+        leg,
+        vec![moh.clone()],
+        PlayOpts {
+            barge_in: true,
+            looped: true,
+            token: 1,
+        },
+    );
+    let pkts: Vec<Pkt> = (0..6).map(|_| recv(&p)).collect();
+    for (i, pk) in pkts.iter().enumerate() {
+        assert_eq!(pk.pt, 8);
+        assert_eq!(pk.payload.as_slice(), moh.pcma[i % 2].as_slice());
+        assert_eq!(pk.marker, i % 2 == 0);
+    }
+    // A key press stops a barge-in playback; only the digit is reported.
+    send(
+        &p,
+        local,
+        101,
+        1,
+        9000,
+        77,
+        &event_payload(3, false, 10, 160),
+    );
+    assert!(matches!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket { .. })
+    ));
+    assert_eq!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::Digit {
+            leg,
+            digit: '3',
+            source: DtmfSource::Rfc4733
+        })
+    );
+    // Drain what was in flight, then silence.
+    std::thread::sleep(Duration::from_millis(30));
+    let mut buf = [0u8; 256];
+    p.set_nonblocking(true).unwrap();
+    while p.recv_from(&mut buf).is_ok() {}
+    p.set_nonblocking(false).unwrap();
+    assert!(nothing_within(&p, Duration::from_millis(120)));
+    assert_eq!(next_event(&mut rx, Duration::from_millis(50)), None);
+}
+
+#[test]
+fn rfc4733_digits_once_each_on_any_ssrc_and_symmetric_rtp() {
+    let e = engine(41040, 41059, Duration::from_secs(30));
+    let p = peer();
+    // SDP said somewhere else; the first packet moves media to its source.
+    let bogus: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let (leg, local, mut rx) = start(&e, Codec::Pcmu, Some(101), bogus);
+    let audio_ssrc = 0x1111;
+    let dtmf_ssrc = 0x2222; // SIPp sends its digits on another SSRC
+    send(&p, local, 0, 10, 1000, audio_ssrc, &[0xff; 160]);
+    assert_eq!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket {
+            leg,
+            from: p.local_addr().unwrap()
+        })
+    );
+    let mut seq = 500;
+    for (ts, ev) in [(4000u32, 5u8), (8000, 11)] {
+        for d in [160u16, 320, 480] {
+            send(
+                &p,
+                local,
+                101,
+                seq,
+                ts,
+                dtmf_ssrc,
+                &event_payload(ev, false, 10, d),
+            );
+            seq += 1;
+        }
+        for _ in 0..3 {
+            send(
+                &p,
+                local,
+                101,
+                seq,
+                ts,
+                dtmf_ssrc,
+                &event_payload(ev, true, 10, 640),
+            );
+            seq += 1;
+        }
+    }
+    // A digit on the audio SSRC too (baresip style).
+    send(
+        &p,
+        local,
+        101,
+        11,
+        1160,
+        audio_ssrc,
+        &event_payload(1, true, 10, 640),
+    );
+    let mut got = String::new();
+    while let Some(ev) = next_event(&mut rx, Duration::from_millis(300)) {
+        match ev {
+            MediaEvent::Digit {
+                digit,
+                source: DtmfSource::Rfc4733,
+                ..
+            } => got.push(digit),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, "5#1");
+    // Media now goes to the latched source.
+    e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
+    assert_eq!(recv(&p).pt, 0);
+}
+
+#[test]
+fn inband_digits_without_telephone_event() {
+    let e = engine(41060, 41079, Duration::from_secs(30));
+    let p = peer();
+    let (leg, local, mut rx) = start(&e, Codec::Pcma, None, p.local_addr().unwrap());
+    let tone = Prompt::tone("7", &[852.0, 1209.0], -12.0, 100, 0, 100);
+    let mut frames: Vec<[u8; 160]> = tone.pcma.to_vec();
+    frames.extend(std::iter::repeat_n([g711::ALAW_SILENCE; 160], 5));
+    for (seq, f) in (1u16..).zip(&frames) {
+        send(&p, local, 8, seq, u32::from(seq) * 160, 42, f);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        next_non_first(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::Digit {
+            leg,
+            digit: '7',
+            source: DtmfSource::Inband
+        })
+    );
+    assert_eq!(next_non_first(&mut rx, Duration::from_millis(100)), None);
+}
+
+#[test]
+fn rtp_timeout_counts_from_start() {
+    let e = engine(41080, 41099, Duration::from_millis(200));
+    let p = peer();
+    let started = Instant::now();
+    let (leg, _local, mut rx) = start(&e, Codec::Pcmu, Some(101), p.local_addr().unwrap());
+    assert_eq!(
+        next_event(&mut rx, Duration::from_secs(2)),
+        Some(MediaEvent::RtpTimeout { leg })
+    );
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    // Reported once, not every tick.
+    assert_eq!(next_event(&mut rx, Duration::from_millis(300)), None);
+    // An allocated but never started leg does not time out.
+    let (_idle, _) = e.allocate().unwrap();
+    assert_eq!(next_event(&mut rx, Duration::from_millis(300)), None);
+}
+
+#[test]
+fn bridge_relays_with_rewriting_and_transcoding() {
+    let e = engine(41100, 41119, Duration::from_secs(30));
+    let (pa, pb) = (peer(), peer());
+    let (a, la, mut rxa) = start(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
+    let (b, lb, mut rxb) = start(&e, Codec::Pcma, Some(96), pb.local_addr().unwrap());
+    // B sends a prompt first: the relayed stream must continue its line.
+    e.play(b, vec![prompt("p", 1, 0)], PlayOpts::default());
+    let before = recv(&pb);
+    assert!(matches!(
+        next_event(&mut rxb, Duration::from_secs(1)),
+        Some(MediaEvent::PlaybackDone { .. })
+    ));
+    e.bridge(a, b);
+    std::thread::sleep(Duration::from_millis(30));
+
+    let caller_ssrc = 0xabcdef;
+    let frame: Vec<u8> = (0..160).map(|i| (i * 3) as u8).collect();
+    // An oversize datagram and garbage are dropped without disturbing anything.
+    pa.send_to(&[0x80; 1600], la).unwrap();
+    pa.send_to(b"not rtp", la).unwrap();
+    for i in 0..4u16 {
+        send(
+            &pa,
+            la,
+            0,
+            65534u16.wrapping_add(i),
+            777 + 160 * u32::from(i),
+            caller_ssrc,
+            &frame,
+        );
+    }
+    let mut alaw = frame.clone();
+    g711::ulaw_to_alaw_in_place(&mut alaw);
+    let out: Vec<Pkt> = (0..4).map(|_| recv(&pb)).collect();
+    for (i, pk) in out.iter().enumerate() {
+        assert_eq!(pk.pt, 8, "PT rewritten to B's codec");
+        assert_eq!(pk.ssrc, before.ssrc, "B's own SSRC");
+        assert_eq!(
+            pk.seq,
+            before.seq.wrapping_add(1 + i as u16),
+            "sequence continues"
+        );
+        assert_eq!(pk.ts, out[0].ts.wrapping_add(160 * i as u32));
+        assert_eq!(pk.marker, i == 0);
+        assert_eq!(pk.payload, alaw, "transcoded µ-law → A-law");
+    }
+    let ts_gap = out[0].ts.wrapping_sub(before.ts);
+    assert!(
+        (160..8000 * 2).contains(&ts_gap),
+        "timestamp continues B's clock: {ts_gap}"
+    );
+    // telephone-event passes with B's payload type, and is also reported.
+    send(
+        &pa,
+        la,
+        101,
+        5,
+        4000,
+        caller_ssrc,
+        &event_payload(9, true, 10, 800),
+    );
+    let ev = recv(&pb);
+    assert_eq!(ev.pt, 96);
+    assert_eq!(ev.payload, event_payload(9, true, 10, 800));
+    assert_eq!(ev.seq, out[3].seq.wrapping_add(1));
+    assert!(matches!(
+        next_non_first(&mut rxa, Duration::from_secs(1)),
+        Some(MediaEvent::Digit { digit: '9', .. })
+    ));
+    // The other way: A-law from B arrives at A as µ-law.
+    let mut back = vec![g711::alaw_encode(1000); 160];
+    send(&pb, lb, 8, 1, 1, 0x55, &back);
+    let got = recv(&pa);
+    g711::alaw_to_ulaw_in_place(&mut back);
+    assert_eq!((got.pt, got.payload), (0, back));
+    // Unbridged: nothing more is relayed.
+    e.unbridge(a);
+    std::thread::sleep(Duration::from_millis(30));
+    send(&pa, la, 0, 7, 1, caller_ssrc, &frame);
+    assert!(nothing_within(&pb, Duration::from_millis(100)));
+}
+
+#[test]
+fn pool_bounds_legs_and_release_frees_ports() {
+    let e = engine(41120, 41123, Duration::from_secs(30));
+    let (l1, a1) = e.allocate().unwrap();
+    let (_l2, a2) = e.allocate().unwrap();
+    assert_ne!(a1, a2);
+    assert_eq!(e.allocate().unwrap_err(), PoolExhausted);
+    assert_eq!(e.ports_in_use(), 2);
+    e.release(l1);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while e.ports_in_use() != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (_l3, a3) = e.allocate().unwrap();
+    assert_eq!(a3, a1);
+}
