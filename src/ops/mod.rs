@@ -8,4 +8,5 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod promql;
+pub mod records;
 pub mod time;
