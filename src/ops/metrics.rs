@@ -47,8 +47,7 @@ pub const QUEUE_WAIT_ABANDONED_SECONDS: &str = "conmutador_queue_wait_abandoned_
 pub const QUEUE_ESTIMATED_WAIT_SECONDS: &str = "conmutador_queue_estimated_wait_seconds";
 pub const QUEUE_WAIT_PREDICTION_ERROR_SECONDS: &str =
     "conmutador_queue_wait_prediction_error_seconds";
-pub const QUEUE_WAIT_PREDICTION_MAE_SECONDS: &str =
-    "conmutador_queue_wait_prediction_mae_seconds";
+pub const QUEUE_WAIT_PREDICTION_MAE_SECONDS: &str = "conmutador_queue_wait_prediction_mae_seconds";
 pub const QUEUE_SERVICE_LEVEL_RATIO: &str = "conmutador_queue_service_level_ratio";
 pub const QUEUE_ABANDON_RATIO: &str = "conmutador_queue_abandon_ratio";
 pub const QUEUE_CALLERS_TOTAL: &str = "conmutador_queue_callers_total";
