@@ -212,6 +212,16 @@ impl Interpreter {
         self.end.as_ref()
     }
 
+    /// The queue's periodic announcement in the call's language, as prompt
+    /// keys: "Usted ocupa el lugar número dos. El tiempo estimado de espera
+    /// es de cinco minutos." (see `say::queue_announcement`).
+    pub fn queue_announcement(&self, position: u64, estimate: Duration) -> Vec<String> {
+        say::queue_announcement(&self.lang, position, estimate)
+            .into_iter()
+            .map(|n| format!("{}/{n}", self.lang))
+            .collect()
+    }
+
     /// True once the interpreter has nothing more to do for the call.
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Done)

@@ -18,6 +18,7 @@ pub mod journey;
 pub mod model;
 pub mod parse;
 pub mod say;
+pub mod store;
 pub mod validate;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ use chrono::{Datelike, NaiveDateTime};
 pub use diag::{Diagnostic, Severity, SourceFile};
 pub use interpreter::{CallInfo, End, Interpreter, IvrCommand, IvrEvent, QueueExitReason};
 pub use model::{Expect, Plan, Step};
+pub use store::DialplanStore;
 
 use journey::{Sim, SimEvent};
 
@@ -75,7 +77,12 @@ impl Dialplans {
     /// The plan that answers a called number (Request-URI user part), or the
     /// default plan; None when there is neither (answer 404).
     pub fn route(&self, called: &str) -> Option<Arc<Plan>> {
-        let i = self.numbers.get(called).copied().or(self.default)?;
+        let i = self
+            .numbers
+            .get(called)
+            .or_else(|| self.numbers.get(called.strip_prefix('+')?))
+            .copied()
+            .or(self.default)?;
         self.plans.get(i).cloned()
     }
 

@@ -1015,3 +1015,67 @@ fn a_caller_who_never_answers_is_eventually_hung_up() {
     assert!(c.ivr.is_finished());
     assert_eq!(cmds.last(), Some(&IvrCommand::Hangup));
 }
+
+#[test]
+fn check_command_prints_diagnostics_like_rustc() {
+    let text = BASE.replace("2 = \"adios\"", "2 = \"pasaporte\"");
+    let files = with_prompts(vec![("mexitel.toml", text)]);
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = write_dir(&refs);
+    let mut out = Vec::new();
+    assert!(!super::check_command(
+        dir.path(),
+        &["pasaportes".to_string()],
+        &mut out
+    ));
+    let out = String::from_utf8(out).expect("utf8");
+    let file = dir.path().join("mexitel.toml");
+    let want = format!(
+        "error: unknown node \"pasaporte\"\n --> {}:8:29\n  |\n8 | options = {{ 1 = \"cola\", 2 = \"pasaporte\" }}\n  |                             ^^^^^^^^^^^\n",
+        file.display()
+    );
+    assert!(out.contains(&want), "{out}");
+    assert!(
+        out.contains("warning: no plan has `default = true`"),
+        "{out}"
+    );
+    assert!(
+        out.trim_end().ends_with("failed: 1 error(s), 1 warning(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn routing_accepts_a_leading_plus() {
+    let (set, _) = super::load_dir(&shipped_dir(), &shipped_queues()).expect("loads");
+    assert_eq!(set.route("+18776394835").expect("plan").name, "mexitel");
+}
+
+#[test]
+fn queue_announcement_speaks_the_call_language() {
+    let (mut c, _) = Call::new(IVR, tuesday_10());
+    assert_eq!(
+        c.ivr.queue_announcement(1, Duration::from_secs(21 * 60)),
+        [
+            "es-MX/say_lugar",
+            "es-MX/num_uno",
+            "es-MX/say_espera",
+            "es-MX/num_veintiun",
+            "es-MX/u_minutos"
+        ]
+    );
+    c.digit('3');
+    assert_eq!(
+        c.ivr.queue_announcement(2, Duration::from_secs(30)),
+        [
+            "en/say_lugar",
+            "en/num_two",
+            "en/say_espera",
+            "en/num_one",
+            "en/u_minute"
+        ]
+    );
+}
