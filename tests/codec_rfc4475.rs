@@ -18,7 +18,8 @@ fn fixture(name: &str) -> Bytes {
 
 fn valid(name: &str) -> Message {
     let m = Message::parse(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    m.validate().unwrap_or_else(|e| panic!("{name} validate: {e}"));
+    m.validate()
+        .unwrap_or_else(|e| panic!("{name} validate: {e}"));
     m
 }
 
@@ -155,10 +156,7 @@ fn escnull_and_esc02() {
     assert_eq!(users, vec!["%00", "%00%00"]);
 
     let m = valid("esc02");
-    assert_eq!(
-        m.method(),
-        Some(&Method::Extension("RE%47IST%45R".into()))
-    );
+    assert_eq!(m.method(), Some(&Method::Extension("RE%47IST%45R".into())));
     assert_eq!(m.to().expect("to").display.as_deref(), Some("%Z%45"));
     assert_eq!(
         m.top_via().expect("via").branch.as_deref(),
@@ -285,10 +283,15 @@ fn application_layer_cases_parse() {
     let m = valid("unkscm");
     assert_eq!(
         m.request_uri(),
-        Some(&Uri::Other("nobodyKnowsThisScheme:totallyopaquecontent".into()))
+        Some(&Uri::Other(
+            "nobodyKnowsThisScheme:totallyopaquecontent".into()
+        ))
     );
     let m = valid("unksm2");
-    assert_eq!(m.to().expect("to").uri, Uri::Other("isbn:2983792873".into()));
+    assert_eq!(
+        m.to().expect("to").uri,
+        Uri::Other("isbn:2983792873".into())
+    );
     assert_eq!(
         m.from().expect("from").uri,
         Uri::Other("http://www.example.com".into())
@@ -302,7 +305,11 @@ fn application_layer_cases_parse() {
     let Contacts::List(c) = m.contacts().expect("contacts") else {
         panic!("star")
     };
-    assert!(c[0].uri.as_sip().is_some_and(|u| u.headers.contains("Route")));
+    assert!(
+        c[0].uri
+            .as_sip()
+            .is_some_and(|u| u.headers.contains("Route"))
+    );
     let m = valid("sdp01");
     assert_eq!(m.header("Accept"), Some("text/nobodyKnowsThis"));
     let m = valid("zeromf");

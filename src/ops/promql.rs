@@ -174,6 +174,49 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
+/// Metric names in a Grafana variable query for Prometheus:
+/// `label_values(expr, label)`, `query_result(expr)`, `metrics(regex)`,
+/// `label_names()`, or a plain expression.
+pub fn grafana_variable_metric_names(query: &str) -> BTreeSet<String> {
+    let q = query.trim();
+    let inner = |prefix: &str| {
+        q.strip_prefix(prefix)
+            .and_then(|rest| rest.trim_start().strip_prefix('('))
+            .and_then(|rest| rest.strip_suffix(')'))
+    };
+    if let Some(args) = inner("label_values") {
+        // The label is the last argument; with one argument there is no metric.
+        return match top_level_comma(args) {
+            Some(i) => metric_names(&args[..i]),
+            None => BTreeSet::new(),
+        };
+    }
+    if let Some(expr) = inner("query_result") {
+        return metric_names(expr);
+    }
+    if inner("metrics").is_some() || inner("label_names").is_some() {
+        return BTreeSet::new();
+    }
+    metric_names(q)
+}
+
+/// Byte index of the last comma outside braces, parentheses and quotes.
+fn top_level_comma(s: &str) -> Option<usize> {
+    let (mut depth, mut quote, mut last) = (0i32, None::<char>, None);
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            (None, '(' | '{' | '[') => depth += 1,
+            (None, ')' | '}' | ']') => depth -= 1,
+            (None, ',') if depth == 0 => last = Some(i),
+            _ => {}
+        }
+    }
+    last
+}
+
 /// Series names Prometheus itself creates for every target; not ours.
 pub fn is_prometheus_builtin(name: &str) -> bool {
     name == "up" || name.starts_with("scrape_") || name == "ALERTS" || name == "ALERTS_FOR_STATE"
@@ -221,5 +264,25 @@ mod tests {
             vec!["m"]
         );
         assert!(names("vector(1) + time()").is_empty());
+    }
+
+    #[test]
+    fn grafana_variable_queries() {
+        let v = |q: &str| {
+            grafana_variable_metric_names(q)
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            v(r#"label_values(up{job="conmutador", x=~"a,b"}, instance)"#),
+            vec!["up"]
+        );
+        assert!(v("label_values(queue)").is_empty());
+        assert_eq!(
+            v("query_result(topk(5, conmutador_calls_active))"),
+            vec!["conmutador_calls_active"]
+        );
+        assert!(v("metrics(conmutador_.*)").is_empty());
+        assert_eq!(v("conmutador_operators"), vec!["conmutador_operators"]);
     }
 }

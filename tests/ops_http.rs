@@ -1,0 +1,816 @@
+//! The ops HTTP listener served for real on 127.0.0.1:0 with a test admin
+//! backend, checked against `openapi.yaml`: same routes both ways, documented
+//! status codes, and bodies that carry the schemas' required fields and types.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::{TimeZone, Utc};
+use conmutador::ops::http::{
+    self, AdminBackend, AdminError, CallState, CallView, DrainStatus, HttpState, OperatorState,
+    OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport, RemovedCaller, RouteInfo,
+    WaitingCaller,
+};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+// ------------------------------------------------------------------ test backend
+
+#[derive(Default)]
+struct World {
+    operators: BTreeMap<String, OperatorView>,
+    queues: BTreeMap<String, QueueView>,
+    calls: Vec<CallView>,
+    reload_ok: bool,
+    draining: bool,
+}
+
+struct TestBackend(Mutex<World>);
+
+impl TestBackend {
+    fn new() -> Self {
+        let mut w = World {
+            reload_ok: true,
+            ..World::default()
+        };
+        for (id, state) in [
+            ("op1", OperatorState::Available),
+            ("op2", OperatorState::InCall),
+            ("op3", OperatorState::Offline),
+        ] {
+            w.operators.insert(
+                id.into(),
+                OperatorView {
+                    id: id.into(),
+                    state,
+                    reason: None,
+                    queues: vec!["pasaportes".into()],
+                    call_id: (state == OperatorState::InCall).then(|| "c2@trunk".into()),
+                    state_seconds: 12.5,
+                },
+            );
+        }
+        w.queues.insert(
+            "pasaportes".into(),
+            QueueView {
+                name: "pasaportes".into(),
+                waiting: vec![WaitingCaller {
+                    call_id: "a84b4c76e66710@pc33.atlanta.com".into(),
+                    caller: "+525512345678".into(),
+                    position: 1,
+                    priority: 0,
+                    waited_seconds: 33.0,
+                    announced_wait_seconds: Some(60.0),
+                }],
+                stats: QueueStatsView {
+                    operators_logged_in: 2,
+                    operators_available: 1,
+                    answered: 10,
+                    abandoned: 1,
+                    service_level: Some(0.9),
+                    service_level_threshold_seconds: 20.0,
+                    abandon_rate: Some(1.0 / 11.0),
+                    oldest_wait_seconds: 33.0,
+                    estimated_wait_seconds: Some(45.0),
+                    average_handle_seconds: None,
+                },
+            },
+        );
+        w.calls.push(CallView {
+            call_id: "c2@trunk".into(),
+            caller: "+525500000000".into(),
+            called: "8009112345".into(),
+            state: CallState::Bridged,
+            started_at: Utc.with_ymd_and_hms(2026, 11, 29, 15, 0, 0).unwrap(),
+            queue: Some("pasaportes".into()),
+            operator: Some("op2".into()),
+            node: None,
+        });
+        Self(Mutex::new(w))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.0.lock().expect("test world lock"))
+    }
+
+    fn set_operator(
+        &self,
+        id: String,
+        to: OperatorState,
+        reason: Option<String>,
+    ) -> Result<OperatorView, AdminError> {
+        self.with(|w| {
+            let op = w
+                .operators
+                .get_mut(&id)
+                .ok_or_else(|| AdminError::NotFound(format!("operator {id}")))?;
+            if op.state == OperatorState::Offline {
+                return Err(AdminError::Conflict(format!(
+                    "operator {id} is not logged in"
+                )));
+            }
+            op.state = to;
+            op.reason = reason;
+            op.state_seconds = 0.0;
+            Ok(op.clone())
+        })
+    }
+}
+
+impl AdminBackend for TestBackend {
+    async fn queues(&self) -> Vec<QueueView> {
+        self.with(|w| w.queues.values().cloned().collect())
+    }
+    async fn operators(&self) -> Vec<OperatorView> {
+        self.with(|w| w.operators.values().cloned().collect())
+    }
+    async fn calls(&self) -> Vec<CallView> {
+        self.with(|w| w.calls.clone())
+    }
+    async fn pause(
+        &self,
+        operator: String,
+        reason: Option<String>,
+    ) -> Result<OperatorView, AdminError> {
+        self.set_operator(operator, OperatorState::Paused, reason)
+    }
+    async fn unpause(&self, operator: String) -> Result<OperatorView, AdminError> {
+        self.set_operator(operator, OperatorState::Available, None)
+    }
+    async fn logout(&self, operator: String) -> Result<OperatorView, AdminError> {
+        self.set_operator(
+            operator,
+            OperatorState::Offline,
+            Some("logged out by supervisor".into()),
+        )
+    }
+    async fn remove_caller(
+        &self,
+        queue: String,
+        call_id: String,
+    ) -> Result<RemovedCaller, AdminError> {
+        self.with(|w| {
+            let q = w
+                .queues
+                .get_mut(&queue)
+                .ok_or_else(|| AdminError::NotFound(format!("queue {queue}")))?;
+            let before = q.waiting.len();
+            q.waiting.retain(|c| c.call_id != call_id);
+            if q.waiting.len() == before {
+                return Err(AdminError::NotFound(format!("caller {call_id} in {queue}")));
+            }
+            Ok(RemovedCaller { queue, call_id })
+        })
+    }
+    async fn reload(&self) -> ReloadReport {
+        self.with(|w| ReloadReport {
+            ok: w.reload_ok,
+            plans: 2,
+            warnings: vec!["dialplans/mexitel.toml:40:5: node `legacy` is unreachable".into()],
+            errors: if w.reload_ok {
+                vec![]
+            } else {
+                vec!["dialplans/mexitel.toml:12:9: unknown node `menu2`".into()]
+            },
+        })
+    }
+    async fn drain(&self) -> DrainStatus {
+        self.with(|w| {
+            w.draining = true;
+            DrainStatus {
+                draining: true,
+                active_calls: w.calls.len() as u32,
+            }
+        })
+    }
+}
+
+// ------------------------------------------------------------------ harness
+
+struct Server {
+    addr: SocketAddr,
+    readiness: Arc<Readiness>,
+    backend: Arc<TestBackend>,
+    routes: Vec<RouteInfo>,
+    metrics: metrics_exporter_prometheus::PrometheusRecorder,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(token: &str) -> Server {
+    let recorder = conmutador::ops::metrics::build_recorder();
+    let readiness = Arc::new(Readiness::new());
+    let backend = Arc::new(TestBackend::new());
+    let state = HttpState::new(recorder.handle(), readiness.clone(), token, backend.clone());
+    let (_, routes) = http::router_with_routes(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(http::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        addr,
+        readiness,
+        backend,
+        routes,
+        metrics: recorder,
+        _stop: stop,
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection, bounded read.
+async fn req(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> Resp {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(a) = auth {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("response within 10 s")
+        .expect("read");
+    let text = String::from_utf8(buf).expect("utf8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn bearer() -> Option<&'static str> {
+    Some("Bearer s3cret-token-for-tests")
+}
+
+// ------------------------------------------------------------------ OpenAPI
+
+fn spec() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml");
+    serde_norway::from_str(&text).expect("openapi.yaml is YAML")
+}
+
+fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let ptr = r.strip_prefix('#').expect("local $ref");
+            resolve(
+                spec,
+                spec.pointer(ptr)
+                    .unwrap_or_else(|| panic!("dangling $ref {r}")),
+            )
+        }
+        None => v,
+    }
+}
+
+/// Checks the parts of JSON Schema the spec uses: type, nullable, enum,
+/// required, properties, items, additionalProperties: false.
+fn validate(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    let schema = resolve(spec, schema);
+    if v.is_null() {
+        return if schema.get("nullable") == Some(&Value::Bool(true)) {
+            Ok(())
+        } else {
+            Err(format!("{at}: null but not nullable"))
+        };
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(v)
+    {
+        return Err(format!("{at}: {v} not in {allowed:?}"));
+    }
+    let ty = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("object");
+    let ok = match ty {
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "boolean" => v.is_boolean(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        other => {
+            return Err(format!(
+                "{at}: schema type {other} unsupported by this checker"
+            ));
+        }
+    };
+    if !ok {
+        return Err(format!("{at}: expected {ty}, got {v}"));
+    }
+    if let Some(items) = schema.get("items") {
+        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+            validate(spec, items, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    if let Some(obj) = v.as_object() {
+        for req in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = req.as_str().expect("required names are strings");
+            if !obj.contains_key(name) {
+                return Err(format!("{at}: missing required field {name}"));
+            }
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, val) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => validate(spec, s, val, &format!("{at}.{k}"))?,
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{at}: undocumented field {k}"));
+                }
+                None => return Err(format!("{at}: field {k} is not in the schema")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates a response against the operation's documented response for
+/// its status; an undocumented status is a failure.
+fn check_response(spec: &Value, method: &str, template: &str, r: &Resp) {
+    let op = spec["paths"][template][method].clone();
+    assert!(op.is_object(), "{method} {template} not in openapi.yaml");
+    let documented = op["responses"]
+        .get(r.status.to_string())
+        .unwrap_or_else(|| {
+            panic!(
+                "{method} {template} answered {} which openapi.yaml does not document: {}",
+                r.status, r.body
+            )
+        });
+    let documented = resolve(spec, documented);
+    let ctype = r.header("content-type").unwrap_or("");
+    let media = ctype.split(';').next().unwrap_or("").trim();
+    let content = documented["content"].get(media).unwrap_or_else(|| {
+        panic!(
+            "{method} {template} {}: content type {ctype} not documented",
+            r.status
+        )
+    });
+    if media == "application/json" {
+        if let Err(e) = validate(
+            spec,
+            &content["schema"],
+            &r.json(),
+            &format!("{method} {template} {}", r.status),
+        ) {
+            panic!("{e}\nbody: {}", r.body);
+        }
+    }
+}
+
+fn documented_routes(spec: &Value) -> BTreeSet<(String, String, bool)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let open = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+            out.insert((method.clone(), path.clone(), !open));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn openapi_and_the_route_table_agree_both_ways() {
+    let s = start(TOKEN).await;
+    let served: BTreeSet<(String, String, bool)> = s
+        .routes
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string(), r.requires_token))
+        .collect();
+    let spec = spec();
+    let documented = documented_routes(&spec);
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but not in openapi.yaml (or auth differs): {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in openapi.yaml but not served (or auth differs): {unserved:?}"
+    );
+    assert_eq!(served.len(), 12);
+    // Every documented route really answers (not the fallback, not 405).
+    for r in &s.routes {
+        let path = r
+            .path
+            .replace("{id}", "op1")
+            .replace("{queue}", "pasaportes")
+            .replace("{call_id}", "nobody");
+        let resp = req(s.addr, &r.method.to_uppercase(), &path, bearer(), None).await;
+        assert_ne!(resp.status, 405, "{} {}", r.method, r.path);
+        assert_ne!(
+            resp.body, r#"{"error":"no such route"}"#,
+            "{} {}",
+            r.method, r.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_response_matches_its_documented_schema() {
+    let s = start(TOKEN).await;
+    let spec = spec();
+    let ok_calls: &[(&str, &str, &str, Option<&str>)] = &[
+        ("get", "/metrics", "/metrics", None),
+        ("get", "/healthz", "/healthz", None),
+        ("get", "/readyz", "/readyz", None),
+        ("get", "/api/queues", "/api/queues", None),
+        ("get", "/api/operators", "/api/operators", None),
+        ("get", "/api/calls", "/api/calls", None),
+        (
+            "post",
+            "/api/operators/{id}/pause",
+            "/api/operators/op1/pause",
+            Some(r#"{"reason":"comida"}"#),
+        ),
+        (
+            "post",
+            "/api/operators/{id}/unpause",
+            "/api/operators/op1/unpause",
+            None,
+        ),
+        (
+            "post",
+            "/api/operators/{id}/logout",
+            "/api/operators/op1/logout",
+            None,
+        ),
+        (
+            "delete",
+            "/api/queues/{queue}/callers/{call_id}",
+            "/api/queues/pasaportes/callers/a84b4c76e66710%40pc33.atlanta.com",
+            None,
+        ),
+        ("post", "/api/reload", "/api/reload", None),
+        ("post", "/api/drain", "/api/drain", None),
+    ];
+    let mut seen = BTreeSet::new();
+    for (method, template, path, body) in ok_calls {
+        let r = req(s.addr, &method.to_uppercase(), path, bearer(), *body).await;
+        check_response(&spec, method, template, &r);
+        seen.insert((method.to_string(), template.to_string()));
+        if *template != "/readyz" {
+            assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+        }
+    }
+    let all: BTreeSet<_> = s
+        .routes
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(seen, all, "every route exercised");
+
+    // Error answers are documented too and carry the Error schema.
+    let errors: &[(&str, &str, &str, Option<&str>, u16)] = &[
+        (
+            "post",
+            "/api/operators/{id}/pause",
+            "/api/operators/nobody/pause",
+            None,
+            404,
+        ),
+        (
+            "post",
+            "/api/operators/{id}/pause",
+            "/api/operators/op3/pause",
+            None,
+            409,
+        ),
+        (
+            "post",
+            "/api/operators/{id}/pause",
+            "/api/operators/op2/pause",
+            Some("{not json"),
+            400,
+        ),
+        (
+            "post",
+            "/api/operators/{id}/unpause",
+            "/api/operators/nobody/unpause",
+            None,
+            404,
+        ),
+        (
+            "post",
+            "/api/operators/{id}/logout",
+            "/api/operators/op1/logout",
+            None,
+            409,
+        ),
+        (
+            "delete",
+            "/api/queues/{queue}/callers/{call_id}",
+            "/api/queues/pasaportes/callers/gone",
+            None,
+            404,
+        ),
+        (
+            "delete",
+            "/api/queues/{queue}/callers/{call_id}",
+            "/api/queues/nope/callers/x",
+            None,
+            404,
+        ),
+        ("get", "/api/queues", "/api/queues", None, 401),
+    ];
+    for (method, template, path, body, want) in errors {
+        let auth = if *want == 401 { None } else { bearer() };
+        let r = req(s.addr, &method.to_uppercase(), path, auth, *body).await;
+        assert_eq!(r.status, *want, "{method} {path}: {}", r.body);
+        check_response(&spec, method, template, &r);
+    }
+
+    // A refused reload is a documented 422 with the report.
+    s.backend.with(|w| w.reload_ok = false);
+    let r = req(s.addr, "POST", "/api/reload", bearer(), None).await;
+    assert_eq!(r.status, 422);
+    check_response(&spec, "post", "/api/reload", &r);
+    assert_eq!(
+        r.json()["errors"][0],
+        "dialplans/mexitel.toml:12:9: unknown node `menu2`"
+    );
+}
+
+#[tokio::test]
+async fn admin_routes_demand_the_exact_token() {
+    let s = start(TOKEN).await;
+    for r in s.routes.iter().filter(|r| r.requires_token) {
+        let path = r
+            .path
+            .replace("{id}", "op1")
+            .replace("{queue}", "pasaportes")
+            .replace("{call_id}", "x");
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic czNjcmV0"),
+            Some("Bearer s3cret-token-for-test"),
+            Some("s3cret-token-for-tests"),
+        ] {
+            let resp = req(s.addr, &r.method.to_uppercase(), &path, auth, None).await;
+            assert_eq!(resp.status, 401, "{} {path} with {auth:?}", r.method);
+            assert_eq!(
+                resp.header("www-authenticate"),
+                Some("Bearer realm=\"conmutador\"")
+            );
+        }
+    }
+    // Nothing changed in the backend.
+    assert!(
+        s.backend
+            .with(|w| !w.draining && w.operators["op1"].state == OperatorState::Available)
+    );
+    assert_eq!(
+        req(
+            s.addr,
+            "GET",
+            "/api/queues",
+            Some("bearer s3cret-token-for-tests"),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+
+    // No token configured: the admin API is closed, even to an empty bearer.
+    let closed = start("").await;
+    assert_eq!(
+        req(closed.addr, "GET", "/api/queues", Some("Bearer "), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        req(closed.addr, "GET", "/api/queues", Some("Bearer x"), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        req(closed.addr, "GET", "/healthz", None, None).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn probes_metrics_and_admin_actions_do_what_they_say() {
+    let s = start(TOKEN).await;
+    let h = req(s.addr, "GET", "/healthz", None, None).await;
+    assert_eq!(
+        (h.status, h.json()),
+        (200, serde_json::json!({"status": "ok"}))
+    );
+
+    let r = req(s.addr, "GET", "/readyz", None, None).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["listening"], false);
+    s.readiness.set_listening(true);
+    s.readiness.set_plans_loaded(true);
+    s.readiness.set_storage_writable(true);
+    assert_eq!(req(s.addr, "GET", "/readyz", None, None).await.status, 200);
+
+    metrics::with_local_recorder(&s.metrics, || {
+        metrics::histogram!(conmutador::ops::metrics::CALL_DURATION_SECONDS, "result" => "completed").record(95.0);
+        metrics::gauge!(conmutador::ops::metrics::QUEUE_CALLERS_WAITING, "queue" => "pasaportes")
+            .set(4.0);
+    });
+    let m = req(s.addr, "GET", "/metrics", None, None).await;
+    assert_eq!(m.status, 200);
+    assert_eq!(
+        m.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(
+        m.body
+            .contains("# TYPE conmutador_call_duration_seconds histogram"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains("conmutador_call_duration_seconds_bucket{result=\"completed\",le=\"120\"} 1"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body
+            .contains("conmutador_queue_callers_waiting{queue=\"pasaportes\"} 4"),
+        "{}",
+        m.body
+    );
+
+    let p = req(
+        s.addr,
+        "POST",
+        "/api/operators/op1/pause",
+        bearer(),
+        Some(r#"{"reason":"comida"}"#),
+    )
+    .await;
+    assert_eq!(p.json()["state"], "paused");
+    assert_eq!(
+        s.backend.with(|w| w.operators["op1"].reason.clone()),
+        Some("comida".into())
+    );
+    let u = req(s.addr, "POST", "/api/operators/op1/unpause", bearer(), None).await;
+    assert_eq!(
+        (u.json()["state"].clone(), u.json()["reason"].clone()),
+        ("available".into(), Value::Null)
+    );
+    let too_long = format!(
+        r#"{{"reason":"{}"}}"#,
+        "x".repeat(http::MAX_REASON_CHARS + 1)
+    );
+    assert_eq!(
+        req(
+            s.addr,
+            "POST",
+            "/api/operators/op1/pause",
+            bearer(),
+            Some(&too_long)
+        )
+        .await
+        .status,
+        400
+    );
+
+    // Percent-encoded Call-IDs reach the backend decoded.
+    let d = req(
+        s.addr,
+        "DELETE",
+        "/api/queues/pasaportes/callers/a84b4c76e66710%40pc33.atlanta.com",
+        bearer(),
+        None,
+    )
+    .await;
+    assert_eq!(d.json()["call_id"], "a84b4c76e66710@pc33.atlanta.com");
+    assert!(
+        s.backend
+            .with(|w| w.queues["pasaportes"].waiting.is_empty())
+    );
+
+    let dr = req(s.addr, "POST", "/api/drain", bearer(), None).await;
+    assert_eq!(
+        dr.json(),
+        serde_json::json!({"draining": true, "active_calls": 1})
+    );
+    let r = req(s.addr, "GET", "/readyz", None, None).await;
+    assert_eq!(
+        (r.status, r.json()["draining"].clone()),
+        (503, Value::Bool(true))
+    );
+    assert_eq!(
+        req(s.addr, "GET", "/healthz", None, None).await.status,
+        200,
+        "draining is still alive"
+    );
+}
+
+#[tokio::test]
+async fn oversize_bodies_and_unknown_routes_are_refused() {
+    let s = start(TOKEN).await;
+    let huge = format!(r#"{{"reason":"{}"}}"#, "x".repeat(64 * 1024));
+    let r = req(
+        s.addr,
+        "POST",
+        "/api/operators/op1/pause",
+        bearer(),
+        Some(&huge),
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        s.backend.with(|w| w.operators["op1"].state),
+        OperatorState::Available
+    );
+    let r = req(s.addr, "GET", "/api/nothing", bearer(), None).await;
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (404, "no such route".into())
+    );
+    assert_eq!(
+        req(s.addr, "DELETE", "/healthz", None, None).await.status,
+        405
+    );
+}

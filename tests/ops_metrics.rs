@@ -1,0 +1,81 @@
+//! The rendered catalog passes `promtool check metrics` (Prometheus's own
+//! linter for exposition text: naming, units, counter suffixes, help text).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use conmutador::ops::metrics::{CATALOG, Kind, build_recorder};
+
+/// One sample of every catalog metric, with a plausible value per label.
+fn render_full_catalog() -> String {
+    let recorder = build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        for m in CATALOG {
+            let labels: Vec<(String, String)> = m
+                .labels
+                .iter()
+                .map(|l| (l.to_string(), format!("{l}_value")))
+                .collect();
+            match m.kind {
+                Kind::Counter => metrics::counter!(m.name, &labels).increment(1),
+                Kind::Gauge => metrics::gauge!(m.name, &labels).set(1.0),
+                Kind::Histogram => metrics::histogram!(m.name, &labels).record(1.0),
+            }
+        }
+    });
+    handle.render()
+}
+
+#[test]
+fn every_catalog_metric_renders_with_help_and_type() {
+    let text = render_full_catalog();
+    for m in CATALOG {
+        assert!(
+            text.contains(&format!("# HELP {} ", m.name)),
+            "no HELP for {}",
+            m.name
+        );
+        assert!(
+            text.contains(&format!("# TYPE {} {}", m.name, m.kind.prometheus_type())),
+            "wrong or missing TYPE for {}\n{text}",
+            m.name
+        );
+    }
+}
+
+#[test]
+fn promtool_check_metrics_passes() {
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: {promtool} not runnable ({e}); apt-get install prometheus");
+            return;
+        }
+        Err(e) => panic!("CI is set but {promtool} is not runnable: {e}"),
+    };
+    let text = render_full_catalog();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}\n---\n{text}"
+    );
+}
