@@ -1282,3 +1282,33 @@ fn interpreter_counts_visits_invalid_keys_and_timeouts() {
     assert_eq!(get("conmutador_ivr_invalid_total{plan=t,node=menu}"), 1);
     assert_eq!(counts.len(), 4, "{counts:?}");
 }
+
+#[test]
+fn simulate_after_hours_in_english() {
+    let mut out = Vec::new();
+    let at = super::parse_at("2026-12-05 11:00").expect("time");
+    let presses = ["2", "w", "5", "exit:timeout"];
+    super::simulate_command(
+        &shipped_dir(),
+        &shipped_queues(),
+        "+18776394835",
+        &presses,
+        Some(at),
+        &mut out,
+    )
+    .expect("simulates");
+    let out = String::from_utf8(out).expect("utf8");
+    assert!(out.contains("(Sat)"), "{out}");
+    assert!(out.contains("→ ingles (language: en)"), "{out}");
+    assert!(out.contains("prompts/en/fuera_de_horario.wav"), "{out}");
+    assert!(out.contains("… no key for 5.0s (timeout)"), "{out}");
+    assert!(
+        out.contains("\"Thank you for calling Mexitel. Goodbye.\""),
+        "{out}"
+    );
+    assert!(!out.contains("pressed 5"), "the call had ended: {out}");
+    assert!(
+        out.trim_end().ends_with("end: hangup (language en)"),
+        "{out}"
+    );
+}
