@@ -250,7 +250,7 @@ impl<'a> Parser<'a> {
         self.string(t, key)
     }
 
-    /// A node reference: required unless `optional`.
+    /// A required reference to another node (checked by the validator).
     fn node_ref(&mut self, t: &mut Tbl<'_, '_>, key: &'static str) -> Option<Sp<String>> {
         self.req_string(t, key)
     }
