@@ -475,6 +475,11 @@ impl Interpreter {
                     Flow::Stay => {}
                     other => return other,
                 }
+                // A wrong key typed ahead: the caller hears why, and the
+                // rest of what they typed no longer means anything.
+                if matches!(&self.state, State::Input(i) if i.playing.is_some()) {
+                    self.type_ahead.clear();
+                }
             }
             return Flow::Stay;
         }

@@ -229,6 +229,10 @@ impl Sim {
     }
 
     fn press(&mut self, d: char) {
+        if self.interp.is_finished() {
+            // The call ended while the last prompts played.
+            return;
+        }
         // A caller takes a moment to press: half a second after the prompt
         // (or after the previous key).
         self.elapsed += Duration::from_millis(500);

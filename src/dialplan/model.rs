@@ -5,7 +5,7 @@
 //! Pure data plus the few pure functions that evaluate it (digit patterns,
 //! branch conditions). No I/O, no call state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +55,9 @@ pub struct Plan {
     pub is_default: bool,
     pub holidays: BTreeMap<String, HolidayList>,
     pub nodes: BTreeMap<String, Node>,
+    /// Nodes written in the file that could not be read (already reported);
+    /// the validator does not call references to them unknown.
+    pub broken: BTreeSet<String>,
     pub tests: Vec<Journey>,
 }
 
@@ -429,8 +432,13 @@ pub fn parse_steps<S: AsRef<str>>(tokens: &[S]) -> Result<Vec<Step>, String> {
         } else {
             for c in t.chars() {
                 if !is_dtmf(c) {
+                    let within = if t.chars().count() > 1 {
+                        format!(" in \"{t}\"")
+                    } else {
+                        String::new()
+                    };
                     return Err(format!(
-                        "\"{c}\" in \"{t}\" is not a telephone key (0-9, *, #), w or exit:REASON"
+                        "\"{c}\"{within} is not a telephone key (0-9, *, #), w, !KEY or exit:REASON"
                     ));
                 }
                 out.push(Step::Press(c));

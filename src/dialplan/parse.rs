@@ -6,7 +6,7 @@
 //! Only shape is checked here (types, ranges, syntax of times and patterns);
 //! cross-references between nodes are the validator's job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -250,7 +250,7 @@ impl<'a> Parser<'a> {
         self.string(t, key)
     }
 
-    /// A node reference: required unless `optional`.
+    /// A required reference to another node (checked by the validator).
     fn node_ref(&mut self, t: &mut Tbl<'_, '_>, key: &'static str) -> Option<Sp<String>> {
         self.req_string(t, key)
     }
@@ -519,9 +519,10 @@ impl<'a> Parser<'a> {
                                 LANGUAGES.join(", ")
                             ),
                         );
-                        ok = false;
                     }
                 }
+                // Go on with the languages we know, to report the rest.
+                languages.retain(|l| LANGUAGES.contains(&l.v.as_str()));
                 if languages.is_empty() {
                     languages.push(Sp::new(DEFAULT_LANGUAGE.to_string(), 0..0));
                 }
@@ -593,6 +594,7 @@ impl<'a> Parser<'a> {
 
         // [nodes.<name>]
         let mut nodes = BTreeMap::new();
+        let mut broken = BTreeSet::new();
         match top.get("nodes").map(|v| (v, v.get_ref())) {
             Some((_, DeValue::Table(t))) => {
                 for (k, v) in t.iter() {
@@ -626,7 +628,7 @@ impl<'a> Parser<'a> {
                             },
                         );
                     } else {
-                        ok = false;
+                        broken.insert(nname);
                     }
                 }
             }
@@ -686,6 +688,7 @@ impl<'a> Parser<'a> {
             is_default,
             holidays,
             nodes,
+            broken,
             tests,
         })
     }

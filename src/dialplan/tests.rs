@@ -168,6 +168,33 @@ fn error_loop_that_never_waits() {
 }
 
 #[test]
+fn error_language_not_enabled() {
+    let text = BASE
+        .replace("languages = [\"es-MX\", \"en\"]", "languages = [\"es-MX\"]")
+        .replace("2 = \"adios\"", "2 = \"ingles\"")
+        + "\n[nodes.ingles]\ntype = \"language\"\nlanguage = \"en\"\nnext = \"adios\"\n";
+    let d = check(&text);
+    let e = find(&d, "language \"en\" is not enabled");
+    assert_eq!(at(e), (Severity::Error, 21, 12, "\"en\""));
+}
+
+#[test]
+fn a_wrong_key_typed_ahead_drops_the_rest() {
+    let (mut c, _) = Call::new(IVR, tuesday_10());
+    c.digit('6'); // -> aviso (play, barge-in)
+    let cmds = c.digit('9');
+    assert_eq!(
+        cmds,
+        vec![
+            IvrCommand::StopPlayback,
+            visited("menu"),
+            play(&["es-MX/invalida", "es-MX/corto"], true, 3)
+        ]
+    );
+    assert_eq!(c.ivr.current_node(), "menu");
+}
+
+#[test]
 fn error_unknown_queue() {
     let text = BASE.replace("queue = \"pasaportes\"", "queue = \"pasaporte\"");
     let d = check(&text);
@@ -1077,5 +1104,211 @@ fn queue_announcement_speaks_the_call_language() {
             "en/num_one",
             "en/u_minute"
         ]
+    );
+}
+
+#[test]
+fn check_reports_every_problem_in_one_pass() {
+    let text = r#"[plan]
+start = "inicio"
+languages = ["es-MX", "en", "fr"]
+timezone = "Mexico"
+
+[nodes.inicio]
+type = "menu"
+prompts = ["saludo", "falta_algo"]
+options = { 1 = "cola", 2 = "play", x = "adios" }
+exhausted = 5
+
+[nodes.cola]
+type = "queue"
+queue = "pasaportez"
+
+[nodes.play]
+type = "play"
+prompts = ["x"]
+
+[nodes.adios]
+type = "hangup"
+prompts = ["despedida"]
+colour = 1
+
+[[test]]
+press = "1 q"
+expect = "queue"
+"#;
+    let files = with_prompts(vec![("mexitel.toml", text.to_string())]);
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = write_dir(&refs);
+    let d = super::load_dir(dir.path(), &["pasaportes".to_string()]).expect_err("broken");
+    let errors: Vec<&str> = d
+        .iter()
+        .filter(|x| x.is_error())
+        .map(|x| x.message.as_str())
+        .collect();
+    assert_eq!(errors.len(), 11, "{errors:#?}");
+    for needle in [
+        "unknown language \"fr\"",
+        "unknown time zone \"Mexico\"",
+        "missing prompt file prompts/en/falta_algo.wav",
+        "menu option \"x\"",
+        "\"exhausted\" in menu node \"inicio\" must be a string",
+        "unknown queue \"pasaportez\"",
+        "play node \"play\" needs \"next\"",
+        "unknown key \"colour\"",
+        "\"q\" is not a telephone key",
+    ] {
+        find(&d, needle);
+    }
+    // The broken node is reported once, not again as an unknown reference.
+    assert!(
+        !d.iter().any(|x| x.message.contains("unknown node")),
+        "{d:#?}"
+    );
+}
+
+/// Counts what the interpreter records, keyed "metric{label=value,...}".
+#[derive(Default)]
+struct CountingRecorder {
+    counts: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+struct CounterHandle {
+    key: String,
+    rec: Arc<CountingRecorder>,
+}
+
+impl metrics::CounterFn for CounterHandle {
+    fn increment(&self, value: u64) {
+        *self
+            .rec
+            .counts
+            .lock()
+            .expect("lock")
+            .entry(self.key.clone())
+            .or_default() += value;
+    }
+    fn absolute(&self, value: u64) {
+        self.rec
+            .counts
+            .lock()
+            .expect("lock")
+            .insert(self.key.clone(), value);
+    }
+}
+
+struct SharedRecorder(Arc<CountingRecorder>);
+
+impl metrics::Recorder for SharedRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        metrics::Counter::from_arc(Arc::new(CounterHandle {
+            key: format!("{}{{{}}}", key.name(), labels.join(",")),
+            rec: self.0.clone(),
+        }))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn interpreter_counts_visits_invalid_keys_and_timeouts() {
+    let counts = Arc::new(CountingRecorder::default());
+    let recorder = SharedRecorder(counts.clone());
+    metrics::with_local_recorder(&recorder, || {
+        let info = CallInfo {
+            caller: "1".into(),
+            called: "2".into(),
+        };
+        let mut ivr = Interpreter::new(ivr_plan(IVR), info);
+        let now = Instant::now();
+        let wall = tuesday_10();
+        ivr.start(now, wall);
+        ivr.handle(IvrEvent::PlaybackDone { token: 1 }, now, wall);
+        ivr.handle(IvrEvent::Timer { token: 2 }, now, wall); // timeout
+        ivr.handle(IvrEvent::Digit('9'), now, wall); // invalid (barge-in)
+        ivr.handle(IvrEvent::Digit('1'), now, wall); // -> cola
+        // Journey tests and simulations count nothing.
+        let mut quiet = Interpreter::new(
+            ivr_plan(IVR),
+            CallInfo {
+                caller: "1".into(),
+                called: "2".into(),
+            },
+        )
+        .without_metrics();
+        quiet.start(now, wall);
+    });
+    let counts = counts.counts.lock().expect("lock").clone();
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    assert_eq!(get("conmutador_ivr_node_visits_total{plan=t,node=menu}"), 1);
+    assert_eq!(get("conmutador_ivr_node_visits_total{plan=t,node=cola}"), 1);
+    assert_eq!(get("conmutador_ivr_timeouts_total{plan=t,node=menu}"), 1);
+    assert_eq!(get("conmutador_ivr_invalid_total{plan=t,node=menu}"), 1);
+    assert_eq!(counts.len(), 4, "{counts:?}");
+}
+
+#[test]
+fn simulate_after_hours_in_english() {
+    let mut out = Vec::new();
+    let at = super::parse_at("2026-12-05 11:00").expect("time");
+    let presses = ["2", "w", "5", "exit:timeout"];
+    super::simulate_command(
+        &shipped_dir(),
+        &shipped_queues(),
+        "+18776394835",
+        &presses,
+        Some(at),
+        &mut out,
+    )
+    .expect("simulates");
+    let out = String::from_utf8(out).expect("utf8");
+    assert!(out.contains("(Sat)"), "{out}");
+    assert!(out.contains("→ ingles (language: en)"), "{out}");
+    assert!(out.contains("prompts/en/fuera_de_horario.wav"), "{out}");
+    assert!(out.contains("… no key for 5.0s (timeout)"), "{out}");
+    assert!(
+        out.contains("\"Thank you for calling Mexitel. Goodbye.\""),
+        "{out}"
+    );
+    assert!(!out.contains("pressed 5"), "the call had ended: {out}");
+    assert!(
+        out.trim_end().ends_with("end: hangup (language en)"),
+        "{out}"
     );
 }

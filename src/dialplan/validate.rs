@@ -30,7 +30,7 @@ pub fn validate(
 
     // Unknown node references.
     let check_ref = |r: &Sp<String>, d: &mut Vec<Diagnostic>| {
-        if !plan.nodes.contains_key(&r.v) {
+        if !plan.nodes.contains_key(&r.v) && !plan.broken.contains(&r.v) {
             let hint = suggest(&r.v, names.iter().copied())
                 .map(|s| format!("; did you mean \"{s}\"?"))
                 .unwrap_or_default();
@@ -133,6 +133,17 @@ pub fn validate(
                         }
                     }
                 }
+            }
+            NodeKind::Language(l) if !plan.languages.iter().any(|x| x.v == l.language.v) => {
+                let enabled: Vec<&str> = plan.languages.iter().map(|x| x.v.as_str()).collect();
+                d.push(src.error(
+                    l.language.span.clone(),
+                    format!(
+                        "language \"{}\" is not enabled in [plan] languages ({}): its prompts are not checked",
+                        l.language.v,
+                        enabled.join(", ")
+                    ),
+                ));
             }
             NodeKind::Queue(q) => {
                 if queues.is_empty() {
