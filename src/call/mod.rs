@@ -1,1 +1,475 @@
-//! call room (work in progress).
+//! The call room: one call end to end, the B2BUA that ties the trunk leg, the
+//! IVR, the queue and the operator leg.
+//!
+//! [`Router`] is the SIP endpoint's transaction user: it admits or refuses new
+//! INVITEs (403 for strangers, 404 for numbers no plan answers, 488 for no
+//! common codec, 503 with Retry-After when full or draining), and routes
+//! in-dialog requests to the call that owns the dialog. Each admitted call
+//! runs as its own task ([`session`]) that turns SIP, media and timer events
+//! into interpreter events, and interpreter commands into media and SIP
+//! actions. This room orchestrates; decisions live in `dialplan` and `acd`.
+
+pub mod admin;
+pub mod gateway;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::{Config, TrunkConfig};
+use crate::dialplan::{Diagnostic, DialplanStore, Dialplans};
+use crate::media::{MediaEngine, PromptLibrary};
+use crate::ops::http::{AdminError, CallState, CallView, OperatorView, QueueView, RemovedCaller};
+use crate::ops::metrics as m;
+use crate::ops::records::{Cdr, Disposition, HangupSide, RecordSink};
+use crate::sdp::Codec;
+use crate::sip::endpoint::{Endpoint, SipEvent, TransactionUser};
+use crate::sip::transaction::TxId;
+use crate::sip::transport::Peer;
+use crate::sip::{Message, Method, new_tag, response_to};
+
+/// Messages a call task receives from the router.
+#[derive(Debug)]
+pub enum CallMsg {
+    Request {
+        req: Message,
+        tx: TxId,
+        peer: Peer,
+    },
+    Ack {
+        req: Message,
+    },
+    Cancel,
+    Response {
+        resp: Message,
+        tx: Option<TxId>,
+    },
+    Timeout {
+        tx: TxId,
+    },
+    AckTimeout,
+    /// The gateway is shutting down: end the call politely.
+    Shutdown,
+}
+
+/// How deep a call's inbox may grow; a peer flooding one dialog loses
+/// messages (retransmissions recover them) instead of growing memory.
+const CALL_INBOX: usize = 64;
+
+/// Everything calls share.
+pub struct Services {
+    pub media: MediaEngine,
+    /// Swapped with the plans on reload; a call holds the prompts it plays.
+    pub prompts: RwLock<Arc<PromptLibrary>>,
+    pub plans: DialplanStore,
+    pub codecs: Vec<Codec>,
+    pub media_ip: IpAddr,
+    pub ring_delay: Duration,
+    /// Where call records go; never blocks (a full buffer is counted).
+    pub records: RecordSink,
+}
+
+impl Services {
+    pub fn plans(&self) -> Arc<Dialplans> {
+        self.plans.current()
+    }
+
+    pub fn prompts(&self) -> Arc<PromptLibrary> {
+        self.prompts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reloads prompts and plans together: a plan may name new prompts. A
+    /// plan set with errors is refused and both stay as they were.
+    pub fn reload(&self) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+        let dir = self.plans.current().dir().join("prompts");
+        let library = PromptLibrary::load_dir(&dir);
+        let warnings = self.plans.reload()?;
+        match library {
+            Ok(lib) => *self.prompts.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(lib),
+            Err(e) => warn!(error = %e, "prompts not reloaded, the previous ones stay"),
+        }
+        Ok(warnings)
+    }
+}
+
+/// A call's entry in the admin API, updated by its task.
+pub type SharedView = Arc<Mutex<CallView>>;
+
+#[derive(Default)]
+struct Table {
+    /// Dialog (Call-ID, our tag) → the call's inbox.
+    dialogs: HashMap<(String, String), mpsc::Sender<CallMsg>>,
+    /// What the admin API shows of each call; the call task keeps it current.
+    views: HashMap<(String, String), SharedView>,
+    /// INVITE server transaction → dialog, until the INVITE is answered.
+    invites: HashMap<TxId, (String, String)>,
+    /// Call-ID → our tag, to match ACK timeouts and requests without tags.
+    by_call_id: HashMap<String, String>,
+}
+
+pub struct Router {
+    pub services: Arc<Services>,
+    trunks: TrunkConfig,
+    max_calls: usize,
+    max_cps: u32,
+    table: Mutex<Table>,
+    draining: AtomicBool,
+    next_call: AtomicU64,
+    cps_window: Mutex<(Instant, u32)>,
+    me: std::sync::Weak<Router>,
+}
+
+impl Router {
+    pub fn new(cfg: &Config, services: Arc<Services>) -> Arc<Router> {
+        Arc::new_cyclic(|me| Router {
+            services,
+            trunks: cfg.trunks.clone(),
+            max_calls: cfg.sip.max_calls,
+            max_cps: cfg.sip.max_cps,
+            table: Mutex::new(Table::default()),
+            draining: AtomicBool::new(false),
+            next_call: AtomicU64::new(1),
+            cps_window: Mutex::new((Instant::now(), 0)),
+            me: me.clone(),
+        })
+    }
+
+    fn self_arc(&self) -> Option<Arc<Router>> {
+        self.me.upgrade()
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.table().dialogs.len()
+    }
+
+    /// Stops admitting calls; those in progress go on.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Asks every call to end (BYE) — used on shutdown.
+    pub fn hang_up_all(&self) {
+        let inboxes: Vec<_> = self.table().dialogs.values().cloned().collect();
+        for tx in inboxes {
+            let _ = tx.try_send(CallMsg::Shutdown);
+        }
+    }
+
+    /// Called by a call task when it ends.
+    pub(crate) fn forget(&self, key: &(String, String)) {
+        let mut t = self.table();
+        t.dialogs.remove(key);
+        t.views.remove(key);
+        t.invites.retain(|_, k| k != key);
+        if t.by_call_id.get(&key.0) == Some(&key.1) {
+            t.by_call_id.remove(&key.0);
+        }
+        metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(t.dialogs.len() as f64);
+    }
+
+    pub(crate) fn invite_answered(&self, tx: TxId) {
+        self.table().invites.remove(&tx);
+    }
+
+    fn reject(
+        &self,
+        ep: &Arc<Endpoint>,
+        req: &Message,
+        tx: TxId,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+    ) {
+        let mut b = response_to(req, status, reason)
+            .to_tag(&new_tag())
+            .header("Server", &ep.user_agent);
+        for (k, v) in extra {
+            b = b.header(k, v);
+        }
+        ep.respond(tx, status, b.build(), None);
+        let result = match status {
+            503 => "overloaded",
+            403 => "forbidden",
+            404 => "not_found",
+            488 => "not_acceptable",
+            _ => "rejected",
+        };
+        if req.method() == Some(&Method::Invite)
+            && req.to().map(|t| t.tag().is_none()).unwrap_or(false)
+        {
+            metrics::counter!(m::CALLS_ENDED_TOTAL, "result" => "rejected", "reason" => result)
+                .increment(1);
+            let now = chrono::Utc::now();
+            self.services.records.cdr(Cdr {
+                call_id: req.call_id().unwrap_or("").to_owned(),
+                start: now,
+                answer: None,
+                end: now,
+                caller: req.from().map(|f| f.uri.to_string()).unwrap_or_default(),
+                called: called_number(req),
+                plan: None,
+                plan_path: Vec::new(),
+                queue: None,
+                wait_ms: None,
+                operator: None,
+                talk_ms: None,
+                disposition: Disposition::Rejected,
+                hangup_side: HangupSide::Gateway,
+                hangup_cause: status.to_string(),
+            });
+        }
+    }
+
+    fn cps_exceeded(&self) -> bool {
+        if self.max_cps == 0 {
+            return false;
+        }
+        let mut w = self.cps_window.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if now.duration_since(w.0) >= Duration::from_secs(1) {
+            *w = (now, 0);
+        }
+        w.1 += 1;
+        w.1 > self.max_cps
+    }
+
+    fn new_invite(self: &Arc<Self>, ep: &Arc<Endpoint>, req: Message, tx: TxId, peer: Peer) {
+        metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
+        if !self.trunks.allows(peer.addr.ip()) {
+            warn!(from = %peer.addr, "INVITE from a source that is not a trunk");
+            return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
+        }
+        let retry = [("Retry-After", ep.retry_after().to_string())];
+        if self.is_draining() {
+            return self.reject(ep, &req, tx, 503, "Service Unavailable", &retry);
+        }
+        if self.active_calls() >= self.max_calls || self.cps_exceeded() {
+            metrics::counter!(m::SIP_OVERLOAD_REJECTIONS_TOTAL, "reason" => "calls").increment(1);
+            return self.reject(ep, &req, tx, 503, "Service Unavailable", &retry);
+        }
+        let called = called_number(&req);
+        let plans = self.services.plans();
+        let Some(plan) = plans.route(&called) else {
+            return self.reject(ep, &req, tx, 404, "Not Found", &[]);
+        };
+        let Ok(call_id) = req.call_id().map(str::to_owned) else {
+            return self.reject(ep, &req, tx, 400, "Missing Call-ID", &[]);
+        };
+        let local_tag = new_tag();
+        let key = (call_id.clone(), local_tag.clone());
+        let (inbox, rx) = mpsc::channel(CALL_INBOX);
+        let caller = req.from().map(|f| f.uri.to_string()).unwrap_or_default();
+        let view = Arc::new(Mutex::new(CallView {
+            call_id: call_id.clone(),
+            caller,
+            called: called.clone(),
+            state: CallState::Ivr,
+            started_at: chrono::Utc::now(),
+            queue: None,
+            operator: None,
+            node: None,
+        }));
+        {
+            let mut t = self.table();
+            t.dialogs.insert(key.clone(), inbox);
+            t.views.insert(key.clone(), view.clone());
+            t.invites.insert(tx, key.clone());
+            t.by_call_id.insert(call_id.clone(), local_tag.clone());
+            metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(t.dialogs.len() as f64);
+        }
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        info!(call = id, %call_id, from = %peer.addr, called = %called, "new call");
+        let call = session::Call::new(session::CallSetup {
+            id,
+            ep: ep.clone(),
+            router: Arc::downgrade(self),
+            services: self.services.clone(),
+            invite: req,
+            invite_tx: tx,
+            peer,
+            local_tag,
+            plan,
+            called,
+            view,
+        });
+        tokio::spawn(call.run(rx));
+    }
+
+    pub fn call_views(&self) -> Vec<CallView> {
+        let views: Vec<SharedView> = self.table().views.values().cloned().collect();
+        views
+            .iter()
+            .map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    /// Queues are served by the ACD; with none configured there is nothing to show.
+    pub fn queue_views(&self) -> Vec<QueueView> {
+        Vec::new()
+    }
+
+    pub fn operator_views(&self) -> Vec<OperatorView> {
+        Vec::new()
+    }
+
+    pub fn pause_operator(
+        &self,
+        id: &str,
+        _reason: Option<String>,
+    ) -> Result<OperatorView, AdminError> {
+        Err(AdminError::NotFound(format!("no operator {id:?}")))
+    }
+
+    pub fn unpause_operator(&self, id: &str) -> Result<OperatorView, AdminError> {
+        Err(AdminError::NotFound(format!("no operator {id:?}")))
+    }
+
+    pub fn logout_operator(&self, id: &str) -> Result<OperatorView, AdminError> {
+        Err(AdminError::NotFound(format!("no operator {id:?}")))
+    }
+
+    pub fn remove_caller(&self, queue: &str, call_id: &str) -> Result<RemovedCaller, AdminError> {
+        Err(AdminError::NotFound(format!(
+            "no caller {call_id:?} in queue {queue:?}"
+        )))
+    }
+
+    fn route_in_dialog(
+        &self,
+        call_id: &str,
+        local_tag: Option<&str>,
+    ) -> Option<mpsc::Sender<CallMsg>> {
+        let t = self.table();
+        let tag = match local_tag {
+            Some(t) => t.to_owned(),
+            None => t.by_call_id.get(call_id)?.clone(),
+        };
+        t.dialogs.get(&(call_id.to_owned(), tag)).cloned()
+    }
+}
+
+impl TransactionUser for Router {
+    fn on_event(&self, ep: &Arc<Endpoint>, ev: SipEvent) {
+        match ev {
+            SipEvent::Request { req, tx, peer } => {
+                let method = req
+                    .method()
+                    .cloned()
+                    .unwrap_or(Method::Extension(String::new()));
+                let to_tag = req.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                let call_id = req.call_id().unwrap_or("").to_owned();
+                if to_tag.is_none() {
+                    match method {
+                        Method::Invite => {
+                            if let Some(me) = self.self_arc() {
+                                me.new_invite(ep, req, tx, peer);
+                            }
+                            return;
+                        }
+                        Method::Register => {
+                            return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
+                        }
+                        Method::Bye | Method::Info | Method::Update => {
+                            return self.reject(
+                                ep,
+                                &req,
+                                tx,
+                                481,
+                                "Call/Transaction Does Not Exist",
+                                &[],
+                            );
+                        }
+                        _ => {
+                            return self.reject(
+                                ep,
+                                &req,
+                                tx,
+                                405,
+                                "Method Not Allowed",
+                                &[("Allow", crate::sip::endpoint::ALLOW.to_owned())],
+                            );
+                        }
+                    }
+                }
+                match self.route_in_dialog(&call_id, to_tag.as_deref()) {
+                    Some(inbox) => {
+                        if inbox.try_send(CallMsg::Request { req, tx, peer }).is_err() {
+                            // The call is busy or gone; the peer will retransmit.
+                        }
+                    }
+                    None => self.reject(ep, &req, tx, 481, "Call/Transaction Does Not Exist", &[]),
+                }
+            }
+            SipEvent::Ack { req, .. } => {
+                let call_id = req.call_id().unwrap_or("").to_owned();
+                let tag = req.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                if let Some(inbox) = self.route_in_dialog(&call_id, tag.as_deref()) {
+                    let _ = inbox.try_send(CallMsg::Ack { req });
+                }
+            }
+            SipEvent::Cancel { invite_tx } => {
+                let inbox = {
+                    let t = self.table();
+                    t.invites
+                        .get(&invite_tx)
+                        .and_then(|k| t.dialogs.get(k))
+                        .cloned()
+                };
+                if let Some(inbox) = inbox {
+                    let _ = inbox.try_send(CallMsg::Cancel);
+                }
+            }
+            SipEvent::Response { resp, tx } => {
+                let call_id = resp.call_id().unwrap_or("").to_owned();
+                let tag = resp.from().ok().and_then(|f| f.tag().map(str::to_owned));
+                if let Some(inbox) = self.route_in_dialog(&call_id, tag.as_deref()) {
+                    let _ = inbox.try_send(CallMsg::Response { resp, tx });
+                }
+            }
+            SipEvent::Timeout { tx } => {
+                let inboxes: Vec<_> = self.table().dialogs.values().cloned().collect();
+                // Timeouts are rare (a dead peer); tell every call, the owner
+                // recognises its transaction.
+                for inbox in inboxes {
+                    let _ = inbox.try_send(CallMsg::Timeout { tx });
+                }
+            }
+            SipEvent::AckTimeout { call_id, .. } => {
+                if let Some(inbox) = self.route_in_dialog(&call_id, None) {
+                    let _ = inbox.try_send(CallMsg::AckTimeout);
+                }
+            }
+        }
+    }
+}
+
+/// The number the caller dialled: the Request-URI user part, else the To user.
+pub fn called_number(req: &Message) -> String {
+    use crate::sip::uri::Uri;
+    let user = |u: &Uri| match u {
+        Uri::Sip(s) => s.user.clone(),
+        Uri::Tel(t) => Some(t.number.clone()),
+        Uri::Other(_) => None,
+    };
+    req.request_uri()
+        .and_then(user)
+        .or_else(|| req.to().ok().and_then(|t| user(&t.uri)))
+        .unwrap_or_default()
+}

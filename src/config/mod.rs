@@ -15,6 +15,9 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::ops::logging::LogFormat;
+use crate::ops::records::RecordsConfig;
+
 /// The shipped configuration, used when no file is given and none is found
 /// in the working directory.
 pub const EMBEDDED: &str = include_str!("../../conmutador.toml");
@@ -32,8 +35,9 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub dialplans: DialplanConfig,
+    /// Call records and queue events (SQLite by default, PostgreSQL by URL).
     #[serde(default)]
-    pub storage: StorageConfig,
+    pub storage: RecordsConfig,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -157,7 +161,10 @@ impl Default for MediaConfig {
         MediaConfig {
             bind: IpAddr::from([127, 0, 0, 1]),
             public_ip: None,
-            rtp_ports: PortRange { low: 20_000, high: 29_999 },
+            rtp_ports: PortRange {
+                low: 20_000,
+                high: 29_999,
+            },
             rtp_timeout: 30,
             codecs: vec!["PCMU".into(), "PCMA".into()],
         }
@@ -219,37 +226,27 @@ pub struct DialplanConfig {
 
 impl Default for DialplanConfig {
     fn default() -> Self {
-        DialplanConfig { dir: PathBuf::from("dialplans"), watch: true }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Folder for the SQLite database of call records.
-    pub data_dir: PathBuf,
-    /// When set, records go to PostgreSQL instead of SQLite.
-    pub postgres_url: Option<String>,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("data"), postgres_url: None }
+        DialplanConfig {
+            dir: PathBuf::from("dialplans"),
+            watch: true,
+        }
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// "text" or "json".
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter such as "info,conmutador::sip=debug"; RUST_LOG wins.
     pub level: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "text".into(), level: "info".into() }
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -268,7 +265,7 @@ pub struct Overrides {
     pub rtp_ports: Option<PortRange>,
     pub dialplans: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
-    pub log_format: Option<String>,
+    pub log_format: Option<LogFormat>,
 }
 
 impl Config {
@@ -291,7 +288,11 @@ impl Config {
                 let text = std::fs::read_to_string(&p)
                     .with_context(|| format!("reading {}", p.display()))?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
-                let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+                let base = if base.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    base
+                };
                 Config::parse_text(&text, &base).with_context(|| format!("in {}", p.display()))
             }
             None => {
@@ -318,8 +319,8 @@ impl Config {
         if let Some(d) = &o.data_dir {
             self.storage.data_dir = d.clone();
         }
-        if let Some(f) = &o.log_format {
-            self.log.format = f.clone();
+        if let Some(f) = o.log_format {
+            self.log.format = f;
         }
         self.validate()
     }
@@ -330,9 +331,6 @@ impl Config {
         }
         if !self.sip.udp && !self.sip.tcp {
             bail!("sip: enable at least one of udp and tcp");
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            bail!("log.format must be \"text\" or \"json\"");
         }
         for c in &self.media.codecs {
             if !matches!(c.to_ascii_uppercase().as_str(), "PCMU" | "PCMA") {
@@ -347,15 +345,23 @@ impl Config {
 
     /// Resolves a path from the file against the file's folder.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     pub fn dialplan_dir(&self) -> PathBuf {
         self.resolve(&self.dialplans.dir)
     }
 
-    pub fn data_dir(&self) -> PathBuf {
-        self.resolve(&self.storage.data_dir)
+    /// The records settings with the data folder resolved.
+    pub fn records(&self) -> RecordsConfig {
+        RecordsConfig {
+            data_dir: self.resolve(&self.storage.data_dir),
+            ..self.storage.clone()
+        }
     }
 
     pub fn queue_names(&self) -> Vec<String> {
@@ -387,7 +393,13 @@ mod tests {
 
     #[test]
     fn port_range_parses_and_rejects_nonsense() {
-        assert_eq!("10000-10010".parse::<PortRange>().unwrap(), PortRange { low: 10000, high: 10010 });
+        assert_eq!(
+            "10000-10010".parse::<PortRange>().unwrap(),
+            PortRange {
+                low: 10000,
+                high: 10010
+            }
+        );
         assert!("10010-10000".parse::<PortRange>().is_err());
         assert!("abc".parse::<PortRange>().is_err());
         assert!("0-10".parse::<PortRange>().is_err());
@@ -412,7 +424,10 @@ mod tests {
             ..Default::default()
         };
         cfg.apply(&o).unwrap();
-        assert_eq!(cfg.sip.listen, vec!["[::1]:5070".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            cfg.sip.listen,
+            vec!["[::1]:5070".parse::<SocketAddr>().unwrap()]
+        );
         assert_eq!(cfg.media.rtp_ports.low, 40000);
         assert_eq!(cfg.dialplan_dir(), PathBuf::from("/etc/x/dialplans"));
     }

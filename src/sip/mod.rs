@@ -23,3 +23,6 @@ pub use builder::{RequestBuilder, ResponseBuilder, new_branch, new_call_id, new_
 pub use header::{CSeq, Contacts, HeaderError, NameAddr, Params, Via};
 pub use message::{Frame, FrameError, Limits, Message, Method, ParseError, StreamFramer};
 pub use uri::{Host, SipUri, TelUri, Uri};
+
+pub mod endpoint;
+pub mod transport;

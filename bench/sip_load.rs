@@ -1,0 +1,398 @@
+//! SIP load benchmark: SIPp against the release binary on 127.0.0.1.
+//!
+//! (a) `ivr`: 5 s IVR calls (answer, 3 s of prompt, the caller hangs up)
+//!     stepped up in rate; (b) `hold`: calls held for 45 s while prompts
+//!     replay, stepped up in count. Per step it prints calls offered and
+//!     failed, INVITE→200 latency from SIPp, the gateway's CPU time per call
+//!     (utime+stime from /proc, not wall time), resident memory per active
+//!     call, and the media clock's send-jitter percentiles from /metrics.
+//!
+//! Run: `cargo bench --bench sip_load` (both), or with `-- ivr` / `-- hold`,
+//! and `-- quick` for a short smoke run. Every load is bounded by SIPp's
+//! `-m` and a wall-clock limit; all traffic stays on loopback.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Gateway {
+    child: Child,
+    udp: SocketAddr,
+    http: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    fn start(extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = format!(
+            r#"
+[sip]
+listen = ["127.0.0.1:0"]
+max_calls = 20000
+max_transactions = 200000
+[http]
+listen = "127.0.0.1:0"
+[media]
+rtp_ports = "20000-59999"
+rtp_timeout = 300
+[dialplans]
+dir = "{}"
+[storage]
+data_dir = "{}"
+[log]
+level = "warn"
+{extra}
+"#,
+            repo().join("dialplans").display(),
+            dir.path().join("data").display()
+        );
+        let path = dir.path().join("bench.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_conmutador"))
+            .arg("--config")
+            .arg(&path)
+            .arg("run")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start conmutador");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let field = |k: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+        };
+        Gateway {
+            udp: field("sip_udp"),
+            http: field("http"),
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// (utime + stime) in seconds, and VmRSS in bytes.
+    fn usage(&self) -> (f64, u64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = 100.0; // USER_HZ on Linux
+        let cpu = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        (cpu / ticks, rss_kb * 1024)
+    }
+
+    fn metrics(&self) -> String {
+        let mut s = match TcpStream::connect(self.http) {
+            Ok(s) => s,
+            Err(_) => return String::new(),
+        };
+        let _ = write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Cumulative histogram buckets (le, count) of one metric.
+fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut v: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// A percentile from the difference of two cumulative bucket snapshots,
+/// reported as the bucket's upper bound (honest: no interpolation).
+fn percentile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, c)| {
+            let b = before
+                .iter()
+                .find(|(l, _)| l == le)
+                .map(|(_, c)| *c)
+                .unwrap_or(0.0);
+            (*le, c - b)
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    delta
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map(|(le, _)| *le)
+}
+
+struct SippStats {
+    ok: u64,
+    failed: u64,
+    rtt_ms: f64,
+}
+
+fn run_sipp(gw: &Gateway, scenario: &str, args: &[String], limit: Duration) -> SippStats {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("sipp")
+        .current_dir(dir.path())
+        .arg(gw.udp.to_string())
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .args(["-i", "127.0.0.1", "-p", "0", "-nostdin", "-s", "5550000"])
+        .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp (apt-get install sip-tester)");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    parse_stats(&dir.path().join("stats.csv"))
+}
+
+fn parse_stats(path: &Path) -> SippStats {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+    let col = |name: &str| -> Option<&str> {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| last.get(i).copied())
+    };
+    let num = |name: &str| {
+        col(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // "ResponseTime1(C)" is HH:MM:SS:mmm:uuu (cumulative average).
+    let rtt_ms = col("ResponseTime1(C)")
+        .map(|v| {
+            let p: Vec<f64> = v.split(':').filter_map(|x| x.parse().ok()).collect();
+            if p.len() >= 4 {
+                p[0] * 3_600_000.0
+                    + p[1] * 60_000.0
+                    + p[2] * 1000.0
+                    + p[3]
+                    + p.get(4).unwrap_or(&0.0) / 1000.0
+            } else {
+                f64::NAN
+            }
+        })
+        .unwrap_or(f64::NAN);
+    SippStats {
+        ok: num("SuccessfulCall(C)"),
+        failed: num("FailedCall(C)"),
+        rtt_ms,
+    }
+}
+
+const JITTER: &str = "conmutador_media_send_jitter_seconds";
+
+fn fmt_jitter(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("≤{:.2}", x * 1000.0),
+        Some(_) => ">max".into(),
+        None => "-".into(),
+    }
+}
+
+fn ivr(quick: bool) {
+    let rates: &[u32] = if quick {
+        &[20]
+    } else {
+        &[25, 50, 100, 200, 300, 400]
+    };
+    let step_secs = if quick { 10 } else { 30 };
+    println!(
+        "\n(a) 5 s IVR calls (answer, 3 s of prompt, caller hangs up), {step_secs} s per step"
+    );
+    println!(
+        "| rate (calls/s) | offered | ok | failed | INVITE→200 avg (ms) | CPU per call (ms) | RSS per active call (KiB) | jitter p50 (ms) | jitter p99 (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &rate in rates {
+        let gw = Gateway::start("");
+        std::thread::sleep(Duration::from_millis(500));
+        let (cpu0, rss0) = gw.usage();
+        let m0 = buckets(&gw.metrics(), JITTER);
+        let calls = rate * step_secs;
+        let gw_ref = &gw;
+        // Sample RSS in the middle of the step, when the most calls are up.
+        let sampler = std::thread::scope(|s| {
+            let h = s.spawn(move || {
+                std::thread::sleep(Duration::from_secs(u64::from(step_secs) / 2 + 3));
+                gw_ref.usage().1
+            });
+            let st = run_sipp(
+                gw_ref,
+                "uac_basic.xml",
+                &[
+                    "-r".into(),
+                    rate.to_string(),
+                    "-m".into(),
+                    calls.to_string(),
+                    "-d".into(),
+                    "3000".into(),
+                    "-l".into(),
+                    (rate * 10).to_string(),
+                    "-max_socket".into(),
+                    "50000".into(),
+                ],
+                Duration::from_secs(u64::from(step_secs) + 60),
+            );
+            (st, h.join().unwrap())
+        });
+        let (st, rss_mid) = sampler;
+        std::thread::sleep(Duration::from_secs(1));
+        let (cpu1, _) = gw.usage();
+        let m1 = buckets(&gw.metrics(), JITTER);
+        let active = f64::from(rate) * 5.0;
+        let rss_per = (rss_mid.saturating_sub(rss0)) as f64 / active / 1024.0;
+        let cpu_per = if st.ok > 0 {
+            (cpu1 - cpu0) * 1000.0 / st.ok as f64
+        } else {
+            f64::NAN
+        };
+        println!(
+            "| {rate} | {calls} | {} | {} | {:.1} | {:.2} | {:.1} | {} | {} |",
+            st.ok,
+            st.failed,
+            st.rtt_ms,
+            cpu_per,
+            rss_per,
+            fmt_jitter(percentile(&m0, &m1, 0.5)),
+            fmt_jitter(percentile(&m0, &m1, 0.99)),
+        );
+    }
+}
+
+fn hold(quick: bool) {
+    let counts: &[u32] = if quick {
+        &[200]
+    } else {
+        &[500, 1000, 2000, 3000, 5000]
+    };
+    let hold_ms = if quick { 10_000 } else { 45_000 };
+    println!(
+        "\n(b) calls held for {} s while prompts replay",
+        hold_ms / 1000
+    );
+    println!(
+        "| calls up | ok | failed | INVITE→200 avg (ms) | CPU per call-second (ms) | RSS per call (KiB) | jitter p50 (ms) | jitter p99 (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for &n in counts {
+        let gw = Gateway::start("");
+        std::thread::sleep(Duration::from_millis(500));
+        let (cpu0, rss0) = gw.usage();
+        let gw_ref = &gw;
+        let ramp = (n / 10).clamp(50, 500); // calls per second while ramping up
+        let (st, rss_mid, m0, m1) = std::thread::scope(|s| {
+            let h = s.spawn(move || {
+                // Wait for the ramp, then measure a steady window.
+                std::thread::sleep(Duration::from_millis(u64::from(n / ramp) * 1000 + 2000));
+                let a = buckets(&gw_ref.metrics(), JITTER);
+                let rss = gw_ref.usage().1;
+                std::thread::sleep(Duration::from_millis(hold_ms as u64 / 3));
+                let b = buckets(&gw_ref.metrics(), JITTER);
+                (rss, a, b)
+            });
+            let st = run_sipp(
+                gw_ref,
+                "uac_basic.xml",
+                &[
+                    "-r".into(),
+                    ramp.to_string(),
+                    "-m".into(),
+                    n.to_string(),
+                    "-l".into(),
+                    n.to_string(),
+                    "-d".into(),
+                    hold_ms.to_string(),
+                    "-max_socket".into(),
+                    "50000".into(),
+                ],
+                Duration::from_millis(hold_ms as u64 + 120_000),
+            );
+            let (rss, a, b) = h.join().unwrap();
+            (st, rss, a, b)
+        });
+        let (cpu1, _) = gw.usage();
+        let call_secs = f64::from(n) * hold_ms as f64 / 1000.0;
+        println!(
+            "| {n} | {} | {} | {:.1} | {:.3} | {:.1} | {} | {} |",
+            st.ok,
+            st.failed,
+            st.rtt_ms,
+            (cpu1 - cpu0) * 1000.0 / call_secs,
+            rss_mid.saturating_sub(rss0) as f64 / f64::from(n) / 1024.0,
+            fmt_jitter(percentile(&m0, &m1, 0.5)),
+            fmt_jitter(percentile(&m0, &m1, 0.99)),
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "quick");
+    let want =
+        |k: &str| !args.iter().any(|a| a == "ivr" || a == "hold") || args.iter().any(|a| a == k);
+    if want("ivr") {
+        ivr(quick);
+    }
+    if want("hold") {
+        hold(quick);
+    }
+}

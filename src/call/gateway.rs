@@ -1,0 +1,241 @@
+//! Start-up and shutdown of the whole gateway: loads prompts and plans,
+//! binds SIP, RTP and HTTP, wires the endpoint to the router, and on a stop
+//! signal drains and hangs up calls before exiting.
+//!
+//! Everything the process owns is started here so that integration tests
+//! and `main` run exactly the same code.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tracing::{error, info, warn};
+
+use super::admin::Admin;
+use super::{Router, Services};
+use crate::config::Config;
+use crate::dialplan::{self, DialplanStore};
+use crate::media::{MediaConfig, MediaEngine, PromptLibrary};
+use crate::ops::http::{HttpState, Readiness};
+use crate::ops::metrics as m;
+use crate::ops::records::RecordWriter;
+use crate::sdp::Codec;
+use crate::sip::endpoint::{Endpoint, EndpointConfig, EndpointSink};
+use crate::sip::transaction::Timers;
+use crate::sip::transport::{TransportOptions, Transports};
+
+pub struct Gateway {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub http: SocketAddr,
+    pub router: Arc<Router>,
+    pub endpoint: Arc<Endpoint>,
+    pub readiness: Arc<Readiness>,
+    writer: Option<RecordWriter>,
+    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Loads and validates the plans; the gateway refuses to start on errors,
+/// which are logged with file, line and column as `check` prints them.
+pub fn open_plans(cfg: &Config) -> anyhow::Result<DialplanStore> {
+    let dir = cfg.dialplan_dir();
+    match DialplanStore::open(&dir, &cfg.queue_names()) {
+        Ok((store, warnings)) => {
+            for w in warnings {
+                warn!("{w}");
+            }
+            Ok(store)
+        }
+        Err(errors) => {
+            for e in &errors {
+                error!("{e}");
+            }
+            bail!(
+                "{} error(s) in the dialplans under {}",
+                errors.len(),
+                dir.display()
+            )
+        }
+    }
+}
+
+impl Gateway {
+    pub async fn start(cfg: Config) -> anyhow::Result<Gateway> {
+        let readiness = Arc::new(Readiness::new());
+        let metrics = crate::ops::metrics::install();
+        let plans = open_plans(&cfg)?;
+        readiness.set_plans_loaded(true);
+        let (records, writer) = crate::ops::records::start(&cfg.records(), Some(readiness.clone()))
+            .await
+            .context("opening call-record storage")?;
+        let prompt_dir = cfg.dialplan_dir().join("prompts");
+        let prompts = Arc::new(
+            PromptLibrary::load_dir(&prompt_dir)
+                .with_context(|| format!("loading prompts from {}", prompt_dir.display()))?,
+        );
+        let codecs: Vec<Codec> = cfg
+            .media
+            .codecs
+            .iter()
+            .filter_map(|c| match c.to_ascii_uppercase().as_str() {
+                "PCMU" => Some(Codec::Pcmu),
+                "PCMA" => Some(Codec::Pcma),
+                _ => None,
+            })
+            .collect();
+        let media = MediaEngine::start(
+            MediaConfig {
+                bind_ip: cfg.media.bind,
+                ports: (cfg.media.rtp_ports.low, cfg.media.rtp_ports.high),
+                rtp_timeout: Duration::from_secs(cfg.media.rtp_timeout),
+                ..MediaConfig::default()
+            },
+            prompts.clone(),
+        )
+        .context("starting the media engine")?;
+        let services = Arc::new(Services {
+            media,
+            prompts: RwLock::new(prompts),
+            plans,
+            codecs,
+            media_ip: cfg.media.public_ip.unwrap_or(cfg.media.bind),
+            ring_delay: Duration::from_millis(cfg.calls.ring_ms),
+            records,
+        });
+        let router = Router::new(&cfg, services);
+        let (transports, listeners) = Transports::bind(&TransportOptions {
+            listen: cfg.sip.listen.clone(),
+            udp: cfg.sip.udp,
+            tcp: cfg.sip.tcp,
+            max_tcp_connections: cfg.sip.max_tcp_connections,
+            max_tcp_message: cfg.sip.max_tcp_message,
+            tcp_idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout),
+        })
+        .await
+        .context("binding SIP listeners")?;
+        let endpoint = Endpoint::new(
+            EndpointConfig {
+                timers: Timers {
+                    t1: cfg.sip.t1(),
+                    t2: cfg.sip.t2(),
+                    t4: cfg.sip.t4(),
+                },
+                max_transactions: cfg.sip.max_transactions,
+                user_agent: cfg.sip.user_agent.clone(),
+                retry_after: cfg.sip.retry_after,
+                public_host: cfg.sip.public_host.clone(),
+            },
+            transports.clone(),
+            router.clone(),
+        );
+        transports.start(listeners, Arc::new(EndpointSink(Arc::downgrade(&endpoint))));
+        metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(0.0);
+        readiness.set_listening(true);
+
+        let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)
+            .await
+            .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
+        let http = http_listener.local_addr()?;
+        let backend = Arc::new(Admin {
+            router: router.clone(),
+            readiness: readiness.clone(),
+        });
+        let state = HttpState::new(metrics, readiness.clone(), &cfg.http.admin_token, backend);
+        let (http_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = crate::ops::http::serve(http_listener, state, shutdown).await {
+                error!(error = %e, "HTTP listener failed");
+            }
+        });
+        if cfg.dialplans.watch {
+            let r = router.clone();
+            tokio::spawn(async move { watch_plans(r).await });
+        }
+        Ok(Gateway {
+            udp: transports.udp_addrs(),
+            tcp: transports.tcp_addrs(),
+            http,
+            router,
+            endpoint,
+            readiness,
+            writer: Some(writer),
+            http_stop: Some(http_stop),
+        })
+    }
+
+    /// Re-reads the plans; on errors the old plans stay in force. Calls in
+    /// progress keep the plan they started with.
+    pub fn reload_plans(&self) -> Result<Vec<dialplan::Diagnostic>, Vec<dialplan::Diagnostic>> {
+        self.router.services.reload()
+    }
+
+    /// Stops admitting calls, asks every call to hang up and waits up to
+    /// `grace` for them to finish.
+    pub async fn shutdown(&mut self, grace: Duration) {
+        self.router.drain();
+        self.readiness.set_draining(true);
+        self.router.hang_up_all();
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.router.active_calls() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(stop) = self.http_stop.take() {
+            let _ = stop.send(());
+        }
+        // Every buffered record reaches storage before the process exits.
+        if let Some(w) = self.writer.take() {
+            let report = w.close().await;
+            info!(
+                written = report.written,
+                dropped = report.dropped,
+                "call records flushed"
+            );
+        }
+    }
+}
+
+/// `conmutador run`: starts the gateway and serves until SIGINT/SIGTERM.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let mut gw = Gateway::start(cfg).await?;
+    let udp: Vec<String> = gw.udp.iter().map(ToString::to_string).collect();
+    let tcp: Vec<String> = gw.tcp.iter().map(ToString::to_string).collect();
+    let http = gw.http.to_string();
+    // One machine-readable line, so scripts and tests can find ports picked by the OS.
+    println!(
+        "listening sip_udp={} sip_tcp={} http={}",
+        udp.join(","),
+        tcp.join(","),
+        http
+    );
+    info!(udp = ?udp, tcp = ?tcp, http = %http, "conmutador ready");
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => { let _ = gw.reload_plans(); }
+        }
+    }
+    info!("stopping: hanging up calls");
+    gw.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// Polls the dialplan folder and reloads when a file changed. Polling (every
+/// two seconds) rather than inotify keeps it working on every filesystem,
+/// including bind mounts in containers.
+async fn watch_plans(router: Arc<Router>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if router.services.plans.changed_on_disk() {
+            let _ = router.services.reload();
+        }
+    }
+}
