@@ -49,6 +49,7 @@ pub fn build_filter(config: Option<&str>) -> Result<EnvFilter, LoggingError> {
 pub fn init_logging(format: LogFormat, filter: Option<&str>) -> Result<(), LoggingError> {
     let filter = build_filter(filter)?;
     let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE);
     let result = match format {

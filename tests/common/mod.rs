@@ -3,6 +3,8 @@
 //! peers (SIPp) against it. Every process started here is stopped by PID.
 #![allow(dead_code)]
 
+pub mod ua;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -35,10 +37,13 @@ fn merge(base: &mut toml::Table, extra: toml::Table) {
     }
 }
 
-/// An RTP range no other test process uses at the same time.
+/// An RTP range for this test process: below the kernel's ephemeral ports
+/// (32768 and up, where peers' sockets land) and, by PID, unlikely to be
+/// shared with a concurrent test; a shared slot still works because the
+/// gateway skips busy ports.
 fn rtp_range() -> (u16, u16) {
-    let slot = (std::process::id() % 140) as u16;
-    let low = 30_000 + slot * 200;
+    let slot = (std::process::id() % 110) as u16;
+    let low = 10_000 + slot * 200;
     (low, low + 199)
 }
 
@@ -104,15 +109,19 @@ impl Gw {
                 let _ = tx.send(line);
             }
         });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "gateway did not start; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let line = loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.starts_with("listening ") => break l,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "gateway did not start; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
             }
         };
         let field = |k: &str| -> Option<SocketAddr> {
@@ -121,7 +130,11 @@ impl Gw {
                 .and_then(|v| v.split(',').next())
                 .and_then(|v| v.parse().ok())
         };
-        let udp = field("sip_udp").unwrap_or_else(|| panic!("no sip_udp in {line:?}"));
+        let Some(udp) = field("sip_udp") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no sip_udp in {line:?}");
+        };
         let tcp = field("sip_tcp").unwrap_or(udp);
         let http = field("http");
         Gw {

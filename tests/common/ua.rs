@@ -29,7 +29,12 @@ pub struct Msg(pub String);
 impl Msg {
     pub fn status(&self) -> Option<u16> {
         let first = self.0.lines().next()?;
-        first.strip_prefix("SIP/2.0 ")?.split_whitespace().next()?.parse().ok()
+        first
+            .strip_prefix("SIP/2.0 ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
     pub fn is_request(&self, method: &str) -> bool {
         self.0.starts_with(&format!("{method} "))
@@ -38,7 +43,9 @@ impl Msg {
         let head = self.0.split("\r\n\r\n").next()?;
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     }
     pub fn body(&self) -> &str {
@@ -46,17 +53,24 @@ impl Msg {
     }
     pub fn to_tag(&self) -> Option<String> {
         let to = self.header("To").or_else(|| self.header("t"))?;
-        to.split(';').find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned))
+        to.split(';')
+            .find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned))
     }
 }
 
 impl Ua {
     pub fn new(target: SocketAddr) -> Ua {
-        let ip = if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+        let ip = if target.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        };
         let sip = UdpSocket::bind(ip).unwrap();
         let rtp = UdpSocket::bind(ip).unwrap();
-        sip.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        rtp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        sip.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         Ua {
             sip,
             rtp,
@@ -111,7 +125,11 @@ impl Ua {
 
     pub fn sdp_offer(&self, codecs: &str, with_dtmf: bool) -> String {
         let a = self.rtp.local_addr().unwrap();
-        let (fam, ip) = if a.is_ipv4() { ("IP4", a.ip().to_string()) } else { ("IP6", a.ip().to_string()) };
+        let (fam, ip) = if a.is_ipv4() {
+            ("IP4", a.ip().to_string())
+        } else {
+            ("IP6", a.ip().to_string())
+        };
         let mut pts: Vec<String> = codecs.split_whitespace().map(str::to_owned).collect();
         if with_dtmf {
             pts.push("101".into());
@@ -136,14 +154,24 @@ impl Ua {
         s
     }
 
-    pub fn request(&mut self, method: &str, uri: &str, extra: &str, body: Option<(&str, &str)>) -> String {
+    pub fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        extra: &str,
+        body: Option<(&str, &str)>,
+    ) -> String {
         let local = Self::host(self.local());
         let branch = format!("z9hG4bK{}", rand_hex());
         let to = match &self.to_tag {
             Some(t) => format!("<{uri}>;tag={t}"),
             None => format!("<{uri}>"),
         };
-        let cseq = if method == "ACK" || method == "CANCEL" { self.cseq } else { self.cseq };
+        let cseq = if method == "ACK" || method == "CANCEL" {
+            self.cseq
+        } else {
+            self.cseq
+        };
         let (ct, b) = match body {
             Some((ct, b)) => (format!("Content-Type: {ct}\r\n"), b.to_owned()),
             None => (String::new(), String::new()),
@@ -167,7 +195,9 @@ impl Ua {
         let sdp = self.sdp_offer(codecs, with_dtmf);
         let inv = self.request("INVITE", &uri, "", Some(("application/sdp", &sdp)));
         self.send(&inv);
-        let resp = self.final_response(Duration::from_secs(10)).expect("a final response to INVITE");
+        let resp = self
+            .final_response(Duration::from_secs(10))
+            .expect("a final response to INVITE");
         if resp.status() == Some(200) {
             self.to_tag = resp.to_tag();
             self.remote_rtp = parse_sdp_addr(resp.body());
@@ -201,11 +231,22 @@ impl Ua {
                 let seq = u16::from_be_bytes([buf[2], buf[3]]);
                 let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                 let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-                cap.packets.push(RtpInfo { pt, marker, seq, ts, ssrc, len: n - 12 });
+                cap.packets.push(RtpInfo {
+                    pt,
+                    marker,
+                    seq,
+                    ts,
+                    ssrc,
+                    len: n - 12,
+                });
                 let payload = &buf[12..n];
                 match pt {
-                    0 => cap.samples.extend(payload.iter().map(|&b| ulaw_to_linear(b))),
-                    8 => cap.samples.extend(payload.iter().map(|&b| alaw_to_linear(b))),
+                    0 => cap
+                        .samples
+                        .extend(payload.iter().map(|&b| ulaw_to_linear(b))),
+                    8 => cap
+                        .samples
+                        .extend(payload.iter().map(|&b| alaw_to_linear(b))),
                     _ => {}
                 }
             }
@@ -236,7 +277,9 @@ impl Ua {
                 .map(|_| {
                     let t = n as f64 / 8000.0;
                     n += 1;
-                    let v = level * ((2.0 * std::f64::consts::PI * lo * t).sin() + (2.0 * std::f64::consts::PI * hi * t).sin());
+                    let v = level
+                        * ((2.0 * std::f64::consts::PI * lo * t).sin()
+                            + (2.0 * std::f64::consts::PI * hi * t).sin());
                     (v * 16383.0) as i16
                 })
                 .collect();
@@ -282,7 +325,12 @@ impl Ua {
     pub fn send_info_digit(&mut self, user: &str, digit: char) -> Option<Msg> {
         self.cseq += 1;
         let body = format!("Signal={digit}\r\nDuration=160\r\n");
-        let info = self.request("INFO", &self.uri(user), "", Some(("application/dtmf-relay", &body)));
+        let info = self.request(
+            "INFO",
+            &self.uri(user),
+            "",
+            Some(("application/dtmf-relay", &body)),
+        );
         self.send(&info);
         self.final_response(Duration::from_secs(5))
     }
@@ -317,8 +365,15 @@ impl RtpCapture {
 }
 
 pub fn parse_sdp_addr(sdp: &str) -> Option<SocketAddr> {
-    let ip = sdp.lines().find_map(|l| l.strip_prefix("c=IN IP4 ").or_else(|| l.strip_prefix("c=IN IP6 ")))?;
-    let port = sdp.lines().find_map(|l| l.strip_prefix("m=audio "))?.split_whitespace().next()?;
+    let ip = sdp.lines().find_map(|l| {
+        l.strip_prefix("c=IN IP4 ")
+            .or_else(|| l.strip_prefix("c=IN IP6 "))
+    })?;
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))?
+        .split_whitespace()
+        .next()?;
     let ip: std::net::IpAddr = ip.trim().parse().ok()?;
     Some(SocketAddr::new(ip, port.parse().ok()?))
 }
@@ -327,10 +382,22 @@ pub fn dtmf_freqs(d: char) -> (f64, f64) {
     let rows = [697.0, 770.0, 852.0, 941.0];
     let cols = [1209.0, 1336.0, 1477.0, 1633.0];
     let (r, c) = match d {
-        '1' => (0, 0), '2' => (0, 1), '3' => (0, 2), 'A' => (0, 3),
-        '4' => (1, 0), '5' => (1, 1), '6' => (1, 2), 'B' => (1, 3),
-        '7' => (2, 0), '8' => (2, 1), '9' => (2, 2), 'C' => (2, 3),
-        '*' => (3, 0), '0' => (3, 1), '#' => (3, 2), _ => (3, 3),
+        '1' => (0, 0),
+        '2' => (0, 1),
+        '3' => (0, 2),
+        'A' => (0, 3),
+        '4' => (1, 0),
+        '5' => (1, 1),
+        '6' => (1, 2),
+        'B' => (1, 3),
+        '7' => (2, 0),
+        '8' => (2, 1),
+        '9' => (2, 2),
+        'C' => (2, 3),
+        '*' => (3, 0),
+        '0' => (3, 1),
+        '#' => (3, 2),
+        _ => (3, 3),
     };
     (rows[r], cols[c])
 }
@@ -359,7 +426,11 @@ pub fn alaw_to_linear(a: u8) -> i16 {
     let sign = a & 0x80;
     let exponent = (a >> 4) & 0x07;
     let mantissa = (a & 0x0f) as i32;
-    let mut sample = if exponent == 0 { (mantissa << 4) + 8 } else { ((mantissa << 4) + 0x108) << (exponent - 1) };
+    let mut sample = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
     if sign == 0 {
         sample = -sample;
     }
