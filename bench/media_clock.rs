@@ -7,7 +7,7 @@
 //! (clock threads, default one per core), `MEDIA_RT=prio` (SCHED_FIFO). Traffic stays on 127.0.0.1; the sink
 //! is never read, so the kernel drops what overflows its small buffer.
 //!
-//! Columns: "wake" is how late each 2 ms tick woke against the ideal
+//! Columns: "wake" is how late each 1 ms tick woke against the ideal
 //! schedule; "frame" is how late the last frame of each tick left (the worst
 //! frame of that tick, what `conmutador_media_send_jitter_seconds` records);
 //! "late" is the share of frames sent more than 2 ms after their ideal time

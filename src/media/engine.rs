@@ -4,15 +4,15 @@
 //! the tokio channel it gives to [`MediaEngine::start_leg`].
 //!
 //! Shape: a few dedicated OS threads (`workers`, one per core by default; see
-//! `clock.rs`), each waiting on epoll for a 2 ms timerfd, its command eventfd
+//! `clock.rs`), each waiting on epoll for a 1 ms timerfd, its command eventfd
 //! and the sockets of the legs it owns (legs are dealt out round-robin). Each
-//! leg belongs to one of ten 2 ms phase slots, so every 20 ms each leg sends
-//! its frame at its own phase and a wake-up serves a tenth of the worker's
+//! leg belongs to one of twenty 1 ms phase slots, so every 20 ms each leg sends
+//! its frame at its own phase and a wake-up serves a twentieth of the worker's
 //! legs: many streams per wake-up, no timer per call, and the sending work is
 //! spread over the period instead of bunched at its start. Received packets
 //! are handled as they arrive (digits, relay to a bridged partner) on the
 //! owning thread; when the partner lives on another worker the packet waits
-//! in that worker's inbox for its next tick (at most 2 ms) instead of costing
+//! in that worker's inbox for its next tick (at most 1 ms) instead of costing
 //! a wake-up.
 //!
 //! Choices worth knowing:
@@ -180,7 +180,7 @@ pub struct ClockStats {
     pub(crate) packets_in: AtomicU64,
     pub(crate) relayed: AtomicU64,
     /// Lateness histograms in 10 µs buckets up to 100 ms: wake-up lateness
-    /// of each 2 ms tick, and lateness of the last frame sent by each tick.
+    /// of each 1 ms tick, and lateness of the last frame sent by each tick.
     pub(crate) hist: Mutex<LatenessHist>,
 }
 
