@@ -1166,3 +1166,26 @@ fn relay_into(dst_leg: &mut Leg, sa: SrcInfo, rtp: &RtpReader<'_>, ctx: &mut Ctx
         ctx.counters.relayed += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_leg_state_is_small() {
+        // The slab entry (with the started state inline) plus the boxed
+        // in-band detector a leg without telephone-event carries.
+        let slab = std::mem::size_of::<Option<Leg>>();
+        let detector = std::mem::size_of::<InbandDetector>();
+        assert!(
+            slab + detector < 1024,
+            "slab {slab} B + detector {detector} B"
+        );
+    }
+
+    #[test]
+    fn leg_ids_name_their_worker() {
+        assert_eq!(worker_of(LegId((7 << 8) | 1)), 1);
+        assert_eq!(worker_of(LegId(1 << 8)), 0);
+    }
+}

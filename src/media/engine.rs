@@ -78,9 +78,12 @@ impl Default for MediaConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: (20000, 29999),
             rtp_timeout: Duration::from_secs(30),
-            // About 40 full-size G.711 packets: 0.8 s of backlog.
-            recv_buffer_bytes: 16 * 1024,
-            send_buffer_bytes: 16 * 1024,
+            // The kernel doubles these and charges each queued packet its
+            // buffer overhead (~1 KiB): 8 KiB holds ~16 packets, 320 ms of
+            // backlog, far more than a 1 ms clock needs, and caps a leg's
+            // kernel memory at 32 KiB even when a peer floods it.
+            recv_buffer_bytes: 8 * 1024,
+            send_buffer_bytes: 8 * 1024,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             realtime_priority: None,
         }
@@ -116,8 +119,9 @@ pub enum MediaEvent {
     PlaybackDone { leg: LegId, token: u64 },
     /// No RTP from the peer for `rtp_timeout` (once, until packets resume).
     RtpTimeout { leg: LegId },
-    /// The first RTP packet from the peer, and where it came from (the
-    /// address media is sent to from then on).
+    /// The first RTP packet from the peer after start (or after an update
+    /// that moved the remote), and where it came from (the address media is
+    /// sent to from then on).
     FirstPacket { leg: LegId, from: SocketAddr },
 }
 
@@ -447,6 +451,7 @@ impl MediaEngine {
     }
 
     /// Plays `prompts` in order, replacing whatever the leg was playing.
+    /// Ignored on a leg that was not started (there is no codec yet).
     pub fn play(&self, leg: LegId, prompts: Vec<Arc<Prompt>>, opts: PlayOpts) {
         self.inner.send(leg, Command::Play { leg, prompts, opts });
     }

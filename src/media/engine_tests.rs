@@ -457,3 +457,23 @@ fn pool_bounds_legs_and_release_frees_ports() {
     let (_l3, a3) = e.allocate().unwrap();
     assert_eq!(a3, a1);
 }
+
+#[test]
+fn ipv6_leg_plays() {
+    let Ok(p) = UdpSocket::bind("[::1]:0") else {
+        return; // no IPv6 loopback on this host
+    };
+    p.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let cfg = MediaConfig {
+        bind_ip: "::1".parse().unwrap(),
+        ports: (41180, 41199),
+        workers: 1,
+        ..MediaConfig::default()
+    };
+    let e = MediaEngine::start(cfg, Arc::new(PromptLibrary::new())).unwrap();
+    let (leg, local, _rx) = start(&e, Codec::Pcmu, Some(101), p.local_addr().unwrap());
+    assert!(local.is_ipv6());
+    e.play(leg, vec![prompt("v6", 1, 7)], PlayOpts::default());
+    let pk = recv(&p);
+    assert_eq!((pk.pt, pk.marker), (0, true));
+}
