@@ -13,9 +13,9 @@
 //! "late" is the share of frames sent more than 2 ms after their ideal time
 //! (frames skipped because a worker fell 100 ms behind count as late);
 //! CPU is user+system time of the whole process per wall-clock second;
-//! RSS/leg is the growth of resident memory divided by legs; UDP kmem/leg is
-//! the kernel's UDP socket memory (all sockets on the host, /proc/net/sockstat)
-//! divided by legs, measured while playing.
+//! RSS/leg is the growth of resident memory divided by legs, measured while
+//! playing (kernel socket memory is not included: it is only what is queued,
+//! capped per leg by the configured buffers).
 
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -37,19 +37,6 @@ fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
-/// Kernel memory held by all UDP sockets on the host, bytes.
-fn udp_kernel_bytes() -> u64 {
-    std::fs::read_to_string("/proc/net/sockstat")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("UDP:"))?;
-            let mut it = line.split_whitespace();
-            it.position(|w| w == "mem")?;
-            it.next()?.parse::<u64>().ok()
-        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -113,7 +100,6 @@ fn run(legs: usize, secs: u64) -> std::io::Result<String> {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let rss_per_leg = rss_bytes().saturating_sub(rss0) / legs as u64;
-    let kernel_per_leg = udp_kernel_bytes() / legs as u64;
     for leg in ids {
         engine.release(leg);
     }
@@ -125,7 +111,7 @@ fn run(legs: usize, secs: u64) -> std::io::Result<String> {
         0.0
     };
     Ok(format!(
-        "| {legs:>5} | {:>9.0} | {:>5} / {:>5} / {:>6} | {:>5} / {:>5} / {:>6} | {late:>6.3}% | {:>5.2} s/s | {:>5} B | {:>6} B |",
+        "| {legs:>5} | {:>9.0} | {:>5} / {:>5} / {:>6} | {:>5} / {:>5} / {:>6} | {late:>6.3}% | {:>5.2} s/s | {:>5} B |",
         s.frames_sent as f64 / wall,
         ms(s.wake_p50),
         ms(s.wake_p99),
@@ -135,7 +121,6 @@ fn run(legs: usize, secs: u64) -> std::io::Result<String> {
         ms(s.last_frame_max),
         cpu / wall,
         rss_per_leg,
-        kernel_per_leg,
     ))
 }
 
@@ -156,10 +141,10 @@ fn main() -> std::io::Result<()> {
         "media clock: {secs} s per step, {workers} worker(s), realtime {rt:?}, looped prompt, PCMU 20 ms, loopback sink"
     );
     println!(
-        "|  legs | packets/s | wake p50 / p99 / max ms | frame p50 / p99 / max ms |   late  |    CPU    | RSS/leg | UDP kmem/leg |"
+        "|  legs | packets/s | wake p50 / p99 / max ms | frame p50 / p99 / max ms |   late  |    CPU    | RSS/leg |"
     );
     println!(
-        "|------:|----------:|------------------------:|-------------------------:|--------:|----------:|--------:|-------------:|"
+        "|------:|----------:|------------------------:|-------------------------:|--------:|----------:|--------:|"
     );
     for n in legs {
         println!("{}", run(n, secs)?);
