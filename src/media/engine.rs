@@ -3,14 +3,17 @@
 //! cloneable [`MediaEngine`] handle (commands) and receives [`MediaEvent`]s on
 //! the tokio channel it gives to [`MediaEngine::start_leg`].
 //!
-//! Shape: one dedicated OS thread (see `clock.rs`) waits on epoll for a 2 ms
-//! timerfd, the command eventfd and every leg socket. Each leg belongs to one
-//! of ten 2 ms phase slots, so every 20 ms each leg sends its frame at its own
-//! phase and a wake-up serves a tenth of all legs: many streams per wake-up,
-//! no timer per call, and the sending work is spread over the period instead
-//! of bunched at its start. Received packets are handled as they arrive
-//! (digits, relay to a bridged partner) on the same thread, so a bridge needs
-//! no locking and costs no extra wake-ups.
+//! Shape: a few dedicated OS threads (`workers`, one per core by default; see
+//! `clock.rs`), each waiting on epoll for a 1 ms timerfd, its command eventfd
+//! and the sockets of the legs it owns (legs are dealt out round-robin). Each
+//! leg belongs to one of twenty 1 ms phase slots, so every 20 ms each leg sends
+//! its frame at its own phase and a wake-up serves a twentieth of the worker's
+//! legs: many streams per wake-up, no timer per call, and the sending work is
+//! spread over the period instead of bunched at its start. Received packets
+//! are handled as they arrive (digits, relay to a bridged partner) on the
+//! owning thread; when the partner lives on another worker the packet waits
+//! in that worker's inbox for its next tick (at most 1 ms) instead of costing
+//! a wake-up.
 //!
 //! Choices worth knowing:
 //! - Comfort: a leg that is neither playing nor bridged sends nothing (no CN
@@ -26,6 +29,9 @@
 //!   Packets from any other source are dropped, unless one source sends ten
 //!   in a row (the peer moved, e.g. NAT rebinding), which re-latches.
 //! - RTCP is not used; only the even RTP port is bound.
+//! - `realtime_priority` (off by default) puts the clock threads in
+//!   SCHED_FIFO, which keeps pacing steady on a busy host; it needs
+//!   CAP_SYS_NICE and falls back to normal priority with a warning.
 //! - Events go out with `try_send`: the clock thread never blocks on a slow
 //!   consumer; an event that finds the channel full is dropped and counted.
 //!
@@ -34,13 +40,13 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::clock::{self, Command};
+use super::clock::{self, Command, Peer, worker_of};
 use super::dtmf::DtmfSource;
 use super::prompt::{Prompt, PromptLibrary};
 use crate::sdp::MediaParams;
@@ -60,6 +66,10 @@ pub struct MediaConfig {
     pub recv_buffer_bytes: usize,
     /// SO_SNDBUF per leg socket.
     pub send_buffer_bytes: usize,
+    /// Media clock threads (1..=64); legs are spread over them.
+    pub workers: usize,
+    /// SCHED_FIFO priority (1..=99) for the clock threads, if permitted.
+    pub realtime_priority: Option<u8>,
 }
 
 impl Default for MediaConfig {
@@ -68,14 +78,20 @@ impl Default for MediaConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: (20000, 29999),
             rtp_timeout: Duration::from_secs(30),
-            // About 40 full-size G.711 packets: 0.8 s of backlog.
-            recv_buffer_bytes: 16 * 1024,
-            send_buffer_bytes: 16 * 1024,
+            // The kernel doubles these and charges each queued packet its
+            // buffer overhead (~1 KiB): 8 KiB holds ~16 packets, 320 ms of
+            // backlog, far more than a 1 ms clock needs, and caps a leg's
+            // kernel memory at 32 KiB even when a peer floods it.
+            recv_buffer_bytes: 8 * 1024,
+            send_buffer_bytes: 8 * 1024,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            realtime_priority: None,
         }
     }
 }
 
-/// One RTP endpoint (a call leg) in the engine.
+/// One RTP endpoint (a call leg) in the engine. The low byte names the
+/// clock worker that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LegId(pub u64);
 
@@ -103,8 +119,9 @@ pub enum MediaEvent {
     PlaybackDone { leg: LegId, token: u64 },
     /// No RTP from the peer for `rtp_timeout` (once, until packets resume).
     RtpTimeout { leg: LegId },
-    /// The first RTP packet from the peer, and where it came from (the
-    /// address media is sent to from then on).
+    /// The first RTP packet from the peer after start (or after an update
+    /// that moved the remote), and where it came from (the address media is
+    /// sent to from then on).
     FirstPacket { leg: LegId, from: SocketAddr },
 }
 
@@ -161,11 +178,13 @@ impl PortPool {
 pub struct ClockStats {
     pub(crate) ticks: AtomicU64,
     pub(crate) frames_sent: AtomicU64,
+    /// Frames never sent because a worker fell more than 100 ms behind.
+    pub(crate) frames_skipped: AtomicU64,
     pub(crate) late_frames: AtomicU64,
     pub(crate) packets_in: AtomicU64,
     pub(crate) relayed: AtomicU64,
     /// Lateness histograms in 10 µs buckets up to 100 ms: wake-up lateness
-    /// of each 2 ms tick, and lateness of the last frame sent by each tick.
+    /// of each 1 ms tick, and lateness of the last frame sent by each tick.
     pub(crate) hist: Mutex<LatenessHist>,
 }
 
@@ -196,6 +215,7 @@ impl Default for LatenessHist {
 pub struct ClockSnapshot {
     pub ticks: u64,
     pub frames_sent: u64,
+    pub frames_skipped: u64,
     pub late_frames: u64,
     pub packets_in: u64,
     pub relayed: u64,
@@ -229,6 +249,7 @@ impl ClockStats {
         ClockSnapshot {
             ticks: self.ticks.load(Ordering::Relaxed),
             frames_sent: self.frames_sent.load(Ordering::Relaxed),
+            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
             late_frames: self.late_frames.load(Ordering::Relaxed),
             packets_in: self.packets_in.load(Ordering::Relaxed),
             relayed: self.relayed.load(Ordering::Relaxed),
@@ -245,6 +266,7 @@ impl ClockStats {
         for a in [
             &self.ticks,
             &self.frames_sent,
+            &self.frames_skipped,
             &self.late_frames,
             &self.packets_in,
             &self.relayed,
@@ -258,33 +280,34 @@ impl ClockStats {
 struct Inner {
     config: MediaConfig,
     prompts: Arc<PromptLibrary>,
-    commands: Mutex<mpsc::Sender<Command>>,
-    wake: Arc<OwnedFd>,
+    peers: Arc<[Peer]>,
     pool: Arc<Mutex<PortPool>>,
     next_leg: AtomicU64,
     stats: Arc<ClockStats>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.send(Command::Shutdown);
-        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        for p in self.peers.iter() {
+            p.send(Command::Shutdown);
+        }
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             let _ = t.join();
         }
     }
 }
 
 impl Inner {
-    fn send(&self, cmd: Command) {
-        let sent = self
-            .commands
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(cmd)
-            .is_ok();
-        if sent {
-            clock::wake(&self.wake);
+    /// Routes a command to the worker owning `leg`.
+    fn send(&self, leg: LegId, cmd: Command) {
+        if let Some(p) = self.peers.get(worker_of(leg)) {
+            p.send(cmd);
         }
     }
 }
@@ -304,40 +327,50 @@ impl std::fmt::Debug for MediaEngine {
 }
 
 impl MediaEngine {
-    /// Starts the media clock thread.
+    /// Starts the media clock threads.
     pub fn start(config: MediaConfig, prompts: Arc<PromptLibrary>) -> io::Result<MediaEngine> {
-        let (tx, rx) = mpsc::channel();
-        // SAFETY: eventfd has no preconditions; the result is checked below.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
+        let n = config.workers.clamp(1, 64);
+        let mut peers = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (peer, rx) = Peer::new()?;
+            peers.push(peer);
+            receivers.push(rx);
         }
-        // SAFETY: `raw` is a fresh descriptor nobody else owns.
-        let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let peers: Arc<[Peer]> = peers.into();
         let pool = Arc::new(Mutex::new(PortPool::new(config.ports.0, config.ports.1)));
         let stats = Arc::new(ClockStats::default());
-        let worker = clock::Worker::new(
-            config.clone(),
-            rx,
-            wake.clone(),
-            pool.clone(),
-            stats.clone(),
-        )?;
-        let thread = std::thread::Builder::new()
-            .name("media-clock".into())
-            .spawn(move || worker.run())?;
-        Ok(MediaEngine {
-            inner: Arc::new(Inner {
-                config,
-                prompts,
-                commands: Mutex::new(tx),
-                wake,
-                pool,
-                next_leg: AtomicU64::new(1),
-                stats,
-                thread: Mutex::new(Some(thread)),
-            }),
-        })
+        let mut workers = Vec::with_capacity(n);
+        for (id, rx) in receivers.into_iter().enumerate() {
+            workers.push(clock::Worker::new(
+                id,
+                config.clone(),
+                rx,
+                peers.clone(),
+                pool.clone(),
+                stats.clone(),
+            )?);
+        }
+        let inner = Arc::new(Inner {
+            config,
+            prompts,
+            peers,
+            pool,
+            next_leg: AtomicU64::new(0),
+            stats,
+            threads: Mutex::new(Vec::new()),
+        });
+        for (id, worker) in workers.into_iter().enumerate() {
+            let t = std::thread::Builder::new()
+                .name(format!("media-clock-{id}"))
+                .spawn(move || worker.run())?;
+            inner
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(t);
+        }
+        Ok(MediaEngine { inner })
     }
 
     /// The prompts loaded at start-up.
@@ -370,13 +403,15 @@ impl MediaEngine {
             match bind(cfg, port) {
                 Ok(socket) => {
                     let local = SocketAddr::new(cfg.bind_ip, port);
-                    let leg = LegId(self.inner.next_leg.fetch_add(1, Ordering::Relaxed));
+                    let n = self.inner.next_leg.fetch_add(1, Ordering::Relaxed);
+                    let worker = n % self.inner.peers.len() as u64;
+                    let leg = LegId(((n + 1) << 8) | worker);
                     let in_use = {
                         let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
                         pool.in_use
                     };
                     metrics::gauge!(crate::ops::metrics::MEDIA_PORTS_IN_USE).set(in_use as f64);
-                    self.inner.send(Command::Add { leg, socket, port });
+                    self.inner.send(leg, Command::Add { leg, socket, port });
                     return Ok((leg, local));
                 }
                 Err(e) => {
@@ -399,41 +434,51 @@ impl MediaEngine {
         params: MediaParams,
         events: tokio::sync::mpsc::Sender<MediaEvent>,
     ) {
-        self.inner.send(Command::Start {
+        self.inner.send(
             leg,
-            params,
-            events,
-        });
+            Command::Start {
+                leg,
+                params,
+                events,
+            },
+        );
     }
 
     /// New negotiated parameters (re-INVITE, hold/resume). A new remote
     /// address re-arms symmetric RTP latching.
     pub fn update(&self, leg: LegId, params: MediaParams) {
-        self.inner.send(Command::Update { leg, params });
+        self.inner.send(leg, Command::Update { leg, params });
     }
 
     /// Plays `prompts` in order, replacing whatever the leg was playing.
+    /// Ignored on a leg that was not started (there is no codec yet).
     pub fn play(&self, leg: LegId, prompts: Vec<Arc<Prompt>>, opts: PlayOpts) {
-        self.inner.send(Command::Play { leg, prompts, opts });
+        self.inner.send(leg, Command::Play { leg, prompts, opts });
     }
 
     pub fn stop_playback(&self, leg: LegId) {
-        self.inner.send(Command::StopPlayback { leg });
+        self.inner.send(leg, Command::StopPlayback { leg });
     }
 
     /// Relays RTP between two started legs (stops their playback).
     pub fn bridge(&self, a: LegId, b: LegId) {
-        self.inner.send(Command::Bridge { a, b });
+        if a == b {
+            return;
+        }
+        self.inner
+            .send(a, Command::SetPartner { leg: a, partner: b });
+        self.inner
+            .send(b, Command::SetPartner { leg: b, partner: a });
     }
 
     /// Ends the bridge `leg` is in, if any.
     pub fn unbridge(&self, leg: LegId) {
-        self.inner.send(Command::Unbridge { leg });
+        self.inner.send(leg, Command::Unbridge { leg });
     }
 
     /// Closes the leg's socket and returns its port to the pool.
     pub fn release(&self, leg: LegId) {
-        self.inner.send(Command::Release { leg });
+        self.inner.send(leg, Command::Release { leg });
     }
 
     /// Clock counters and lateness percentiles since start (or the last reset).

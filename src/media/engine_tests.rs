@@ -15,10 +15,15 @@ use super::prompt::{Prompt, PromptLibrary};
 use crate::sdp::{Codec, Direction, MediaParams};
 
 fn engine(lo: u16, hi: u16, rtp_timeout: Duration) -> MediaEngine {
+    engine_with(lo, hi, rtp_timeout, 2)
+}
+
+fn engine_with(lo: u16, hi: u16, rtp_timeout: Duration, workers: usize) -> MediaEngine {
     let cfg = MediaConfig {
         bind_ip: "127.0.0.1".parse().unwrap(),
         ports: (lo, hi),
         rtp_timeout,
+        workers,
         ..MediaConfig::default()
     };
     MediaEngine::start(cfg, Arc::new(PromptLibrary::new())).unwrap()
@@ -344,8 +349,18 @@ fn rtp_timeout_counts_from_start() {
 }
 
 #[test]
-fn bridge_relays_with_rewriting_and_transcoding() {
-    let e = engine(41100, 41119, Duration::from_secs(30));
+fn bridge_relays_with_rewriting_and_transcoding_on_one_worker() {
+    bridge_relays_with_rewriting_and_transcoding(1, 41100);
+}
+
+#[test]
+fn bridge_relays_with_rewriting_and_transcoding_across_workers() {
+    // Legs are dealt round-robin, so the two legs land on different workers.
+    bridge_relays_with_rewriting_and_transcoding(2, 41140);
+}
+
+fn bridge_relays_with_rewriting_and_transcoding(workers: usize, lo: u16) {
+    let e = engine_with(lo, lo + 19, Duration::from_secs(30), workers);
     let (pa, pb) = (peer(), peer());
     let (a, la, mut rxa) = start(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
     let (b, lb, mut rxb) = start(&e, Codec::Pcma, Some(96), pb.local_addr().unwrap());
@@ -441,4 +456,24 @@ fn pool_bounds_legs_and_release_frees_ports() {
     }
     let (_l3, a3) = e.allocate().unwrap();
     assert_eq!(a3, a1);
+}
+
+#[test]
+fn ipv6_leg_plays() {
+    let Ok(p) = UdpSocket::bind("[::1]:0") else {
+        return; // no IPv6 loopback on this host
+    };
+    p.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let cfg = MediaConfig {
+        bind_ip: "::1".parse().unwrap(),
+        ports: (41180, 41199),
+        workers: 1,
+        ..MediaConfig::default()
+    };
+    let e = MediaEngine::start(cfg, Arc::new(PromptLibrary::new())).unwrap();
+    let (leg, local, _rx) = start(&e, Codec::Pcmu, Some(101), p.local_addr().unwrap());
+    assert!(local.is_ipv6());
+    e.play(leg, vec![prompt("v6", 1, 7)], PlayOpts::default());
+    let pk = recv(&p);
+    assert_eq!((pk.pt, pk.marker), (0, true));
 }
