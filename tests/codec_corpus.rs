@@ -416,6 +416,13 @@ fn poke(m: &Message) {
     let _ = m.p_asserted_identities();
     let _ = m.expires();
     let _ = m.content_type();
+    let _ = (m.content_length(), m.session_expires(), m.min_se());
+    let _ = (
+        m.reason_headers(),
+        m.authorization(),
+        m.proxy_authorization(),
+    );
+    let _ = (m.www_authenticate(), m.proxy_authenticate());
     let _ = m.body().len();
     if m.validate().is_ok() && m.is_request() {
         let _ = response_to(m, 200, "OK").to_tag("x").build();
@@ -521,4 +528,37 @@ fn framer_reassembles_corpus_over_any_split() {
         assert_eq!(got, corpus);
         assert_eq!(keepalives, corpus.len());
     }
+}
+
+/// Rough throughput figure, for humans: `cargo test --release --test
+/// codec_corpus -- --ignored --nocapture throughput`. Ignored by default
+/// because timing in a shared debug build proves nothing.
+#[test]
+#[ignore]
+fn throughput() {
+    let corpus = corpus();
+    let rounds = 20_000;
+    let start = std::time::Instant::now();
+    let mut checksum = 0usize;
+    for _ in 0..rounds {
+        for raw in &corpus {
+            let m = Message::parse(raw.clone()).expect("parses");
+            // What the transport and call layers read for every message.
+            checksum += m.top_via().map(|v| v.sent_by().len()).unwrap_or(0);
+            checksum += m.call_id().map(str::len).unwrap_or(0);
+            checksum += m.cseq().map(|c| c.seq as usize).unwrap_or(0);
+            checksum += m
+                .from()
+                .ok()
+                .and_then(|f| f.tag().map(str::len))
+                .unwrap_or(0);
+            checksum += m.to().ok().and_then(|f| f.tag().map(str::len)).unwrap_or(0);
+        }
+    }
+    let n = rounds * corpus.len();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{n} messages in {secs:.3}s: {:.0} msg/s on one core (checksum {checksum})",
+        n as f64 / secs
+    );
 }

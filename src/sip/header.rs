@@ -698,6 +698,126 @@ pub fn is_valid_call_id(s: &str) -> bool {
     ok_word(a) && parts.next().is_none_or(ok_word)
 }
 
+/// Session-Expires (RFC 4028): delta-seconds and who refreshes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionExpires {
+    pub delta: u32,
+    /// `uac` or `uas` when given.
+    pub refresher: Option<String>,
+    pub params: Params,
+}
+
+impl SessionExpires {
+    pub fn parse(s: &str) -> Option<SessionExpires> {
+        let mut c = Cursor::new(s);
+        c.skip_ws();
+        let delta = parse_u32(c.take_while(|b| b.is_ascii_digit()))?;
+        let params = parse_params(&mut c)?;
+        Some(SessionExpires {
+            delta,
+            refresher: params.value("refresher").map(str::to_ascii_lowercase),
+            params,
+        })
+    }
+}
+
+/// One Reason header value (RFC 3326): `Q.850;cause=16;text="..."`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonValue {
+    /// `SIP`, `Q.850` or another token.
+    pub protocol: String,
+    pub cause: Option<u16>,
+    /// Unquoted text.
+    pub text: Option<String>,
+    pub params: Params,
+}
+
+impl ReasonValue {
+    pub fn parse(s: &str) -> Option<ReasonValue> {
+        let mut c = Cursor::new(s);
+        c.skip_ws();
+        let protocol = c.take_while(is_token_byte);
+        if protocol.is_empty() {
+            return None;
+        }
+        let params = parse_params(&mut c)?;
+        let cause = match params.value("cause") {
+            Some(v) => Some(v.parse().ok()?),
+            None => None,
+        };
+        Some(ReasonValue {
+            protocol: protocol.to_owned(),
+            cause,
+            text: params.value("text").map(unquote),
+            params,
+        })
+    }
+}
+
+/// Credentials or a challenge (RFC 3261 §25.1, RFC 7616): a scheme and
+/// comma-separated `name=value` pairs; quoted values are unquoted. Names
+/// compare case-insensitively. Used for (Proxy-)Authorization and
+/// (Proxy-/WWW-)Authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthParams {
+    /// `Digest`, or whatever the peer sent.
+    pub scheme: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl AuthParams {
+    pub fn parse(s: &str) -> Option<AuthParams> {
+        let mut c = Cursor::new(s);
+        c.skip_ws();
+        let scheme = c.take_while(is_token_byte);
+        if scheme.is_empty() {
+            return None;
+        }
+        let mut params = Vec::new();
+        loop {
+            c.skip_ws();
+            if c.at_end() {
+                break;
+            }
+            if !params.is_empty() && !c.eat(b',') {
+                return None;
+            }
+            c.skip_ws();
+            let name = c.take_while(is_token_byte);
+            if name.is_empty() {
+                return None;
+            }
+            c.skip_ws();
+            if !c.eat(b'=') {
+                return None;
+            }
+            c.skip_ws();
+            let value = if c.peek() == Some(b'"') {
+                unquote(c.quoted()?)
+            } else {
+                c.take_while(|b| is_token_byte(b) || b == b'/' || b == b':')
+                    .to_owned()
+            };
+            params.push((name.to_owned(), value));
+        }
+        Some(AuthParams {
+            scheme: scheme.to_owned(),
+            params,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_digest(&self) -> bool {
+        self.scheme.eq_ignore_ascii_case("Digest")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,5 +917,36 @@ mod tests {
         assert!(!is_valid_call_id("a b"));
         assert!(!is_valid_call_id(""));
         assert!(!is_valid_call_id("a@"));
+    }
+
+    #[test]
+    fn session_expires_and_reason() {
+        let se = SessionExpires::parse("1800;refresher=UAC").expect("valid");
+        assert_eq!((se.delta, se.refresher.as_deref()), (1800, Some("uac")));
+        assert!(SessionExpires::parse("soon").is_none());
+        let r = ReasonValue::parse("Q.850;cause=16;text=\"Normal call clearing\"").expect("valid");
+        assert_eq!(r.protocol, "Q.850");
+        assert_eq!(r.cause, Some(16));
+        assert_eq!(r.text.as_deref(), Some("Normal call clearing"));
+        assert!(ReasonValue::parse("SIP;cause=abc").is_none());
+    }
+
+    #[test]
+    fn auth_params() {
+        let a = AuthParams::parse(
+            "Digest username=\"op7\", realm=\"gw\",nonce=\"a,b\", uri=\"sip:gw\", response=\"6629\", algorithm=MD5, qop=auth, nc=00000001",
+        )
+        .expect("valid");
+        assert!(a.is_digest());
+        assert_eq!(a.get("USERNAME"), Some("op7"));
+        assert_eq!(a.get("nonce"), Some("a,b"));
+        assert_eq!(a.get("uri"), Some("sip:gw"));
+        assert_eq!(a.get("nc"), Some("00000001"));
+        assert_eq!(a.get("opaque"), None);
+        let u = AuthParams::parse("NoOneKnowsThisScheme opaque-data=here").expect("valid");
+        assert_eq!(u.get("opaque-data"), Some("here"));
+        assert!(AuthParams::parse("Digest realm").is_none());
+        assert!(AuthParams::parse("Digest realm=\"x").is_none());
+        assert!(AuthParams::parse("").is_none());
     }
 }

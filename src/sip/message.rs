@@ -16,8 +16,8 @@ use std::str::FromStr;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::sip::header::{
-    self, CSeq, Contacts, HeaderError, NameAddr, Via, canonical_name, is_list_header,
-    is_token_byte, split_list,
+    self, AuthParams, CSeq, Contacts, HeaderError, NameAddr, ReasonValue, SessionExpires, Via,
+    canonical_name, is_list_header, is_token_byte, split_list,
 };
 use crate::sip::uri::Uri;
 
@@ -181,6 +181,11 @@ fn invalid_reason(h: &str) -> &'static str {
         "Route" => "Bad Route",
         "Record-Route" => "Bad Record-Route",
         "Content-Length" => "Bad Content-Length",
+        "Session-Expires" => "Bad Session-Expires",
+        "Min-SE" => "Bad Min-SE",
+        "Reason" => "Bad Reason",
+        "Authorization" => "Bad Authorization",
+        "Proxy-Authorization" => "Bad Proxy-Authorization",
         _ => "Bad header",
     }
 }
@@ -194,6 +199,8 @@ fn duplicate_reason(h: &str) -> &'static str {
         "Max-Forwards" => "Duplicate Max-Forwards",
         "Content-Length" => "Duplicate Content-Length",
         "Expires" => "Duplicate Expires",
+        "Session-Expires" => "Duplicate Session-Expires",
+        "Min-SE" => "Duplicate Min-SE",
         _ => "Duplicate header",
     }
 }
@@ -228,7 +235,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_message: 65_535,
+            // Same as the TCP framer's default, so a framed message always
+            // fits; a UDP datagram is smaller anyway.
+            max_message: StreamFramer::DEFAULT_MAX_MESSAGE,
             max_headers: 256,
             max_line: 16 * 1024,
         }
@@ -662,6 +671,81 @@ impl Message {
         self.header("Content-Type")
     }
 
+    /// Content-Length as received (checked at parse), `None` when absent.
+    pub fn content_length(&self) -> Option<usize> {
+        self.header("Content-Length")
+            .and_then(|v| parse_content_length(v.as_bytes()).ok())
+    }
+
+    /// Session-Expires (RFC 4028), `None` when absent.
+    pub fn session_expires(&self) -> Result<Option<SessionExpires>, HeaderError> {
+        match self.single("Session-Expires") {
+            Err(HeaderError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
+            Ok(v) => SessionExpires::parse(v)
+                .map(Some)
+                .ok_or(HeaderError::Invalid("Session-Expires")),
+        }
+    }
+
+    /// Min-SE (RFC 4028), `None` when absent.
+    pub fn min_se(&self) -> Result<Option<u32>, HeaderError> {
+        match self.single("Min-SE") {
+            Err(HeaderError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
+            Ok(v) => {
+                // Min-SE may carry parameters; only the number matters.
+                let n = v.split(';').next().unwrap_or("").trim();
+                header::parse_u32(n)
+                    .map(Some)
+                    .ok_or(HeaderError::Invalid("Min-SE"))
+            }
+        }
+    }
+
+    /// Reason header values (RFC 3326), empty when absent. Not the reason
+    /// phrase of a response: see [`Message::reason`].
+    pub fn reason_headers(&self) -> Result<Vec<ReasonValue>, HeaderError> {
+        self.header_values("Reason")
+            .map(|v| ReasonValue::parse(v).ok_or(HeaderError::Invalid("Reason")))
+            .collect()
+    }
+
+    /// Authorization credentials, `None` when absent.
+    pub fn authorization(&self) -> Result<Option<AuthParams>, HeaderError> {
+        self.auth_single("Authorization")
+    }
+
+    /// Proxy-Authorization credentials, `None` when absent.
+    pub fn proxy_authorization(&self) -> Result<Option<AuthParams>, HeaderError> {
+        self.auth_single("Proxy-Authorization")
+    }
+
+    /// Every WWW-Authenticate challenge (one per header line), in order.
+    pub fn www_authenticate(&self) -> Result<Vec<AuthParams>, HeaderError> {
+        self.auth_all("WWW-Authenticate")
+    }
+
+    /// Every Proxy-Authenticate challenge (one per header line), in order.
+    pub fn proxy_authenticate(&self) -> Result<Vec<AuthParams>, HeaderError> {
+        self.auth_all("Proxy-Authenticate")
+    }
+
+    fn auth_single(&self, name: &'static str) -> Result<Option<AuthParams>, HeaderError> {
+        match self.header(name) {
+            None => Ok(None),
+            Some(v) => AuthParams::parse(v)
+                .map(Some)
+                .ok_or(HeaderError::Invalid(name)),
+        }
+    }
+
+    fn auth_all(&self, name: &'static str) -> Result<Vec<AuthParams>, HeaderError> {
+        self.header_values(name)
+            .map(|v| AuthParams::parse(v).ok_or(HeaderError::Invalid(name)))
+            .collect()
+    }
+
     pub fn body(&self) -> &Bytes {
         &self.body
     }
@@ -674,7 +758,9 @@ impl Message {
 
     /// Checks the headers RFC 3261 §8.1.1 makes mandatory, and that they
     /// parse: Via, From, To, Call-ID, CSeq (method matching the request
-    /// line), Max-Forwards when present, Contact when present.
+    /// line), Max-Forwards when present, Contact when present. Headers only
+    /// some methods need (Expires, Session-Expires, auth) are left to the
+    /// layer that reads them, so an odd one never costs a whole call.
     pub fn validate(&self) -> Result<(), ParseError> {
         self.vias()?;
         self.from()?;
@@ -687,11 +773,12 @@ impl Message {
             }
             self.max_forwards()?;
         }
+        // A Contact is not mandatory everywhere, but one that is there must
+        // parse: the dialog layer takes the remote target from it.
         match self.contacts() {
             Ok(_) | Err(HeaderError::Missing(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.expires()?;
         Ok(())
     }
 }
@@ -1267,5 +1354,59 @@ Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
         let mut f = StreamFramer::new(1000);
         f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: x\r\n\r\n");
         assert_eq!(f.next(), Err(FrameError::BadContentLength));
+    }
+
+    #[test]
+    fn session_reason_auth_and_identity_accessors() {
+        let raw = "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 2 BYE\r\n\
+x: 1800;refresher=uas\r\nMin-SE: 90\r\n\
+Reason: Q.850;cause=16;text=\"Normal\", SIP;cause=200\r\n\
+P-Asserted-Identity: \"Cons\" <sip:+5255@carrier>, <tel:+5255>\r\n\
+Authorization: Digest username=\"op7\", realm=\"gw\", nonce=\"n\", uri=\"sip:a@b\", response=\"r\"\r\n\
+Proxy-Authorization: Digest username=\"op8\"\r\n\
+Content-Length: 0\r\n\r\n";
+        let m = parse(raw).expect("valid");
+        let se = m.session_expires().expect("se").expect("present");
+        assert_eq!((se.delta, se.refresher.as_deref()), (1800, Some("uas")));
+        assert_eq!(m.min_se(), Ok(Some(90)));
+        let reasons = m.reason_headers().expect("reasons");
+        assert_eq!(reasons.len(), 2);
+        assert_eq!(reasons[0].cause, Some(16));
+        assert_eq!(reasons[1].protocol, "SIP");
+        let pai = m.p_asserted_identities().expect("pai");
+        assert_eq!(pai.len(), 2);
+        assert!(matches!(pai[1].uri, Uri::Tel(_)));
+        let auth = m.authorization().expect("auth").expect("present");
+        assert_eq!(auth.get("username"), Some("op7"));
+        let pauth = m.proxy_authorization().expect("pauth").expect("present");
+        assert_eq!(pauth.get("username"), Some("op8"));
+        assert_eq!(m.www_authenticate(), Ok(vec![]));
+        assert_eq!(m.content_length(), Some(0));
+        let bare = parse("OPTIONS sip:x SIP/2.0\r\n\r\n").expect("valid");
+        assert_eq!(bare.session_expires(), Ok(None));
+        assert_eq!(bare.min_se(), Ok(None));
+        assert_eq!(bare.authorization(), Ok(None));
+        assert_eq!(bare.content_length(), None);
+        assert_eq!(bare.reason_headers(), Ok(vec![]));
+    }
+
+    #[test]
+    fn several_challenges() {
+        let raw = "SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"gw\", nonce=\"a\", algorithm=SHA-256\r\n\
+WWW-Authenticate: Digest realm=\"gw\", nonce=\"a\", algorithm=MD5\r\n\
+Proxy-Authenticate: Digest realm=\"p\", nonce=\"b\", stale=TRUE\r\n\r\n";
+        let m = parse(raw).expect("valid");
+        let ch = m.www_authenticate().expect("challenges");
+        assert_eq!(ch.len(), 2);
+        assert_eq!(ch[0].get("algorithm"), Some("SHA-256"));
+        assert_eq!(ch[1].get("algorithm"), Some("MD5"));
+        let p = m.proxy_authenticate().expect("challenges");
+        assert_eq!(p[0].get("stale"), Some("TRUE"));
+        let bad = parse("SIP/2.0 401 x\r\nWWW-Authenticate: Digest realm\r\n\r\n").expect("parses");
+        assert_eq!(
+            bad.www_authenticate(),
+            Err(HeaderError::Invalid("WWW-Authenticate"))
+        );
     }
 }

@@ -20,7 +20,9 @@ pub mod registrar;
 pub mod transaction;
 
 pub use builder::{RequestBuilder, ResponseBuilder, new_branch, new_call_id, new_tag, response_to};
-pub use header::{CSeq, Contacts, HeaderError, NameAddr, Params, Via};
+pub use header::{
+    AuthParams, CSeq, Contacts, HeaderError, NameAddr, Params, ReasonValue, SessionExpires, Via,
+};
 pub use message::{Frame, FrameError, Limits, Message, Method, ParseError, StreamFramer};
 pub use uri::{Host, SipUri, TelUri, Uri};
 
