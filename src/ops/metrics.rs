@@ -432,6 +432,31 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// The metrics reference as a Markdown table (docs/ops.md embeds it; a test
+/// keeps the two equal).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| metric | type | labels | help |\n| --- | --- | --- | --- |\n");
+    for m in CATALOG {
+        let labels = if m.labels.is_empty() {
+            "—".to_string()
+        } else {
+            m.labels
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            m.name,
+            m.kind.prometheus_type(),
+            labels,
+            m.help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "metrics_tests.rs"]
 mod tests;
