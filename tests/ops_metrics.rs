@@ -79,3 +79,26 @@ fn promtool_check_metrics_passes() {
         "promtool check metrics:\n{report}\n---\n{text}"
     );
 }
+
+/// docs/ops.md carries the catalog as a table between two markers; run with
+/// `CONMUTADOR_BLESS=1` to rewrite it after changing the catalog.
+#[test]
+fn docs_metrics_table_matches_the_catalog() {
+    const BEGIN: &str = "<!-- metrics-table:begin -->\n";
+    const END: &str = "<!-- metrics-table:end -->";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ops.md");
+    let doc = std::fs::read_to_string(path).expect("docs/ops.md");
+    let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
+    let end = doc.find(END).expect("end marker");
+    let want = conmutador::ops::metrics::markdown_table();
+    if doc[start..end] != want {
+        if std::env::var_os("CONMUTADOR_BLESS").is_some() {
+            std::fs::write(path, format!("{}{want}{}", &doc[..start], &doc[end..]))
+                .expect("bless docs");
+        } else {
+            panic!(
+                "docs/ops.md metrics table is stale; rerun with CONMUTADOR_BLESS=1. Expected:\n{want}"
+            );
+        }
+    }
+}

@@ -441,3 +441,58 @@ async fn storage_errors_mark_unready_keep_records_and_count_what_is_lost() {
     let report = writer.close().await;
     assert_eq!((report.written, report.dropped), (2, 1), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writer_reconnects_after_the_server_drops_it() {
+    let Some(base) = pg_url() else { return };
+    let (url, name) = fresh_pg_database(&base).await;
+    let cfg = RecordsConfig {
+        postgres_url: Some(url),
+        flush_interval_ms: 3_600_000,
+        ..RecordsConfig::default()
+    };
+    let readiness = std::sync::Arc::new(conmutador::ops::http::Readiness::new());
+    let (sink, writer) = records::start(&cfg, Some(readiness.clone()))
+        .await
+        .expect("start");
+    sink.cdr(cdr(1));
+    writer.flush().await.expect("first write");
+
+    // The server kills the writer's session (as a restart or failover would).
+    let (admin, conn) = base
+        .parse::<tokio_postgres::Config>()
+        .expect("url")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'conmutador'",
+            &[&name],
+        )
+        .await
+        .expect("terminate");
+    assert_eq!(killed.len(), 1, "exactly the writer's session");
+
+    sink.cdr(cdr(2));
+    // The first attempt may still meet the dead session; a later one reconnects.
+    let mut ok = false;
+    for _ in 0..5 {
+        if writer.flush().await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the writer reconnected");
+    assert!(readiness.report().storage_writable);
+    let report = writer.close().await;
+    assert_eq!((report.written, report.dropped), (2, 0));
+    let (n, _) = export_string(&cfg, RecordKind::Cdr, t0(), ExportFormat::Jsonl);
+    assert_eq!(n, 2);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop test database");
+}

@@ -8,8 +8,10 @@
 //! [`router_with_routes`].
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +27,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Admin request bodies are a reason string at most; anything bigger is abuse.
 const MAX_BODY_BYTES: usize = 4096;
@@ -35,6 +39,10 @@ pub const MAX_REASON_CHARS: usize = 200;
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often histogram data is folded in even when nobody scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// Open connections at most (scrapers and a few supervisors need far fewer).
+const MAX_CONNECTIONS: usize = 256;
+/// A connection with no bytes moving for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Prometheus text exposition format 0.0.4.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -457,11 +465,118 @@ pub async fn serve<B: AdminBackend>(
             handle.run_upkeep();
         }
     });
+    let listener = LimitedListener {
+        inner: listener,
+        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+    };
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     upkeep.abort();
     result
+}
+
+/// Caps open connections: past the cap, accepting waits (the kernel backlog
+/// absorbs the rest) instead of each connection taking more memory.
+struct LimitedListener {
+    inner: tokio::net::TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+/// A connection that gives its slot back when it closes, and is closed
+/// after [`IDLE_TIMEOUT`] without any bytes moving (so idle sockets cannot
+/// hold every slot).
+struct LimitedStream {
+    stream: tokio::net::TcpStream,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl LimitedStream {
+    fn progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match r {
+            Poll::Ready(v) => {
+                self.idle
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+                Poll::Ready(v)
+            }
+            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => Poll::Ready(Err(
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "idle connection"),
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl axum::serve::Listener for LimitedListener {
+    type Io = LimitedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let idle = Box::pin(tokio::time::sleep(IDLE_TIMEOUT));
+                    return (
+                        LimitedStream {
+                            stream,
+                            idle,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, do not spin.
+                    tracing::warn!(error = %e, "ops http: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl AsyncRead for LimitedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.progress(cx, r)
+    }
+}
+
+impl AsyncWrite for LimitedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.progress(cx, r)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 // ---------------------------------------------------------------- handlers

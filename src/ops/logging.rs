@@ -6,8 +6,11 @@
 //! are printed on every line in both formats. This file only configures the
 //! subscriber; it never decides what gets logged.
 
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// `--log-format text|json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
@@ -44,24 +47,47 @@ pub fn build_filter(config: Option<&str>) -> Result<EnvFilter, LoggingError> {
         })
 }
 
-/// Installs the global subscriber. Call once from `main`; a second call
+/// The subscriber for a format, writing to `writer`; shared by
+/// [`init_logging`] and the tests so they check what production uses.
+/// `ansi` colours text output (only wanted on a terminal).
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::NONE)
+        .with_ansi(ansi && format == LogFormat::Text)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.with_target(true).finish()),
+        // The whole span list, not only the innermost span: the Call-ID sits
+        // on the outer call span and must reach lines logged in inner spans.
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .with_current_span(false)
+                .with_span_list(true)
+                .flatten_event(true)
+                .finish(),
+        ),
+    }
+}
+
+/// Installs the global subscriber (and routes `log` records of dependencies
+/// such as tokio-postgres into it). Call once from `main`; a second call
 /// returns [`LoggingError::AlreadyInstalled`] instead of panicking.
 pub fn init_logging(format: LogFormat, filter: Option<&str>) -> Result<(), LoggingError> {
     let filter = build_filter(filter)?;
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE);
-    let result = match format {
-        LogFormat::Text => builder.with_target(true).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .flatten_event(true)
-            .try_init(),
-    };
-    result.map_err(|_| LoggingError::AlreadyInstalled)
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    subscriber(format, filter, std::io::stderr, ansi)
+        .try_init()
+        .map_err(|_| LoggingError::AlreadyInstalled)
 }
 
 #[cfg(test)]
@@ -97,29 +123,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn json_lines_carry_the_call_span() {
+    fn capture(format: LogFormat, f: impl FnOnce()) -> String {
         let buf = Buf::default();
         let out = buf.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_writer(move || out.clone())
-            .json()
-            .with_current_span(true)
-            .flatten_event(true)
-            .finish();
-        tracing::subscriber::with_default(sub, || {
-            let span = tracing::info_span!(
-                "call",
-                call_id = "a84b4c76e66710@pc33",
-                caller = "5512345678"
-            );
-            let _g = span.enter();
-            tracing::info!(node = "menu", "entered node");
-        });
-        let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
+        let sub = subscriber(format, EnvFilter::new("debug"), move || out.clone(), false);
+        tracing::subscriber::with_default(sub, f);
+        String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8")
+    }
+
+    fn call_with_inner_span() {
+        let span = tracing::info_span!(
+            "call",
+            call_id = "a84b4c76e66710@pc33",
+            caller = "5512345678"
+        );
+        let _g = span.enter();
+        let inner = tracing::debug_span!("transaction", method = "INVITE");
+        let _i = inner.enter();
+        tracing::info!(node = "menu", "entered node");
+    }
+
+    #[test]
+    fn json_lines_carry_the_call_id_from_an_outer_span() {
+        let text = capture(LogFormat::Json, call_with_inner_span);
         let line: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
-        assert_eq!(line["span"]["call_id"], "a84b4c76e66710@pc33");
+        assert_eq!(line["spans"][0]["call_id"], "a84b4c76e66710@pc33", "{text}");
+        assert_eq!(line["spans"][1]["method"], "INVITE", "{text}");
         assert_eq!(line["message"], "entered node");
         assert_eq!(line["node"], "menu");
+        assert_eq!(line["level"], "INFO");
+    }
+
+    #[test]
+    fn text_lines_carry_the_call_id_too() {
+        let text = capture(LogFormat::Text, call_with_inner_span);
+        assert!(text.contains("call_id=\"a84b4c76e66710@pc33\""), "{text}");
+        assert!(text.contains("entered node"), "{text}");
     }
 }

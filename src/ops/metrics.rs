@@ -104,6 +104,21 @@ const fn gauge(
         buckets: None,
     }
 }
+/// A 0..1 share: metrics has no ratio unit, so none is claimed.
+const fn ratio(
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind: Kind::Gauge,
+        unit: None,
+        help,
+        labels,
+        buckets: None,
+    }
+}
 const fn histogram(
     name: &'static str,
     help: &'static str,
@@ -288,15 +303,13 @@ pub const CATALOG: &[MetricDef] = &[
         "Mean absolute error of announced waits over the recent window.",
         &["queue"],
     ),
-    gauge(
+    ratio(
         QUEUE_SERVICE_LEVEL_RATIO,
-        Unit::Count,
         "Share of callers answered within the queue's threshold; basis=answered divides by answered calls, basis=offered also counts abandonments.",
         &["queue", "basis"],
     ),
-    gauge(
+    ratio(
         QUEUE_ABANDON_RATIO,
-        Unit::Count,
         "Share of callers leaving the queue before an answer over the recent window.",
         &["queue"],
     ),
@@ -311,9 +324,8 @@ pub const CATALOG: &[MetricDef] = &[
         "Operators per queue, by state (available|ringing|in_call|wrap_up|paused|offline).",
         &["queue", "state"],
     ),
-    gauge(
+    ratio(
         OPERATOR_OCCUPANCY_RATIO,
-        Unit::Count,
         "Share of logged-in operator time spent ringing, talking or in wrap-up.",
         &["queue"],
     ),
@@ -430,6 +442,31 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// The metrics reference as a Markdown table (docs/ops.md embeds it; a test
+/// keeps the two equal).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| metric | type | labels | help |\n| --- | --- | --- | --- |\n");
+    for m in CATALOG {
+        let labels = if m.labels.is_empty() {
+            "—".to_string()
+        } else {
+            m.labels
+                .iter()
+                .map(|l| format!("`{l}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            m.name,
+            m.kind.prometheus_type(),
+            labels,
+            m.help.replace('|', "\\|")
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -85,6 +85,9 @@ pub enum Store {
     Postgres {
         client: tokio_postgres::Client,
         url: String,
+        /// Set when a write was abandoned midway (timeout): the session may
+        /// be stuck in a transaction, so the next use starts a fresh one.
+        stale: bool,
     },
 }
 
@@ -240,6 +243,7 @@ impl Store {
         Ok(Store::Postgres {
             client,
             url: url.to_string(),
+            stale: false,
         })
     }
 
@@ -270,12 +274,21 @@ impl Store {
     /// Reconnects a PostgreSQL store whose connection dropped (server
     /// restart); a no-op for SQLite.
     pub async fn ensure_connected(&mut self) -> Result<(), RecordsError> {
-        if let Store::Postgres { client, url } = self
-            && client.is_closed()
+        if let Store::Postgres { client, url, stale } = self
+            && (*stale || client.is_closed())
         {
             *client = connect_pg(url).await?;
+            *stale = false;
         }
         Ok(())
+    }
+
+    /// Forces a reconnect before the next PostgreSQL use (after a write was
+    /// cancelled midway); a no-op for SQLite.
+    pub fn mark_stale(&mut self) {
+        if let Store::Postgres { stale, .. } = self {
+            *stale = true;
+        }
     }
 
     /// Writes all records in one transaction: all or nothing.

@@ -20,6 +20,8 @@ use super::{Cdr, QueueEvent, Record, RecordsConfig, RecordsError};
 use crate::ops::http::Readiness;
 use crate::ops::metrics::{RECORDS_DROPPED_TOTAL, RECORDS_WRITTEN_TOTAL};
 
+/// Longest one batch write (with reconnect) may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retries of the final flush at shutdown before giving up on the rest.
 const CLOSE_ATTEMPTS: u32 = 3;
 const CLOSE_RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -321,9 +323,20 @@ impl Worker {
         while !self.pending.is_empty() {
             let n = self.pending.len().min(batch_max);
             let batch: Vec<Record> = self.pending.range(..n).cloned().collect();
-            let result = match self.store.ensure_connected().await {
-                Ok(()) => self.store.write_batch(&batch).await,
-                Err(e) => Err(e),
+            let attempt = async {
+                self.store.ensure_connected().await?;
+                self.store.write_batch(&batch).await
+            };
+            // A server that stops answering (no RST, no FIN) must not wedge
+            // the writer forever; SQLite's own busy timeout covers files.
+            let result = match tokio::time::timeout(WRITE_TIMEOUT, attempt).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.store.mark_stale();
+                    Err(RecordsError::FlushFailed(format!(
+                        "write took over {WRITE_TIMEOUT:?}"
+                    )))
+                }
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, pending = self.pending.len(), backend = self.store.backend_name(), "records: write failed");
