@@ -89,6 +89,11 @@ impl Gateway {
                 bind_ip: cfg.media.bind,
                 ports: (cfg.media.rtp_ports.low, cfg.media.rtp_ports.high),
                 rtp_timeout: Duration::from_secs(cfg.media.rtp_timeout),
+                realtime_priority: cfg.media.realtime_priority,
+                workers: match cfg.media.workers {
+                    0 => MediaConfig::default().workers,
+                    n => n,
+                },
                 ..MediaConfig::default()
             },
             prompts.clone(),

@@ -645,12 +645,12 @@ impl Call {
         self.local_cseq += 1;
         let branch = new_branch();
         let mut b = RequestBuilder::new(Method::Bye, &self.remote_target)
-            .header("Via", &self.ep.via_for(&self.peer, &branch))
+            .header("Via", self.ep.via_for(&self.peer, &branch))
             .header("Max-Forwards", "70")
             .header("From", &self.local_party)
             .header("To", &self.remote_party)
             .header("Call-ID", &self.call_id)
-            .header("CSeq", &format!("{} BYE", self.local_cseq))
+            .header("CSeq", format!("{} BYE", self.local_cseq))
             .header("User-Agent", &self.ep.user_agent);
         for r in &self.route_set {
             b = b.header("Route", r);
@@ -678,7 +678,7 @@ impl Call {
             .header("Server", &self.ep.user_agent);
         if (101..300).contains(&status) {
             b = b
-                .header("Contact", &self.ep.contact_for(&self.peer))
+                .header("Contact", self.ep.contact_for(&self.peer))
                 .header("Allow", ALLOW)
                 .header("Supported", SUPPORTED);
         }

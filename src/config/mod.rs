@@ -154,6 +154,11 @@ pub struct MediaConfig {
     pub rtp_timeout: u64,
     /// Codecs offered and accepted, in our order of preference.
     pub codecs: Vec<String>,
+    /// Media clock threads; 0 means one per core (at most four).
+    pub workers: usize,
+    /// SCHED_FIFO priority (1-99) for the media clock threads, when the
+    /// process may use it (CAP_SYS_NICE); keeps pacing steady on a busy host.
+    pub realtime_priority: Option<u8>,
 }
 
 impl Default for MediaConfig {
@@ -167,6 +172,8 @@ impl Default for MediaConfig {
             },
             rtp_timeout: 30,
             codecs: vec!["PCMU".into(), "PCMA".into()],
+            workers: 0,
+            realtime_priority: None,
         }
     }
 }

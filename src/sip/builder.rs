@@ -232,6 +232,50 @@ pub fn new_call_id(host: &str) -> String {
     format!("{}@{host}", random_token(24))
 }
 
+impl ResponseBuilder {
+    /// Records where the request really came from in the top Via
+    /// (RFC 3261 §18.2.1 `received`, RFC 3581 `rport`), so that a reply can
+    /// be routed back through NAT and the peer can see its public address.
+    pub fn via_received(mut self, from: std::net::SocketAddr) -> Self {
+        if let Some((_, via)) = self.headers.iter_mut().find(|(n, _)| n == "Via") {
+            // Only the first entry of a comma-joined Via line is ours to mark.
+            let first_end = super::header::split_list(via)
+                .next()
+                .map(str::len)
+                .unwrap_or(via.len());
+            let (first, rest) = via.split_at(first_end.min(via.len()));
+            let mut first = first.to_owned();
+            if let Some(parsed) = Via::parse(&first) {
+                let ip = from.ip().to_string();
+                let mut params = String::new();
+                for (k, v) in parsed.params.iter() {
+                    if k.eq_ignore_ascii_case("received") {
+                        continue;
+                    }
+                    if k.eq_ignore_ascii_case("rport") {
+                        let _ = write!(params, ";rport={}", from.port());
+                        continue;
+                    }
+                    match v {
+                        Some(v) => {
+                            let _ = write!(params, ";{k}={v}");
+                        }
+                        None => {
+                            let _ = write!(params, ";{k}");
+                        }
+                    }
+                }
+                let cut = first.find(';').unwrap_or(first.len());
+                first.truncate(cut);
+                let _ = write!(first, ";received={ip}");
+                first.push_str(&params);
+                *via = format!("{}{}", first.trim_end(), rest);
+            }
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,49 +396,5 @@ Content-Length: 0\r\n\r\n";
         let c = new_call_id("[::1]");
         assert!(c.ends_with("@[::1]"));
         assert!(crate::sip::header::is_valid_call_id(&c));
-    }
-}
-
-impl ResponseBuilder {
-    /// Records where the request really came from in the top Via
-    /// (RFC 3261 §18.2.1 `received`, RFC 3581 `rport`), so that a reply can
-    /// be routed back through NAT and the peer can see its public address.
-    pub fn via_received(mut self, from: std::net::SocketAddr) -> Self {
-        if let Some((_, via)) = self.headers.iter_mut().find(|(n, _)| n == "Via") {
-            // Only the first entry of a comma-joined Via line is ours to mark.
-            let first_end = super::header::split_list(via)
-                .next()
-                .map(str::len)
-                .unwrap_or(via.len());
-            let (first, rest) = via.split_at(first_end.min(via.len()));
-            let mut first = first.to_owned();
-            if let Some(parsed) = Via::parse(&first) {
-                let ip = from.ip().to_string();
-                let mut params = String::new();
-                for (k, v) in parsed.params.iter() {
-                    if k.eq_ignore_ascii_case("received") {
-                        continue;
-                    }
-                    if k.eq_ignore_ascii_case("rport") {
-                        let _ = write!(params, ";rport={}", from.port());
-                        continue;
-                    }
-                    match v {
-                        Some(v) => {
-                            let _ = write!(params, ";{k}={v}");
-                        }
-                        None => {
-                            let _ = write!(params, ";{k}");
-                        }
-                    }
-                }
-                let cut = first.find(';').unwrap_or(first.len());
-                first.truncate(cut);
-                let _ = write!(first, ";received={ip}");
-                first.push_str(&params);
-                *via = format!("{}{}", first.trim_end(), rest);
-            }
-        }
-        self
     }
 }

@@ -291,7 +291,7 @@ impl Endpoint {
             .to_tag(&super::new_tag())
             .header("Server", &self.user_agent);
         if status == 503 {
-            b = b.header("Retry-After", &self.retry_after.to_string());
+            b = b.header("Retry-After", self.retry_after.to_string());
         }
         if status == 405 || status == 501 {
             b = b.header("Allow", ALLOW);
@@ -462,15 +462,14 @@ impl Endpoint {
 
     /// 200 to OPTIONS, in or out of a dialog.
     pub fn options_response(&self, req: &Message, peer: &Peer) -> Bytes {
-        let b = response_to(req, 200, "OK")
+        response_to(req, 200, "OK")
             .via_received(peer.addr)
             .to_tag(&super::new_tag())
             .header("Allow", ALLOW)
             .header("Accept", ACCEPT)
             .header("Supported", SUPPORTED)
             .header("Server", &self.user_agent)
-            .build();
-        b
+            .build()
     }
 
     fn overloaded(&self, req: &Message, peer: &Peer) {

@@ -167,11 +167,7 @@ impl Ua {
             Some(t) => format!("<{uri}>;tag={t}"),
             None => format!("<{uri}>"),
         };
-        let cseq = if method == "ACK" || method == "CANCEL" {
-            self.cseq
-        } else {
-            self.cseq
-        };
+        let cseq = self.cseq;
         let (ct, b) = match body {
             Some((ct, b)) => (format!("Content-Type: {ct}\r\n"), b.to_owned()),
             None => (String::new(), String::new()),
