@@ -414,7 +414,8 @@ impl Message {
             }
             let vstart = lstart + colon + 1;
             let vb = line.get(colon + 1..).unwrap_or(&[]);
-            let lead_ws = vb.len() - vb.trim_ascii_start().len();
+            // Only SP/HT are LWS; other control bytes stay in the value.
+            let lead_ws = vb.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
             let trimmed = trim_ws(vb);
             let (vs, ve) = (vstart + lead_ws, vstart + lead_ws + trimmed.len());
             let name = match canonical_name(name) {
@@ -1408,5 +1409,12 @@ Proxy-Authenticate: Digest realm=\"p\", nonce=\"b\", stale=TRUE\r\n\r\n";
             bad.www_authenticate(),
             Err(HeaderError::Invalid("WWW-Authenticate"))
         );
+    }
+
+    #[test]
+    fn values_never_reach_into_the_line_end() {
+        let m = parse("OPTIONS sip:x SIP/2.0\r\nX-A:\x0bv\r\nX-B: \t w \t\r\n\r\n").expect("valid");
+        assert_eq!(m.header("X-A"), Some("\x0bv"));
+        assert_eq!(m.header("X-B"), Some("w"));
     }
 }
