@@ -472,7 +472,11 @@ fn mutations_never_panic() {
         seeds.push(Bytes::from(std::fs::read(path).expect("fixture")));
     }
     let mut parsed = 0usize;
-    let iterations = 20_000;
+    // CODEC_MUTATIONS=N runs a longer campaign by hand (in --release).
+    let iterations = std::env::var("CODEC_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000usize);
     for n in 0..iterations {
         let base = &seeds[n % seeds.len()];
         let bytes = mutate(&mut rng, base);

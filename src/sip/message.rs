@@ -264,7 +264,7 @@ impl Span {
 enum Text {
     Span(Span),
     /// Folded or non-UTF-8 values: the only copies the index makes.
-    Owned(Box<str>),
+    Owned(String),
 }
 
 #[derive(Debug, Clone)]
@@ -322,7 +322,7 @@ fn text_at(buf: &[u8], start: usize, end: usize) -> Text {
     if std::str::from_utf8(b).is_ok() {
         Text::Span(Span::new(start, end))
     } else {
-        Text::Owned(String::from_utf8_lossy(b).into())
+        Text::Owned(String::from_utf8_lossy(b).into_owned())
     }
 }
 
@@ -381,17 +381,18 @@ impl Message {
                 if cont.is_empty() {
                     continue;
                 }
-                let old: &str = match &prev.value {
-                    Text::Span(s) => {
-                        str_of(buf.get(s.start as usize..s.end as usize).unwrap_or(&[]))
-                    }
-                    Text::Owned(o) => o,
+                // Append in place: a header folded over many lines costs
+                // linear time, not a copy of the whole value per line.
+                if let Text::Span(s) = prev.value {
+                    let first = buf.get(s.start as usize..s.end as usize).unwrap_or(&[]);
+                    prev.value = Text::Owned(String::from_utf8_lossy(first).into_owned());
+                }
+                let Text::Owned(joined) = &mut prev.value else {
+                    return Err(ParseError::BadHeaderLine);
                 };
-                if old.len() + 1 + cont.len() > limits.max_line {
+                if joined.len() + 1 + cont.len() > limits.max_line {
                     return Err(ParseError::LineTooLong);
                 }
-                let mut joined = String::with_capacity(old.len() + 1 + cont.len());
-                joined.push_str(old);
                 if !joined.is_empty() {
                     joined.push(' ');
                 }
@@ -399,7 +400,6 @@ impl Message {
                 if matches!(prev.name, Name::Known("Content-Length")) {
                     content_length = Some(parse_content_length(joined.as_bytes())?);
                 }
-                prev.value = Text::Owned(joined.into());
                 continue;
             }
             if headers.len() >= limits.max_headers {
@@ -1416,5 +1416,21 @@ Proxy-Authenticate: Digest realm=\"p\", nonce=\"b\", stale=TRUE\r\n\r\n";
         let m = parse("OPTIONS sip:x SIP/2.0\r\nX-A:\x0bv\r\nX-B: \t w \t\r\n\r\n").expect("valid");
         assert_eq!(m.header("X-A"), Some("\x0bv"));
         assert_eq!(m.header("X-B"), Some("w"));
+    }
+
+    #[test]
+    fn many_folded_lines_are_joined_and_capped() {
+        let mut raw = String::from("OPTIONS sip:x SIP/2.0\r\nX-Long: a");
+        raw.push_str(&"\r\n b".repeat(5000));
+        raw.push_str("\r\nl: 0\r\n\r\n");
+        let m = parse(&raw).expect("valid");
+        let v = m.header("x-long").expect("present");
+        assert_eq!(v.len(), 1 + 2 * 5000);
+        assert!(v.starts_with("a b b"));
+        assert_eq!(m.content_length(), Some(0));
+        let mut raw = String::from("OPTIONS sip:x SIP/2.0\r\nX-Long: a");
+        raw.push_str(&"\r\n bbbbbbb".repeat(3000));
+        raw.push_str("\r\n\r\n");
+        assert_eq!(parse(&raw).err(), Some(ParseError::LineTooLong));
     }
 }
