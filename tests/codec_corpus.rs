@@ -483,6 +483,8 @@ fn mutations_never_panic() {
         if let Ok(m) = Message::parse(Bytes::from(bytes.clone())) {
             parsed += 1;
             poke(&m);
+        } else if let Ok(m) = Message::parse_head(Bytes::from(bytes.clone())) {
+            poke(&m);
         }
         // The same bytes through the TCP framer, split at a random point.
         let mut f = StreamFramer::new(4096);

@@ -643,8 +643,9 @@ impl Via {
         })
     }
 
-    /// `host[:port]` as written in the Via, IPv6 in brackets: the sent-by
-    /// that keys server transactions (RFC 3261 §17.2.3).
+    /// `host[:port]`, IPv6 in brackets: the sent-by that keys server
+    /// transactions (RFC 3261 §17.2.3). Addresses come out in canonical
+    /// form (`[2001:db8::1]`), domains as written.
     pub fn sent_by(&self) -> String {
         match self.port {
             Some(p) => format!("{}:{p}", self.host),

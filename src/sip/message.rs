@@ -132,6 +132,16 @@ pub enum ParseError {
 }
 
 impl ParseError {
+    /// The status to answer a request with: 505 for a SIP version we do
+    /// not speak, 513 for an oversized message, 400 otherwise.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            ParseError::BadVersion => 505,
+            ParseError::TooLarge => 513,
+            _ => 400,
+        }
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             ParseError::Empty => "Empty message",
@@ -338,6 +348,20 @@ impl Message {
     }
 
     pub fn parse_with(datagram: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        Message::parse_inner(datagram, limits, false)
+    }
+
+    /// Like [`Message::parse`], but a bad Request-URI, an unknown SIP
+    /// version or an unusable Content-Length do not fail it (the URI is
+    /// kept as [`Uri::Other`], the body is then empty). Only for building
+    /// the 400/505 answer to a request that `parse` rejected: RFC 4475 wants
+    /// such requests answered, and the answer needs their Via, From, To,
+    /// Call-ID and CSeq. Errors in the header block itself still fail.
+    pub fn parse_head(datagram: Bytes) -> Result<Message, ParseError> {
+        Message::parse_inner(datagram, &Limits::default(), true)
+    }
+
+    fn parse_inner(datagram: Bytes, limits: &Limits, lenient: bool) -> Result<Message, ParseError> {
         let mut datagram = datagram;
         // Stray CRLFs before the start line are ignored (RFC 3261 §7.5).
         let lead = datagram.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
@@ -355,10 +379,11 @@ impl Message {
         if sl_end > limits.max_line {
             return Err(ParseError::LineTooLong);
         }
-        let start = parse_start_line(buf, sl_end)?;
+        let start = parse_start_line(buf, sl_end, lenient)?;
 
         let mut headers: Vec<Entry> = Vec::with_capacity(16);
-        let mut content_length: Option<usize> = None;
+        // Kept rather than returned at once, so `parse_head` can go on.
+        let mut content_length: Result<Option<usize>, ParseError> = Ok(None);
         let block_end = hdr_end + 2;
         let mut pos = sl_end + 2;
         while pos < block_end {
@@ -397,8 +422,8 @@ impl Message {
                     joined.push(' ');
                 }
                 joined.push_str(&String::from_utf8_lossy(cont));
-                if matches!(prev.name, Name::Known("Content-Length")) {
-                    content_length = Some(parse_content_length(joined.as_bytes())?);
+                if matches!(prev.name, Name::Known("Content-Length")) && content_length.is_ok() {
+                    content_length = parse_content_length(joined.as_bytes()).map(Some);
                 }
                 continue;
             }
@@ -423,10 +448,11 @@ impl Message {
                 None => Name::Raw(Span::new(lstart, lstart + name.len())),
             };
             if let Name::Known("Content-Length") = name {
-                if content_length.is_some() {
-                    return Err(ParseError::Duplicate("Content-Length"));
-                }
-                content_length = Some(parse_content_length(trimmed)?);
+                content_length = match content_length {
+                    Ok(None) => parse_content_length(trimmed).map(Some),
+                    Ok(Some(_)) => Err(ParseError::Duplicate("Content-Length")),
+                    Err(e) => Err(e),
+                };
             }
             headers.push(Entry {
                 name,
@@ -438,9 +464,11 @@ impl Message {
         let avail = buf.len().saturating_sub(body_start);
         let body_len = match content_length {
             // UDP without Content-Length: the body is the rest (RFC 3261 §18.3).
-            None => avail,
-            Some(n) if n > avail => return Err(ParseError::Truncated),
-            Some(n) => n,
+            Ok(None) => avail,
+            Ok(Some(n)) if n <= avail => n,
+            _ if lenient => 0,
+            Ok(Some(_)) => return Err(ParseError::Truncated),
+            Err(e) => return Err(e),
         };
         let end = body_start + body_len;
         let body = datagram.slice(body_start.min(end)..end);
@@ -796,7 +824,7 @@ fn is_sip_version(b: &[u8]) -> bool {
     b.eq_ignore_ascii_case(b"SIP/2.0")
 }
 
-fn parse_start_line(buf: &[u8], sl_end: usize) -> Result<StartLine, ParseError> {
+fn parse_start_line(buf: &[u8], sl_end: usize, lenient: bool) -> Result<StartLine, ParseError> {
     let line = buf.get(..sl_end).unwrap_or(&[]);
     if line.len() >= 4
         && line
@@ -831,7 +859,7 @@ fn parse_start_line(buf: &[u8], sl_end: usize) -> Result<StartLine, ParseError> 
             return Err(ParseError::BadStartLine);
         }
         let version = line.get(sp2 + 1..).unwrap_or(&[]);
-        if !is_sip_version(version) {
+        if !is_sip_version(version) && !lenient {
             return Err(
                 if version.len() > 4
                     && version
@@ -847,12 +875,16 @@ fn parse_start_line(buf: &[u8], sl_end: usize) -> Result<StartLine, ParseError> 
         let method =
             Method::from_bytes(line.get(..sp1).unwrap_or(&[])).ok_or(ParseError::BadMethod)?;
         let uri_b = line.get(sp1 + 1..sp2).unwrap_or(&[]);
-        let uri_s = std::str::from_utf8(uri_b).map_err(|_| ParseError::BadRequestUri)?;
-        let uri = Uri::parse(uri_s).map_err(|_| ParseError::BadRequestUri)?;
-        // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1).
-        if uri.as_sip().is_some_and(|u| !u.headers.is_empty()) {
-            return Err(ParseError::BadRequestUri);
-        }
+        let parsed = std::str::from_utf8(uri_b)
+            .ok()
+            .and_then(|u| Uri::parse(u).ok())
+            // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1).
+            .filter(|u| u.as_sip().is_none_or(|u| u.headers.is_empty()));
+        let uri = match parsed {
+            Some(u) => u,
+            None if lenient => Uri::Other(String::from_utf8_lossy(uri_b).into_owned()),
+            None => return Err(ParseError::BadRequestUri),
+        };
         Ok(StartLine::Request {
             method,
             uri,
@@ -1432,5 +1464,23 @@ Proxy-Authenticate: Digest realm=\"p\", nonce=\"b\", stale=TRUE\r\n\r\n";
         raw.push_str(&"\r\n bbbbbbb".repeat(3000));
         raw.push_str("\r\n\r\n");
         assert_eq!(parse(&raw).err(), Some(ParseError::LineTooLong));
+    }
+
+    #[test]
+    fn status_codes_for_errors() {
+        assert_eq!(ParseError::BadVersion.status_code(), 505);
+        assert_eq!(ParseError::TooLarge.status_code(), 513);
+        assert_eq!(ParseError::Missing("Call-ID").status_code(), 400);
+        let head = Message::parse_head(Bytes::from_static(
+            b"OPTIONS sip:x SIP/3.0\r\nCall-ID: c\r\nl: 99\r\n\r\nabc",
+        ))
+        .expect("lenient");
+        assert_eq!(head.call_id(), Ok("c"));
+        assert!(head.body().is_empty());
+        // The header block itself must still be sound.
+        assert!(
+            Message::parse_head(Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\nbad\r\n\r\n"))
+                .is_err()
+        );
     }
 }
