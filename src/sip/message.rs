@@ -382,8 +382,6 @@ impl Message {
         let start = parse_start_line(buf, sl_end, lenient)?;
 
         let mut headers: Vec<Entry> = Vec::with_capacity(16);
-        // Kept rather than returned at once, so `parse_head` can go on.
-        let mut content_length: Result<Option<usize>, ParseError> = Ok(None);
         let block_end = hdr_end + 2;
         let mut pos = sl_end + 2;
         while pos < block_end {
@@ -422,9 +420,6 @@ impl Message {
                     joined.push(' ');
                 }
                 joined.push_str(&String::from_utf8_lossy(cont));
-                if matches!(prev.name, Name::Known("Content-Length")) && content_length.is_ok() {
-                    content_length = parse_content_length(joined.as_bytes()).map(Some);
-                }
                 continue;
             }
             if headers.len() >= limits.max_headers {
@@ -447,19 +442,28 @@ impl Message {
                 Some(k) => Name::Known(k),
                 None => Name::Raw(Span::new(lstart, lstart + name.len())),
             };
-            if let Name::Known("Content-Length") = name {
-                content_length = match content_length {
-                    Ok(None) => parse_content_length(trimmed).map(Some),
-                    Ok(Some(_)) => Err(ParseError::Duplicate("Content-Length")),
-                    Err(e) => Err(e),
-                };
-            }
             headers.push(Entry {
                 name,
                 value: text_at(buf, vs, ve),
             });
         }
 
+        // Judged on the unfolded values, and kept rather than returned at
+        // once so that `parse_head` can go on without a body.
+        let mut cls = headers
+            .iter()
+            .filter(|e| matches!(e.name, Name::Known("Content-Length")));
+        let content_length = match (cls.next(), cls.next()) {
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(ParseError::Duplicate("Content-Length")),
+            (Some(e), None) => {
+                let v: &[u8] = match &e.value {
+                    Text::Span(s) => buf.get(s.start as usize..s.end as usize).unwrap_or(&[]),
+                    Text::Owned(o) => o.as_bytes(),
+                };
+                parse_content_length(v).map(Some)
+            }
+        };
         let body_start = hdr_end + 4;
         let avail = buf.len().saturating_sub(body_start);
         let body_len = match content_length {
@@ -911,8 +915,6 @@ pub enum FrameError {
     MissingContentLength,
     #[error("Bad Content-Length")]
     BadContentLength,
-    #[error("Malformed header line")]
-    BadHeaderLine,
 }
 
 /// Cuts a byte stream (TCP) into messages by CRLFCRLF and Content-Length.
@@ -1049,7 +1051,12 @@ fn stream_content_length(head: &[u8]) -> Result<usize, FrameError> {
             continue;
         }
         finish(current_is_cl, &mut value)?;
-        let colon = memchr::memchr(b':', line).ok_or(FrameError::BadHeaderLine)?;
+        // A malformed line is Message::parse's business (it answers 400);
+        // the framer only needs Content-Length to keep the stream in step.
+        let Some(colon) = memchr::memchr(b':', line) else {
+            current_is_cl = false;
+            continue;
+        };
         let name = trim_ws(line.get(..colon).unwrap_or(&[]));
         current_is_cl =
             name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l");
@@ -1387,6 +1394,27 @@ Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
         let mut f = StreamFramer::new(1000);
         f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: x\r\n\r\n");
         assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        let mut f = StreamFramer::new(1000);
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nl: 1\r\nL: 1\r\n\r\nx");
+        assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        // A broken header line is framed (and left for parse to answer 400).
+        let bad = "OPTIONS sip:x SIP/2.0\r\nno colon here\r\nl: 2\r\n\r\nab";
+        let mut f = StreamFramer::new(1000);
+        f.push(bad.as_bytes());
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(bad)))));
+        assert_eq!(
+            Message::parse(Bytes::from(bad)).err(),
+            Some(ParseError::BadHeaderLine)
+        );
+        // A folded Content-Length still frames.
+        let folded = "OPTIONS sip:x SIP/2.0\r\nContent-Length:\r\n 2\r\n\r\nab";
+        let mut f = StreamFramer::new(1000);
+        f.push(folded.as_bytes());
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(folded)))));
+        assert_eq!(
+            Message::parse(Bytes::from(folded)).map(|m| m.body().len()),
+            Ok(2)
+        );
     }
 
     #[test]
