@@ -950,4 +950,21 @@ mod tests {
         assert!(AuthParams::parse("Digest realm=\"x").is_none());
         assert!(AuthParams::parse("").is_none());
     }
+
+    #[test]
+    fn name_addr_display_round_trips() {
+        let na = NameAddr::parse(r#""A \"B\"" <sip:a@b;lr>;tag=x;q=0.5"#).expect("valid");
+        let printed = na.to_string();
+        assert_eq!(printed, r#""A \"B\"" <sip:a@b;lr>;tag=x;q=0.5"#);
+        assert_eq!(NameAddr::parse(&printed), Some(na));
+        let v = Via::parse("SIP/2.0/UDP [::1]:5060;branch=z9hG4bKx;rport").expect("valid");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP [::1]:5060;branch=z9hG4bKx;rport"
+        );
+        assert_eq!(
+            CSeq::parse("7 ACK").map(|c| c.to_string()).as_deref(),
+            Some("7 ACK")
+        );
+    }
 }

@@ -1511,4 +1511,74 @@ Proxy-Authenticate: Digest realm=\"p\", nonce=\"b\", stale=TRUE\r\n\r\n";
                 .is_err()
         );
     }
+
+    #[test]
+    fn expires_contacts_and_max_forwards_edge_cases() {
+        let base = "REGISTER sip:r SIP/2.0\r\n";
+        let m = parse(&format!("{base}Expires: abc\r\n\r\n")).expect("parses");
+        assert_eq!(m.expires(), Err(HeaderError::Invalid("Expires")));
+        let m = parse(&format!("{base}Expires: 99999999999\r\n\r\n")).expect("parses");
+        assert_eq!(m.expires(), Ok(Some(u32::MAX)));
+        let m = parse(&format!("{base}Expires: 1\r\nExpires: 2\r\n\r\n")).expect("parses");
+        assert_eq!(m.expires(), Err(HeaderError::Duplicate("Expires")));
+        let m = parse(&format!("{base}Contact: *, <sip:a@b>\r\n\r\n")).expect("parses");
+        assert_eq!(m.contacts(), Err(HeaderError::Invalid("Contact")));
+        let m = parse(&format!(
+            "{base}Contact: <sip:a@b>\r\nm: sip:c@d;expires=5\r\n\r\n"
+        ))
+        .expect("parses");
+        let Ok(Contacts::List(c)) = m.contacts() else {
+            panic!("list")
+        };
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].params.value("expires"), Some("5"));
+        assert_eq!(m.header_count("contact"), 2);
+        let m =
+            parse(&format!("{base}Max-Forwards: 1\r\nMax-Forwards: 2\r\n\r\n")).expect("parses");
+        assert_eq!(
+            m.max_forwards(),
+            Err(HeaderError::Duplicate("Max-Forwards"))
+        );
+        let m = parse(&format!("{base}Max-Forwards: -1\r\n\r\n")).expect("parses");
+        assert_eq!(m.max_forwards(), Err(HeaderError::Invalid("Max-Forwards")));
+        let m = parse(base.trim_end()).err();
+        assert_eq!(m, Some(ParseError::NoEndOfHeaders));
+    }
+
+    #[test]
+    fn response_has_no_request_parts_and_method_round_trips() {
+        let m = parse("SIP/2.0 404 Not Found\r\n\r\n").expect("valid");
+        assert_eq!(m.method(), None);
+        assert_eq!(m.request_uri(), None);
+        assert_eq!(m.request_uri_str(), None);
+        assert_eq!(m.raw().as_ref(), b"SIP/2.0 404 Not Found\r\n\r\n");
+        assert_eq!(m.vias().err(), Some(HeaderError::Missing("Via")));
+        assert_eq!(m.validate(), Err(ParseError::Missing("Via")));
+        for name in [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "OPTIONS",
+            "REGISTER",
+            "INFO",
+            "UPDATE",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PUBLISH",
+            "X-OWN",
+        ] {
+            let m: Method = name.parse().expect("token");
+            assert_eq!(m.to_string(), name);
+        }
+        assert_eq!(
+            "invite".parse::<Method>(),
+            Ok(Method::Extension("invite".into()))
+        );
+        assert_eq!("IN VITE".parse::<Method>(), Err(ParseError::BadMethod));
+        assert_eq!("".parse::<Method>(), Err(ParseError::BadMethod));
+    }
 }
