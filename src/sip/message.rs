@@ -8,6 +8,12 @@
 //! non-UTF-8 values are copied). Typed views (Via, From, CSeq…) are parsed on
 //! demand. Everything is bounded (`Limits`) and no input can panic.
 //!
+//! For the transport: a UDP datagram for which `is_keepalive` holds is a
+//! CRLF ping, not a parse error; a request `parse` rejects is answered from
+//! `parse_head` with `err.status_code()` and `err.reason()`; over TCP,
+//! `StreamFramer` cuts frames and a `FrameError` means closing the
+//! connection.
+//!
 //! This module knows nothing about sockets, transactions or dialogs.
 
 use std::fmt;
