@@ -4,6 +4,7 @@
 //! `Message::parse` or flagged by `validate()`, as the RFC says they should.
 
 use bytes::Bytes;
+use conmutador::sip::builder::response_to;
 use conmutador::sip::header::Contacts;
 use conmutador::sip::message::{Message, Method, ParseError};
 use conmutador::sip::uri::{Host, Uri};
@@ -400,4 +401,42 @@ fn every_fixture_is_covered() {
     // 13 valid syntax + 19 invalid syntax + 1 transaction + 15 application
     // + 1 backward-compatibility messages in RFC 4475 §3.
     assert_eq!(n, 49);
+}
+
+/// RFC 4475 asks for a 400 (505 for badvers) to these: `parse_head` still
+/// gives the headers a reply needs.
+#[test]
+fn rejected_requests_can_still_be_answered() {
+    for name in [
+        "clerr", "ncl", "ltgtruri", "lwsruri", "lwsstart", "trws", "escruri", "badvers", "mcl01",
+    ] {
+        let raw = fixture(name);
+        let err = Message::parse(raw.clone()).expect_err(name);
+        let head = Message::parse_head(raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(head.is_request(), "{name}");
+        let reply = response_to(&head, err.status_code(), err.reason()).build();
+        let reply = Message::parse(reply).unwrap_or_else(|e| panic!("{name} reply: {e}"));
+        assert_eq!(
+            reply.status(),
+            Some(if name == "badvers" { 505 } else { 400 })
+        );
+        assert_eq!(reply.reason(), Some(err.reason()));
+        assert_eq!(reply.call_id(), head.call_id(), "{name}");
+        assert_eq!(
+            reply.top_via().map(|v| v.branch),
+            head.top_via().map(|v| v.branch),
+            "{name}"
+        );
+    }
+    let head = Message::parse_head(fixture("ltgtruri")).expect("head");
+    assert_eq!(
+        head.request_uri(),
+        Some(&Uri::Other("<sip:user@example.com>".into()))
+    );
+    assert!(
+        Message::parse_head(fixture("clerr"))
+            .expect("head")
+            .body()
+            .is_empty()
+    );
 }

@@ -46,8 +46,13 @@ fn poke(m: &Message) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = Message::parse(Bytes::copy_from_slice(data)) {
-        poke(&m);
+    match Message::parse(Bytes::copy_from_slice(data)) {
+        Ok(m) => poke(&m),
+        Err(_) => {
+            if let Ok(m) = Message::parse_head(Bytes::copy_from_slice(data)) {
+                poke(&m);
+            }
+        }
     }
     let cap = 8 * 1024;
     let mut framer = StreamFramer::new(cap);

@@ -643,8 +643,9 @@ impl Via {
         })
     }
 
-    /// `host[:port]` as written in the Via, IPv6 in brackets: the sent-by
-    /// that keys server transactions (RFC 3261 §17.2.3).
+    /// `host[:port]`, IPv6 in brackets: the sent-by that keys server
+    /// transactions (RFC 3261 §17.2.3). Addresses come out in canonical
+    /// form (`[2001:db8::1]`), domains as written.
     pub fn sent_by(&self) -> String {
         match self.port {
             Some(p) => format!("{}:{p}", self.host),
@@ -948,5 +949,22 @@ mod tests {
         assert!(AuthParams::parse("Digest realm").is_none());
         assert!(AuthParams::parse("Digest realm=\"x").is_none());
         assert!(AuthParams::parse("").is_none());
+    }
+
+    #[test]
+    fn name_addr_display_round_trips() {
+        let na = NameAddr::parse(r#""A \"B\"" <sip:a@b;lr>;tag=x;q=0.5"#).expect("valid");
+        let printed = na.to_string();
+        assert_eq!(printed, r#""A \"B\"" <sip:a@b;lr>;tag=x;q=0.5"#);
+        assert_eq!(NameAddr::parse(&printed), Some(na));
+        let v = Via::parse("SIP/2.0/UDP [::1]:5060;branch=z9hG4bKx;rport").expect("valid");
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP [::1]:5060;branch=z9hG4bKx;rport"
+        );
+        assert_eq!(
+            CSeq::parse("7 ACK").map(|c| c.to_string()).as_deref(),
+            Some("7 ACK")
+        );
     }
 }

@@ -8,6 +8,12 @@
 //! non-UTF-8 values are copied). Typed views (Via, From, CSeq…) are parsed on
 //! demand. Everything is bounded (`Limits`) and no input can panic.
 //!
+//! For the transport: a UDP datagram for which `is_keepalive` holds is a
+//! CRLF ping, not a parse error; a request `parse` rejects is answered from
+//! `parse_head` with `err.status_code()` and `err.reason()`; over TCP,
+//! `StreamFramer` cuts frames and a `FrameError` means closing the
+//! connection.
+//!
 //! This module knows nothing about sockets, transactions or dialogs.
 
 use std::fmt;
@@ -132,6 +138,16 @@ pub enum ParseError {
 }
 
 impl ParseError {
+    /// The status to answer a request with: 505 for a SIP version we do
+    /// not speak, 513 for an oversized message, 400 otherwise.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            ParseError::BadVersion => 505,
+            ParseError::TooLarge => 513,
+            _ => 400,
+        }
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             ParseError::Empty => "Empty message",
@@ -264,7 +280,7 @@ impl Span {
 enum Text {
     Span(Span),
     /// Folded or non-UTF-8 values: the only copies the index makes.
-    Owned(Box<str>),
+    Owned(String),
 }
 
 #[derive(Debug, Clone)]
@@ -322,7 +338,7 @@ fn text_at(buf: &[u8], start: usize, end: usize) -> Text {
     if std::str::from_utf8(b).is_ok() {
         Text::Span(Span::new(start, end))
     } else {
-        Text::Owned(String::from_utf8_lossy(b).into())
+        Text::Owned(String::from_utf8_lossy(b).into_owned())
     }
 }
 
@@ -338,6 +354,20 @@ impl Message {
     }
 
     pub fn parse_with(datagram: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        Message::parse_inner(datagram, limits, false)
+    }
+
+    /// Like [`Message::parse`], but a bad Request-URI, an unknown SIP
+    /// version or an unusable Content-Length do not fail it (the URI is
+    /// kept as [`Uri::Other`], the body is then empty). Only for building
+    /// the 400/505 answer to a request that `parse` rejected: RFC 4475 wants
+    /// such requests answered, and the answer needs their Via, From, To,
+    /// Call-ID and CSeq. Errors in the header block itself still fail.
+    pub fn parse_head(datagram: Bytes) -> Result<Message, ParseError> {
+        Message::parse_inner(datagram, &Limits::default(), true)
+    }
+
+    fn parse_inner(datagram: Bytes, limits: &Limits, lenient: bool) -> Result<Message, ParseError> {
         let mut datagram = datagram;
         // Stray CRLFs before the start line are ignored (RFC 3261 §7.5).
         let lead = datagram.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
@@ -355,10 +385,9 @@ impl Message {
         if sl_end > limits.max_line {
             return Err(ParseError::LineTooLong);
         }
-        let start = parse_start_line(buf, sl_end)?;
+        let start = parse_start_line(buf, sl_end, lenient)?;
 
         let mut headers: Vec<Entry> = Vec::with_capacity(16);
-        let mut content_length: Option<usize> = None;
         let block_end = hdr_end + 2;
         let mut pos = sl_end + 2;
         while pos < block_end {
@@ -381,25 +410,22 @@ impl Message {
                 if cont.is_empty() {
                     continue;
                 }
-                let old: &str = match &prev.value {
-                    Text::Span(s) => {
-                        str_of(buf.get(s.start as usize..s.end as usize).unwrap_or(&[]))
-                    }
-                    Text::Owned(o) => o,
+                // Append in place: a header folded over many lines costs
+                // linear time, not a copy of the whole value per line.
+                if let Text::Span(s) = prev.value {
+                    let first = buf.get(s.start as usize..s.end as usize).unwrap_or(&[]);
+                    prev.value = Text::Owned(String::from_utf8_lossy(first).into_owned());
+                }
+                let Text::Owned(joined) = &mut prev.value else {
+                    return Err(ParseError::BadHeaderLine);
                 };
-                if old.len() + 1 + cont.len() > limits.max_line {
+                if joined.len() + 1 + cont.len() > limits.max_line {
                     return Err(ParseError::LineTooLong);
                 }
-                let mut joined = String::with_capacity(old.len() + 1 + cont.len());
-                joined.push_str(old);
                 if !joined.is_empty() {
                     joined.push(' ');
                 }
                 joined.push_str(&String::from_utf8_lossy(cont));
-                if matches!(prev.name, Name::Known("Content-Length")) {
-                    content_length = Some(parse_content_length(joined.as_bytes())?);
-                }
-                prev.value = Text::Owned(joined.into());
                 continue;
             }
             if headers.len() >= limits.max_headers {
@@ -414,32 +440,45 @@ impl Message {
             }
             let vstart = lstart + colon + 1;
             let vb = line.get(colon + 1..).unwrap_or(&[]);
-            let lead_ws = vb.len() - vb.trim_ascii_start().len();
+            // Only SP/HT are LWS; other control bytes stay in the value.
+            let lead_ws = vb.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
             let trimmed = trim_ws(vb);
             let (vs, ve) = (vstart + lead_ws, vstart + lead_ws + trimmed.len());
             let name = match canonical_name(name) {
                 Some(k) => Name::Known(k),
                 None => Name::Raw(Span::new(lstart, lstart + name.len())),
             };
-            if let Name::Known("Content-Length") = name {
-                if content_length.is_some() {
-                    return Err(ParseError::Duplicate("Content-Length"));
-                }
-                content_length = Some(parse_content_length(trimmed)?);
-            }
             headers.push(Entry {
                 name,
                 value: text_at(buf, vs, ve),
             });
         }
 
+        // Judged on the unfolded values, and kept rather than returned at
+        // once so that `parse_head` can go on without a body.
+        let mut cls = headers
+            .iter()
+            .filter(|e| matches!(e.name, Name::Known("Content-Length")));
+        let content_length = match (cls.next(), cls.next()) {
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(ParseError::Duplicate("Content-Length")),
+            (Some(e), None) => {
+                let v: &[u8] = match &e.value {
+                    Text::Span(s) => buf.get(s.start as usize..s.end as usize).unwrap_or(&[]),
+                    Text::Owned(o) => o.as_bytes(),
+                };
+                parse_content_length(v).map(Some)
+            }
+        };
         let body_start = hdr_end + 4;
         let avail = buf.len().saturating_sub(body_start);
         let body_len = match content_length {
             // UDP without Content-Length: the body is the rest (RFC 3261 §18.3).
-            None => avail,
-            Some(n) if n > avail => return Err(ParseError::Truncated),
-            Some(n) => n,
+            Ok(None) => avail,
+            Ok(Some(n)) if n <= avail => n,
+            _ if lenient => 0,
+            Ok(Some(_)) => return Err(ParseError::Truncated),
+            Err(e) => return Err(e),
         };
         let end = body_start + body_len;
         let body = datagram.slice(body_start.min(end)..end);
@@ -795,7 +834,7 @@ fn is_sip_version(b: &[u8]) -> bool {
     b.eq_ignore_ascii_case(b"SIP/2.0")
 }
 
-fn parse_start_line(buf: &[u8], sl_end: usize) -> Result<StartLine, ParseError> {
+fn parse_start_line(buf: &[u8], sl_end: usize, lenient: bool) -> Result<StartLine, ParseError> {
     let line = buf.get(..sl_end).unwrap_or(&[]);
     if line.len() >= 4
         && line
@@ -830,7 +869,7 @@ fn parse_start_line(buf: &[u8], sl_end: usize) -> Result<StartLine, ParseError> 
             return Err(ParseError::BadStartLine);
         }
         let version = line.get(sp2 + 1..).unwrap_or(&[]);
-        if !is_sip_version(version) {
+        if !is_sip_version(version) && !lenient {
             return Err(
                 if version.len() > 4
                     && version
@@ -846,12 +885,16 @@ fn parse_start_line(buf: &[u8], sl_end: usize) -> Result<StartLine, ParseError> 
         let method =
             Method::from_bytes(line.get(..sp1).unwrap_or(&[])).ok_or(ParseError::BadMethod)?;
         let uri_b = line.get(sp1 + 1..sp2).unwrap_or(&[]);
-        let uri_s = std::str::from_utf8(uri_b).map_err(|_| ParseError::BadRequestUri)?;
-        let uri = Uri::parse(uri_s).map_err(|_| ParseError::BadRequestUri)?;
-        // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1).
-        if uri.as_sip().is_some_and(|u| !u.headers.is_empty()) {
-            return Err(ParseError::BadRequestUri);
-        }
+        let parsed = std::str::from_utf8(uri_b)
+            .ok()
+            .and_then(|u| Uri::parse(u).ok())
+            // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1).
+            .filter(|u| u.as_sip().is_none_or(|u| u.headers.is_empty()));
+        let uri = match parsed {
+            Some(u) => u,
+            None if lenient => Uri::Other(String::from_utf8_lossy(uri_b).into_owned()),
+            None => return Err(ParseError::BadRequestUri),
+        };
         Ok(StartLine::Request {
             method,
             uri,
@@ -878,8 +921,6 @@ pub enum FrameError {
     MissingContentLength,
     #[error("Bad Content-Length")]
     BadContentLength,
-    #[error("Malformed header line")]
-    BadHeaderLine,
 }
 
 /// Cuts a byte stream (TCP) into messages by CRLFCRLF and Content-Length.
@@ -1016,7 +1057,12 @@ fn stream_content_length(head: &[u8]) -> Result<usize, FrameError> {
             continue;
         }
         finish(current_is_cl, &mut value)?;
-        let colon = memchr::memchr(b':', line).ok_or(FrameError::BadHeaderLine)?;
+        // A malformed line is Message::parse's business (it answers 400);
+        // the framer only needs Content-Length to keep the stream in step.
+        let Some(colon) = memchr::memchr(b':', line) else {
+            current_is_cl = false;
+            continue;
+        };
         let name = trim_ws(line.get(..colon).unwrap_or(&[]));
         current_is_cl =
             name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l");
@@ -1354,6 +1400,27 @@ Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
         let mut f = StreamFramer::new(1000);
         f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: x\r\n\r\n");
         assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        let mut f = StreamFramer::new(1000);
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nl: 1\r\nL: 1\r\n\r\nx");
+        assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        // A broken header line is framed (and left for parse to answer 400).
+        let bad = "OPTIONS sip:x SIP/2.0\r\nno colon here\r\nl: 2\r\n\r\nab";
+        let mut f = StreamFramer::new(1000);
+        f.push(bad.as_bytes());
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(bad)))));
+        assert_eq!(
+            Message::parse(Bytes::from(bad)).err(),
+            Some(ParseError::BadHeaderLine)
+        );
+        // A folded Content-Length still frames.
+        let folded = "OPTIONS sip:x SIP/2.0\r\nContent-Length:\r\n 2\r\n\r\nab";
+        let mut f = StreamFramer::new(1000);
+        f.push(folded.as_bytes());
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(folded)))));
+        assert_eq!(
+            Message::parse(Bytes::from(folded)).map(|m| m.body().len()),
+            Ok(2)
+        );
     }
 
     #[test]
@@ -1408,5 +1475,116 @@ Proxy-Authenticate: Digest realm=\"p\", nonce=\"b\", stale=TRUE\r\n\r\n";
             bad.www_authenticate(),
             Err(HeaderError::Invalid("WWW-Authenticate"))
         );
+    }
+
+    #[test]
+    fn values_never_reach_into_the_line_end() {
+        let m = parse("OPTIONS sip:x SIP/2.0\r\nX-A:\x0bv\r\nX-B: \t w \t\r\n\r\n").expect("valid");
+        assert_eq!(m.header("X-A"), Some("\x0bv"));
+        assert_eq!(m.header("X-B"), Some("w"));
+    }
+
+    #[test]
+    fn many_folded_lines_are_joined_and_capped() {
+        let mut raw = String::from("OPTIONS sip:x SIP/2.0\r\nX-Long: a");
+        raw.push_str(&"\r\n b".repeat(5000));
+        raw.push_str("\r\nl: 0\r\n\r\n");
+        let m = parse(&raw).expect("valid");
+        let v = m.header("x-long").expect("present");
+        assert_eq!(v.len(), 1 + 2 * 5000);
+        assert!(v.starts_with("a b b"));
+        assert_eq!(m.content_length(), Some(0));
+        let mut raw = String::from("OPTIONS sip:x SIP/2.0\r\nX-Long: a");
+        raw.push_str(&"\r\n bbbbbbb".repeat(3000));
+        raw.push_str("\r\n\r\n");
+        assert_eq!(parse(&raw).err(), Some(ParseError::LineTooLong));
+    }
+
+    #[test]
+    fn status_codes_for_errors() {
+        assert_eq!(ParseError::BadVersion.status_code(), 505);
+        assert_eq!(ParseError::TooLarge.status_code(), 513);
+        assert_eq!(ParseError::Missing("Call-ID").status_code(), 400);
+        let head = Message::parse_head(Bytes::from_static(
+            b"OPTIONS sip:x SIP/3.0\r\nCall-ID: c\r\nl: 99\r\n\r\nabc",
+        ))
+        .expect("lenient");
+        assert_eq!(head.call_id(), Ok("c"));
+        assert!(head.body().is_empty());
+        // The header block itself must still be sound.
+        assert!(
+            Message::parse_head(Bytes::from_static(b"OPTIONS sip:x SIP/2.0\r\nbad\r\n\r\n"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn expires_contacts_and_max_forwards_edge_cases() {
+        let base = "REGISTER sip:r SIP/2.0\r\n";
+        let m = parse(&format!("{base}Expires: abc\r\n\r\n")).expect("parses");
+        assert_eq!(m.expires(), Err(HeaderError::Invalid("Expires")));
+        let m = parse(&format!("{base}Expires: 99999999999\r\n\r\n")).expect("parses");
+        assert_eq!(m.expires(), Ok(Some(u32::MAX)));
+        let m = parse(&format!("{base}Expires: 1\r\nExpires: 2\r\n\r\n")).expect("parses");
+        assert_eq!(m.expires(), Err(HeaderError::Duplicate("Expires")));
+        let m = parse(&format!("{base}Contact: *, <sip:a@b>\r\n\r\n")).expect("parses");
+        assert_eq!(m.contacts(), Err(HeaderError::Invalid("Contact")));
+        let m = parse(&format!(
+            "{base}Contact: <sip:a@b>\r\nm: sip:c@d;expires=5\r\n\r\n"
+        ))
+        .expect("parses");
+        let Ok(Contacts::List(c)) = m.contacts() else {
+            panic!("list")
+        };
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[1].params.value("expires"), Some("5"));
+        assert_eq!(m.header_count("contact"), 2);
+        let m =
+            parse(&format!("{base}Max-Forwards: 1\r\nMax-Forwards: 2\r\n\r\n")).expect("parses");
+        assert_eq!(
+            m.max_forwards(),
+            Err(HeaderError::Duplicate("Max-Forwards"))
+        );
+        let m = parse(&format!("{base}Max-Forwards: -1\r\n\r\n")).expect("parses");
+        assert_eq!(m.max_forwards(), Err(HeaderError::Invalid("Max-Forwards")));
+        let m = parse(base.trim_end()).err();
+        assert_eq!(m, Some(ParseError::NoEndOfHeaders));
+    }
+
+    #[test]
+    fn response_has_no_request_parts_and_method_round_trips() {
+        let m = parse("SIP/2.0 404 Not Found\r\n\r\n").expect("valid");
+        assert_eq!(m.method(), None);
+        assert_eq!(m.request_uri(), None);
+        assert_eq!(m.request_uri_str(), None);
+        assert_eq!(m.raw().as_ref(), b"SIP/2.0 404 Not Found\r\n\r\n");
+        assert_eq!(m.vias().err(), Some(HeaderError::Missing("Via")));
+        assert_eq!(m.validate(), Err(ParseError::Missing("Via")));
+        for name in [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "OPTIONS",
+            "REGISTER",
+            "INFO",
+            "UPDATE",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PUBLISH",
+            "X-OWN",
+        ] {
+            let m: Method = name.parse().expect("token");
+            assert_eq!(m.to_string(), name);
+        }
+        assert_eq!(
+            "invite".parse::<Method>(),
+            Ok(Method::Extension("invite".into()))
+        );
+        assert_eq!("IN VITE".parse::<Method>(), Err(ParseError::BadMethod));
+        assert_eq!("".parse::<Method>(), Err(ParseError::BadMethod));
     }
 }

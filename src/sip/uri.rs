@@ -459,4 +459,28 @@ mod tests {
         assert!(Uri::parse("sip:user@host:70000").is_err());
         assert!(Uri::parse("sip:@host").is_err());
     }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "sip:alice@atlanta.com",
+            "sips:[2001:db8::1]:5061;transport=tls",
+            "tel:+52-55-5555-0000;phone-context=+52",
+            "sip:+525512345678@200.57.7.195;user=phone",
+            "urn:service:sos",
+        ] {
+            let u = Uri::parse(s).expect(s);
+            assert_eq!(u.to_string(), s);
+            assert_eq!(Uri::parse(&u.to_string()), Ok(u));
+        }
+        let u: Uri = "SIP:Bob@Example.COM"
+            .parse()
+            .expect("case-insensitive scheme");
+        assert_eq!(u.user(), Some("Bob"));
+        assert_eq!(u.host(), Some(&Host::Domain("Example.COM".into())));
+        assert_eq!(
+            Uri::parse("tel:+5255").map(|u| u.user().map(str::to_owned)),
+            Ok(Some("+5255".into()))
+        );
+    }
 }
