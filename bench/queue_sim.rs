@@ -85,6 +85,9 @@ struct Sim {
     busy_time: f64,
     served: u64,
     abandoned: u64,
+    /// Real time spent inside the core, and how many calls into it.
+    core_time: Duration,
+    core_calls: u64,
     no_estimate: u64,
 }
 
@@ -137,6 +140,8 @@ impl Sim {
             busy_time: 0.0,
             served: 0,
             abandoned: 0,
+            core_time: Duration::ZERO,
+            core_calls: 0,
             no_estimate: 0,
         };
         for i in 0..OPERATORS {
@@ -203,7 +208,10 @@ impl Sim {
             }
             let now = self.base + Duration::from_nanos(t);
             if timer {
+                let t0 = Instant::now();
                 let cmds = self.acd.handle_timeout(now);
+                self.core_time += t0.elapsed();
+                self.core_calls += 1;
                 self.apply(cmds, secs);
                 continue;
             }
@@ -267,7 +275,10 @@ impl Sim {
                 }
             }
         };
+        let t0 = Instant::now();
         let cmds = self.acd.handle(acd_ev, now);
+        self.core_time += t0.elapsed();
+        self.core_calls += 1;
         self.apply(cmds, secs);
     }
 
@@ -367,9 +378,12 @@ fn main() {
         "| load | occupancy | callers | served | abandoned | mean wait s | MAE ours s | P90 ours s | MAE asterisk s | P90 asterisk s | MAE ast raw H s | ratio |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let (mut core_time, mut core_calls) = (Duration::ZERO, 0u64);
     for (i, load) in [0.7, 0.9, 0.98, 1.1].into_iter().enumerate() {
         let mut sim = Sim::new(load, seed + i as u64);
         sim.run();
+        core_time += sim.core_time;
+        core_calls += sim.core_calls;
         let ours: Vec<f64> = sim
             .scored
             .iter()
@@ -426,5 +440,9 @@ fn main() {
             }
         }
     }
-    println!("\n(elapsed {:.1} s)", started.elapsed().as_secs_f64());
+    println!(
+        "\ncore: {core_calls} handle/handle_timeout calls, {:.1} µs each on average (elapsed {:.1} s)",
+        core_time.as_secs_f64() * 1e6 / core_calls.max(1) as f64,
+        started.elapsed().as_secs_f64()
+    );
 }
