@@ -102,10 +102,16 @@ impl Acd {
             rec.shown = rec.state();
             ops.push(rec);
         }
+        let op_index = ops
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.id.clone(), i))
+            .collect();
         Ok(Acd {
             st: State {
                 queues: qrecs,
                 ops,
+                op_index,
                 callers: HashMap::new(),
                 connected: HashMap::new(),
                 seq: 0,
@@ -1102,7 +1108,7 @@ impl Acd {
     }
 
     fn op_index(&self, id: &str) -> Option<usize> {
-        let found = self.st.ops.iter().position(|o| o.id == id);
+        let found = self.st.op_index.get(id).copied();
         if found.is_none() {
             tracing::debug!(op = id, "event for an unknown operator ignored");
         }
