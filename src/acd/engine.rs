@@ -102,10 +102,16 @@ impl Acd {
             rec.shown = rec.state();
             ops.push(rec);
         }
+        let op_index = ops
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.id.clone(), i))
+            .collect();
         Ok(Acd {
             st: State {
                 queues: qrecs,
                 ops,
+                op_index,
                 callers: HashMap::new(),
                 connected: HashMap::new(),
                 seq: 0,
@@ -784,7 +790,31 @@ impl Acd {
                 self.ring(call, oi, now);
             }
             if !self.st.ops.iter().any(|o| o.free(now)) {
-                break;
+                return;
+            }
+        }
+        // Ring-all callers already ringing also take operators freed since,
+        // the caller with the fewest rings first.
+        let mut extend: Vec<(usize, Key, Instant, CallId, usize)> = self
+            .st
+            .callers
+            .iter()
+            .filter(|(_, c)| {
+                !c.rings.is_empty() && self.st.queues[c.queue].cfg.strategy == Strategy::RingAll
+            })
+            .map(|(call, c)| (c.rings.len(), c.key, c.joined, *call, c.queue))
+            .collect();
+        extend.sort_unstable();
+        let mut left = vec![0usize; self.st.queues.len()];
+        for (.., qi) in &extend {
+            left[*qi] += 1;
+        }
+        for (_, _, joined, call, qi) in extend {
+            let share = left[qi];
+            left[qi] -= 1;
+            let waited = now.saturating_duration_since(joined);
+            for oi in self.pick(qi, waited, share, now) {
+                self.ring(call, oi, now);
             }
         }
     }
@@ -1078,7 +1108,7 @@ impl Acd {
     }
 
     fn op_index(&self, id: &str) -> Option<usize> {
-        let found = self.st.ops.iter().position(|o| o.id == id);
+        let found = self.st.op_index.get(id).copied();
         if found.is_none() {
             tracing::debug!(op = id, "event for an unknown operator ignored");
         }

@@ -167,7 +167,7 @@ impl Acd {
 
     /// One operator's visible state, `None` for an unknown id.
     pub fn operator_state(&self, op: &str) -> Option<OperatorState> {
-        self.st.ops.iter().find(|o| o.id == op).map(|o| o.state())
+        self.st.op_index.get(op).map(|i| self.st.ops[*i].state())
     }
 
     /// The current estimate of the remaining wait for each caller of `queue`,

@@ -22,6 +22,8 @@ pub(crate) type Key = (Reverse<i32>, u64);
 pub(crate) struct State {
     pub queues: Vec<QueueRec>,
     pub ops: Vec<OpRec>,
+    /// Operator id to index in `ops`.
+    pub op_index: HashMap<String, usize>,
     /// Callers waiting (including those being rung), by call.
     pub callers: HashMap<CallId, CallerRec>,
     /// Callers bridged to an operator, until the call ends.

@@ -1,1 +1,1233 @@
+//! Behaviour of the ACD core in virtual time: strategies, penalties,
+//! wrap-up, pauses, rings, exits, announcements and a randomised order check.
 
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+fn s(x: u64) -> Duration {
+    Duration::from_secs(x)
+}
+
+fn op(id: &str, queues: &[(&str, u32)]) -> OperatorConfig {
+    OperatorConfig {
+        id: id.into(),
+        display_name: None,
+        password: Some("pw".into()),
+        static_uri: None,
+        queues: queues
+            .iter()
+            .map(|(q, p)| Membership {
+                name: (*q).into(),
+                penalty: *p,
+            })
+            .collect(),
+    }
+}
+
+/// Drives an `Acd` in virtual time and keeps every command it produced.
+struct H {
+    acd: Acd,
+    now: Instant,
+    log: Vec<AcdCommand>,
+}
+
+impl H {
+    fn new(queues: Vec<QueueConfig>, ops: Vec<OperatorConfig>) -> Self {
+        let acd = Acd::new(queues, ops)
+            .expect("valid test config")
+            .with_seed(7);
+        H {
+            acd,
+            now: Instant::now(),
+            log: Vec::new(),
+        }
+    }
+
+    /// One queue "q" with `strategy`, operators logged in in order.
+    fn simple(strategy: Strategy, ops: &[&str]) -> Self {
+        let mut q = QueueConfig::named("q");
+        q.strategy = strategy;
+        q.retry_delay = Duration::ZERO;
+        Self::with_queue(q, ops)
+    }
+
+    fn with_queue(q: QueueConfig, ops: &[&str]) -> Self {
+        let name = q.name.clone();
+        let mut h = H::new(
+            vec![q],
+            ops.iter().map(|id| op(id, &[(name.as_str(), 0)])).collect(),
+        );
+        for id in ops {
+            h.ev(AcdEvent::OperatorOnline { op: (*id).into() });
+            h.advance(1);
+        }
+        h
+    }
+
+    fn ev(&mut self, e: AcdEvent) -> Vec<AcdCommand> {
+        let out = self.acd.handle(e, self.now);
+        self.log.extend(out.iter().cloned());
+        out
+    }
+
+    /// Move the clock forward, firing every timer on the way in order.
+    fn advance(&mut self, secs: u64) -> Vec<AcdCommand> {
+        self.advance_to(self.now + s(secs))
+    }
+
+    fn advance_to(&mut self, until: Instant) -> Vec<AcdCommand> {
+        let mut out = Vec::new();
+        while let Some(t) = self.acd.poll_timeout() {
+            if t > until {
+                break;
+            }
+            assert!(t >= self.now || t == self.now, "timer in the past");
+            self.now = t.max(self.now);
+            let o = self.acd.handle_timeout(self.now);
+            out.extend(o);
+            // A timer that stays due would spin the shell.
+            assert!(
+                self.acd.poll_timeout().is_none_or(|n| n > self.now),
+                "timer still due after handle_timeout"
+            );
+        }
+        self.now = until;
+        self.log.extend(out.iter().cloned());
+        out
+    }
+
+    fn join(&mut self, call: CallId, priority: i32) -> Vec<AcdCommand> {
+        self.join_q(call, "q", priority)
+    }
+
+    fn join_q(&mut self, call: CallId, queue: &str, priority: i32) -> Vec<AcdCommand> {
+        self.ev(AcdEvent::CallerJoined {
+            call,
+            queue: queue.into(),
+            priority,
+        })
+    }
+
+    fn answer(&mut self, call: CallId, op: &str) -> Vec<AcdCommand> {
+        self.ev(AcdEvent::RingAnswered {
+            call,
+            op: op.into(),
+        })
+    }
+
+    fn end(&mut self, call: CallId, op: &str) -> Vec<AcdCommand> {
+        self.ev(AcdEvent::CallEnded {
+            call,
+            op: op.into(),
+            by: Party::Operator,
+        })
+    }
+
+    /// Ring, answer, talk `talk` seconds, hang up.
+    fn serve(&mut self, call: CallId, talk: u64) -> String {
+        let out = self.join(call, 0);
+        let r = rings(&out);
+        assert_eq!(r.len(), 1, "expected one ring for {call}: {out:?}");
+        let op = r[0].1.clone();
+        self.answer(call, &op);
+        self.advance(talk);
+        self.end(call, &op);
+        op
+    }
+
+    fn state(&self, op: &str) -> OperatorState {
+        self.acd.operator_state(op).expect("known operator")
+    }
+}
+
+fn rings(cmds: &[AcdCommand]) -> Vec<(CallId, String)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            AcdCommand::Ring { call, op, .. } => Some((*call, op.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cancels(cmds: &[AcdCommand]) -> Vec<(CallId, String)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            AcdCommand::CancelRing { call, op } => Some((*call, op.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn exits(cmds: &[AcdCommand]) -> Vec<(CallId, ExitReason)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            AcdCommand::Exit { call, reason } => Some((*call, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn announces(cmds: &[AcdCommand]) -> Vec<(CallId, usize, Option<Duration>)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            AcdCommand::Announce {
+                call,
+                position,
+                estimate,
+            } => Some((*call, *position, *estimate)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn logs(cmds: &[AcdCommand]) -> Vec<&QueueEvent> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            AcdCommand::Log(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn log_names(cmds: &[AcdCommand]) -> Vec<&'static str> {
+    logs(cmds).iter().map(|e| e.kind.name()).collect()
+}
+
+// ---- strategies ----
+
+#[test]
+fn longest_idle_picks_the_operator_whose_last_call_ended_first() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a", "b", "c"]);
+    // Nobody has had a call: login order decides (a logged in first).
+    assert_eq!(h.serve(1, 10), "a");
+    assert_eq!(h.serve(2, 10), "b");
+    assert_eq!(h.serve(3, 10), "c");
+    // a's call ended longest ago.
+    assert_eq!(h.serve(4, 10), "a");
+}
+
+#[test]
+fn round_robin_resumes_after_the_last_operator_rung() {
+    let mut h = H::simple(Strategy::RoundRobin, &["a", "b", "c"]);
+    let got: Vec<String> = (1..=5).map(|c| h.serve(c, 5)).collect();
+    assert_eq!(got, ["a", "b", "c", "a", "b"]);
+    // The turn passes to c; with c busy it wraps round to a.
+    h.join(10, 0);
+    h.answer(10, "c");
+    let r = rings(&h.join(11, 0));
+    assert_eq!(r, [(11, "a".to_string())]);
+}
+
+#[test]
+fn linear_always_starts_from_the_top() {
+    let mut h = H::simple(Strategy::Linear, &["a", "b", "c"]);
+    assert_eq!(h.serve(1, 5), "a");
+    assert_eq!(h.serve(2, 5), "a");
+    h.join(3, 0);
+    h.answer(3, "a");
+    assert_eq!(rings(&h.join(4, 0)), [(4, "b".to_string())]);
+}
+
+#[test]
+fn fewest_calls_and_least_talk_time_balance_work() {
+    let mut h = H::simple(Strategy::FewestCalls, &["a", "b"]);
+    assert_eq!(h.serve(1, 100), "a");
+    assert_eq!(h.serve(2, 5), "b");
+    assert_eq!(h.serve(3, 5), "a");
+    assert_eq!(h.serve(4, 5), "b");
+
+    let mut h = H::simple(Strategy::LeastTalkTime, &["a", "b"]);
+    assert_eq!(h.serve(1, 100), "a");
+    assert_eq!(h.serve(2, 5), "b");
+    // b has 5 s of talk, a has 100 s.
+    assert_eq!(h.serve(3, 5), "b");
+    assert_eq!(h.serve(4, 5), "b");
+}
+
+#[test]
+fn random_is_seeded_and_spreads() {
+    let run = |seed: u64| {
+        let mut q = QueueConfig::named("q");
+        q.strategy = Strategy::Random;
+        q.seed = Some(seed);
+        q.retry_delay = Duration::ZERO;
+        let mut h = H::with_queue(q, &["a", "b", "c", "d"]);
+        (1..=40).map(|c| h.serve(c, 1)).collect::<Vec<_>>()
+    };
+    let first = run(1);
+    assert_eq!(first, run(1), "same seed, same choices");
+    assert_ne!(first, run(2));
+    for id in ["a", "b", "c", "d"] {
+        assert!(first.iter().filter(|x| *x == id).count() >= 3, "{first:?}");
+    }
+}
+
+#[test]
+fn weighted_random_prefers_low_penalty_but_uses_all() {
+    let mut q = QueueConfig::named("q");
+    q.strategy = Strategy::WeightedRandom;
+    q.retry_delay = Duration::ZERO;
+    let mut h = H::new(vec![q], vec![op("lo", &[("q", 0)]), op("hi", &[("q", 4)])]);
+    h.ev(AcdEvent::OperatorOnline { op: "lo".into() });
+    h.ev(AcdEvent::OperatorOnline { op: "hi".into() });
+    let got: Vec<String> = (1..=300).map(|c| h.serve(c, 1)).collect();
+    let lo = got.iter().filter(|x| *x == "lo").count();
+    // Weights 1 and 1/5: expect about 250 of 300.
+    assert!((220..=280).contains(&lo), "lo chosen {lo} times");
+}
+
+#[test]
+fn ring_all_rings_everyone_and_cancels_the_losers() {
+    let mut h = H::simple(Strategy::RingAll, &["a", "b", "c"]);
+    let out = h.join(1, 0);
+    let mut r: Vec<String> = rings(&out).into_iter().map(|(_, o)| o).collect();
+    r.sort();
+    assert_eq!(r, ["a", "b", "c"]);
+    assert!(
+        announces(&out).is_empty(),
+        "a caller rung at once is not announced"
+    );
+    let out = h.answer(1, "b");
+    let mut c: Vec<String> = cancels(&out).into_iter().map(|(_, o)| o).collect();
+    c.sort();
+    assert_eq!(c, ["a", "c"]);
+    assert!(out.contains(&AcdCommand::Connect {
+        call: 1,
+        op: "b".into()
+    }));
+    assert_eq!(
+        log_names(&out)
+            .iter()
+            .filter(|n| **n == "RINGCANCELED")
+            .count(),
+        2
+    );
+    assert_eq!(h.state("b"), OperatorState::OnCall);
+    assert_eq!(h.state("a"), OperatorState::Available);
+    // A late answer from a loser is refused: its leg must be hung up.
+    let out = h.answer(1, "a");
+    assert_eq!(cancels(&out), [(1, "a".to_string())]);
+    assert_eq!(h.state("a"), OperatorState::Available);
+}
+
+#[test]
+fn ring_all_shares_free_operators_between_waiting_callers() {
+    let mut h = H::simple(Strategy::RingAll, &["a", "b", "c", "d", "e"]);
+    h.ev(AcdEvent::Pause {
+        op: "a".into(),
+        reason: "x".into(),
+    });
+    for op in ["b", "c", "d", "e"] {
+        h.ev(AcdEvent::Pause {
+            op: op.into(),
+            reason: "x".into(),
+        });
+    }
+    h.join(1, 0);
+    h.join(2, 0);
+    for op in ["a", "b", "c", "d", "e"] {
+        h.ev(AcdEvent::Unpause { op: op.into() });
+    }
+    let r = rings(&h.log);
+    let for1 = r.iter().filter(|(c, _)| *c == 1).count();
+    let for2 = r.iter().filter(|(c, _)| *c == 2).count();
+    assert!(for1 >= 1 && for2 >= 1, "{r:?}");
+    assert_eq!(for1 + for2, 5);
+}
+
+#[test]
+fn ring_progressive_adds_one_operator_per_step() {
+    let mut q = QueueConfig::named("q");
+    q.strategy = Strategy::RingProgressive;
+    q.ring_progressive_step = s(5);
+    q.ring_timeout = s(60);
+    let mut h = H::with_queue(q, &["a", "b", "c"]);
+    let out = h.join(1, 0);
+    assert_eq!(rings(&out), [(1, "a".to_string())]);
+    assert_eq!(rings(&h.advance(4)), []);
+    assert_eq!(rings(&h.advance(1)), [(1, "b".to_string())]);
+    assert_eq!(rings(&h.advance(5)), [(1, "c".to_string())]);
+    assert_eq!(rings(&h.advance(20)), []);
+    let out = h.answer(1, "c");
+    let mut c: Vec<String> = cancels(&out).into_iter().map(|(_, o)| o).collect();
+    c.sort();
+    assert_eq!(c, ["a", "b"]);
+}
+
+// ---- penalties ----
+
+#[test]
+fn penalty_tiers_then_widening_after_the_configured_wait() {
+    let mut q = QueueConfig::named("q");
+    q.penalty_steps = vec![
+        PenaltyStep {
+            after: s(30),
+            max_penalty: 1,
+        },
+        PenaltyStep {
+            after: s(90),
+            max_penalty: 5,
+        },
+    ];
+    let mut h = H::new(
+        vec![q],
+        vec![
+            op("p0", &[("q", 0)]),
+            op("p1", &[("q", 1)]),
+            op("p5", &[("q", 5)]),
+        ],
+    );
+    for id in ["p0", "p1", "p5"] {
+        h.ev(AcdEvent::OperatorOnline { op: id.into() });
+    }
+    // p0 free: taken first.
+    assert_eq!(rings(&h.join(1, 0)), [(1, "p0".to_string())]);
+    h.answer(1, "p0");
+    // p0 busy: caller 2 may not reach p1 or p5 yet.
+    assert_eq!(rings(&h.join(2, 0)), []);
+    assert_eq!(rings(&h.advance(29)), []);
+    assert_eq!(rings(&h.advance(1)), [(2, "p1".to_string())]);
+    h.answer(2, "p1");
+    let out = h.join(3, 0);
+    assert_eq!(rings(&out), []);
+    assert_eq!(rings(&h.advance(89)), []);
+    assert_eq!(rings(&h.advance(1)), [(3, "p5".to_string())]);
+}
+
+#[test]
+fn without_steps_penalty_only_orders() {
+    let mut h = H::new(
+        vec![QueueConfig::named("q")],
+        vec![op("hi", &[("q", 3)]), op("lo", &[("q", 0)])],
+    );
+    h.ev(AcdEvent::OperatorOnline { op: "hi".into() });
+    h.ev(AcdEvent::OperatorOnline { op: "lo".into() });
+    assert_eq!(rings(&h.join(1, 0)), [(1, "lo".to_string())]);
+    assert_eq!(rings(&h.join(2, 0)), [(2, "hi".to_string())]);
+}
+
+// ---- operator states ----
+
+#[test]
+fn wrapup_holds_the_operator_then_releases_to_the_waiting_caller() {
+    let mut q = QueueConfig::named("q");
+    q.wrapup = s(20);
+    let mut h = H::with_queue(q, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    assert_eq!(h.state("a"), OperatorState::OnCall);
+    h.join(2, 0);
+    let out = h.end(1, "a");
+    assert!(out.contains(&AcdCommand::OperatorState {
+        op: "a".into(),
+        state: OperatorState::WrapUp
+    }));
+    assert_eq!(rings(&out), []);
+    assert_eq!(rings(&h.advance(19)), []);
+    let out = h.advance(1);
+    assert_eq!(rings(&out), [(2, "a".to_string())]);
+    assert_eq!(h.state("a"), OperatorState::Ringing);
+}
+
+#[test]
+fn pause_and_unpause_with_reason_and_logs() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    let out = h.ev(AcdEvent::Pause {
+        op: "a".into(),
+        reason: "lunch".into(),
+    });
+    assert_eq!(log_names(&out), ["PAUSE"]);
+    assert_eq!(h.state("a"), OperatorState::Paused("lunch".into()));
+    assert_eq!(rings(&h.join(1, 0)), []);
+    let out = h.ev(AcdEvent::Unpause { op: "a".into() });
+    assert!(log_names(&out).contains(&"UNPAUSE"));
+    assert_eq!(rings(&out), [(1, "a".to_string())]);
+    let snap = h.acd.operators_snapshot();
+    assert_eq!(snap[0].state, "ringing");
+}
+
+#[test]
+fn login_logoff_and_unreachable_phones() {
+    let mut h = H::new(vec![QueueConfig::named("q")], vec![op("a", &[("q", 0)])]);
+    assert_eq!(h.state("a"), OperatorState::LoggedOut);
+    h.join(1, 0);
+    let out = h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    assert!(log_names(&out).contains(&"AGENTLOGIN"));
+    assert_eq!(rings(&out), [(1, "a".to_string())]);
+    // Logging off mid-ring cancels the ring; the caller stays.
+    let out = h.ev(AcdEvent::OperatorOffline { op: "a".into() });
+    assert_eq!(cancels(&out), [(1, "a".to_string())]);
+    assert!(log_names(&out).contains(&"AGENTLOGOFF"));
+    assert_eq!(h.state("a"), OperatorState::LoggedOut);
+    h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    h.ev(AcdEvent::RingFailed {
+        call: 1,
+        op: "a".into(),
+        reason: RingFailure::Unreachable,
+    });
+    h.ev(AcdEvent::OperatorReachable {
+        op: "a".into(),
+        reachable: false,
+    });
+    assert_eq!(h.state("a"), OperatorState::Unreachable);
+    assert_eq!(rings(&h.advance(30)), []);
+    let out = h.ev(AcdEvent::OperatorReachable {
+        op: "a".into(),
+        reachable: true,
+    });
+    assert_eq!(rings(&out), [(1, "a".to_string())]);
+    // Events for operators not in the config are ignored.
+    assert!(
+        h.ev(AcdEvent::OperatorOnline { op: "ghost".into() })
+            .is_empty()
+    );
+}
+
+#[test]
+fn static_operators_start_logged_in() {
+    let mut o = op("desk", &[("q", 0)]);
+    o.static_uri = Some("sip:desk@10.0.0.5".into());
+    let mut h = H::new(vec![QueueConfig::named("q")], vec![o]);
+    assert_eq!(h.state("desk"), OperatorState::Available);
+    assert_eq!(rings(&h.join(1, 0)), [(1, "desk".to_string())]);
+}
+
+#[test]
+fn an_operator_in_two_queues_is_never_rung_twice() {
+    let mut h = H::new(
+        vec![QueueConfig::named("x"), QueueConfig::named("y")],
+        vec![op("a", &[("x", 0), ("y", 0)])],
+    );
+    h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    assert_eq!(rings(&h.join_q(1, "x", 0)), [(1, "a".to_string())]);
+    assert_eq!(rings(&h.join_q(2, "y", 0)), []);
+    h.answer(1, "a");
+    assert_eq!(rings(&h.advance(60)), []);
+    assert_eq!(h.state("a"), OperatorState::OnCall);
+    let out = h.end(1, "a");
+    assert_eq!(rings(&out), [(2, "a".to_string())]);
+}
+
+#[test]
+fn across_queues_priority_then_longest_wait_wins() {
+    let mut h = H::new(
+        vec![QueueConfig::named("x"), QueueConfig::named("y")],
+        vec![op("a", &[("x", 0), ("y", 0)])],
+    );
+    h.join_q(1, "x", 0);
+    h.advance(5);
+    h.join_q(2, "y", 0);
+    h.join_q(3, "y", 2);
+    let out = h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    assert_eq!(rings(&out), [(3, "a".to_string())]);
+}
+
+// ---- rings that fail ----
+
+#[test]
+fn no_answer_tries_the_next_operator_and_the_caller_keeps_the_front() {
+    let mut q = QueueConfig::named("q");
+    q.ring_timeout = s(15);
+    q.retry_delay = s(30);
+    let mut h = H::with_queue(q, &["a", "b"]);
+    // Both busy, two callers waiting.
+    h.join(1, 0);
+    h.answer(1, "a");
+    h.join(2, 0);
+    h.answer(2, "b");
+    h.join(3, 0);
+    h.join(4, 0);
+    let out = h.end(1, "a");
+    assert_eq!(rings(&out), [(3, "a".to_string())]);
+    h.advance(5);
+    let out = h.end(2, "b");
+    assert_eq!(rings(&out), [(4, "b".to_string())]);
+    // a does not answer: the core cancels at 15 s and keeps caller 3 first.
+    h.advance(9);
+    let out = h.advance(1);
+    assert_eq!(cancels(&out), [(3, "a".to_string())]);
+    assert!(log_names(&out).contains(&"RINGNOANSWER"));
+    // Three seconds later b rejects caller 4.
+    h.advance(3);
+    let out = h.ev(AcdEvent::RingFailed {
+        call: 4,
+        op: "b".into(),
+        reason: RingFailure::Busy,
+    });
+    assert_eq!(rings(&out), []);
+    // Both in retry delay; when a's delay ends, caller 3 (front) gets it.
+    let out = h.advance(27);
+    assert_eq!(rings(&out), [(3, "a".to_string())]);
+    let snap = &h.acd.queues_snapshot(h.now)[0];
+    assert_eq!(snap.callers[0].call, 3);
+    assert_eq!(snap.callers[0].ringing, ["a"]);
+    assert_eq!(snap.callers[1].call, 4);
+    let out = h.advance(3);
+    assert_eq!(rings(&out), [(4, "b".to_string())]);
+}
+
+#[test]
+fn retry_delay_before_ringing_the_same_operator_again() {
+    let mut q = QueueConfig::named("q");
+    q.ring_timeout = s(10);
+    q.retry_delay = s(5);
+    let mut h = H::with_queue(q, &["a"]);
+    assert_eq!(rings(&h.join(1, 0)), [(1, "a".to_string())]);
+    let out = h.advance(10);
+    assert_eq!(rings(&out), []);
+    assert_eq!(rings(&h.advance(4)), []);
+    assert_eq!(rings(&h.advance(1)), [(1, "a".to_string())]);
+}
+
+#[test]
+fn autopause_after_consecutive_unanswered_rings() {
+    let mut q = QueueConfig::named("q");
+    q.ring_timeout = s(10);
+    q.retry_delay = Duration::ZERO;
+    q.autopause_after = 2;
+    let mut h = H::with_queue(q, &["a", "b"]);
+    h.ev(AcdEvent::Pause {
+        op: "b".into(),
+        reason: "x".into(),
+    });
+    h.join(1, 0);
+    h.advance(10);
+    assert_eq!(h.state("a"), OperatorState::Ringing);
+    let out = h.advance(10);
+    assert_eq!(
+        h.state("a"),
+        OperatorState::Paused(AUTOPAUSE_REASON.to_string())
+    );
+    assert!(log_names(&out).contains(&"PAUSE"));
+    // Only b remains, once unpaused.
+    let out = h.ev(AcdEvent::Unpause { op: "b".into() });
+    assert_eq!(rings(&out), [(1, "b".to_string())]);
+}
+
+#[test]
+fn declines_do_not_autopause() {
+    let mut q = QueueConfig::named("q");
+    q.retry_delay = Duration::ZERO;
+    q.autopause_after = 1;
+    let mut h = H::with_queue(q, &["a"]);
+    h.join(1, 0);
+    let out = h.ev(AcdEvent::RingFailed {
+        call: 1,
+        op: "a".into(),
+        reason: RingFailure::Declined,
+    });
+    // Rung again at once (no retry delay), not paused.
+    assert_eq!(rings(&out), [(1, "a".to_string())]);
+}
+
+// ---- callers ----
+
+#[test]
+fn priorities_first_then_arrival_order() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    h.ev(AcdEvent::Pause {
+        op: "a".into(),
+        reason: "x".into(),
+    });
+    h.join(1, 0);
+    h.join(2, 5);
+    h.join(3, 0);
+    h.join(4, 5);
+    let snap = &h.acd.queues_snapshot(h.now)[0];
+    let order: Vec<CallId> = snap.callers.iter().map(|c| c.call).collect();
+    assert_eq!(order, [2, 4, 1, 3]);
+    h.ev(AcdEvent::Unpause { op: "a".into() });
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let r = rings(&h.log);
+        let (call, _) = r.last().expect("a ring").clone();
+        served.push(call);
+        h.answer(call, "a");
+        h.end(call, "a");
+    }
+    assert_eq!(served, [2, 4, 1, 3]);
+}
+
+#[test]
+fn exit_full_on_join() {
+    let mut q = QueueConfig::named("q");
+    q.max_len = 2;
+    let mut h = H::with_queue(q, &[]);
+    h.join(1, 0);
+    h.join(2, 0);
+    let out = h.join(3, 0);
+    assert_eq!(exits(&out), [(3, ExitReason::Full)]);
+    assert_eq!(log_names(&out), ["FULL"]);
+    assert_eq!(h.acd.queues_snapshot(h.now)[0].callers.len(), 2);
+}
+
+#[test]
+fn exit_timeout_after_max_wait_even_while_ringing() {
+    let mut q = QueueConfig::named("q");
+    q.max_wait = Some(s(60));
+    q.ring_timeout = s(100);
+    let mut h = H::with_queue(q, &["a"]);
+    h.ev(AcdEvent::Pause {
+        op: "a".into(),
+        reason: "x".into(),
+    });
+    h.join(1, 0);
+    h.advance(50);
+    h.ev(AcdEvent::Unpause { op: "a".into() });
+    assert_eq!(h.state("a"), OperatorState::Ringing);
+    let out = h.advance(10);
+    assert_eq!(exits(&out), [(1, ExitReason::Timeout)]);
+    assert_eq!(cancels(&out), [(1, "a".to_string())]);
+    assert!(log_names(&out).contains(&"EXITWITHTIMEOUT"));
+    assert_eq!(h.state("a"), OperatorState::Available);
+}
+
+#[test]
+fn exit_empty_on_join_and_when_the_queue_empties() {
+    let mut q = QueueConfig::named("q");
+    q.join_empty = EmptyWhen::Unstaffed;
+    q.leave_when_empty = EmptyWhen::Unstaffed;
+    let mut h = H::with_queue(q, &["a"]);
+    h.ev(AcdEvent::Pause {
+        op: "a".into(),
+        reason: "x".into(),
+    });
+    let out = h.join(1, 0);
+    assert_eq!(exits(&out), [(1, ExitReason::Empty)]);
+    assert_eq!(log_names(&out), ["JOINEMPTY"]);
+    h.ev(AcdEvent::Unpause { op: "a".into() });
+    h.join(2, 0);
+    h.answer(2, "a");
+    // Busy is still staffed: callers may join and stay.
+    assert!(exits(&h.join(3, 0)).is_empty());
+    // The only operator logs off: waiting callers leave with Exit Empty.
+    let out = h.ev(AcdEvent::OperatorOffline { op: "a".into() });
+    assert_eq!(exits(&out), [(3, ExitReason::Empty)]);
+    assert!(log_names(&out).contains(&"EXITEMPTY"));
+}
+
+#[test]
+fn exit_with_key_only_for_exit_keys() {
+    let mut q = QueueConfig::named("q");
+    q.exit_keys = Some("0".into());
+    let mut h = H::with_queue(q, &[]);
+    h.join(1, 0);
+    assert!(
+        h.ev(AcdEvent::CallerPressedKey {
+            call: 1,
+            digit: '5'
+        })
+        .is_empty()
+    );
+    let out = h.ev(AcdEvent::CallerPressedKey {
+        call: 1,
+        digit: '0',
+    });
+    assert_eq!(exits(&out), [(1, ExitReason::Key('0'))]);
+    assert_eq!(log_names(&out), ["EXITWITHKEY"]);
+}
+
+#[test]
+fn abandonment_is_counted_with_its_wait() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    h.join(2, 0);
+    h.advance(42);
+    let out = h.ev(AcdEvent::CallerLeft { call: 2 });
+    let l = logs(&out);
+    assert_eq!(l.len(), 1);
+    match &l[0].kind {
+        QueueEventKind::Abandon {
+            position, waited, ..
+        } => {
+            assert_eq!(*position, 1);
+            assert_eq!(*waited, s(42));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let stats = &h.acd.queues_snapshot(h.now)[0].stats;
+    assert_eq!(stats.abandoned, 1);
+    assert_eq!(stats.abandon_ratio, Some(0.5));
+    // A ringing caller who hangs up cancels the ring.
+    h.join(3, 0);
+    h.end(1, "a");
+    let out = h.ev(AcdEvent::CallerLeft { call: 3 });
+    assert_eq!(cancels(&out), [(3, "a".to_string())]);
+    // Hanging up when connected completes the call instead.
+    h.join(4, 0);
+    h.answer(4, "a");
+    let out = h.ev(AcdEvent::CallerLeft { call: 4 });
+    assert_eq!(log_names(&out), ["COMPLETECALLER"]);
+}
+
+#[test]
+fn no_head_of_line_blocking_every_free_operator_matched_in_one_event() {
+    let ids: Vec<String> = (0..10).map(|i| format!("op{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut h = H::simple(Strategy::LongestIdle, &refs);
+    for id in &ids {
+        h.ev(AcdEvent::Pause {
+            op: id.clone(),
+            reason: "meeting".into(),
+        });
+    }
+    for c in 1..=30 {
+        h.join(c, 0);
+    }
+    // Everyone comes back in one admin action... one event each, but the
+    // first already gets a ring, and the tenth leaves nobody idle.
+    let mut all = Vec::new();
+    for id in &ids {
+        let out = h.ev(AcdEvent::Unpause { op: id.clone() });
+        assert_eq!(rings(&out).len(), 1);
+        all.extend(rings(&out));
+    }
+    let mut calls: Vec<CallId> = all.iter().map(|(c, _)| *c).collect();
+    calls.sort();
+    assert_eq!(calls, (1..=10).collect::<Vec<_>>());
+    // Ten operators free in one event (wrap-up ends together): all matched.
+    for (call, op) in all.clone() {
+        h.answer(call, &op);
+    }
+    let mut q = QueueConfig::named("w");
+    q.wrapup = s(30);
+    let mut h2 = H::with_queue(q, &refs);
+    for c in 1..=10u64 {
+        let r = rings(&h2.join_q(c, "w", 0));
+        h2.answer(c, &r[0].1);
+    }
+    for c in 11..=40u64 {
+        h2.join_q(c, "w", 0);
+    }
+    for (c, id) in (1..=10u64).zip(&ids) {
+        h2.end(c, id);
+    }
+    let out = h2.advance(30);
+    let r = rings(&out);
+    assert_eq!(r.len(), 10, "{out:?}");
+    let mut calls: Vec<CallId> = r.iter().map(|(c, _)| *c).collect();
+    calls.sort();
+    assert_eq!(calls, (11..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_caller_who_cannot_use_the_free_operator_does_not_block_others() {
+    let mut q = QueueConfig::named("q");
+    q.penalty_steps = vec![PenaltyStep {
+        after: s(600),
+        max_penalty: 9,
+    }];
+    let mut h = H::new(
+        vec![q, QueueConfig::named("other")],
+        vec![op("a", &[("q", 9), ("other", 0)])],
+    );
+    h.join_q(1, "q", 10);
+    h.join_q(2, "other", 0);
+    let out = h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    assert_eq!(rings(&out), [(2, "a".to_string())]);
+}
+
+// ---- announcements and estimates ----
+
+#[test]
+fn entry_then_periodic_announcements_only_when_something_changed() {
+    let mut q = QueueConfig::named("q");
+    q.announce_interval = Some(s(30));
+    q.min_announce_interval = s(120);
+    q.initial_handle_time = s(600);
+    let mut h = H::with_queue(q, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    let out = h.join(2, 0);
+    let a = announces(&out);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].1, 1);
+    assert!(a[0].2.is_some());
+    // Exponential prior: the estimate barely moves; no change in spoken
+    // minutes means no repeat until 120 s.
+    let mut heard = Vec::new();
+    for _ in 0..8 {
+        heard.extend(announces(&h.advance(30)));
+    }
+    assert!(
+        !heard.is_empty() && heard.len() < 8,
+        "announced {} times: {heard:?}",
+        heard.len()
+    );
+    // A priority caller overtakes: caller 2 hears the new position at the next tick.
+    h.join(3, 5);
+    let out = h.advance(30);
+    let a = announces(&out);
+    assert!(a.iter().any(|x| x.0 == 2 && x.1 == 2), "{a:?}");
+}
+
+#[test]
+fn nobody_staffed_announces_position_without_estimate() {
+    let mut h = H::with_queue(QueueConfig::named("q"), &[]);
+    let out = h.join(1, 0);
+    assert_eq!(announces(&out), [(1, 1, None)]);
+}
+
+#[test]
+fn estimate_uses_staffing_and_elapsed_time() {
+    let mut q = QueueConfig::named("q");
+    q.initial_handle_time = s(300);
+    let mut h = H::with_queue(q, &["a", "b"]);
+    // Teach a deterministic 300 s talk time.
+    for c in 1..=8u64 {
+        let r = rings(&h.join(c, 0));
+        h.answer(c, &r[0].1);
+        h.advance(300);
+        h.end(c, &r[0].1);
+    }
+    // One operator 240 s into a call, the other 180 s (answer delay 0).
+    let first = rings(&h.join(100, 0))[0].1.clone();
+    h.answer(100, &first);
+    h.advance(60);
+    let second = rings(&h.join(101, 0))[0].1.clone();
+    h.answer(101, &second);
+    h.advance(180);
+    h.join(102, 0);
+    h.join(103, 0);
+    h.join(104, 0);
+    let e = h.acd.estimates_for("q", h.now).expect("staffed");
+    let secs: Vec<u64> = e.iter().map(|d| d.as_secs_f64().round() as u64).collect();
+    // Hand computed in estimator::tests::two_busy_servers_hand_computed.
+    assert_eq!(secs, [60, 120, 240]);
+    // The entry announcement for the third caller said the same.
+    let l = h.log.iter().rev().find_map(|c| match c {
+        AcdCommand::Announce {
+            call: 104,
+            estimate,
+            ..
+        } => *estimate,
+        _ => None,
+    });
+    assert_eq!(l.map(|d| d.as_secs_f64().round() as u64), Some(240));
+    // Pausing the second (after its call) halves the staffing.
+    h.ev(AcdEvent::Pause {
+        op: second,
+        reason: "x".into(),
+    });
+    let e = h.acd.estimates_for("q", h.now).expect("staffed");
+    let secs: Vec<u64> = e.iter().map(|d| d.as_secs_f64().round() as u64).collect();
+    assert_eq!(secs, [60, 360, 660]);
+}
+
+#[test]
+fn connect_records_announced_and_actual_wait() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    let out = h.join(2, 0);
+    let announced = announces(&out)[0].2;
+    h.advance(100);
+    h.end(1, "a");
+    h.advance(3);
+    let out = h.answer(2, "a");
+    let connect = logs(&out)
+        .into_iter()
+        .find(|e| e.kind.name() == "CONNECT")
+        .expect("CONNECT logged");
+    assert_eq!(connect.op.as_deref(), Some("a"));
+    match &connect.kind {
+        QueueEventKind::Connect {
+            waited,
+            announced: a,
+            ring_time,
+        } => {
+            assert_eq!(*waited, s(103));
+            assert_eq!(*ring_time, s(3));
+            assert_eq!(*a, announced);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let stats = &h.acd.queues_snapshot(h.now)[0].stats;
+    assert_eq!(stats.answered, 2);
+    // Caller 1 (rung at once) was scored too, with its entry estimate of 0.
+    let err2 = (103.0 - announced.expect("staffed").as_secs_f64()).abs();
+    let mae = stats.prediction_mae_secs.expect("scored");
+    assert!((mae - err2 / 2.0).abs() < 1e-6, "mae {mae} err {err2}");
+}
+
+#[test]
+fn enter_and_complete_are_logged_in_asterisk_vocabulary() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    let out = h.join(1, 0);
+    assert_eq!(log_names(&out), ["ENTERQUEUE"]);
+    h.answer(1, "a");
+    h.advance(10);
+    let out = h.end(1, "a");
+    assert_eq!(log_names(&out), ["COMPLETEAGENT"]);
+    assert_eq!(QueueEventKind::Unpause.to_string(), "UNPAUSE");
+}
+
+#[test]
+fn duplicate_and_unknown_events_are_harmless() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    h.join(1, 0);
+    assert!(h.join(1, 0).is_empty());
+    assert_eq!(exits(&h.join_q(2, "nope", 0)), [(2, ExitReason::Empty)]);
+    assert!(h.ev(AcdEvent::CallerLeft { call: 99 }).is_empty());
+    assert!(
+        h.ev(AcdEvent::RingFailed {
+            call: 99,
+            op: "a".into(),
+            reason: RingFailure::Busy
+        })
+        .is_empty()
+    );
+    assert!(
+        h.ev(AcdEvent::CallEnded {
+            call: 99,
+            op: "a".into(),
+            by: Party::Caller
+        })
+        .is_empty()
+    );
+    assert_eq!(h.state("a"), OperatorState::Ringing);
+}
+
+// ---- randomised order check ----
+
+/// 50 callers with mixed priorities against 5 operators who answer late,
+/// miss rings and pause; callers hang up at random. Every caller ends served
+/// or abandoned, and every first ring goes to the best caller not yet rung.
+#[test]
+fn fifty_callers_five_operators_served_in_order_or_abandoned() {
+    // First rings made while other callers were also waiting unrung: the
+    // ones where order is actually decided.
+    let contested = std::cell::Cell::new(0u32);
+    for seed in 0..20u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut q = QueueConfig::named("q");
+        q.ring_timeout = s(10);
+        q.retry_delay = s(2);
+        q.wrapup = s(3);
+        let ops = ["o1", "o2", "o3", "o4", "o5"];
+        let mut h = H::with_queue(q, &ops);
+        // (priority, arrival) per caller.
+        let mut key = std::collections::HashMap::new();
+        let mut waiting: Vec<CallId> = Vec::new();
+        let mut rung_once = std::collections::HashSet::new();
+        let mut connected: Vec<(CallId, String)> = Vec::new();
+        let mut pending_answers: Vec<(Instant, CallId, String)> = Vec::new();
+        let (mut served, mut abandoned) = (0, 0);
+        let mut next_call = 1u64;
+        let check = |out: &[AcdCommand],
+                     waiting: &mut Vec<CallId>,
+                     rung_once: &mut std::collections::HashSet<CallId>,
+                     key: &std::collections::HashMap<CallId, (i32, u64)>| {
+            for c in out {
+                if let AcdCommand::Ring { call, .. } = c {
+                    if rung_once.insert(*call) {
+                        let unrung: Vec<CallId> = waiting
+                            .iter()
+                            .filter(|w| !rung_once.contains(w) || **w == *call)
+                            .copied()
+                            .collect();
+                        if unrung.len() > 1 {
+                            contested.set(contested.get() + 1);
+                        }
+                        let best = unrung.iter().min_by_key(|w| (-key[w].0, key[w].1)).copied();
+                        assert_eq!(best, Some(*call), "seed {seed}: ring out of order");
+                    }
+                }
+            }
+        };
+        for _step in 0..2000 {
+            if next_call > 50 && waiting.is_empty() && connected.is_empty() {
+                break;
+            }
+            let dice = rng.random_range(0..100);
+            let out = if dice < 15 && next_call <= 50 {
+                let call = next_call;
+                next_call += 1;
+                let prio = rng.random_range(0..3);
+                key.insert(call, (prio, call));
+                waiting.push(call);
+                h.join(call, prio)
+            } else if dice < 20 && !waiting.is_empty() {
+                let i = rng.random_range(0..waiting.len());
+                let call = waiting.remove(i);
+                abandoned += 1;
+                pending_answers.retain(|(_, c, _)| *c != call);
+                h.ev(AcdEvent::CallerLeft { call })
+            } else if dice < 35 && !connected.is_empty() {
+                let i = rng.random_range(0..connected.len());
+                let (call, op) = connected.remove(i);
+                h.end(call, &op)
+            } else if dice < 37 {
+                let op = ops[rng.random_range(0..ops.len())];
+                h.ev(AcdEvent::Pause {
+                    op: op.into(),
+                    reason: "break".into(),
+                })
+            } else if dice < 45 {
+                let op = ops[rng.random_range(0..ops.len())];
+                h.ev(AcdEvent::Unpause { op: op.into() })
+            } else {
+                let out = h.advance(rng.random_range(1..6));
+                let due: Vec<(CallId, String)> = pending_answers
+                    .iter()
+                    .filter(|(t, _, _)| *t <= h.now)
+                    .map(|(_, c, o)| (*c, o.clone()))
+                    .collect();
+                pending_answers.retain(|(t, _, _)| *t > h.now);
+                let mut all = out;
+                check(&all, &mut waiting, &mut rung_once, &key);
+                for (call, op) in due {
+                    let o = h.answer(call, &op);
+                    all.extend(o);
+                }
+                all
+            };
+            check(&out, &mut waiting, &mut rung_once, &key);
+            for c in &out {
+                match c {
+                    // Two rings in ten are never answered.
+                    AcdCommand::Ring { call, op, .. } if rng.random_range(0..10) < 8 => {
+                        let t = h.now + s(rng.random_range(1..8));
+                        pending_answers.push((t, *call, op.clone()));
+                    }
+                    AcdCommand::CancelRing { call, op } => {
+                        pending_answers.retain(|(_, c, o)| !(c == call && o == op));
+                    }
+                    AcdCommand::Connect { call, op } => {
+                        assert!(
+                            waiting.contains(call),
+                            "seed {seed}: connect for a gone caller"
+                        );
+                        waiting.retain(|w| w != call);
+                        connected.push((*call, op.clone()));
+                        served += 1;
+                        pending_answers.retain(|(_, c, _)| c != call);
+                    }
+                    AcdCommand::Exit { call, .. } => panic!("seed {seed}: unexpected exit {call}"),
+                    _ => {}
+                }
+            }
+            // Never two calls on one operator.
+            let snap = h.acd.operators_snapshot();
+            for o in &snap {
+                let n = connected.iter().filter(|(_, op)| *op == o.id).count();
+                assert!(n <= 1, "seed {seed}: {} has {n} calls", o.id);
+            }
+        }
+        // Unpause everybody and drain.
+        for op in ops {
+            h.ev(AcdEvent::Unpause { op: op.into() });
+        }
+        for _ in 0..500 {
+            if waiting.is_empty() {
+                break;
+            }
+            let mut out = h.advance(5);
+            for (call, op) in connected.drain(..) {
+                out.extend(h.end(call, &op));
+            }
+            let due: Vec<(CallId, String)> = std::mem::take(&mut pending_answers)
+                .into_iter()
+                .map(|(_, c, o)| (c, o))
+                .collect();
+            for (call, op) in due {
+                out.extend(h.answer(call, &op));
+            }
+            check(&out, &mut waiting, &mut rung_once, &key);
+            for c in &out {
+                match c {
+                    AcdCommand::Ring { call, op, .. } => {
+                        pending_answers.push((h.now, *call, op.clone()))
+                    }
+                    AcdCommand::Connect { call, op } => {
+                        waiting.retain(|w| w != call);
+                        connected.push((*call, op.clone()));
+                        served += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(
+            waiting.is_empty(),
+            "seed {seed}: callers left waiting {waiting:?}"
+        );
+        assert_eq!(served + abandoned, next_call - 1, "seed {seed}");
+        let stats = &h.acd.queues_snapshot(h.now)[0].stats;
+        assert_eq!(stats.answered, served);
+        assert_eq!(stats.abandoned, abandoned);
+    }
+    assert!(
+        contested.get() > 100,
+        "only {} contested rings",
+        contested.get()
+    );
+}
+
+#[test]
+fn ring_all_losers_go_straight_to_the_next_caller() {
+    let mut h = H::simple(Strategy::RingAll, &["a", "b", "c"]);
+    assert_eq!(rings(&h.join(1, 0)).len(), 3);
+    assert_eq!(rings(&h.join(2, 0)), []);
+    let out = h.answer(1, "b");
+    let mut next: Vec<(CallId, String)> = rings(&out);
+    next.sort();
+    assert_eq!(next, [(2, "a".to_string()), (2, "c".to_string())]);
+    // Cancels come before the new rings so the shell frees the legs first.
+    let first_ring = out
+        .iter()
+        .position(|c| matches!(c, AcdCommand::Ring { .. }))
+        .expect("rings");
+    let last_cancel = out
+        .iter()
+        .rposition(|c| matches!(c, AcdCommand::CancelRing { .. }))
+        .expect("cancels");
+    assert!(last_cancel < first_ring);
+}
+
+#[test]
+fn quiet_core_has_no_timer() {
+    let mut q = QueueConfig::named("q");
+    q.wrapup = s(5);
+    let mut h = H::with_queue(q, &["a"]);
+    assert_eq!(h.acd.poll_timeout(), None);
+    h.join(1, 0);
+    h.answer(1, "a");
+    h.end(1, "a");
+    assert_eq!(h.acd.poll_timeout(), Some(h.now + s(5)));
+    h.advance(5);
+    assert_eq!(h.acd.poll_timeout(), None);
+    assert_eq!(h.state("a"), OperatorState::Available);
+}
+
+#[test]
+fn snapshots_serialise_for_the_admin_api() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    h.join(2, 3);
+    h.advance(12);
+    let q = h.acd.queues_snapshot(h.now);
+    assert_eq!(q[0].callers.len(), 1);
+    let c = &q[0].callers[0];
+    assert_eq!((c.call, c.position, c.priority), (2, 1, 3));
+    assert_eq!(c.waited_secs, 12.0);
+    assert!(c.announced_secs.is_some());
+    let on_call = q[0]
+        .operators
+        .iter()
+        .find(|(l, _)| l == "on_call")
+        .map(|(_, n)| *n);
+    assert_eq!(on_call, Some(1));
+    let json = serde_json::to_string(&q).expect("serialisable");
+    assert!(json.contains("\"waited_secs\":12.0"), "{json}");
+    let ops = h.acd.operators_snapshot();
+    assert_eq!(ops[0].call, Some(1));
+    assert_eq!(ops[0].queues, [("q".to_string(), 0)]);
+    serde_json::to_string(&ops).expect("serialisable");
+}
