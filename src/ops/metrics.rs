@@ -167,8 +167,18 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         SIP_OVERLOAD_REJECTIONS_TOTAL,
-        "SIP requests answered 503 Service Unavailable, by reason (overload|draining|media_ports|transactions).",
+        "SIP requests answered 503 Service Unavailable, by reason (calls|cps|draining|rtp_ports|transactions).",
         &["reason"],
+    ),
+    counter(
+        SIP_SEND_FAILURES_TOTAL,
+        "SIP messages that could not be handed to the socket (full buffer, closed connection), by transport.",
+        &["transport"],
+    ),
+    counter(
+        SIP_TCP_REFUSED_TOTAL,
+        "TCP connections closed at accept because max_tcp_connections was reached.",
+        &[],
     ),
     counter(
         SIP_OVERSIZE_TOTAL,
@@ -213,6 +223,11 @@ pub const CATALOG: &[MetricDef] = &[
         RTP_PACKETS_LOST_TOTAL,
         "RTP packets missing from received sequence numbers.",
         &[],
+    ),
+    counter(
+        RTP_DROPPED_TOTAL,
+        "RTP packets the media engine dropped, by reason (oversize|malformed|not_started|unknown_source|send_error|events_full).",
+        &["reason"],
     ),
     counter(
         RTP_TIMEOUTS_TOTAL,
@@ -532,7 +547,7 @@ pub const AUTH_FAILURES_TOTAL: &str = "conmutador_auth_failures_total";
 pub const RECORDS_WRITTEN_TOTAL: &str = "conmutador_records_written_total";
 pub const RECORDS_DROPPED_TOTAL: &str = "conmutador_records_dropped_total";
 pub const SIP_SEND_FAILURES_TOTAL: &str = "conmutador_sip_send_failures_total";
-pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
+pub const SIP_TCP_REFUSED_TOTAL: &str = "conmutador_sip_tcp_refused_total";
 
 // Media (appended by the media room)
 /// RTP packets dropped by the media engine, label `reason`: oversize,

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::debug;
 
+use super::message::is_keepalive;
 use super::transaction::{
     AckVerdict, Action, ClientVerdict, ServerVerdict, Timers, TransactionLayer, TxId, TxKey,
     TxKind, Uas2xxAction, Uas2xxRetransmitter,
@@ -569,6 +570,9 @@ pub struct EndpointSink(pub std::sync::Weak<Endpoint>);
 impl Sink for EndpointSink {
     fn on_message(&self, data: Bytes, peer: Peer) {
         let Some(ep) = self.0.upgrade() else { return };
+        if is_keepalive(&data) {
+            return;
+        }
         match Message::parse(data.clone()) {
             Ok(msg) => {
                 if msg.is_request() {
@@ -580,9 +584,15 @@ impl Sink for EndpointSink {
             Err(e) => {
                 metrics::counter!(m::SIP_PARSE_ERRORS_TOTAL, "kind" => "framing").increment(1);
                 debug!(error = %e, from = %peer.addr, "unparseable SIP message");
-                if let Some(bytes) = bad_request(&data, e.reason(), peer.addr) {
-                    count_out_response(400);
-                    ep.transports.send(&peer, bytes);
+                // A request whose headers can still be read gets its answer
+                // (400, 505, 513); anything else is dropped.
+                if let Ok(head) = Message::parse_head(data) {
+                    if head.is_request()
+                        && head.method() != Some(&Method::Ack)
+                        && head.top_via().is_ok()
+                    {
+                        ep.reply_stateless(&head, &peer, e.status_code(), e.reason());
+                    }
                 }
             }
         }
@@ -640,54 +650,4 @@ pub fn method_label(m: &Method) -> &'static str {
 
 fn count_out_response(status: u16) {
     metrics::counter!(m::SIP_MESSAGES_TOTAL, "direction" => "out", "method" => "response", "status" => status_class(status)).increment(1);
-    if status == 503 {
-        metrics::counter!(m::SIP_503_SENT_TOTAL).increment(1);
-    }
-}
-
-/// A 400 for a request too broken for the codec, built from whatever
-/// mandatory headers can still be read line by line. Returns None for
-/// responses and for requests without the headers a reply needs: those are
-/// dropped (RFC 3261 §16.3 gives no way to answer them).
-fn bad_request(data: &[u8], reason: &str, from: SocketAddr) -> Option<Bytes> {
-    let head_end = memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len());
-    let head = std::str::from_utf8(data.get(..head_end)?).ok()?;
-    let mut lines = head.split("\r\n");
-    let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
-        return None;
-    }
-    let mut kept: Vec<(&str, &str)> = Vec::new();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let canonical = match name.trim().to_ascii_lowercase().as_str() {
-            "via" | "v" => "Via",
-            "from" | "f" => "From",
-            "to" | "t" => "To",
-            "call-id" | "i" => "Call-ID",
-            "cseq" => "CSeq",
-            _ => continue,
-        };
-        kept.push((canonical, value.trim()));
-    }
-    for needed in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        if !kept.iter().any(|(n, _)| *n == needed) {
-            return None;
-        }
-    }
-    let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
-    let mut out = format!("SIP/2.0 400 {reason}\r\n");
-    let mut first_via = true;
-    for (name, value) in kept {
-        if name == "Via" && first_via {
-            first_via = false;
-            out.push_str(&format!("Via: {value};received={}\r\n", from.ip()));
-        } else {
-            out.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    Some(Bytes::from(out))
 }

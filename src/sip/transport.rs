@@ -200,8 +200,7 @@ impl Transports {
             {
                 let mut table = lock(&self.tcp);
                 if table.len() >= self.max_tcp {
-                    metrics::counter!(m::SIP_OVERLOAD_REJECTIONS_TOTAL, "reason" => "tcp_connections")
-                        .increment(1);
+                    metrics::counter!(m::SIP_TCP_REFUSED_TOTAL).increment(1);
                     drop(stream);
                     continue;
                 }
