@@ -356,6 +356,20 @@ fn caller_dials_records_what_it_hears_and_sends_rfc4733_digits() {
     assert!(phone.wait_call_closed(LIMIT), "call not closed");
     assert_eq!(sipp.wait(LIMIT), Some(0), "sipp scenario failed");
 
+    // Event ids are the SIP Call-ID, so tests can match phone and gateway records.
+    let invite = sipp
+        .received()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .expect("sipp logged the INVITE");
+    let call_id = invite
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID:"))
+        .map(str::trim)
+        .expect("INVITE has a Call-ID");
+    let closed = phone.events().into_iter().find(|e| e.kind == "CALL_CLOSED");
+    assert_eq!(closed.map(|e| e.id), Some(call_id.to_string()));
+
     let heard = phone.recorded_samples();
     let level = rms(&heard);
     assert!(level > 300.0, "recording is silent: rms {level:.1}");

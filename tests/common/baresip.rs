@@ -31,13 +31,15 @@
 //! - recordings are named by the second the call started: one call at a time
 //!   per phone if you want every recording (two calls starting in the same
 //!   second share, and overwrite, one file).
-//! - ctrl_tcp serves one connection; the harness holds it for the phone's
-//!   life, so nobody else can talk to this baresip.
+//! - ctrl_tcp serves one connection (a second one closes the first); the
+//!   harness holds it for the phone's life: talk to baresip through it only.
 //! - on `-t` expiry it un-REGISTERs and waits for the answer (up to ~32 s if
 //!   the registrar is gone), so `Drop` kills it instead of asking politely.
 //!
 //! Waits take a limit and poll; `wait_call_*` consume one event each, so a
 //! test doing two calls in a row writes the obvious sequence of waits.
+//! `BARESIP_KEEP=1` keeps each phone's temp dir (config, log, recordings);
+//! a failing test prints the tail of each phone's log.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -119,7 +121,7 @@ pub struct Event {
     pub class: String,
     /// Call events: the peer's URI (`peeruri`).
     pub peer_uri: String,
-    /// Call id (baresip's, not the SIP Call-ID), if any.
+    /// Call events: the SIP Call-ID of the call (checked in the self-test).
     pub id: String,
     /// `param`: e.g. the close reason for `CALL_CLOSED`.
     pub param: String,
@@ -170,8 +172,10 @@ impl Baresip {
     /// Starts baresip and returns once it is ready (ctrl_tcp connected and
     /// "baresip is ready." logged). Panics with the log if it cannot start.
     pub fn start(opts: BaresipOpts) -> Baresip {
+        // BARESIP_KEEP=1 keeps config, log and recordings for a post-mortem.
         let dir = tempfile::Builder::new()
             .prefix("baresip-")
+            .disable_cleanup(std::env::var_os("BARESIP_KEEP").is_some())
             .tempdir()
             .expect("create a temp dir for baresip");
         let source = match &opts.source_wav {
@@ -319,10 +323,16 @@ impl Baresip {
             if stream.is_none() {
                 stream = TcpStream::connect_timeout(&ctrl, Duration::from_millis(200)).ok();
             }
-            let ready = std::fs::read_to_string(&log_path)
-                .map(|t| t.contains("baresip is ready."))
-                .unwrap_or(false);
-            if ready && stream.is_some() {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            // baresip carries on without ctrl_tcp if its port was taken; the
+            // connection would then reach whoever holds the port.
+            if text.contains("ctrl_tcp: failed") || text.contains("module ctrl_tcp.so:") {
+                kill(&mut child);
+                return Err(StartError::Retry(format!(
+                    "ctrl_tcp could not listen:\n{text}"
+                )));
+            }
+            if text.contains("baresip is ready.") && stream.is_some() {
                 break;
             }
             if Instant::now() > deadline {
@@ -607,6 +617,11 @@ impl Baresip {
             }
         }
         out
+    }
+
+    /// Writes `recorded_samples()` as an 8 kHz mono WAV (to listen to).
+    pub fn save_recording(&self, path: &Path) -> io::Result<()> {
+        write_wav(path, 8000, &self.recorded_samples())
     }
 
     /// Everything baresip printed (stdout + stderr; with `sip_trace` also
