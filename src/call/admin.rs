@@ -2,11 +2,14 @@
 //! actions it may take (drain, reload). It only reads shared state and sends
 //! messages; it never touches a call's task directly.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::acd::{OperatorSnapshot, QueueSnapshot};
+
 use crate::ops::http::{
-    AdminBackend, AdminError, CallView, DrainStatus, OperatorView, QueueView, Readiness,
-    ReloadReport, RemovedCaller,
+    AdminBackend, AdminError, CallView, DrainStatus, OperatorState, OperatorView, QueueStatsView,
+    QueueView, Readiness, ReloadReport, RemovedCaller, WaitingCaller,
 };
 
 use super::Router;
@@ -18,11 +21,11 @@ pub struct Admin {
 
 impl AdminBackend for Admin {
     async fn queues(&self) -> Vec<QueueView> {
-        self.router.queue_views()
+        self.router.queue_views().await
     }
 
     async fn operators(&self) -> Vec<OperatorView> {
-        self.router.operator_views()
+        self.router.operator_views().await
     }
 
     async fn calls(&self) -> Vec<CallView> {
@@ -34,15 +37,15 @@ impl AdminBackend for Admin {
         operator: String,
         reason: Option<String>,
     ) -> Result<OperatorView, AdminError> {
-        self.router.pause_operator(&operator, reason)
+        self.router.pause_operator(&operator, reason).await
     }
 
     async fn unpause(&self, operator: String) -> Result<OperatorView, AdminError> {
-        self.router.unpause_operator(&operator)
+        self.router.unpause_operator(&operator).await
     }
 
     async fn logout(&self, operator: String) -> Result<OperatorView, AdminError> {
-        self.router.logout_operator(&operator)
+        self.router.logout_operator(&operator).await
     }
 
     async fn remove_caller(
@@ -54,7 +57,7 @@ impl AdminBackend for Admin {
     }
 
     async fn reload(&self) -> ReloadReport {
-        let res = self.router.services.plans.reload();
+        let res = self.router.services.reload();
         let plans = self.router.services.plans().plans().len() as u32;
         match res {
             Ok(warnings) => ReloadReport {
@@ -79,5 +82,78 @@ impl AdminBackend for Admin {
             draining: true,
             active_calls: self.router.active_calls() as u32,
         }
+    }
+}
+
+/// The ACD's view of a queue in the admin API's shape.
+pub fn queue_view(
+    q: QueueSnapshot,
+    calls: &HashMap<u64, CallView>,
+    threshold_secs: f64,
+) -> QueueView {
+    let staffed: u32 = q
+        .operators
+        .iter()
+        .filter(|(state, _)| !matches!(state.as_str(), "logged_out" | "unreachable"))
+        .map(|(_, n)| *n as u32)
+        .sum();
+    let available: u32 = q
+        .operators
+        .iter()
+        .filter(|(s, _)| s == "available")
+        .map(|(_, n)| *n as u32)
+        .sum();
+    let oldest = q.callers.iter().map(|c| c.waited_secs).fold(0.0, f64::max);
+    let waiting = q
+        .callers
+        .iter()
+        .map(|c| {
+            let view = calls.get(&c.call);
+            WaitingCaller {
+                call_id: view.map(|v| v.call_id.clone()).unwrap_or_default(),
+                caller: view.map(|v| v.caller.clone()).unwrap_or_default(),
+                position: c.position as u32,
+                priority: c.priority,
+                waited_seconds: c.waited_secs,
+                announced_wait_seconds: c.announced_secs,
+            }
+        })
+        .collect();
+    QueueView {
+        name: q.name,
+        waiting,
+        stats: QueueStatsView {
+            operators_logged_in: staffed,
+            operators_available: available,
+            answered: q.stats.answered,
+            abandoned: q.stats.abandoned,
+            service_level: q.stats.service_level,
+            service_level_threshold_seconds: threshold_secs,
+            abandon_rate: q.stats.abandon_ratio,
+            oldest_wait_seconds: oldest,
+            estimated_wait_seconds: q.callers.last().and_then(|c| c.estimate_secs),
+            average_handle_seconds: Some(q.stats.mean_talk_secs),
+        },
+    }
+}
+
+/// The ACD's view of an operator in the admin API's shape.
+pub fn operator_view(o: OperatorSnapshot) -> OperatorView {
+    let state = match o.state.as_str() {
+        "available" => OperatorState::Available,
+        "ringing" => OperatorState::Ringing,
+        "on_call" => OperatorState::InCall,
+        "wrapup" => OperatorState::WrapUp,
+        "paused" => OperatorState::Paused,
+        _ => OperatorState::Offline,
+    };
+    OperatorView {
+        id: o.id,
+        state,
+        reason: o.pause_reason,
+        queues: o.queues.into_iter().map(|(q, _)| q).collect(),
+        call_id: None,
+        // The core does not keep when the state began.
+        state_seconds: 0.0,
     }
 }

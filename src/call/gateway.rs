@@ -99,6 +99,33 @@ impl Gateway {
             prompts.clone(),
         )
         .context("starting the media engine")?;
+        let (acd, operators) = if cfg.queues.is_empty() {
+            (None, None)
+        } else {
+            let core = crate::acd::Acd::new(cfg.queues.clone(), cfg.operators.clone())
+                .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
+            let handle = super::queue::AcdHandle::start(core, records.clone());
+            let realm = cfg
+                .sip
+                .public_host
+                .clone()
+                .unwrap_or_else(|| "conmutador".into());
+            let ops = Arc::new(super::queue::Operators::new(
+                &cfg.operators,
+                &realm,
+                &cfg.sip.auth_algorithms,
+                handle.clone(),
+            ));
+            let sweeper = ops.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    sweeper.sweep();
+                }
+            });
+            (Some(handle), Some(ops))
+        };
         let services = Arc::new(Services {
             media,
             prompts: RwLock::new(prompts),
@@ -107,6 +134,9 @@ impl Gateway {
             media_ip: cfg.media.public_ip.unwrap_or(cfg.media.bind),
             ring_delay: Duration::from_millis(cfg.calls.ring_ms),
             records,
+            acd,
+            operators,
+            hold_music: Arc::new(crate::media::Prompt::hold_music("moh")),
         });
         let router = Router::new(&cfg, services);
         let (transports, listeners) = Transports::bind(&TransportOptions {

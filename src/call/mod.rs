@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod gateway;
+pub mod queue;
 pub mod session;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::acd::AcdEvent;
 use crate::config::{Config, TrunkConfig};
 use crate::dialplan::{Diagnostic, DialplanStore, Dialplans};
 use crate::media::{MediaEngine, PromptLibrary};
@@ -56,6 +58,8 @@ pub enum CallMsg {
     AckTimeout,
     /// The gateway is shutting down: end the call politely.
     Shutdown,
+    /// A decision of the ACD for this caller.
+    Acd(crate::acd::AcdCommand),
 }
 
 /// How deep a call's inbox may grow; a peer flooding one dialog loses
@@ -73,6 +77,11 @@ pub struct Services {
     pub ring_delay: Duration,
     /// Where call records go; never blocks (a full buffer is counted).
     pub records: RecordSink,
+    /// The queue engine; None when the config has no queues.
+    pub acd: Option<queue::AcdHandle>,
+    pub operators: Option<Arc<queue::Operators>>,
+    /// Played while waiting when the plan ships no `musica_espera` prompt.
+    pub hold_music: Arc<crate::media::Prompt>,
 }
 
 impl Services {
@@ -114,6 +123,8 @@ struct Table {
     invites: HashMap<TxId, (String, String)>,
     /// Call-ID → our tag, to match ACK timeouts and requests without tags.
     by_call_id: HashMap<String, String>,
+    /// The ACD's number for a call → its dialog.
+    ids: HashMap<u64, (String, String)>,
 }
 
 pub struct Router {
@@ -126,6 +137,7 @@ pub struct Router {
     next_call: AtomicU64,
     cps_window: Mutex<(Instant, u32)>,
     me: std::sync::Weak<Router>,
+    queue_cfgs: Vec<crate::acd::QueueConfig>,
 }
 
 impl Router {
@@ -140,6 +152,7 @@ impl Router {
             next_call: AtomicU64::new(1),
             cps_window: Mutex::new((Instant::now(), 0)),
             me: me.clone(),
+            queue_cfgs: cfg.queues.clone(),
         })
     }
 
@@ -151,8 +164,26 @@ impl Router {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Calls from the trunk in progress (operator legs are not counted).
     pub fn active_calls(&self) -> usize {
-        self.table().dialogs.len()
+        self.table().views.len()
+    }
+
+    /// Routes an operator leg's dialog to the call that owns it.
+    pub(crate) fn attach_leg(&self, key: (String, String), inbox: mpsc::Sender<CallMsg>) {
+        self.table().dialogs.insert(key, inbox);
+    }
+
+    pub(crate) fn forget_leg(&self, key: &(String, String)) {
+        self.table().dialogs.remove(key);
+    }
+
+    /// Keeps `conmutador_calls_active{state}` in step with the calls.
+    pub(crate) fn state_changed(&self, from: CallState, to: CallState) {
+        if from != to {
+            metrics::gauge!(m::CALLS_ACTIVE, "state" => state_label(from)).decrement(1.0);
+            metrics::gauge!(m::CALLS_ACTIVE, "state" => state_label(to)).increment(1.0);
+        }
     }
 
     /// Stops admitting calls; those in progress go on.
@@ -173,15 +204,16 @@ impl Router {
     }
 
     /// Called by a call task when it ends.
-    pub(crate) fn forget(&self, key: &(String, String)) {
+    pub(crate) fn forget(&self, key: &(String, String), state: CallState) {
         let mut t = self.table();
         t.dialogs.remove(key);
         t.views.remove(key);
         t.invites.retain(|_, k| k != key);
+        t.ids.retain(|_, k| k != key);
         if t.by_call_id.get(&key.0) == Some(&key.1) {
             t.by_call_id.remove(&key.0);
         }
-        metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(t.dialogs.len() as f64);
+        metrics::gauge!(m::CALLS_ACTIVE, "state" => state_label(state)).decrement(1.0);
     }
 
     pub(crate) fn invite_answered(&self, tx: TxId) {
@@ -292,9 +324,14 @@ impl Router {
             t.views.insert(key.clone(), view.clone());
             t.invites.insert(tx, key.clone());
             t.by_call_id.insert(call_id.clone(), local_tag.clone());
-            metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(t.dialogs.len() as f64);
         }
+        metrics::gauge!(m::CALLS_ACTIVE, "state" => "ivr").increment(1.0);
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let own_inbox = {
+            let mut t = self.table();
+            t.ids.insert(id, key.clone());
+            t.dialogs.get(&key).cloned()
+        };
         info!(call = id, %call_id, from = %peer.addr, called = %called, "new call");
         let call = session::Call::new(session::CallSetup {
             id,
@@ -308,6 +345,7 @@ impl Router {
             plan,
             called,
             view,
+            inbox: own_inbox.expect("inserted above under the same key"),
         });
         tokio::spawn(call.run(rx));
     }
@@ -320,35 +358,153 @@ impl Router {
             .collect()
     }
 
-    /// Queues are served by the ACD; with none configured there is nothing to show.
-    pub fn queue_views(&self) -> Vec<QueueView> {
-        Vec::new()
+    pub async fn queue_views(&self) -> Vec<QueueView> {
+        let Some(acd) = &self.services.acd else {
+            return Vec::new();
+        };
+        let (queues, _) = acd.snapshot().await;
+        let calls: HashMap<u64, CallView> = self.call_views_by_id();
+        queues
+            .into_iter()
+            .map(|q| {
+                let threshold = self
+                    .queue_cfgs
+                    .iter()
+                    .find(|c| c.name == q.name)
+                    .map(|c| c.service_level_threshold.as_secs_f64())
+                    .unwrap_or(0.0);
+                admin::queue_view(q, &calls, threshold)
+            })
+            .collect()
     }
 
-    pub fn operator_views(&self) -> Vec<OperatorView> {
-        Vec::new()
+    pub async fn operator_views(&self) -> Vec<OperatorView> {
+        let Some(acd) = &self.services.acd else {
+            return Vec::new();
+        };
+        let (_, ops) = acd.snapshot().await;
+        ops.into_iter().map(admin::operator_view).collect()
     }
 
-    pub fn pause_operator(
+    async fn operator_view(&self, id: &str) -> Result<OperatorView, AdminError> {
+        self.operator_views()
+            .await
+            .into_iter()
+            .find(|o| o.id == id)
+            .ok_or_else(|| AdminError::NotFound(format!("no operator {id:?}")))
+    }
+
+    pub async fn pause_operator(
         &self,
         id: &str,
-        _reason: Option<String>,
+        reason: Option<String>,
     ) -> Result<OperatorView, AdminError> {
-        Err(AdminError::NotFound(format!("no operator {id:?}")))
+        self.operator_view(id).await?;
+        if let Some(acd) = &self.services.acd {
+            let reason = reason.unwrap_or_else(|| "admin".into());
+            acd.event(AcdEvent::Pause {
+                op: id.to_owned(),
+                reason,
+            });
+        }
+        self.operator_view(id).await
     }
 
-    pub fn unpause_operator(&self, id: &str) -> Result<OperatorView, AdminError> {
-        Err(AdminError::NotFound(format!("no operator {id:?}")))
+    pub async fn unpause_operator(&self, id: &str) -> Result<OperatorView, AdminError> {
+        self.operator_view(id).await?;
+        if let Some(acd) = &self.services.acd {
+            acd.event(AcdEvent::Unpause { op: id.to_owned() });
+        }
+        self.operator_view(id).await
     }
 
-    pub fn logout_operator(&self, id: &str) -> Result<OperatorView, AdminError> {
-        Err(AdminError::NotFound(format!("no operator {id:?}")))
+    pub async fn logout_operator(&self, id: &str) -> Result<OperatorView, AdminError> {
+        self.operator_view(id).await?;
+        if let Some(acd) = &self.services.acd {
+            acd.event(AcdEvent::OperatorOffline { op: id.to_owned() });
+        }
+        self.operator_view(id).await
     }
 
+    /// Takes a waiting caller out of a queue (they hear the plan's
+    /// goodbye): the call is hung up and counted as removed by an admin.
     pub fn remove_caller(&self, queue: &str, call_id: &str) -> Result<RemovedCaller, AdminError> {
-        Err(AdminError::NotFound(format!(
-            "no caller {call_id:?} in queue {queue:?}"
-        )))
+        let inbox = {
+            let t = self.table();
+            t.views
+                .iter()
+                .find(|(_, v)| {
+                    let v = v.lock().unwrap_or_else(|p| p.into_inner());
+                    v.call_id == call_id
+                        && v.queue.as_deref() == Some(queue)
+                        && v.state != CallState::Bridged
+                })
+                .and_then(|(k, _)| t.dialogs.get(k).cloned())
+        };
+        match inbox {
+            Some(inbox) => {
+                let _ = inbox.try_send(CallMsg::Shutdown);
+                Ok(RemovedCaller {
+                    queue: queue.to_owned(),
+                    call_id: call_id.to_owned(),
+                })
+            }
+            None => Err(AdminError::NotFound(format!(
+                "no caller {call_id:?} waiting in queue {queue:?}"
+            ))),
+        }
+    }
+
+    fn call_views_by_id(&self) -> HashMap<u64, CallView> {
+        let t = self.table();
+        t.ids
+            .iter()
+            .filter_map(|(id, k)| {
+                let v = t.views.get(k)?;
+                Some((*id, v.lock().unwrap_or_else(|p| p.into_inner()).clone()))
+            })
+            .collect()
+    }
+
+    /// REGISTER from an operator's phone: digest-authenticated bindings.
+    fn register(&self, ep: &Arc<Endpoint>, req: &Message, tx: TxId, peer: Peer) {
+        let Some(ops) = &self.services.operators else {
+            return self.reject(ep, req, tx, 403, "Forbidden", &[]);
+        };
+        let base = |status: u16, reason: &str| {
+            response_to(req, status, reason)
+                .via_received(peer.addr)
+                .to_tag(&new_tag())
+                .header("Server", ep.user_agent.clone())
+        };
+        let (status, bytes) = match ops.register(req, peer) {
+            queue::RegisterOutcome::Challenge(values) => {
+                let mut b = base(401, "Unauthorized");
+                for v in values {
+                    b = b.header("WWW-Authenticate", v);
+                }
+                (401, b.build())
+            }
+            queue::RegisterOutcome::Ok { contacts } => {
+                let mut b = base(200, "OK");
+                for c in contacts {
+                    b = b.header("Contact", c);
+                }
+                (200, b.build())
+            }
+            queue::RegisterOutcome::Refused {
+                status,
+                reason,
+                headers,
+            } => {
+                let mut b = base(status, reason);
+                for (k, v) in headers {
+                    b = b.header(k, v);
+                }
+                (status, b.build())
+            }
+        };
+        ep.respond(tx, status, bytes, None);
     }
 
     fn route_in_dialog(
@@ -383,9 +539,7 @@ impl TransactionUser for Router {
                             }
                             return;
                         }
-                        Method::Register => {
-                            return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
-                        }
+                        Method::Register => return self.register(ep, &req, tx, peer),
                         Method::Bye | Method::Info | Method::Update => {
                             return self.reject(
                                 ep,
@@ -472,4 +626,13 @@ pub fn called_number(req: &Message) -> String {
         .and_then(user)
         .or_else(|| req.to().ok().and_then(|t| user(&t.uri)))
         .unwrap_or_default()
+}
+
+fn state_label(s: CallState) -> &'static str {
+    match s {
+        CallState::Ivr => "ivr",
+        CallState::Queued => "queued",
+        CallState::Ringing => "ringing",
+        CallState::Bridged => "bridged",
+    }
 }

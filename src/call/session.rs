@@ -18,9 +18,15 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+mod agent;
+
+use agent::{ANNOUNCE_TOKEN, MOH_TOKEN, OpLeg, Queued};
+
 use super::{CallMsg, Router, Services};
+use crate::acd::Party;
 use crate::dialplan::{CallInfo, Interpreter, IvrCommand, IvrEvent, Plan};
 use crate::media::{LegId, MediaEvent, PlayOpts};
+use crate::ops::http::CallState;
 use crate::ops::metrics as m;
 use crate::ops::records::{Cdr, Disposition, HangupSide};
 use crate::sdp::{self, LocalSdp, MediaParams};
@@ -41,6 +47,8 @@ pub struct CallSetup {
     pub plan: Arc<Plan>,
     pub called: String,
     pub view: super::SharedView,
+    /// This call's own inbox, handed to the ACD and to operator legs.
+    pub inbox: mpsc::Sender<CallMsg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +72,7 @@ enum End {
     NoAck,
     Shutdown,
     Failed,
+    OperatorHungUp,
 }
 
 impl End {
@@ -76,23 +85,16 @@ impl End {
             End::NoAck => "no_ack",
             End::Shutdown => "shutdown",
             End::Failed => "failed",
+            End::OperatorHungUp => "operator_hangup",
         }
     }
     fn disposition(self) -> Disposition {
         match self {
-            End::CallerHungUp | End::PlanHungUp | End::Shutdown => Disposition::Completed,
+            End::CallerHungUp | End::PlanHungUp | End::Shutdown | End::OperatorHungUp => {
+                Disposition::Completed
+            }
             End::Cancelled => Disposition::Abandoned,
             End::RtpTimeout | End::NoAck | End::Failed => Disposition::Failed,
-        }
-    }
-    fn result(self) -> &'static str {
-        match self.disposition() {
-            Disposition::Completed => "completed",
-            Disposition::Abandoned => "abandoned",
-            Disposition::Rejected => "rejected",
-            Disposition::Overflowed => "overflowed",
-            Disposition::Transferred => "transferred",
-            Disposition::Failed => "failed",
         }
     }
 }
@@ -138,6 +140,16 @@ pub struct Call {
     started_wall: chrono::DateTime<chrono::Utc>,
     answered_wall: Option<chrono::DateTime<chrono::Utc>>,
     hangup_side: HangupSide,
+    inbox: mpsc::Sender<CallMsg>,
+    queued: Option<Queued>,
+    op_legs: Vec<OpLeg>,
+    /// The operator this caller is talking to.
+    bridged: Option<String>,
+    cdr_queue: Option<String>,
+    cdr_wait: Option<Duration>,
+    cdr_operator: Option<String>,
+    cdr_talk: Option<Duration>,
+    talk_ended_by: Option<Party>,
 }
 
 /// Nodes kept in a call record's path; a caller looping in a menu for an
@@ -218,6 +230,15 @@ impl Call {
             started_wall: chrono::Utc::now(),
             answered_wall: None,
             hangup_side: HangupSide::Gateway,
+            inbox: s.inbox,
+            queued: None,
+            op_legs: Vec::new(),
+            bridged: None,
+            cdr_queue: None,
+            cdr_wait: None,
+            cdr_operator: None,
+            cdr_talk: None,
+            talk_ended_by: None,
         }
     }
 
@@ -431,8 +452,27 @@ impl Call {
                 Ok(())
             }
             CallMsg::Shutdown => Err(End::Shutdown),
-            CallMsg::Response { .. } | CallMsg::Timeout { .. } => Ok(()),
-            CallMsg::Request { req, tx, .. } => self.on_request(req, tx),
+            CallMsg::Acd(cmd) => self.on_acd(cmd),
+            CallMsg::Response { resp, tx } => {
+                let call_id = resp.call_id().unwrap_or("");
+                if self.owns_op_call(call_id) {
+                    self.on_op_response(resp, tx)
+                } else {
+                    Ok(())
+                }
+            }
+            CallMsg::Timeout { tx } => {
+                self.on_op_timeout(tx);
+                Ok(())
+            }
+            CallMsg::Request { req, tx, .. } => {
+                let call_id = req.call_id().unwrap_or("");
+                if call_id != self.call_id && self.owns_op_call(call_id) {
+                    self.on_op_request(req, tx)
+                } else {
+                    self.on_request(req, tx)
+                }
+            }
         }
     }
 
@@ -534,8 +574,49 @@ impl Call {
     }
 
     fn on_media(&mut self, ev: MediaEvent) -> Result<(), End> {
+        let leg = match &ev {
+            MediaEvent::Digit { leg, .. }
+            | MediaEvent::PlaybackDone { leg, .. }
+            | MediaEvent::RtpTimeout { leg }
+            | MediaEvent::FirstPacket { leg, .. } => *leg,
+        };
+        if self.is_op_leg(leg) {
+            // The operator's phone went silent for good while talking.
+            if matches!(ev, MediaEvent::RtpTimeout { .. }) && self.bridged.is_some() {
+                metrics::counter!(m::RTP_TIMEOUTS_TOTAL).increment(1);
+                self.talk_ended_by = Some(Party::Operator);
+                return Err(End::OperatorHungUp);
+            }
+            return Ok(());
+        }
         match ev {
+            MediaEvent::Digit { digit, .. } if self.bridged.is_some() => {
+                // Relayed to the operator by the bridge; nothing to decide here.
+                let _ = digit;
+                Ok(())
+            }
+            MediaEvent::Digit { digit, .. } if self.queued.is_some() => {
+                if let Some(acd) = &self.svc.acd {
+                    acd.event(crate::acd::AcdEvent::CallerPressedKey {
+                        call: self.id,
+                        digit,
+                    });
+                }
+                Ok(())
+            }
             MediaEvent::Digit { digit, .. } => self.ivr(IvrEvent::Digit(digit)),
+            MediaEvent::PlaybackDone {
+                token: ANNOUNCE_TOKEN,
+                ..
+            } => {
+                if self.queued.is_some() && self.bridged.is_none() {
+                    self.play_hold_music();
+                }
+                Ok(())
+            }
+            MediaEvent::PlaybackDone {
+                token: MOH_TOKEN, ..
+            } => Ok(()),
             MediaEvent::PlaybackDone { token, .. } => self.ivr(IvrEvent::PlaybackDone { token }),
             MediaEvent::RtpTimeout { .. } => {
                 metrics::counter!(m::RTP_TIMEOUTS_TOTAL).increment(1);
@@ -627,8 +708,11 @@ impl Call {
                     self.view.lock().unwrap_or_else(|p| p.into_inner()).node = Some(node);
                 }
                 IvrCommand::Hangup => return Err(End::PlanHungUp),
-                IvrCommand::Enqueue { .. } | IvrCommand::Transfer { .. } => {
-                    // Queues and transfers are wired by the ACD integration.
+                IvrCommand::Enqueue { queue, priority } => self.enqueue(queue, priority),
+                IvrCommand::Transfer { uri } => {
+                    // Blind transfers to other SIP destinations are not
+                    // offered yet; the plan's caller hears the goodbye.
+                    warn!(%uri, "transfer requested but not supported; hanging up");
                     return Err(End::PlanHungUp);
                 }
             }
@@ -693,16 +777,39 @@ impl Call {
         self.ep.respond(tx, status, b.build(), None);
     }
 
+    fn set_view_state(&self, state: CallState, queue: Option<String>, operator: Option<String>) {
+        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = self.router.upgrade() {
+            r.state_changed(v.state, state);
+        }
+        v.state = state;
+        v.queue = queue;
+        v.operator = operator;
+    }
+
     fn finish(&mut self, end: End) {
+        if matches!(end, End::CallerHungUp | End::Cancelled) {
+            self.talk_ended_by.get_or_insert(Party::Caller);
+        }
+        // A caller who hangs up while waiting abandoned the queue.
+        let abandoned =
+            self.queued.is_some() && self.bridged.is_none() && matches!(end, End::CallerHungUp);
+        let disposition = if abandoned {
+            Disposition::Abandoned
+        } else {
+            end.disposition()
+        };
+        self.end_queue_part();
         if let Some(leg) = self.leg.take() {
             self.svc.media.release(leg);
         }
         if let Some(r) = self.router.upgrade() {
-            r.forget(&(self.call_id.clone(), self.local_tag.clone()));
+            let state = self.view.lock().unwrap_or_else(|p| p.into_inner()).state;
+            r.forget(&(self.call_id.clone(), self.local_tag.clone()), state);
         }
         let secs = self.started.elapsed().as_secs_f64();
         metrics::histogram!(m::CALL_DURATION_SECONDS).record(secs);
-        metrics::counter!(m::CALLS_ENDED_TOTAL, "result" => end.result(), "reason" => end.label())
+        metrics::counter!(m::CALLS_ENDED_TOTAL, "result" => result_label(disposition), "reason" => end.label())
             .increment(1);
         info!(reason = end.label(), seconds = secs, "call ended");
         self.svc.records.cdr(Cdr {
@@ -714,14 +821,29 @@ impl Call {
             called: std::mem::take(&mut self.called),
             plan: Some(self.plan_name.clone()),
             plan_path: std::mem::take(&mut self.path),
-            queue: None,
-            wait_ms: None,
-            operator: None,
-            talk_ms: None,
-            disposition: end.disposition(),
-            hangup_side: self.hangup_side,
+            queue: self.cdr_queue.take(),
+            wait_ms: self.cdr_wait.map(|d| d.as_millis() as u64),
+            operator: self.cdr_operator.take(),
+            talk_ms: self.cdr_talk.map(|d| d.as_millis() as u64),
+            disposition,
+            hangup_side: match self.talk_ended_by {
+                Some(Party::Operator) => HangupSide::Operator,
+                _ => self.hangup_side,
+            },
             hangup_cause: end.label().to_owned(),
         });
+    }
+}
+
+/// The `result` label of `conmutador_calls_ended_total`.
+fn result_label(d: Disposition) -> &'static str {
+    match d {
+        Disposition::Completed => "completed",
+        Disposition::Abandoned => "abandoned",
+        Disposition::Rejected => "rejected",
+        Disposition::Overflowed => "overflowed",
+        Disposition::Transferred => "transferred",
+        Disposition::Failed => "failed",
     }
 }
 

@@ -42,10 +42,12 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub calls: CallsConfig,
+    /// `[[queues]]`: the ACD's queues (see the ACD room for every key).
     #[serde(default)]
-    pub queues: Vec<toml::Table>,
+    pub queues: Vec<crate::acd::QueueConfig>,
+    /// `[[operators]]`: who may log in, with which password, to which queues.
     #[serde(default)]
-    pub operators: Vec<toml::Table>,
+    pub operators: Vec<crate::acd::OperatorConfig>,
     /// Folder the relative paths are resolved against (not read from the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -76,6 +78,10 @@ pub struct SipConfig {
     pub retry_after: u32,
     /// New INVITEs admitted per second before 503 (0 = no rate limit).
     pub max_cps: u32,
+    /// Digest algorithms offered to operators' phones, one challenge each,
+    /// in this order ("SHA-256", "MD5"). Some phones (baresip 1.0) fail on
+    /// any SHA-256 challenge and need ["MD5"].
+    pub auth_algorithms: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -96,6 +102,7 @@ impl Default for SipConfig {
             t4_ms: 5_000,
             retry_after: 5,
             max_cps: 0,
+            auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
@@ -344,6 +351,16 @@ impl Config {
                 bail!("media.codecs: unsupported codec {c:?} (PCMU, PCMA)");
             }
         }
+        if self.sip.auth_algorithms.is_empty() {
+            bail!("sip.auth_algorithms names no algorithm");
+        }
+        for a in &self.sip.auth_algorithms {
+            if crate::sip::digest::Algorithm::parse(a).is_none() {
+                bail!("sip.auth_algorithms: unknown algorithm {a:?} (SHA-256, MD5)");
+            }
+        }
+        crate::acd::config::validate(&self.queues, &self.operators)
+            .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             bail!("sip timers: need 0 < t1_ms <= t2_ms");
         }
@@ -372,10 +389,7 @@ impl Config {
     }
 
     pub fn queue_names(&self) -> Vec<String> {
-        self.queues
-            .iter()
-            .filter_map(|q| q.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-            .collect()
+        self.queues.iter().map(|q| q.name.clone()).collect()
     }
 }
 

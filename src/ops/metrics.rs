@@ -225,6 +225,11 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
     ),
     counter(
+        ACD_EVENTS_DROPPED_TOTAL,
+        "Queue events lost because the ACD task's inbox was full.",
+        &[],
+    ),
+    counter(
         RTP_DROPPED_TOTAL,
         "RTP packets the media engine dropped, by reason (oversize|malformed|not_started|unknown_source|send_error|events_full).",
         &["reason"],
@@ -553,3 +558,4 @@ pub const SIP_TCP_REFUSED_TOTAL: &str = "conmutador_sip_tcp_refused_total";
 /// RTP packets dropped by the media engine, label `reason`: oversize,
 /// malformed, not_started, unknown_source, send_error, events_full.
 pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
+pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";

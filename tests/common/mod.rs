@@ -3,6 +3,7 @@
 //! peers (SIPp) against it. Every process started here is stopped by PID.
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod ua;
 
 use std::io::{BufRead, BufReader, Read, Write};

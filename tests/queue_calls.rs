@@ -1,0 +1,300 @@
+//! Queues with real phones: baresip operators register with a password and
+//! auto-answer; callers (the in-test UA and SIPp) wait in a queue, hear hold
+//! music and announcements, are bridged, and both sides hear each other.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::baresip::{Baresip, BaresipOpts, rms, tone_frequency, write_tone_wav};
+use common::ua::Ua;
+use common::{Gw, eventually, repo};
+
+/// A plan folder with every shipped prompt and a plan that sends number
+/// "100" to queue `pasaportes` and "200" to the same queue at priority 10.
+fn queue_plan(dir: &Path) -> PathBuf {
+    let plans = dir.join("plans");
+    let prompts = plans.join("prompts");
+    for lang in ["es-MX", "en"] {
+        let from = repo().join("dialplans/prompts").join(lang);
+        let to = prompts.join(lang);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap().flatten() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::write(
+        plans.join("colas.toml"),
+        r#"
+[plan]
+name = "colas"
+start = "cola"
+languages = ["es-MX"]
+numbers = ["100"]
+default = true
+
+[nodes.cola]
+type = "queue"
+queue = "pasaportes"
+prompts = ["transferencia"]
+on_empty = "adios"
+overflow = "adios"
+
+[nodes.adios]
+type = "hangup"
+prompts = ["despedida"]
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        plans.join("urgente.toml"),
+        r#"
+[plan]
+name = "urgente"
+start = "cola"
+languages = ["es-MX"]
+numbers = ["200"]
+
+[nodes.cola]
+type = "queue"
+queue = "pasaportes"
+priority = 10
+prompts = ["transferencia"]
+on_empty = "adios"
+overflow = "adios"
+
+[nodes.adios]
+type = "hangup"
+prompts = ["despedida"]
+"#,
+    )
+    .unwrap();
+    plans
+}
+
+fn queue_config(plans: &Path, strategy: &str, operators: &[(&str, &str)]) -> String {
+    let mut cfg = format!(
+        r#"
+[sip]
+auth_algorithms = ["MD5"]
+[dialplans]
+dir = "{}"
+watch = false
+[[queues]]
+name = "pasaportes"
+strategy = "{strategy}"
+ring_timeout = 15
+announce_interval = 20
+"#,
+        plans.display()
+    );
+    for (id, pw) in operators {
+        cfg.push_str(&format!(
+            "[[operators]]\nid = \"{id}\"\npassword = \"{pw}\"\nqueues = [{{ name = \"pasaportes\" }}]\n"
+        ));
+    }
+    cfg
+}
+
+fn operator(gw: &Gw, id: &str, pw: &str, wav: Option<PathBuf>, auto: bool) -> Baresip {
+    let mut opts = BaresipOpts::operator(id, pw, gw.udp);
+    opts.source_wav = wav;
+    opts.auto_answer = auto;
+    opts.quit_after = Duration::from_secs(120);
+    let phone = Baresip::start(opts);
+    assert!(
+        phone.wait_registered(Duration::from_secs(15)),
+        "{id} did not register\n{}\n{}",
+        phone.log(),
+        gw.log_text()
+    );
+    phone
+}
+
+/// Sends `secs` of a PCMU tone from the UA, paced in real time.
+fn talk(ua: &mut Ua, freq: f64, secs: f64) {
+    let frames = (secs * 50.0) as usize;
+    let mut n = 0usize;
+    for f in 0..frames {
+        let samples: Vec<i16> = (0..160)
+            .map(|_| {
+                let t = n as f64 / 8000.0;
+                n += 1;
+                (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+            })
+            .collect();
+        ua.send_pcmu(&samples, f == 0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn registered_operator_is_bridged_and_both_sides_hear_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    let gw = Gw::start(&queue_config(&plans, "longest_idle", &[("op1", "s3cret")]));
+    let wav = tmp.path().join("op-tone.wav");
+    write_tone_wav(&wav, 440.0, 30.0, 8000).unwrap();
+    let phone = operator(&gw, "op1", "s3cret", Some(wav), true);
+    assert!(gw.metric("conmutador_registrations_active", &[]) >= 1.0);
+
+    let mut ua = Ua::new(gw.udp);
+    let resp = ua.call("100", "0", true);
+    assert_eq!(resp.status(), Some(200), "{resp:?}");
+    ua.send_pcmu(&[0; 160], true);
+    assert!(
+        phone.wait_call_established(Duration::from_secs(20)),
+        "operator never got the call\n{}",
+        gw.log_text()
+    );
+    // The caller talks (1 kHz) while listening to the operator (440 Hz).
+    let listener = {
+        let rtp = ua.rtp.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            let mut buf = [0u8; 2048];
+            rtp.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < deadline {
+                if let Ok((n, _)) = rtp.recv_from(&mut buf) {
+                    if n > 12 && buf[1] & 0x7f == 0 {
+                        samples.extend(buf[12..n].iter().map(|&b| common::ua::ulaw_to_linear(b)));
+                    }
+                }
+            }
+            samples
+        })
+    };
+    talk(&mut ua, 1000.0, 3.5);
+    let heard = listener.join().unwrap();
+    // The last two seconds: the bridge, not the hold music.
+    let tail = &heard[heard.len().saturating_sub(16_000)..];
+    assert!(
+        rms(tail) > 1000.0,
+        "caller hears the operator (rms {})",
+        rms(tail)
+    );
+    let f = tone_frequency(tail, 8000);
+    assert!(
+        (400.0..480.0).contains(&f),
+        "caller hears the operator's 440 Hz, got {f}"
+    );
+    let op_heard = phone.recorded_samples();
+    let op_tail = &op_heard[op_heard.len().saturating_sub(8_000)..];
+    assert!(
+        rms(op_tail) > 1000.0,
+        "operator hears the caller (rms {})",
+        rms(op_tail)
+    );
+    let f = tone_frequency(op_tail, 8000);
+    assert!(
+        (950.0..1050.0).contains(&f),
+        "operator hears the caller's 1 kHz, got {f}"
+    );
+
+    // The caller hangs up: the operator's leg ends with BYE too.
+    assert_eq!(ua.hangup("100").and_then(|m| m.status()), Some(200));
+    assert!(
+        phone.wait_call_closed(Duration::from_secs(10)),
+        "operator leg closed"
+    );
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_calls_ended_total",
+        &["reason=\"caller_hangup\"", "result=\"completed\""]
+    ) >= 1.0));
+}
+
+#[test]
+fn ring_all_connects_one_operator_and_cancels_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    let ops = [("op1", "pw1"), ("op2", "pw2"), ("op3", "pw3")];
+    let gw = Gw::start(&queue_config(&plans, "ring_all", &ops));
+    let wav = tmp.path().join("op-tone.wav");
+    write_tone_wav(&wav, 440.0, 30.0, 8000).unwrap();
+    // op2 answers at once; op1 and op3 only ring.
+    let p1 = operator(&gw, "op1", "pw1", Some(wav.clone()), false);
+    let p2 = operator(&gw, "op2", "pw2", Some(wav.clone()), true);
+    let p3 = operator(&gw, "op3", "pw3", Some(wav), false);
+
+    let mut ua = Ua::new(gw.udp);
+    assert_eq!(ua.call("100", "0", true).status(), Some(200));
+    assert!(
+        p2.wait_call_established(Duration::from_secs(20)),
+        "op2 answered\n{}",
+        gw.log_text()
+    );
+    // The losers rang and were cancelled, never connected.
+    for p in [&p1, &p3] {
+        assert!(
+            p.wait_call_incoming(Duration::from_secs(10)),
+            "every operator rang\n{}",
+            p.log()
+        );
+        assert!(
+            p.wait_call_closed(Duration::from_secs(10)),
+            "ringing leg cancelled\n{}",
+            p.log()
+        );
+        assert!(
+            p.events().iter().all(|e| e.kind != "CALL_ESTABLISHED"),
+            "loser never connected"
+        );
+    }
+    assert!(p2.is_running());
+    ua.hangup("100");
+    assert!(p2.wait_call_closed(Duration::from_secs(10)));
+}
+
+#[test]
+fn wrong_password_is_refused_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    let gw = Gw::start(&queue_config(&plans, "longest_idle", &[("op1", "right")]));
+    let mut opts = BaresipOpts::operator("op1", "wrong", gw.udp);
+    opts.quit_after = Duration::from_secs(30);
+    let phone = Baresip::start(opts);
+    assert!(
+        !phone.wait_registered(Duration::from_secs(6)),
+        "a wrong password must not log in"
+    );
+    assert_eq!(gw.metric("conmutador_registrations_active", &[]), 0.0);
+    assert!(gw.metric("conmutador_auth_failures_total", &[]) >= 1.0);
+}
+
+#[test]
+fn callers_wait_hear_hold_music_and_an_announcement_when_nobody_is_free() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    let gw = Gw::start(&queue_config(&plans, "longest_idle", &[("op1", "pw")]));
+    // The operator is logged in but busy on another caller, so the next
+    // caller waits: position 1 and an estimate are announced on entry.
+    let wav = tmp.path().join("op-tone.wav");
+    write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
+    let phone = operator(&gw, "op1", "pw", Some(wav), true);
+    let mut first = Ua::new(gw.udp);
+    assert_eq!(first.call("100", "0", true).status(), Some(200));
+    assert!(phone.wait_call_established(Duration::from_secs(20)));
+
+    let mut second = Ua::new(gw.udp);
+    assert_eq!(second.call("100", "0", true).status(), Some(200));
+    second.send_pcmu(&[0; 160], true);
+    let cap = second.receive_audio(Duration::from_secs(8));
+    assert!(
+        cap.packets.len() > 250,
+        "the waiting caller hears something all along"
+    );
+    assert!(cap.rms() > 300.0, "never silence while waiting");
+    assert!(eventually(Duration::from_secs(5), || gw
+        .metric("conmutador_calls_active", &["state=\"queued\""])
+        >= 1.0));
+    // The waiting caller gives up: counted as abandoned.
+    second.hangup("100");
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_calls_ended_total",
+        &["result=\"abandoned\""]
+    ) >= 1.0));
+    first.hangup("100");
+}
