@@ -374,3 +374,31 @@ fn sigterm_stops_cleanly_and_hangs_up_calls() {
     let status = gw.stop();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn numbers_no_plan_answers_get_404_without_a_default_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = tmp.path().join("plans");
+    let prompts = plans.join("prompts/es-MX");
+    std::fs::create_dir_all(&prompts).unwrap();
+    for p in ["bienvenida", "despedida"] {
+        std::fs::copy(
+            common::repo().join(format!("dialplans/prompts/es-MX/{p}.wav")),
+            prompts.join(format!("{p}.wav")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        plans.join("solo.toml"),
+        "[plan]\nname = \"solo\"\nstart = \"hola\"\nlanguages = [\"es-MX\"]\nnumbers = [\"5551000\"]\n\n[nodes.hola]\ntype = \"hangup\"\nprompts = [\"bienvenida\"]\n",
+    )
+    .unwrap();
+    let gw = Gw::start(&format!(
+        "[dialplans]\ndir = \"{}\"\nwatch = false\n",
+        plans.display()
+    ));
+    let mut ua = Ua::new(gw.udp);
+    assert_eq!(ua.call("5559999", "0", true).status(), Some(404));
+    let mut ua = Ua::new(gw.udp);
+    assert_eq!(ua.call("5551000", "0", true).status(), Some(200));
+}
