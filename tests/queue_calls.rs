@@ -74,10 +74,21 @@ prompts = ["despedida"]
 }
 
 fn queue_config(plans: &Path, strategy: &str, operators: &[(&str, &str)]) -> String {
+    queue_config_with(plans, strategy, operators, "")
+}
+
+/// As [`queue_config`], with extra `[sip]` keys.
+fn queue_config_with(
+    plans: &Path,
+    strategy: &str,
+    operators: &[(&str, &str)],
+    sip: &str,
+) -> String {
     let mut cfg = format!(
         r#"
 [sip]
 auth_algorithms = ["MD5"]
+{sip}
 [dialplans]
 dir = "{}"
 watch = false
@@ -297,4 +308,41 @@ fn callers_wait_hear_hold_music_and_an_announcement_when_nobody_is_free() {
         &["result=\"abandoned\""]
     ) >= 1.0));
     first.hangup("100");
+}
+
+#[test]
+fn an_operator_phone_that_stops_answering_options_gets_no_calls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    // Short timers so the OPTIONS transaction gives up in seconds.
+    let cfg = queue_config_with(
+        &plans,
+        "longest_idle",
+        &[("op1", "pw")],
+        "t1_ms = 100\noperator_ping_secs = 1",
+    );
+    let gw = Gw::start(&cfg);
+    let phone = operator(&gw, "op1", "pw", None, true);
+    let available = || {
+        gw.metric(
+            "conmutador_operators",
+            &["queue=\"pasaportes\"", "state=\"available\""],
+        )
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || available() >= 1.0),
+        "{}",
+        gw.metrics()
+    );
+    // The phone dies without unregistering.
+    common::unsafe_kill(phone.pid(), "KILL");
+    assert!(
+        eventually(Duration::from_secs(20), || gw.metric(
+            "conmutador_operators",
+            &["queue=\"pasaportes\"", "state=\"unreachable\""]
+        ) >= 1.0),
+        "dead phone marked unreachable\n{}",
+        gw.metrics()
+    );
+    assert_eq!(available(), 0.0);
 }

@@ -165,6 +165,20 @@ impl Gateway {
             router.clone(),
         );
         transports.start(listeners, Arc::new(EndpointSink(Arc::downgrade(&endpoint))));
+        if let (Some(ops), secs @ 1..) = (
+            router.services.operators.clone(),
+            cfg.sip.operator_ping_secs,
+        ) {
+            let ep = endpoint.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(secs));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    ops.ping_all(&ep);
+                }
+            });
+        }
         metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(0.0);
         readiness.set_listening(true);
 

@@ -592,12 +592,25 @@ impl TransactionUser for Router {
             }
             SipEvent::Response { resp, tx } => {
                 let call_id = resp.call_id().unwrap_or("").to_owned();
+                if call_id.starts_with(queue::PING_CALL_ID_PREFIX) {
+                    if let (Some(ops), Some(tx)) = (&self.services.operators, tx) {
+                        if resp.status().unwrap_or(0) >= 200 {
+                            ops.ping_answered(tx);
+                        }
+                    }
+                    return;
+                }
                 let tag = resp.from().ok().and_then(|f| f.tag().map(str::to_owned));
                 if let Some(inbox) = self.route_in_dialog(&call_id, tag.as_deref()) {
                     let _ = inbox.try_send(CallMsg::Response { resp, tx });
                 }
             }
             SipEvent::Timeout { tx } => {
+                if let Some(ops) = &self.services.operators {
+                    if ops.ping_timed_out(tx) {
+                        return;
+                    }
+                }
                 let inboxes: Vec<_> = self.table().dialogs.values().cloned().collect();
                 // Timeouts are rare (a dead peer); tell every call, the owner
                 // recognises its transaction.

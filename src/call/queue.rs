@@ -22,12 +22,14 @@ use crate::acd::{
 use crate::ops::metrics as m;
 use crate::ops::records::{QueueEvent, QueueEventKind, RecordSink};
 use crate::sip::digest::{Algorithm, DigestConfig, DigestServer, Verdict, parse_authorization};
+use crate::sip::endpoint::Endpoint;
 use crate::sip::registrar::{
     ContactSpec, RegisterContacts, RegisterError, RegisterRequest, Registrar, RegistrarConfig,
     RegistrarEvent,
 };
+use crate::sip::transaction::TxId;
 use crate::sip::transport::Peer;
-use crate::sip::{Contacts, Message};
+use crate::sip::{Contacts, Message, Method, RequestBuilder, new_branch, new_tag};
 
 /// Messages to the ACD task.
 enum AcdMsg {
@@ -324,7 +326,15 @@ pub struct Operators {
 struct OpsInner {
     digest: DigestServer,
     registrar: Registrar<Peer>,
+    /// OPTIONS pings in flight: transaction → operator.
+    pings: HashMap<TxId, String>,
+    /// Operators whose phone stopped answering OPTIONS.
+    unreachable: std::collections::HashSet<String>,
 }
+
+/// Call-IDs of reachability pings start with this, so their responses are
+/// told apart from calls.
+pub const PING_CALL_ID_PREFIX: &str = "ping-";
 
 impl Operators {
     pub fn new(
@@ -351,6 +361,8 @@ impl Operators {
             inner: Mutex::new(OpsInner {
                 digest,
                 registrar: Registrar::new(RegistrarConfig::default()),
+                pings: HashMap::new(),
+                unreachable: Default::default(),
             }),
             acd,
         }
@@ -510,6 +522,73 @@ impl Operators {
         }
     }
 
+    /// Sends OPTIONS to every registered operator phone; a phone that does
+    /// not answer is reported unreachable and is not offered calls until it
+    /// answers again.
+    pub fn ping_all(&self, ep: &std::sync::Arc<Endpoint>) {
+        let now = Instant::now();
+        let targets: Vec<(String, String, Peer)> = {
+            let inner = self.inner();
+            self.configs
+                .keys()
+                .filter_map(|op| {
+                    let c = inner.registrar.contacts(op, now).into_iter().next()?;
+                    Some((op.clone(), c.uri, c.source))
+                })
+                .collect()
+        };
+        for (op, uri, peer) in targets {
+            let branch = new_branch();
+            let bytes = RequestBuilder::new(Method::Options, &uri)
+                .header("Via", ep.via_for(&peer, &branch))
+                .header("Max-Forwards", "70")
+                .header(
+                    "From",
+                    format!(
+                        "<sip:conmutador@{}>;tag={}",
+                        peer_host(ep, &peer),
+                        new_tag()
+                    ),
+                )
+                .header("To", format!("<{uri}>"))
+                .header("Call-ID", format!("{PING_CALL_ID_PREFIX}{}", new_tag()))
+                .header("CSeq", "1 OPTIONS")
+                .header("User-Agent", ep.user_agent.clone())
+                .build();
+            if let Some(tx) = ep.request(peer, &Method::Options, &branch, bytes) {
+                self.inner().pings.insert(tx, op);
+            }
+        }
+    }
+
+    /// Any response to a ping: the phone is alive.
+    pub fn ping_answered(&self, tx: TxId) {
+        let op = self.inner().pings.remove(&tx);
+        if let Some(op) = op {
+            if self.inner().unreachable.remove(&op) {
+                info!(operator = %op, "operator phone reachable again");
+                self.acd.event(AcdEvent::OperatorReachable {
+                    op,
+                    reachable: true,
+                });
+            }
+        }
+    }
+
+    /// A ping timed out (Timer F). Returns whether `tx` was a ping.
+    pub fn ping_timed_out(&self, tx: TxId) -> bool {
+        let op = self.inner().pings.remove(&tx);
+        let Some(op) = op else { return false };
+        if self.inner().unreachable.insert(op.clone()) {
+            warn!(operator = %op, "operator phone does not answer OPTIONS");
+            self.acd.event(AcdEvent::OperatorReachable {
+                op,
+                reachable: false,
+            });
+        }
+        true
+    }
+
     /// Where to ring operator `op`: the best registered contact, reached
     /// over the flow it registered from, or its static URI.
     pub fn contact(
@@ -536,4 +615,12 @@ impl Operators {
         let peer = static_peer(&uri)?;
         Some(OperatorContact { uri, peer, display })
     }
+}
+
+/// Our host:port as the peer sees it, for the From of pings.
+fn peer_host(ep: &Endpoint, peer: &Peer) -> String {
+    ep.transports
+        .local_addr(peer.flow)
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "localhost".into())
 }

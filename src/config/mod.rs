@@ -82,6 +82,8 @@ pub struct SipConfig {
     /// in this order ("SHA-256", "MD5"). Some phones (baresip 1.0) fail on
     /// any SHA-256 challenge and need ["MD5"].
     pub auth_algorithms: Vec<String>,
+    /// Seconds between OPTIONS pings to registered operator phones (0: off).
+    pub operator_ping_secs: u64,
 }
 
 impl Default for SipConfig {
@@ -103,6 +105,7 @@ impl Default for SipConfig {
             retry_after: 5,
             max_cps: 0,
             auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
+            operator_ping_secs: 30,
         }
     }
 }
