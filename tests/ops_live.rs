@@ -992,6 +992,73 @@ fn admin_api_on_the_live_gateway_matches_openapi() {
     assert!(st.success(), "gateway exit status {st:?}");
 }
 
+/// Copies the shipped dialplans (plans and prompts) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn admin_reload_brings_in_a_new_prompt_with_the_plan_that_uses_it() {
+    let plans = tempfile::tempdir().expect("tempdir");
+    copy_tree(&repo().join("dialplans"), plans.path());
+    let dir = toml::Value::from(plans.path().display().to_string());
+    // No file watcher: only the admin API may reload here.
+    let gw = Gw::start(&format!("[dialplans]\ndir = {dir}\nwatch = false\n"));
+    let addr = gw_http(&gw);
+    // A new recording and the plan change that plays it, then a reload.
+    for lang in std::fs::read_dir(plans.path().join("prompts"))
+        .expect("prompts")
+        .flatten()
+    {
+        let old = lang.path().join("bienvenida.wav");
+        if old.exists() {
+            std::fs::copy(&old, lang.path().join("bienvenida_nueva.wav")).expect("new prompt");
+        }
+    }
+    let plan = plans.path().join("mexitel.toml");
+    let text = std::fs::read_to_string(&plan).expect("plan");
+    let changed = text.replacen(
+        "prompts = [\"bienvenida\"]",
+        "prompts = [\"bienvenida_nueva\"]",
+        1,
+    );
+    assert_ne!(changed, text, "the welcome node's prompt line moved");
+    std::fs::write(&plan, changed).expect("write plan");
+    let r = http(addr, "POST", "/api/reload", bearer(), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["ok"], true, "{}", r.body);
+    // A call now plays the new recording: nothing is reported missing.
+    let id = unique("reload");
+    let mut ua = ua_with_id(&gw, &id);
+    assert_eq!(ua.call("mexitel", "0", true).status(), Some(200));
+    wait_for_node(&gw, &id);
+    let audio = ua.receive_audio(Duration::from_millis(1500));
+    assert_eq!(ua.hangup("mexitel").and_then(|m| m.status()), Some(200));
+    assert!(
+        eventually(SLOW, || gw.log_text().contains("call ended")),
+        "call never ended"
+    );
+    let log = gw.log_text();
+    assert!(
+        !log.contains("prompt missing"),
+        "the reloaded plan plays a prompt the gateway did not load:\n{log}"
+    );
+    assert!(
+        audio.rms() > 100.0,
+        "no audible welcome (rms {})",
+        audio.rms()
+    );
+    let _ = gw.stop();
+}
+
 // ------------------------------------------------------------------ 4. CDRs
 
 /// Answers BYEs arriving on the UA's socket with 200 OK until `limit`,
