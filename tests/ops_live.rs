@@ -9,6 +9,10 @@
 //! Queue and operator series only exist once the ACD is wired into the call
 //! path, so for them the cross-check is against the catalog only; the SIP,
 //! call, media, IVR and records families are checked against the live dump.
+//!
+//! All traffic goes to 127.0.0.1 (the non-trunk caller sends from
+//! 127.0.0.2); every process started here (gateway, Prometheus, promtool,
+//! the exporter) is bounded in time and stopped by its own handle.
 
 mod common;
 
@@ -1066,7 +1070,6 @@ fn admin_reload_brings_in_a_new_prompt_with_the_plan_that_uses_it() {
 fn answer_byes(ua: Ua, limit: Duration) -> std::thread::JoinHandle<bool> {
     std::thread::spawn(move || {
         let deadline = Instant::now() + limit;
-        let mut answered = false;
         let mut buf = vec![0u8; 65_535];
         while Instant::now() < deadline {
             let Ok((n, from)) = ua.sip.recv_from(&mut buf) else {
@@ -1084,10 +1087,9 @@ fn answer_byes(ua: Ua, limit: Duration) -> std::thread::JoinHandle<bool> {
             }
             resp.push_str("Content-Length: 0\r\n\r\n");
             let _ = ua.sip.send_to(resp.as_bytes(), from);
-            answered = true;
-            return answered;
+            return true;
         }
-        answered
+        false
     })
 }
 
