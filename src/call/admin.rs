@@ -57,6 +57,8 @@ impl AdminBackend for Admin {
     }
 
     async fn reload(&self) -> ReloadReport {
+        // Prompts and plans together, as SIGHUP and the file watcher do: a
+        // reloaded plan may name a prompt that was added with it.
         let res = self.router.services.reload();
         let plans = self.router.services.plans().plans().len() as u32;
         match res {

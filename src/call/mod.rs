@@ -164,6 +164,11 @@ impl Router {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Publishes the dialog count (trunk calls and operator legs).
+    fn dialogs_gauge(t: &Table) {
+        metrics::gauge!(m::SIP_DIALOGS_ACTIVE).set(t.dialogs.len() as f64);
+    }
+
     /// Calls from the trunk in progress (operator legs are not counted).
     pub fn active_calls(&self) -> usize {
         self.table().views.len()
@@ -171,11 +176,15 @@ impl Router {
 
     /// Routes an operator leg's dialog to the call that owns it.
     pub(crate) fn attach_leg(&self, key: (String, String), inbox: mpsc::Sender<CallMsg>) {
-        self.table().dialogs.insert(key, inbox);
+        let mut t = self.table();
+        t.dialogs.insert(key, inbox);
+        Self::dialogs_gauge(&t);
     }
 
     pub(crate) fn forget_leg(&self, key: &(String, String)) {
-        self.table().dialogs.remove(key);
+        let mut t = self.table();
+        t.dialogs.remove(key);
+        Self::dialogs_gauge(&t);
     }
 
     /// Keeps `conmutador_calls_active{state}` in step with the calls.
@@ -210,6 +219,7 @@ impl Router {
         t.views.remove(key);
         t.invites.retain(|_, k| k != key);
         t.ids.retain(|_, k| k != key);
+        Self::dialogs_gauge(&t);
         if t.by_call_id.get(&key.0) == Some(&key.1) {
             t.by_call_id.remove(&key.0);
         }
@@ -289,11 +299,17 @@ impl Router {
             return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
         }
         let retry = [("Retry-After", ep.retry_after().to_string())];
-        if self.is_draining() {
-            return self.reject(ep, &req, tx, 503, "Service Unavailable", &retry);
-        }
-        if self.active_calls() >= self.max_calls || self.cps_exceeded() {
-            metrics::counter!(m::SIP_OVERLOAD_REJECTIONS_TOTAL, "reason" => "calls").increment(1);
+        let refusal = if self.is_draining() {
+            Some("draining")
+        } else if self.active_calls() >= self.max_calls {
+            Some("calls")
+        } else if self.cps_exceeded() {
+            Some("cps")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            metrics::counter!(m::SIP_OVERLOAD_REJECTIONS_TOTAL, "reason" => reason).increment(1);
             return self.reject(ep, &req, tx, 503, "Service Unavailable", &retry);
         }
         let called = called_number(&req);
@@ -324,6 +340,7 @@ impl Router {
             t.views.insert(key.clone(), view.clone());
             t.invites.insert(tx, key.clone());
             t.by_call_id.insert(call_id.clone(), local_tag.clone());
+            Self::dialogs_gauge(&t);
         }
         metrics::gauge!(m::CALLS_ACTIVE, "state" => "ivr").increment(1.0);
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);

@@ -139,18 +139,18 @@ const fn histogram(
 pub const CATALOG: &[MetricDef] = &[
     counter(
         SIP_MESSAGES_TOTAL,
-        "SIP messages received and sent, by direction (in|out), method and status class (1xx..6xx, or request).",
-        &["direction", "method", "status_class"],
+        "SIP messages received and sent, by direction (in|out), method (responses: response) and status (request, or the class 1xx..6xx).",
+        &["direction", "method", "status"],
     ),
     counter(
         SIP_PARSE_ERRORS_TOTAL,
-        "SIP messages dropped because they did not parse, by transport (udp|tcp).",
-        &["transport"],
+        "SIP messages dropped because they did not parse, by kind (headers|response|framing).",
+        &["kind"],
     ),
     counter(
         SIP_RETRANSMISSIONS_TOTAL,
-        "SIP retransmissions sent by the transaction layer, by method.",
-        &["method"],
+        "SIP retransmissions sent by the transaction layer, by kind of transaction and message.",
+        &["kind"],
     ),
     gauge(
         SIP_TRANSACTIONS_ACTIVE,
@@ -167,7 +167,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         SIP_OVERLOAD_REJECTIONS_TOTAL,
-        "SIP requests answered 503 Service Unavailable, by reason (calls|cps|draining|rtp_ports|transactions).",
+        "New work refused because a limit was reached, by reason (calls|cps|draining|rtp_ports|transactions); every 503 sent is in conmutador_sip_503_sent_total.",
         &["reason"],
     ),
     counter(
@@ -194,8 +194,8 @@ pub const CATALOG: &[MetricDef] = &[
     counter(CALLS_STARTED_TOTAL, "Calls accepted from the trunk.", &[]),
     counter(
         CALLS_ENDED_TOTAL,
-        "Calls ended, by result (completed|abandoned|rejected|failed|overflowed).",
-        &["result"],
+        "Calls ended, by result (completed|abandoned|rejected|failed|overflowed) and reason (caller_hangup, plan_hangup, rtp_timeout, forbidden, not_found, overloaded, ...).",
+        &["result", "reason"],
     ),
     histogram(
         CALL_DURATION_SECONDS,
@@ -258,7 +258,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         DTMF_DIGITS_TOTAL,
-        "DTMF digits detected, by method (rfc4733|inband|info).",
+        "DTMF digits detected, by method (rfc4733|inband|sip_info).",
         &["method"],
     ),
     counter(
@@ -374,8 +374,8 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         AUTH_FAILURES_TOTAL,
-        "Digest authentication failures, by method.",
-        &["method"],
+        "Digest authentication failures, by reason.",
+        &["reason"],
     ),
     counter(
         RECORDS_WRITTEN_TOTAL,
@@ -386,6 +386,11 @@ pub const CATALOG: &[MetricDef] = &[
         RECORDS_DROPPED_TOTAL,
         "Call records and queue events lost, by kind and reason (buffer_full|storage_error|closed).",
         &["kind", "reason"],
+    ),
+    counter(
+        SIP_503_SENT_TOTAL,
+        "503 Service Unavailable responses sent, whatever the reason (overload, draining, no RTP ports).",
+        &[],
     ),
 ];
 
@@ -559,3 +564,4 @@ pub const SIP_TCP_REFUSED_TOTAL: &str = "conmutador_sip_tcp_refused_total";
 /// malformed, not_started, unknown_source, send_error, events_full.
 pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
+pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";

@@ -650,4 +650,7 @@ pub fn method_label(m: &Method) -> &'static str {
 
 fn count_out_response(status: u16) {
     metrics::counter!(m::SIP_MESSAGES_TOTAL, "direction" => "out", "method" => "response", "status" => status_class(status)).increment(1);
+    if status == 503 {
+        metrics::counter!(m::SIP_503_SENT_TOTAL).increment(1);
+    }
 }
