@@ -59,7 +59,9 @@ pub const BUCKETS_CALL_DURATION: &[f64] = &[
     5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
 /// INVITE to answer: the gateway answers itself, so mostly sub-second.
-pub const BUCKETS_ANSWER_DELAY: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+pub const BUCKETS_ANSWER_DELAY: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+];
 /// Time waiting in a queue; 20 s and 30 s are common service-level thresholds.
 pub const BUCKETS_QUEUE_WAIT: &[f64] = &[
     5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0,
