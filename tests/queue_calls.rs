@@ -346,3 +346,43 @@ fn an_operator_phone_that_stops_answering_options_gets_no_calls() {
     );
     assert_eq!(available(), 0.0);
 }
+
+#[test]
+fn queue_statistics_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    let data = tmp.path().join("data");
+    let cfg = format!(
+        "{}\n[storage]\ndata_dir = \"{}\"\n",
+        queue_config(&plans, "longest_idle", &[("op1", "pw")]),
+        data.display()
+    );
+    let abandoned = |gw: &Gw| -> u64 {
+        let (status, body) = common::http_get(gw.http.unwrap(), "/api/queues", Some("test-token"));
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "pasaportes")
+            .map(|q| q["stats"]["abandoned"].as_u64().unwrap())
+            .unwrap()
+    };
+    let gw = Gw::start(&cfg);
+    // Nobody is logged in, but the queue admits callers; this one gives up.
+    let mut ua = Ua::new(gw.udp);
+    assert_eq!(ua.call("100", "0", true).status(), Some(200));
+    assert!(eventually(Duration::from_secs(5), || gw
+        .metric("conmutador_calls_active", &["state=\"queued\""])
+        >= 1.0));
+    ua.hangup("100");
+    assert!(eventually(Duration::from_secs(5), || abandoned(&gw) == 1));
+    assert!(gw.stop().success());
+
+    let gw = Gw::start(&cfg);
+    assert_eq!(
+        abandoned(&gw),
+        1,
+        "the abandoned caller is remembered after a restart"
+    );
+}

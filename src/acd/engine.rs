@@ -1151,3 +1151,43 @@ impl Acd {
 pub fn spoken_minutes(d: Duration) -> u64 {
     (d.as_secs() + 30) / 60
 }
+
+/// What a queue's history says, to seed the estimator and the service-level
+/// counters on start (the records room rebuilds it from stored queue events,
+/// so a restart does not forget what the queue has learnt).
+#[derive(Debug, Clone, Default)]
+pub struct QueueHistory {
+    pub answered: u64,
+    pub abandoned: u64,
+    pub answered_within_threshold: u64,
+    pub handle_times: Vec<Duration>,
+    pub answered_waits: Vec<Duration>,
+    pub abandon_waits: Vec<Duration>,
+    /// Actual − announced wait of answered callers, in seconds.
+    pub prediction_errors: Vec<f64>,
+}
+
+impl Acd {
+    /// Seeds queue `name` from its history; unknown queues are ignored.
+    /// Call before the first event.
+    pub fn seed(&mut self, name: &str, h: &QueueHistory) {
+        let Some(q) = self.st.queues.iter_mut().find(|q| q.cfg.name == name) else {
+            return;
+        };
+        for t in &h.handle_times {
+            q.est.record_talk(*t);
+        }
+        for w in &h.answered_waits {
+            q.est.record_wait(*w, false);
+        }
+        for w in &h.abandon_waits {
+            q.est.record_wait(*w, true);
+        }
+        q.stats.answered += h.answered;
+        q.stats.abandoned += h.abandoned;
+        q.stats.answered_within_sl += h.answered_within_threshold;
+        q.stats.wait_answered_total += h.answered_waits.iter().sum::<Duration>();
+        q.stats.abs_error_total += h.prediction_errors.iter().map(|e| e.abs()).sum::<f64>();
+        q.stats.scored += h.prediction_errors.len() as u64;
+    }
+}

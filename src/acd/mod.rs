@@ -21,7 +21,7 @@ mod tests;
 pub use config::{
     ConfigError, EmptyWhen, Membership, OperatorConfig, PenaltyStep, QueueConfig, Strategy,
 };
-pub use engine::{AUTOPAUSE_REASON, Acd, spoken_minutes};
+pub use engine::{AUTOPAUSE_REASON, Acd, QueueHistory, spoken_minutes};
 pub use snapshot::{CallerSnapshot, OperatorSnapshot, QueueSnapshot, QueueStatsSnapshot};
 pub use types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,

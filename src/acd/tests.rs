@@ -1231,3 +1231,42 @@ fn snapshots_serialise_for_the_admin_api() {
     assert_eq!(ops[0].queues, [("q".to_string(), 0)]);
     serde_json::to_string(&ops).expect("serialisable");
 }
+
+#[test]
+fn seeding_from_history_restores_statistics_and_the_estimator() {
+    use crate::acd::QueueHistory;
+    let mut q = QueueConfig::named("q");
+    q.initial_handle_time = Duration::from_secs(10);
+    let op = OperatorConfig {
+        id: "a".into(),
+        display_name: None,
+        password: None,
+        static_uri: Some("sip:a@127.0.0.1".into()),
+        queues: vec![Membership {
+            name: "q".into(),
+            penalty: 0,
+        }],
+    };
+    let t0 = Instant::now();
+    let fresh = Acd::new(vec![q.clone()], vec![op.clone()]).unwrap();
+    let mut seeded = Acd::new(vec![q], vec![op]).unwrap();
+    seeded.seed(
+        "q",
+        &QueueHistory {
+            answered: 40,
+            abandoned: 10,
+            answered_within_threshold: 30,
+            handle_times: vec![Duration::from_secs(300); 40],
+            answered_waits: vec![Duration::from_secs(20); 40],
+            abandon_waits: vec![Duration::from_secs(60); 10],
+            prediction_errors: vec![5.0, -5.0],
+        },
+    );
+    seeded.seed("no-such-queue", &QueueHistory::default());
+    let s = &seeded.queues_snapshot(t0)[0].stats;
+    assert_eq!((s.answered, s.abandoned), (40, 10));
+    assert_eq!(s.service_level, Some(30.0 / 50.0));
+    assert_eq!(s.prediction_mae_secs, Some(5.0));
+    // Learnt handle times (5 min) replace the 10 s prior.
+    assert!(s.mean_talk_secs > fresh.queues_snapshot(t0)[0].stats.mean_talk_secs * 10.0);
+}

@@ -102,8 +102,9 @@ impl Gateway {
         let (acd, operators) = if cfg.queues.is_empty() {
             (None, None)
         } else {
-            let core = crate::acd::Acd::new(cfg.queues.clone(), cfg.operators.clone())
+            let mut core = crate::acd::Acd::new(cfg.queues.clone(), cfg.operators.clone())
                 .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
+            seed_from_history(&mut core, &cfg).await;
             let handle = super::queue::AcdHandle::start(core, records.clone());
             let realm = cfg
                 .sip
@@ -286,5 +287,55 @@ async fn watch_plans(router: Arc<Router>) {
         if router.services.plans.changed_on_disk() {
             let _ = router.services.reload();
         }
+    }
+}
+
+/// How far back stored queue events seed the estimator and statistics.
+const HISTORY_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
+/// Rebuilds each queue's statistics from stored queue events, so a restart
+/// keeps what the queues learnt. A storage error only costs the history.
+async fn seed_from_history(core: &mut crate::acd::Acd, cfg: &Config) {
+    let records = cfg.records();
+    let thresholds: Vec<(String, Duration)> = cfg
+        .queues
+        .iter()
+        .map(|q| (q.name.clone(), q.service_level_threshold))
+        .collect();
+    let since = chrono::Utc::now() - HISTORY_WINDOW;
+    let rebuilt = tokio::task::spawn_blocking(move || {
+        crate::ops::records::rebuild_queue_stats(&records, since, |name| {
+            thresholds
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| *t)
+                .unwrap_or(Duration::from_secs(60))
+        })
+    })
+    .await;
+    let seeds = match rebuilt {
+        Ok(Ok(seeds)) => seeds,
+        Ok(Err(e)) => {
+            warn!(error = %e, "queue history not read; statistics start empty");
+            return;
+        }
+        Err(_) => return,
+    };
+    for (name, s) in seeds {
+        let history = crate::acd::QueueHistory {
+            answered: s.answered,
+            abandoned: s.abandoned,
+            answered_within_threshold: s.answered_within_threshold,
+            handle_times: s.handle_times.into_iter().collect(),
+            answered_waits: s.answered_waits.into_iter().collect(),
+            abandon_waits: s.abandon_waits.into_iter().collect(),
+            prediction_errors: s
+                .prediction_errors_ms
+                .iter()
+                .map(|ms| *ms as f64 / 1000.0)
+                .collect(),
+        };
+        info!(queue = %name, answered = history.answered, abandoned = history.abandoned, "queue history restored");
+        core.seed(&name, &history);
     }
 }
