@@ -386,3 +386,48 @@ fn queue_statistics_survive_a_restart() {
         "the abandoned caller is remembered after a restart"
     );
 }
+
+#[test]
+fn operators_pause_and_unpause_from_the_phone_with_feature_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    // The phone is not on a trunk address: its INVITEs must authenticate.
+    let cfg = format!(
+        "{}\n[trunks]\nallow = [\"192.0.2.0/24\"]\n",
+        queue_config(&plans, "longest_idle", &[("op1", "pw")])
+    );
+    let gw = Gw::start(&cfg);
+    let phone = operator(&gw, "op1", "pw", None, true);
+    let state = || {
+        let (status, body) =
+            common::http_get(gw.http.unwrap(), "/api/operators", Some("test-token"));
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == "op1")
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(eventually(Duration::from_secs(5), || state() == "available"));
+    phone.dial(&format!("sip:*21@{}", gw.udp));
+    assert!(
+        eventually(Duration::from_secs(10), || state() == "paused"),
+        "*21 pauses\n{}\n{}",
+        phone.log(),
+        gw.log_text()
+    );
+    // The confirmation call ends by itself.
+    assert!(phone.wait_call_closed(Duration::from_secs(10)));
+    phone.dial(&format!("sip:*22@{}", gw.udp));
+    assert!(
+        eventually(Duration::from_secs(10), || state() == "available"),
+        "*22 unpauses"
+    );
+    // Anyone else dialling from outside the trunks is still refused.
+    let mut stranger = Ua::new(gw.udp);
+    assert_eq!(stranger.call("100", "0", true).status(), Some(403));
+}

@@ -138,6 +138,8 @@ pub struct Router {
     cps_window: Mutex<(Instant, u32)>,
     me: std::sync::Weak<Router>,
     queue_cfgs: Vec<crate::acd::QueueConfig>,
+    /// Feature codes operators dial: number → action.
+    features: Vec<(String, queue::Feature)>,
 }
 
 impl Router {
@@ -153,6 +155,10 @@ impl Router {
             cps_window: Mutex::new((Instant::now(), 0)),
             me: me.clone(),
             queue_cfgs: cfg.queues.clone(),
+            features: vec![
+                (cfg.calls.pause_code.clone(), queue::Feature::Pause),
+                (cfg.calls.unpause_code.clone(), queue::Feature::Unpause),
+            ],
         })
     }
 
@@ -293,11 +299,21 @@ impl Router {
     }
 
     fn new_invite(self: &Arc<Self>, ep: &Arc<Endpoint>, req: Message, tx: TxId, peer: Peer) {
-        metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
         if !self.trunks.allows(peer.addr.ip()) {
+            let called = called_number(&req);
+            if let Some(feature) = self
+                .features
+                .iter()
+                .find(|(c, _)| *c == called)
+                .map(|(_, f)| *f)
+            {
+                return self.feature_code(ep, req, tx, peer, feature);
+            }
             warn!(from = %peer.addr, "INVITE from a source that is not a trunk");
+            metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
             return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
         }
+        metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
         let retry = [("Retry-After", ep.retry_after().to_string())];
         let refusal = if self.is_draining() {
             Some("draining")
@@ -488,19 +504,39 @@ impl Router {
         let Some(ops) = &self.services.operators else {
             return self.reject(ep, req, tx, 403, "Forbidden", &[]);
         };
+        self.answer_auth(ep, req, tx, peer, ops.register(req, peer));
+    }
+
+    /// Sends what the operator registry decided: a challenge, 200 with the
+    /// bindings, or a refusal.
+    fn answer_auth(
+        &self,
+        ep: &Arc<Endpoint>,
+        req: &Message,
+        tx: TxId,
+        peer: Peer,
+        outcome: queue::RegisterOutcome,
+    ) {
         let base = |status: u16, reason: &str| {
             response_to(req, status, reason)
                 .via_received(peer.addr)
                 .to_tag(&new_tag())
                 .header("Server", ep.user_agent.clone())
         };
-        let (status, bytes) = match ops.register(req, peer) {
+        let (status, bytes) = match outcome {
             queue::RegisterOutcome::Challenge(values) => {
                 let mut b = base(401, "Unauthorized");
                 for v in values {
                     b = b.header("WWW-Authenticate", v);
                 }
                 (401, b.build())
+            }
+            queue::RegisterOutcome::ProxyChallenge(values) => {
+                let mut b = base(407, "Proxy Authentication Required");
+                for v in values {
+                    b = b.header("Proxy-Authenticate", v);
+                }
+                (407, b.build())
             }
             queue::RegisterOutcome::Ok { contacts } => {
                 let mut b = base(200, "OK");
@@ -522,6 +558,39 @@ impl Router {
             }
         };
         ep.respond(tx, status, bytes, None);
+    }
+
+    /// An operator dialled a feature code: authenticate (407), apply it,
+    /// and confirm with a short tone.
+    fn feature_code(
+        &self,
+        ep: &Arc<Endpoint>,
+        req: Message,
+        tx: TxId,
+        peer: Peer,
+        feature: queue::Feature,
+    ) {
+        let Some(ops) = &self.services.operators else {
+            return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
+        };
+        let user = req
+            .from()
+            .ok()
+            .and_then(|f| f.uri.user().map(str::to_owned))
+            .unwrap_or_default();
+        match ops.authenticate(&req, &user, "Proxy-Authorization") {
+            Ok(op) => {
+                ops.feature(&op, feature);
+                tokio::spawn(session::confirm_feature(
+                    ep.clone(),
+                    self.services.clone(),
+                    req,
+                    tx,
+                    peer,
+                ));
+            }
+            Err(outcome) => self.answer_auth(ep, &req, tx, peer, outcome),
+        }
     }
 
     fn route_in_dialog(

@@ -301,10 +301,19 @@ pub struct OperatorContact {
     pub display: Option<String>,
 }
 
-/// What a REGISTER gets back.
+/// Feature codes an operator dials from the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    Pause,
+    Unpause,
+}
+
+/// What a REGISTER (or an authenticated request) gets back.
 pub enum RegisterOutcome {
     /// 401 with these WWW-Authenticate values.
     Challenge(Vec<String>),
+    /// 407 with these Proxy-Authenticate values.
+    ProxyChallenge(Vec<String>),
     /// 200 with these Contact values (with expires) and the bindings' events.
     Ok { contacts: Vec<String> },
     /// A final error status and reason, plus extra headers.
@@ -377,6 +386,56 @@ impl Operators {
     }
 
     /// Handles a REGISTER from `peer`: digest check, then the bindings.
+    /// Checks the digest credentials of `req` against operator `user`'s
+    /// password. `header` is `Authorization` (registrar, 401) or
+    /// `Proxy-Authorization` (other requests, 407). Err carries the answer
+    /// to send: a fresh challenge, or 400 for unreadable credentials.
+    pub fn authenticate(
+        &self,
+        req: &Message,
+        user: &str,
+        header: &str,
+    ) -> Result<String, RegisterOutcome> {
+        let now = Instant::now();
+        let Some(cfg) = self.configs.get(user) else {
+            // Unknown users get a challenge like everyone else, so the answer
+            // does not tell which names exist.
+            metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "unknown_user").increment(1);
+            return Err(self.challenge(req, header, now, false));
+        };
+        let Some(auth) = req.header(header) else {
+            return Err(self.challenge(req, header, now, false));
+        };
+        let creds = match parse_authorization(auth) {
+            Ok(c) => c,
+            Err(_) => {
+                metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "malformed").increment(1);
+                return Err(RegisterOutcome::Refused {
+                    status: 400,
+                    reason: "Bad Authorization",
+                    headers: Vec::new(),
+                });
+            }
+        };
+        if creds.username != cfg.id {
+            return Err(self.challenge(req, header, now, false));
+        }
+        let method = req
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let verdict = self
+            .inner()
+            .digest
+            .verify(&creds, &method, cfg.password.as_deref(), now);
+        match verdict {
+            Verdict::Authorized => Ok(cfg.id.clone()),
+            Verdict::Stale => Err(self.challenge(req, header, now, true)),
+            Verdict::Rejected(_) => Err(self.challenge(req, header, now, false)),
+        }
+    }
+
+    /// Handles a REGISTER from `peer`: digest check, then the bindings.
     pub fn register(&self, req: &Message, peer: Peer) -> RegisterOutcome {
         let now = Instant::now();
         let user = req
@@ -384,38 +443,13 @@ impl Operators {
             .ok()
             .and_then(|t| t.uri.user().map(str::to_owned))
             .unwrap_or_default();
-        let Some(cfg) = self.configs.get(&user) else {
-            // Unknown users get a challenge like everyone else, so the answer
-            // does not tell which names exist.
-            metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "unknown_user").increment(1);
-            return self.challenge(req, now, false);
+        let cfg = match self.authenticate(req, &user, "Authorization") {
+            Ok(id) => match self.configs.get(&id) {
+                Some(c) => c,
+                None => return self.challenge(req, "Authorization", now, false),
+            },
+            Err(answer) => return answer,
         };
-        let Some(auth) = req.header("Authorization") else {
-            return self.challenge(req, now, false);
-        };
-        let creds = match parse_authorization(auth) {
-            Ok(c) => c,
-            Err(_) => {
-                metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "malformed").increment(1);
-                return RegisterOutcome::Refused {
-                    status: 400,
-                    reason: "Bad Authorization",
-                    headers: Vec::new(),
-                };
-            }
-        };
-        if creds.username != cfg.id {
-            return self.challenge(req, now, false);
-        }
-        let verdict = self
-            .inner()
-            .digest
-            .verify(&creds, "REGISTER", cfg.password.as_deref(), now);
-        match verdict {
-            Verdict::Authorized => {}
-            Verdict::Stale => return self.challenge(req, now, true),
-            Verdict::Rejected(_) => return self.challenge(req, now, false),
-        }
         let contacts = match req.contacts() {
             Ok(Contacts::Star) => RegisterContacts::Star,
             Ok(Contacts::List(v)) if v.is_empty() => RegisterContacts::Query,
@@ -481,11 +515,29 @@ impl Operators {
         }
     }
 
-    fn challenge(&self, req: &Message, now: Instant, stale: bool) -> RegisterOutcome {
-        if req.header("Authorization").is_some() && !stale {
+    fn challenge(&self, req: &Message, header: &str, now: Instant, stale: bool) -> RegisterOutcome {
+        if req.header(header).is_some() && !stale {
             metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "bad_credentials").increment(1);
         }
-        RegisterOutcome::Challenge(self.inner().digest.challenge(now, stale))
+        let values = self.inner().digest.challenge(now, stale);
+        if header == "Authorization" {
+            RegisterOutcome::Challenge(values)
+        } else {
+            RegisterOutcome::ProxyChallenge(values)
+        }
+    }
+
+    /// Applies a feature code an operator dialled; returns what happened.
+    pub fn feature(&self, op: &str, code: Feature) {
+        let ev = match code {
+            Feature::Pause => AcdEvent::Pause {
+                op: op.to_owned(),
+                reason: "phone".into(),
+            },
+            Feature::Unpause => AcdEvent::Unpause { op: op.to_owned() },
+        };
+        info!(operator = op, feature = ?code, "feature code");
+        self.acd.event(ev);
     }
 
     /// Turns binding changes into operator log-ins and log-outs.

@@ -876,3 +876,99 @@ pub fn parse_dtmf_relay(req: &Message) -> Option<char> {
     }
     matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d').then(|| c.to_ascii_uppercase())
 }
+
+/// Answers an operator's feature-code call, plays a short confirmation tone
+/// and hangs up. The call never reaches a plan or a queue, so it has no
+/// dialog entry: a BYE from the phone before ours gets 481, which is
+/// harmless for a two-second call.
+pub async fn confirm_feature(
+    ep: Arc<Endpoint>,
+    svc: Arc<Services>,
+    invite: Message,
+    tx: TxId,
+    peer: Peer,
+) {
+    let local_tag = crate::sip::new_tag();
+    let reject = |status: u16, reason: &str| {
+        let r = response_to(&invite, status, reason)
+            .via_received(peer.addr)
+            .to_tag(&local_tag)
+            .build();
+        ep.respond(tx, status, r, None);
+    };
+    let Ok((leg, local)) = svc.media.allocate() else {
+        return reject(503, "Service Unavailable");
+    };
+    let mut local_sdp = LocalSdp::new(svc.media_ip, local.port());
+    let (answer, params) = match sdp::answer(invite.body(), &mut local_sdp, &svc.codecs) {
+        Ok(x) => x,
+        Err(_) => {
+            svc.media.release(leg);
+            return reject(488, "Not Acceptable Here");
+        }
+    };
+    let call_id = invite.call_id().unwrap_or("").to_owned();
+    let cseq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+    let ok = response_to(&invite, 200, "OK")
+        .via_received(peer.addr)
+        .to_tag(&local_tag)
+        .header("Contact", ep.contact_for(&peer))
+        .header("Allow", ALLOW)
+        .body("application/sdp", answer)
+        .build();
+    ep.respond(tx, 200, ok, Some((call_id.clone(), cseq)));
+    let (events, mut rx) = mpsc::channel(8);
+    svc.media.start_leg(leg, params, events);
+    // Two short beeps: the phone's user hears the code was taken.
+    let beep = Arc::new(crate::media::Prompt::tone(
+        "confirm",
+        &[1000.0],
+        -12.0,
+        200,
+        150,
+        550,
+    ));
+    svc.media.play(
+        leg,
+        vec![beep],
+        PlayOpts {
+            barge_in: false,
+            looped: false,
+            token: 1,
+        },
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(ev) = rx.recv().await {
+            if matches!(ev, MediaEvent::PlaybackDone { .. }) {
+                break;
+            }
+        }
+    })
+    .await;
+    let target = invite
+        .contacts()
+        .ok()
+        .and_then(|c| match c {
+            Contacts::List(v) => v.first().map(|na| na.uri.to_string()),
+            Contacts::Star => None,
+        })
+        .unwrap_or_else(|| format!("sip:{}", peer.addr));
+    let branch = new_branch();
+    let mut bye = RequestBuilder::new(Method::Bye, &target)
+        .header("Via", ep.via_for(&peer, &branch))
+        .header("Max-Forwards", "70")
+        .header(
+            "From",
+            format!("{};tag={local_tag}", invite.header("To").unwrap_or("")),
+        )
+        .header("To", invite.header("From").unwrap_or("").to_owned())
+        .header("Call-ID", call_id)
+        .header("CSeq", format!("{} BYE", cseq + 1));
+    if let Ok(rr) = invite.record_routes() {
+        for r in rr {
+            bye = bye.header("Route", r.to_string());
+        }
+    }
+    let _ = ep.request(peer, &Method::Bye, &branch, bye.build());
+    svc.media.release(leg);
+}

@@ -267,11 +267,25 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallsConfig {
     /// Milliseconds to ring (180 Ringing) before answering; 0 answers at once.
     pub ring_ms: u64,
+    /// Number an operator dials from the phone to pause (digest-authenticated).
+    pub pause_code: String,
+    /// Number an operator dials to take calls again.
+    pub unpause_code: String,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            ring_ms: 0,
+            pause_code: "*21".into(),
+            unpause_code: "*22".into(),
+        }
+    }
 }
 
 /// Command-line values that take precedence over the file.
