@@ -80,14 +80,14 @@ fn promtool_check_metrics_passes() {
     );
 }
 
-/// docs/ops.md carries the catalog as a table between two markers; run with
+/// README.md carries the catalog as a table between two markers; run with
 /// `CONMUTADOR_BLESS=1` to rewrite it after changing the catalog.
 #[test]
 fn docs_metrics_table_matches_the_catalog() {
     const BEGIN: &str = "<!-- metrics-table:begin -->\n";
     const END: &str = "<!-- metrics-table:end -->";
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ops.md");
-    let doc = std::fs::read_to_string(path).expect("docs/ops.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let doc = std::fs::read_to_string(path).expect("README.md");
     let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
     let end = doc.find(END).expect("end marker");
     let want = conmutador::ops::metrics::markdown_table();
@@ -97,7 +97,7 @@ fn docs_metrics_table_matches_the_catalog() {
                 .expect("bless docs");
         } else {
             panic!(
-                "docs/ops.md metrics table is stale; rerun with CONMUTADOR_BLESS=1. Expected:\n{want}"
+                "README.md metrics table is stale; rerun with CONMUTADOR_BLESS=1. Expected:\n{want}"
             );
         }
     }

@@ -7,7 +7,7 @@
 //! `call` or `acd`: the call layer feeds the interpreter `IvrEvent`s and
 //! carries out its `IvrCommand`s, and the only I/O here is reading plan and
 //! prompt files at load time (and writing what `check`/`simulate` print).
-//! The language reference is `docs/dialplan.md`.
+//! The language reference is the README section "The dialplan language".
 //!
 //! A loaded `Dialplans` is immutable: a reload builds a new one and swaps an
 //! `Arc`, so calls in progress keep the `Arc<Plan>` they started with.

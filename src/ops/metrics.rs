@@ -471,7 +471,7 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// The metrics reference as a Markdown table (docs/ops.md embeds it; a test
+/// The metrics reference as a Markdown table (README.md embeds it; a test
 /// keeps the two equal).
 pub fn markdown_table() -> String {
     let mut out = String::from("| metric | type | labels | help |\n| --- | --- | --- | --- |\n");
