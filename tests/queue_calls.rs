@@ -123,23 +123,6 @@ fn operator(gw: &Gw, id: &str, pw: &str, wav: Option<PathBuf>, auto: bool) -> Ba
     phone
 }
 
-/// Sends `secs` of a PCMU tone from the UA, paced in real time.
-fn talk(ua: &mut Ua, freq: f64, secs: f64) {
-    let frames = (secs * 50.0) as usize;
-    let mut n = 0usize;
-    for f in 0..frames {
-        let samples: Vec<i16> = (0..160)
-            .map(|_| {
-                let t = n as f64 / 8000.0;
-                n += 1;
-                (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
-            })
-            .collect();
-        ua.send_pcmu(&samples, f == 0);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn registered_operator_is_bridged_and_both_sides_hear_each_other() {
     let tmp = tempfile::tempdir().unwrap();
@@ -178,7 +161,7 @@ fn registered_operator_is_bridged_and_both_sides_hear_each_other() {
             samples
         })
     };
-    talk(&mut ua, 1000.0, 3.5);
+    ua.send_tones(&[1000.0], Duration::from_millis(3500), 0.5);
     let heard = listener.join().unwrap();
     // The last two seconds: the bridge, not the hold music.
     let tail = &heard[heard.len().saturating_sub(16_000)..];

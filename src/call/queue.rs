@@ -184,6 +184,20 @@ fn to_record(
     let agent = log.op.as_deref().unwrap_or("");
     let q = log.queue.as_str();
     let pos = |p: usize| p.min(u32::MAX as usize) as u32;
+    let exit = |kind, key, position: usize, waited: Duration, announced: Option<Duration>| {
+        let p = pos(position);
+        QueueEvent::exit(
+            time,
+            call_id,
+            q,
+            kind,
+            key,
+            p,
+            p,
+            ms(waited),
+            announced.map(ms),
+        )
+    };
     Some(match &log.kind {
         K::EnterQueue { position, .. } => {
             QueueEvent::enter_queue(time, call_id, q, caller, pos(*position))
@@ -227,47 +241,35 @@ fn to_record(
             position,
             waited,
             announced,
-        } => QueueEvent::exit(
-            time,
-            call_id,
-            q,
+        } => exit(
             QueueEventKind::ExitWithTimeout,
             None,
-            pos(*position),
-            pos(*position),
-            ms(*waited),
-            announced.map(ms),
+            *position,
+            *waited,
+            *announced,
         ),
         K::ExitWithKey {
             digit,
             position,
             waited,
             announced,
-        } => QueueEvent::exit(
-            time,
-            call_id,
-            q,
+        } => exit(
             QueueEventKind::ExitWithKey,
             Some(*digit),
-            pos(*position),
-            pos(*position),
-            ms(*waited),
-            announced.map(ms),
+            *position,
+            *waited,
+            *announced,
         ),
         K::ExitEmpty {
             position,
             waited,
             announced,
-        } => QueueEvent::exit(
-            time,
-            call_id,
-            q,
+        } => exit(
             QueueEventKind::ExitEmpty,
             None,
-            pos(*position),
-            pos(*position),
-            ms(*waited),
-            announced.map(ms),
+            *position,
+            *waited,
+            *announced,
         ),
         K::Full | K::JoinEmpty => {
             let kind = if matches!(log.kind, K::Full) {

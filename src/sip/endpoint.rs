@@ -356,20 +356,8 @@ impl Endpoint {
                 method: "CANCEL".into(),
                 sent_by,
             };
-            let verdict =
-                self.core()
-                    .txl
-                    .server_request(&key, TxKind::NonInvite, peer.reliable(), peer, now);
-            let id = match verdict {
-                ServerVerdict::New(id) => id,
-                ServerVerdict::Retransmission(actions) => {
-                    self.run(actions);
-                    return;
-                }
-                ServerVerdict::Full => {
-                    self.overloaded(&req, &peer);
-                    return;
-                }
+            let Some(id) = self.open_server_tx(&req, &key, TxKind::NonInvite, peer, now) else {
+                return;
             };
             let invite_tx = self.core().invites.get(&invite_key).copied();
             match invite_tx {
@@ -402,20 +390,8 @@ impl Endpoint {
             method: method.as_str().to_owned(),
             sent_by,
         };
-        let verdict = self
-            .core()
-            .txl
-            .server_request(&key, kind, peer.reliable(), peer, now);
-        let id = match verdict {
-            ServerVerdict::New(id) => id,
-            ServerVerdict::Retransmission(actions) => {
-                self.run(actions);
-                return;
-            }
-            ServerVerdict::Full => {
-                self.overloaded(&req, &peer);
-                return;
-            }
+        let Some(id) = self.open_server_tx(&req, &key, kind, peer, now) else {
+            return;
         };
         {
             let mut core = self.core();
@@ -458,6 +434,33 @@ impl Endpoint {
             _ => self
                 .tu
                 .on_event(self, SipEvent::Request { req, tx: id, peer }),
+        }
+    }
+
+    /// Starts a server transaction for `req`. A retransmission is answered
+    /// with the last response and a full table with 503; both give None.
+    fn open_server_tx(
+        self: &Arc<Self>,
+        req: &Message,
+        key: &TxKey,
+        kind: TxKind,
+        peer: Peer,
+        now: Instant,
+    ) -> Option<TxId> {
+        let verdict = self
+            .core()
+            .txl
+            .server_request(key, kind, peer.reliable(), peer, now);
+        match verdict {
+            ServerVerdict::New(id) => Some(id),
+            ServerVerdict::Retransmission(actions) => {
+                self.run(actions);
+                None
+            }
+            ServerVerdict::Full => {
+                self.overloaded(req, &peer);
+                None
+            }
         }
     }
 
@@ -629,22 +632,10 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 pub fn method_label(m: &Method) -> &'static str {
+    // Extension methods come from the network: one bounded label for all.
     match m {
-        Method::Invite => "INVITE",
-        Method::Ack => "ACK",
-        Method::Bye => "BYE",
-        Method::Cancel => "CANCEL",
-        Method::Options => "OPTIONS",
-        Method::Register => "REGISTER",
-        Method::Info => "INFO",
-        Method::Update => "UPDATE",
-        Method::Prack => "PRACK",
-        Method::Subscribe => "SUBSCRIBE",
-        Method::Notify => "NOTIFY",
-        Method::Refer => "REFER",
-        Method::Message => "MESSAGE",
-        Method::Publish => "PUBLISH",
         Method::Extension(_) => "other",
+        known => known.static_name(),
     }
 }
 

@@ -51,6 +51,14 @@ pub enum Method {
 impl Method {
     pub fn as_str(&self) -> &str {
         match self {
+            Method::Extension(s) => s,
+            known => known.static_name(),
+        }
+    }
+
+    /// The name of a method this stack knows; "other" for extensions.
+    pub fn static_name(&self) -> &'static str {
+        match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -65,7 +73,7 @@ impl Method {
             Method::Refer => "REFER",
             Method::Message => "MESSAGE",
             Method::Publish => "PUBLISH",
-            Method::Extension(s) => s,
+            Method::Extension(_) => "other",
         }
     }
 

@@ -263,9 +263,9 @@ impl Ua {
         let _ = self.rtp.send_to(&pkt, dst);
     }
 
-    /// Plays `dur` of a DTMF tone in-band (PCMU), real-time paced.
-    pub fn send_inband_digit(&mut self, digit: char, dur: Duration, level: f64) {
-        let (lo, hi) = dtmf_freqs(digit);
+    /// Sends `dur` of a sum of sine tones (PCMU), paced in real time;
+    /// `level` is each tone's amplitude as a fraction of half scale.
+    pub fn send_tones(&mut self, freqs: &[f64], dur: Duration, level: f64) {
         let frames = (dur.as_millis() / 20) as usize;
         let mut n = 0usize;
         for f in 0..frames {
@@ -273,15 +273,22 @@ impl Ua {
                 .map(|_| {
                     let t = n as f64 / 8000.0;
                     n += 1;
-                    let v = level
-                        * ((2.0 * std::f64::consts::PI * lo * t).sin()
-                            + (2.0 * std::f64::consts::PI * hi * t).sin());
-                    (v * 16383.0) as i16
+                    let v: f64 = freqs
+                        .iter()
+                        .map(|hz| (2.0 * std::f64::consts::PI * hz * t).sin())
+                        .sum();
+                    (level * v * 16383.0) as i16
                 })
                 .collect();
             self.send_pcmu(&samples, f == 0);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Plays `dur` of a DTMF tone in-band (PCMU), real-time paced.
+    pub fn send_inband_digit(&mut self, digit: char, dur: Duration, level: f64) {
+        let (lo, hi) = dtmf_freqs(digit);
+        self.send_tones(&[lo, hi], dur, level);
         // Silence after the tone so the detector sees its end.
         for _ in 0..10 {
             self.send_pcmu(&[0; 160], false);

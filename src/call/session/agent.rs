@@ -306,17 +306,8 @@ impl Call {
         };
         match self.op_legs[i].state {
             OpState::Calling | OpState::Ringing => {
-                let l = &mut self.op_legs[i];
-                let cancel = RequestBuilder::new(Method::Cancel, &l.request_uri)
-                    .header("Via", self.ep.via_for(&l.peer, &l.branch))
-                    .header("Max-Forwards", "70")
-                    .header("From", l.from_hdr.clone())
-                    .header("To", l.to_hdr.clone())
-                    .header("Call-ID", l.call_id.clone())
-                    .header("CSeq", "1 CANCEL")
-                    .build();
-                let _ = self.ep.request(l.peer, &Method::Cancel, &l.branch, cancel);
-                l.state = OpState::Cancelling;
+                self.send_cancel(&self.op_legs[i]);
+                self.op_legs[i].state = OpState::Cancelling;
             }
             OpState::Answered | OpState::Connected => {
                 let l = self.op_legs.remove(i);
@@ -601,6 +592,20 @@ impl Call {
         }
     }
 
+    /// CANCEL for a ringing leg: same branch, Request-URI, From, To and
+    /// Call-ID as its INVITE (RFC 3261 §9.1).
+    fn send_cancel(&self, l: &OpLeg) {
+        let cancel = RequestBuilder::new(Method::Cancel, &l.request_uri)
+            .header("Via", self.ep.via_for(&l.peer, &l.branch))
+            .header("Max-Forwards", "70")
+            .header("From", l.from_hdr.clone())
+            .header("To", l.to_hdr.clone())
+            .header("Call-ID", l.call_id.clone())
+            .header("CSeq", "1 CANCEL")
+            .build();
+        let _ = self.ep.request(l.peer, &Method::Cancel, &l.branch, cancel);
+    }
+
     fn bye_op(&self, l: &OpLeg) {
         let branch = new_branch();
         let mut b = RequestBuilder::new(Method::Bye, &l.remote_target)
@@ -649,17 +654,7 @@ impl Call {
         }
         for l in std::mem::take(&mut self.op_legs) {
             match l.state {
-                OpState::Calling | OpState::Ringing => {
-                    let cancel = RequestBuilder::new(Method::Cancel, &l.request_uri)
-                        .header("Via", self.ep.via_for(&l.peer, &l.branch))
-                        .header("Max-Forwards", "70")
-                        .header("From", l.from_hdr.clone())
-                        .header("To", l.to_hdr.clone())
-                        .header("Call-ID", l.call_id.clone())
-                        .header("CSeq", "1 CANCEL")
-                        .build();
-                    let _ = self.ep.request(l.peer, &Method::Cancel, &l.branch, cancel);
-                }
+                OpState::Calling | OpState::Ringing => self.send_cancel(&l),
                 OpState::Answered | OpState::Connected => self.bye_op(&l),
                 OpState::Cancelling => {}
             }
