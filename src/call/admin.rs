@@ -54,7 +54,9 @@ impl AdminBackend for Admin {
     }
 
     async fn reload(&self) -> ReloadReport {
-        let res = self.router.services.plans.reload();
+        // Prompts and plans together, as SIGHUP and the watcher do: a new plan
+        // may name a prompt file that came with it.
+        let res = self.router.services.reload();
         let plans = self.router.services.plans().plans().len() as u32;
         match res {
             Ok(warnings) => ReloadReport {
