@@ -398,7 +398,7 @@ fn shipped_plan_key_2_switches_to_english_and_5_reaches_protection_at_any_hour()
     }
 }
 
-/// The shipped plan with its office-hours branch pinned open ("every day")
+/// The shipped plan with its office-hours branch pinned open (all day)
 /// and its journey tests (written for fixed times) dropped; every other
 /// node, prompt and key is the shipped one.
 fn mexitel_always_open() -> tempfile::TempDir {
@@ -410,7 +410,7 @@ fn mexitel_always_open() -> tempfile::TempDir {
     let b = a + text[a + 1..].find("\n[nodes.").expect("a node follows") + 1;
     text.replace_range(
         a..b,
-        "[nodes.horario]\ntype = \"branch\"\ncases = [{ days = \"mon-sun\", next = \"menu_principal\" }]\nelse = \"fuera_de_horario\"\n",
+        "[nodes.horario]\ntype = \"branch\"\ncases = [{ time = \"00:00-24:00\", next = \"menu_principal\" }]\nelse = \"fuera_de_horario\"\n",
     );
     let t = text
         .find("[[test]]")
@@ -587,6 +587,7 @@ fn reload_phase(
 ) -> usize {
     let ok_before = gw.metric("conmutador_dialplan_reload_total", &["result=\"ok\""]);
     let old_node_before = visits(gw, "recarga", old.node);
+    let nuevo_before = visits(gw, "recarga", "nuevo");
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut gos = Vec::new();
     let mut olds = Vec::new();
@@ -657,7 +658,9 @@ fn reload_phase(
         gw, "recarga", old.node
     ) == old_node_before
         + n as f64));
+    // The new callers took the new nodes: the renamed one and the added one.
     assert!(visits(gw, "recarga", new.node) >= 1.0);
+    assert_eq!(visits(gw, "recarga", "nuevo"), nuevo_before + 1.0);
     n + 2
 }
 
