@@ -25,7 +25,7 @@ use agent::{ANNOUNCE_TOKEN, MOH_TOKEN, OpLeg, Queued};
 use super::{CallMsg, Router, Services};
 use crate::acd::Party;
 use crate::dialplan::{CallInfo, Interpreter, IvrCommand, IvrEvent, Plan};
-use crate::media::{LegId, MediaEvent, PlayOpts};
+use crate::media::{LegId, MediaEvent, PlayOpts, PromptLibrary};
 use crate::ops::http::CallState;
 use crate::ops::metrics as m;
 use crate::ops::records::{Cdr, Disposition, HangupSide};
@@ -125,6 +125,9 @@ pub struct Call {
     params: Option<MediaParams>,
     late_offer: bool,
     interp: Interpreter,
+    /// The prompts in force when the call arrived: like its plan, they stay
+    /// the same for the whole call even if a reload replaces the files.
+    prompts: Arc<PromptLibrary>,
     timers: BTreeMap<(Instant, u64), ()>,
     timer_tokens: std::collections::HashMap<u64, Instant>,
     media_events: (mpsc::Sender<MediaEvent>, Option<mpsc::Receiver<MediaEvent>>),
@@ -192,6 +195,7 @@ impl Call {
             .unwrap_or_default();
         let cseq = s.invite.cseq().map(|c| c.seq).unwrap_or(0);
         let (etx, erx) = mpsc::channel(64);
+        let prompts = s.services.prompts();
         Call {
             id: s.id,
             ep: s.ep,
@@ -216,6 +220,7 @@ impl Call {
             params: None,
             late_offer: false,
             interp,
+            prompts,
             timers: BTreeMap::new(),
             timer_tokens: Default::default(),
             media_events: (etx, Some(erx)),
@@ -660,7 +665,7 @@ impl Call {
                     barge_in,
                     token,
                 } => {
-                    let library = self.svc.prompts();
+                    let library = &self.prompts;
                     let found: Vec<_> = prompts
                         .iter()
                         .filter_map(|k| {

@@ -1025,8 +1025,13 @@ impl<'a> Parser<'a> {
             let parsed =
                 tr.v.split_once('-')
                     .and_then(|(a, b)| Some((parse_hhmm(a)?, parse_hhmm(b)?)));
+            // "24:00" parses as midnight, so "00:00-24:00" (the whole day)
+            // has start == end like an empty range; it is not empty.
+            let whole_day =
+                tr.v.split_once('-')
+                    .is_some_and(|(_, b)| b.trim() == "24:00");
             match parsed {
-                Some((start, end)) if start != end => {
+                Some((start, end)) if start != end || whole_day => {
                     conditions.push(Condition::Time { start, end })
                 }
                 Some(_) => self.err(

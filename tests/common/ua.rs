@@ -458,3 +458,269 @@ pub fn linear_to_ulaw(s: i16) -> u8 {
     let mantissa = (x >> (exponent + 3)) & 0x0f;
     !((sign | (exponent << 4) | mantissa) as u8)
 }
+
+// ---------------------------------------------------------------------------
+// Which prompts a caller heard (appended for the IVR tests).
+
+/// The audio a call received so far, and the gateway's BYE once it came.
+#[derive(Debug, Default)]
+pub struct Heard {
+    pub rtp: RtpCapture,
+    /// The gateway's BYE (already answered with 200 by `listen`).
+    pub bye: Option<Msg>,
+}
+
+impl Heard {
+    pub fn samples(&self) -> &[i16] {
+        &self.rtp.samples
+    }
+}
+
+/// Samples per RTP packet at 8 kHz and 20 ms: prompts are sent frame by
+/// frame, each prompt starting on a packet of its own.
+const FRAME: usize = 160;
+
+/// Reads a 16-bit PCM mono WAV (walking the RIFF chunks: sox writes extra
+/// chunks before `data`).
+pub fn read_wav_pcm16(path: &std::path::Path) -> Vec<i16> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
+        "{} is not a WAV",
+        path.display()
+    );
+    let mut at = 12;
+    let mut format_ok = false;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
+        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
+        match id {
+            b"fmt " => {
+                let tag = u16::from_le_bytes([body[0], body[1]]);
+                let channels = u16::from_le_bytes([body[2], body[3]]);
+                let bits = u16::from_le_bytes([body[14], body[15]]);
+                format_ok = tag == 1 && channels == 1 && bits == 16;
+            }
+            b"data" => {
+                assert!(format_ok, "{}: not 16-bit PCM mono", path.display());
+                return body
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+            }
+            _ => {}
+        }
+        at += 8 + len + (len & 1);
+    }
+    panic!("{}: no data chunk", path.display())
+}
+
+/// How far a G.711-decoded sample may be from the original: half a
+/// quantisation step is at most about 1/32 of the level for µ-law and
+/// A-law; three times that, plus a floor for the smallest steps.
+fn close(received: i16, original: i16) -> bool {
+    let o = original as i32;
+    (received as i32 - o).abs() <= (o.abs() + 132) / 12 + 16
+}
+
+fn frame_rms(f: &[i16]) -> f64 {
+    (f.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / f.len() as f64).sqrt()
+}
+
+/// A prompt frame counts as found when nearly every sample is close.
+fn frame_matches(rx: &[i16], at: isize, frame: &[i16]) -> bool {
+    if at < 0 || at as usize + frame.len() > rx.len() {
+        return false;
+    }
+    let r = &rx[at as usize..at as usize + frame.len()];
+    // Cheap rejection first: most offsets differ at once.
+    if !close(r[0], frame[0]) || !close(r[frame.len() / 2], frame[frame.len() / 2]) {
+        return false;
+    }
+    let ok = r.iter().zip(frame).filter(|(a, b)| close(**a, **b)).count();
+    ok * 20 >= frame.len() * 19
+}
+
+/// Frames of a prompt loud enough to identify it (speech, not the silence
+/// around and between words).
+const LOUD_RMS: f64 = 300.0;
+/// A prompt must have at least this many loud frames (0.2 s) to be told
+/// apart from others at all.
+const MIN_LOUD_FRAMES: usize = 10;
+
+/// Where in `rx` the prompt `pcm` was played (the sample at which its
+/// first frame would sit), if at least 90 % of its loud frames are found
+/// there in order. Leading silence is skipped by starting from the first
+/// loud frame; a packet lost or skipped on the way shifts the rest by a
+/// frame, which the walk follows.
+pub fn heard_pcm_at(rx: &[i16], pcm: &[i16]) -> Option<usize> {
+    let frames: Vec<&[i16]> = pcm.chunks_exact(FRAME).collect();
+    let loud: Vec<usize> = (0..frames.len())
+        .filter(|&k| frame_rms(frames[k]) >= LOUD_RMS)
+        .collect();
+    assert!(
+        loud.len() >= MIN_LOUD_FRAMES,
+        "prompt too short or quiet to recognise ({} loud frames)",
+        loud.len()
+    );
+    let first = loud[0];
+    let need = (loud.len() * 9).div_ceil(10);
+    let mut o = 0usize;
+    while o + FRAME <= rx.len() {
+        if frame_matches(rx, o as isize, frames[first]) {
+            let base = o as isize - (first * FRAME) as isize;
+            let mut drift = 0isize;
+            let mut found = 0usize;
+            for &k in &loud {
+                let pos = base + (k * FRAME) as isize + drift;
+                if pos as usize >= rx.len() {
+                    break;
+                }
+                if frame_matches(rx, pos, frames[k]) {
+                    found += 1;
+                    continue;
+                }
+                for d in [-1isize, 1, -2, 2, -3, 3, -4, 4] {
+                    if frame_matches(rx, pos + d * FRAME as isize, frames[k]) {
+                        drift += d * FRAME as isize;
+                        found += 1;
+                        break;
+                    }
+                }
+            }
+            if found >= need {
+                return Some(base.max(0) as usize);
+            }
+        }
+        o += 1;
+    }
+    None
+}
+
+/// True when the caller's decoded audio contains the whole prompt in `wav`
+/// (a 16-bit PCM WAV): at least 90 % of its speech frames, in order, each
+/// matching sample by sample within G.711 quantisation. Another prompt, or
+/// silence, cannot pass: a match needs hundreds of consecutive speech
+/// samples to agree per frame.
+pub fn heard(samples: &[i16], wav: &std::path::Path) -> bool {
+    heard_at(samples, wav).is_some()
+}
+
+/// Like [`heard`], and where the prompt started in `samples`.
+pub fn heard_at(samples: &[i16], wav: &std::path::Path) -> Option<usize> {
+    heard_pcm_at(samples, &read_wav_pcm16(wav))
+}
+
+/// True when at least the first `min` of the prompt (counted from its first
+/// speech frame) was heard: for prompts a key cut short (barge-in).
+pub fn heard_start(samples: &[i16], wav: &std::path::Path, min: Duration) -> bool {
+    let pcm = read_wav_pcm16(wav);
+    let first = pcm
+        .chunks_exact(FRAME)
+        .position(|f| frame_rms(f) >= LOUD_RMS)
+        .unwrap_or(0);
+    let end = ((first * FRAME) + (min.as_millis() as usize * 8)).min(pcm.len());
+    heard_pcm_at(samples, &pcm[..end]).is_some()
+}
+
+impl Ua {
+    /// Receives RTP into `h` for up to `dur` while watching the SIP socket:
+    /// a BYE from the gateway is answered 200 and ends the wait early.
+    pub fn listen(&mut self, h: &mut Heard, dur: Duration) {
+        let deadline = Instant::now() + dur;
+        self.rtp
+            .set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        self.sip.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 65_535];
+        while Instant::now() < deadline && h.bye.is_none() {
+            if let Ok((n, from)) = self.rtp.recv_from(&mut buf) {
+                record_rtp(&mut h.rtp, &buf[..n], from);
+            }
+            while let Ok((n, from)) = self.sip.recv_from(&mut buf) {
+                let m = Msg(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if m.is_request("BYE") {
+                    let ok = format!(
+                        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+                        m.header("Via").unwrap_or_default(),
+                        m.header("From").unwrap_or_default(),
+                        m.header("To").unwrap_or_default(),
+                        m.header("Call-ID").unwrap_or_default(),
+                        m.header("CSeq").unwrap_or_default()
+                    );
+                    let _ = self.sip.send_to(ok.as_bytes(), from);
+                    h.bye = Some(m);
+                    break;
+                }
+            }
+        }
+        self.sip.set_nonblocking(false).unwrap();
+        self.rtp
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+
+    /// Listens until the prompt in `wav` has been heard in full (true), the
+    /// gateway hangs up, or `limit` passes.
+    pub fn wait_heard(&mut self, h: &mut Heard, wav: &std::path::Path, limit: Duration) -> bool {
+        self.wait_until(h, limit, |s| heard(s, wav))
+    }
+
+    /// Listens until `done(samples)` holds (true), the gateway hangs up, or
+    /// `limit` passes.
+    pub fn wait_until(
+        &mut self,
+        h: &mut Heard,
+        limit: Duration,
+        mut done: impl FnMut(&[i16]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if done(h.samples()) {
+                return true;
+            }
+            if h.bye.is_some() || Instant::now() >= deadline {
+                return false;
+            }
+            self.listen(h, Duration::from_millis(400));
+        }
+    }
+
+    /// Listens until the gateway hangs up (true) or `limit` passes.
+    pub fn wait_bye(&mut self, h: &mut Heard, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while h.bye.is_none() && Instant::now() < deadline {
+            self.listen(h, Duration::from_millis(500));
+        }
+        h.bye.is_some()
+    }
+}
+
+/// Appends one received RTP packet to a capture (audio decoded).
+fn record_rtp(cap: &mut RtpCapture, pkt: &[u8], from: SocketAddr) {
+    if pkt.len() < 12 {
+        return;
+    }
+    cap.from = Some(from);
+    let pt = pkt[1] & 0x7f;
+    cap.packets.push(RtpInfo {
+        pt,
+        marker: pkt[1] & 0x80 != 0,
+        seq: u16::from_be_bytes([pkt[2], pkt[3]]),
+        ts: u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]),
+        ssrc: u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]),
+        len: pkt.len() - 12,
+    });
+    let payload = &pkt[12..];
+    match pt {
+        0 => cap
+            .samples
+            .extend(payload.iter().map(|&b| ulaw_to_linear(b))),
+        8 => cap
+            .samples
+            .extend(payload.iter().map(|&b| alaw_to_linear(b))),
+        _ => {}
+    }
+}

@@ -90,8 +90,7 @@ impl Call {
         if let Some(leg) = self.leg {
             let lang = self.interp.language().to_owned();
             let moh = self
-                .svc
-                .prompts()
+                .prompts
                 .get(&format!("{lang}/musica_espera"))
                 .unwrap_or_else(|| self.svc.hold_music.clone());
             self.svc.media.play(
@@ -137,7 +136,7 @@ impl Call {
                                 .collect()
                         }
                     };
-                    let lib = self.svc.prompts();
+                    let lib = &self.prompts;
                     let found: Vec<_> = prompts.iter().filter_map(|k| lib.get(k)).collect();
                     if let Some(leg) = self.leg {
                         if !found.is_empty() {
