@@ -130,6 +130,7 @@ impl Gateway {
         let services = Arc::new(Services {
             media,
             prompts: RwLock::new(prompts),
+            swap: RwLock::new(()),
             plans,
             codecs,
             media_ip: cfg.media.public_ip.unwrap_or(cfg.media.bind),

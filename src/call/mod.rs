@@ -71,6 +71,8 @@ pub struct Services {
     pub media: MediaEngine,
     /// Swapped with the plans on reload; a call holds the prompts it plays.
     pub prompts: RwLock<Arc<PromptLibrary>>,
+    /// Makes a reload's swap of plans and prompts one step for new calls.
+    pub swap: RwLock<()>,
     pub plans: DialplanStore,
     pub codecs: Vec<Codec>,
     pub media_ip: IpAddr,
@@ -101,6 +103,9 @@ impl Services {
     pub fn reload(&self) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
         let dir = self.plans.current().dir().join("prompts");
         let library = PromptLibrary::load_dir(&dir);
+        // New calls take plans and prompts under the read side of this lock,
+        // so none can see a new plan with the old recordings.
+        let _swap = self.swap.write().unwrap_or_else(|p| p.into_inner());
         let warnings = self.plans.reload()?;
         match library {
             Ok(lib) => *self.prompts.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(lib),
@@ -329,6 +334,7 @@ impl Router {
             return self.reject(ep, &req, tx, 503, "Service Unavailable", &retry);
         }
         let called = called_number(&req);
+        let swap_guard = self.services.swap.read().unwrap_or_else(|p| p.into_inner());
         let plans = self.services.plans();
         let Some(plan) = plans.route(&called) else {
             return self.reject(ep, &req, tx, 404, "Not Found", &[]);
@@ -380,6 +386,7 @@ impl Router {
             view,
             inbox: own_inbox.expect("inserted above under the same key"),
         });
+        drop(swap_guard);
         tokio::spawn(call.run(rx));
     }
 
