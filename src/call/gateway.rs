@@ -139,6 +139,7 @@ impl Gateway {
             acd,
             operators,
             hold_music: Arc::new(crate::media::Prompt::hold_music("moh")),
+            transfer_proxy: cfg.calls.transfer_proxy,
         });
         let router = Router::new(&cfg, services);
         let (transports, listeners) = Transports::bind(&TransportOptions {

@@ -84,6 +84,9 @@ pub struct Services {
     pub operators: Option<Arc<queue::Operators>>,
     /// Played while waiting when the plan ships no `musica_espera` prompt.
     pub hold_music: Arc<crate::media::Prompt>,
+    /// Where transfers to SIP URIs are sent (the carrier's proxy); None:
+    /// only URIs with an IP address can be reached.
+    pub transfer_proxy: Option<std::net::SocketAddr>,
 }
 
 impl Services {

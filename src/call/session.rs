@@ -73,6 +73,7 @@ enum End {
     Shutdown,
     Failed,
     OperatorHungUp,
+    TransferFailed,
 }
 
 impl End {
@@ -86,6 +87,7 @@ impl End {
             End::Shutdown => "shutdown",
             End::Failed => "failed",
             End::OperatorHungUp => "operator_hangup",
+            End::TransferFailed => "transfer_failed",
         }
     }
     fn disposition(self) -> Disposition {
@@ -94,7 +96,7 @@ impl End {
                 Disposition::Completed
             }
             End::Cancelled => Disposition::Abandoned,
-            End::RtpTimeout | End::NoAck | End::Failed => Disposition::Failed,
+            End::RtpTimeout | End::NoAck | End::Failed | End::TransferFailed => Disposition::Failed,
         }
     }
 }
@@ -153,6 +155,8 @@ pub struct Call {
     cdr_operator: Option<String>,
     cdr_talk: Option<Duration>,
     talk_ended_by: Option<Party>,
+    /// The plan transferred the caller to another SIP destination.
+    cdr_transfer: bool,
 }
 
 /// Nodes kept in a call record's path; a caller looping in a menu for an
@@ -244,6 +248,7 @@ impl Call {
             cdr_operator: None,
             cdr_talk: None,
             talk_ended_by: None,
+            cdr_transfer: false,
         }
     }
 
@@ -466,10 +471,7 @@ impl Call {
                     Ok(())
                 }
             }
-            CallMsg::Timeout { tx } => {
-                self.on_op_timeout(tx);
-                Ok(())
-            }
+            CallMsg::Timeout { tx } => self.on_op_timeout(tx),
             CallMsg::Request { req, tx, .. } => {
                 let call_id = req.call_id().unwrap_or("");
                 if call_id != self.call_id && self.owns_op_call(call_id) {
@@ -714,12 +716,7 @@ impl Call {
                 }
                 IvrCommand::Hangup => return Err(End::PlanHungUp),
                 IvrCommand::Enqueue { queue, priority } => self.enqueue(queue, priority),
-                IvrCommand::Transfer { uri } => {
-                    // Blind transfers to other SIP destinations are not
-                    // offered yet; the plan's caller hears the goodbye.
-                    warn!(%uri, "transfer requested but not supported; hanging up");
-                    return Err(End::PlanHungUp);
-                }
+                IvrCommand::Transfer { uri } => self.transfer(&uri)?,
             }
         }
         Ok(())

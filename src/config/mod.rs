@@ -276,6 +276,10 @@ pub struct CallsConfig {
     pub pause_code: String,
     /// Number an operator dials to take calls again.
     pub unpause_code: String,
+    /// Where the dialplan's transfers go (the carrier's SIP proxy, which
+    /// routes by Request-URI). Without it only `sip:user@IP` targets work:
+    /// the gateway does no DNS.
+    pub transfer_proxy: Option<SocketAddr>,
 }
 
 impl Default for CallsConfig {
@@ -284,6 +288,7 @@ impl Default for CallsConfig {
             ring_ms: 0,
             pause_code: "*21".into(),
             unpause_code: "*22".into(),
+            transfer_proxy: None,
         }
     }
 }

@@ -53,7 +53,12 @@ pub(super) struct OpLeg {
     pub remote_target: String,
     pub route_set: Vec<String>,
     pub connected_at: Option<Instant>,
+    /// A transfer's leg: no ACD involved; its answer bridges at once.
+    pub transfer: bool,
 }
+
+/// The name of the outgoing leg a transfer places.
+pub(super) const TRANSFER_LEG: &str = "transfer";
 
 /// A caller's stay in a queue.
 pub(super) struct Queued {
@@ -180,11 +185,11 @@ impl Call {
 
     /// Calls operator `op` with an offer from a fresh media leg.
     fn ring(&mut self, op: &str, queue: &str, timeout: Duration) {
-        let acd = self.svc.acd.clone();
+        let (acd, call) = (self.svc.acd.clone(), self.id);
         let fail = |reason| {
             if let Some(acd) = &acd {
                 acd.event(AcdEvent::RingFailed {
-                    call: self.id,
+                    call,
                     op: op.to_owned(),
                     reason,
                 });
@@ -200,9 +205,46 @@ impl Call {
             debug!(operator = op, "operator has no reachable contact");
             return fail(RingFailure::Unreachable);
         };
-        let Ok((leg, local)) = self.svc.media.allocate() else {
-            warn!("no RTP port for an operator leg");
+        let label = format!("{caller_user} ({queue})", caller_user = self.caller_user());
+        let headers = [
+            ("Subject", format!("Cola {queue}")),
+            ("X-Conmutador-Queue", queue.to_owned()),
+        ];
+        if self
+            .call_out(op, &contact.uri, contact.peer, &label, &headers, false)
+            .is_err()
+        {
             return fail(RingFailure::Unreachable);
+        }
+        info!(
+            operator = op,
+            queue,
+            timeout_s = timeout.as_secs(),
+            "ringing operator"
+        );
+        self.set_view_state(
+            CallState::Ringing,
+            self.queued.as_ref().map(|q| q.name.clone()),
+            None,
+        );
+    }
+
+    /// Places the outgoing leg `name` (an operator id, or the transfer
+    /// target): a fresh media leg, an INVITE with our offer to `uri` via
+    /// `peer`, and the dialog routed to this call. `label` is the display
+    /// name the far phone shows.
+    fn call_out(
+        &mut self,
+        name: &str,
+        uri: &str,
+        peer: Peer,
+        label: &str,
+        headers: &[(&str, String)],
+        transfer: bool,
+    ) -> Result<(), ()> {
+        let Ok((leg, local)) = self.svc.media.allocate() else {
+            warn!("no RTP port for an outgoing leg");
+            return Err(());
         };
         let mut local_sdp = LocalSdp::new(self.svc.media_ip, local.port());
         let offer = sdp::offer(&mut local_sdp, &self.svc.codecs);
@@ -210,24 +252,26 @@ impl Call {
         let local_tag = new_tag();
         let branch = new_branch();
         let caller_user = self.caller_user();
-        let host = self.ep.contact_for(&contact.peer);
+        let host = self.ep.contact_for(&peer);
         let host = host
             .trim_start_matches("<sip:conmutador@")
             .trim_end_matches('>');
         let host = host.split(';').next().unwrap_or(host).to_owned();
-        let from_hdr =
-            format!("\"{caller_user} ({queue})\" <sip:{caller_user}@{host}>;tag={local_tag}");
-        let to_hdr = format!("<sip:{op}@{host}>");
-        let bytes = RequestBuilder::new(Method::Invite, &contact.uri)
-            .header("Via", self.ep.via_for(&contact.peer, &branch))
+        let label: String = label.chars().filter(|c| *c != '"' && *c != '\\').collect();
+        let from_hdr = format!("\"{label}\" <sip:{caller_user}@{host}>;tag={local_tag}");
+        let to_hdr = format!("<{uri}>");
+        let mut b = RequestBuilder::new(Method::Invite, uri)
+            .header("Via", self.ep.via_for(&peer, &branch))
             .header("Max-Forwards", "70")
             .header("From", from_hdr.clone())
             .header("To", to_hdr.clone())
             .header("Call-ID", call_id.clone())
             .header("CSeq", "1 INVITE")
-            .header("Contact", self.ep.contact_for(&contact.peer))
-            .header("Subject", format!("Cola {queue}"))
-            .header("X-Conmutador-Queue", queue.to_owned())
+            .header("Contact", self.ep.contact_for(&peer));
+        for (k, v) in headers {
+            b = b.header(k, v.clone());
+        }
+        let bytes = b
             .header("Allow", crate::sip::endpoint::ALLOW)
             .header("User-Agent", self.ep.user_agent.clone())
             .body("application/sdp", offer)
@@ -235,43 +279,59 @@ impl Call {
         if let Some(r) = self.router.upgrade() {
             r.attach_leg((call_id.clone(), local_tag.clone()), self.inbox.clone());
         }
-        let Some(tx) = self
-            .ep
-            .request(contact.peer, &Method::Invite, &branch, bytes)
-        else {
+        let Some(tx) = self.ep.request(peer, &Method::Invite, &branch, bytes) else {
             self.svc.media.release(leg);
             self.forget_leg(&call_id, &local_tag);
-            return fail(RingFailure::Unreachable);
+            return Err(());
         };
-        info!(
-            operator = op,
-            queue,
-            timeout_s = timeout.as_secs(),
-            "ringing operator"
-        );
         self.op_legs.push(OpLeg {
-            op: op.to_owned(),
+            op: name.to_owned(),
             call_id,
             local_tag,
             remote_tag: None,
             branch,
             invite_tx: Some(tx),
-            request_uri: contact.uri,
+            request_uri: uri.to_owned(),
             from_hdr,
             to_hdr,
-            peer: contact.peer,
+            peer,
             leg,
             local_sdp,
             state: OpState::Calling,
             remote_target: String::new(),
             route_set: Vec::new(),
             connected_at: None,
+            transfer,
         });
-        self.set_view_state(
-            CallState::Ringing,
-            self.queued.as_ref().map(|q| q.name.clone()),
-            None,
-        );
+        Ok(())
+    }
+
+    /// The plan transfers the caller to `uri`: the gateway calls it (through
+    /// `calls.transfer_proxy`, or straight to an IP address in the URI) and
+    /// bridges the caller to it when it answers. Err ends the call.
+    pub(super) fn transfer(&mut self, uri: &str) -> Result<(), End> {
+        let peer = match self.svc.transfer_proxy {
+            Some(addr) => self
+                .ep
+                .transports
+                .udp_flow_for(addr)
+                .map(|flow| Peer { flow, addr }),
+            None => static_peer(uri, &self.ep),
+        };
+        let Some(peer) = peer else {
+            warn!(%uri, "transfer target is not an IP address and no transfer_proxy is set");
+            return Err(End::TransferFailed);
+        };
+        let label = self.caller_user();
+        if self
+            .call_out(TRANSFER_LEG, uri, peer, &label, &[], true)
+            .is_err()
+        {
+            return Err(End::TransferFailed);
+        }
+        info!(%uri, "transferring the caller");
+        self.cdr_transfer = true;
+        Ok(())
     }
 
     fn caller_user(&self) -> String {
@@ -339,7 +399,9 @@ impl Call {
             self.svc.media.bridge(leg, op_leg);
         }
         self.bridged = Some(op.to_owned());
-        self.cdr_operator = Some(op.to_owned());
+        if op != TRANSFER_LEG {
+            self.cdr_operator = Some(op.to_owned());
+        }
         info!(operator = op, "caller connected to operator");
         self.set_view_state(
             CallState::Bridged,
@@ -370,7 +432,7 @@ impl Call {
                     self.op_legs[i].state = OpState::Ringing;
                 }
             }
-            200..=299 => self.op_answered(i, &resp),
+            200..=299 => return self.op_answered(i, &resp),
             _ => {
                 let l = &self.op_legs[i];
                 let to = resp.header("To").unwrap_or(&l.to_hdr).to_owned();
@@ -386,30 +448,43 @@ impl Call {
                     self.ep.client_ack(tx, ack);
                 }
                 let l = self.op_legs.remove(i);
-                if l.state != OpState::Cancelling {
-                    let reason = match status {
-                        486 | 600 => RingFailure::Busy,
-                        603 => RingFailure::Declined,
-                        408 | 480 | 487 => RingFailure::NoAnswer,
-                        _ => RingFailure::Unreachable,
-                    };
-                    debug!(operator = %l.op, status, "operator did not take the call");
-                    if let Some(acd) = &self.svc.acd {
-                        acd.event(AcdEvent::RingFailed {
-                            call: self.id,
-                            op: l.op.clone(),
-                            reason,
-                        });
-                    }
-                }
-                self.drop_leg(l);
-                self.after_ring_change();
+                let reason = match status {
+                    486 | 600 => RingFailure::Busy,
+                    603 => RingFailure::Declined,
+                    408 | 480 | 487 => RingFailure::NoAnswer,
+                    _ => RingFailure::Unreachable,
+                };
+                debug!(leg = %l.op, status, "the far end did not take the call");
+                return self.leg_failed(l, reason);
             }
         }
         Ok(())
     }
 
-    fn op_answered(&mut self, i: usize, resp: &Message) {
+    /// An outgoing leg ended before it was bridged. For an operator the ACD
+    /// tries someone else (unless it cancelled the ring itself); a failed
+    /// transfer ends the call.
+    fn leg_failed(&mut self, l: OpLeg, reason: RingFailure) -> Result<(), End> {
+        let cancelled = l.state == OpState::Cancelling;
+        let transfer = l.transfer;
+        if !cancelled && !transfer {
+            if let Some(acd) = &self.svc.acd {
+                acd.event(AcdEvent::RingFailed {
+                    call: self.id,
+                    op: l.op.clone(),
+                    reason,
+                });
+            }
+        }
+        self.drop_leg(l);
+        self.after_ring_change();
+        if transfer {
+            return Err(End::TransferFailed);
+        }
+        Ok(())
+    }
+
+    fn op_answered(&mut self, i: usize, resp: &Message) -> Result<(), End> {
         let first = matches!(
             self.op_legs[i].state,
             OpState::Calling | OpState::Ringing | OpState::Cancelling
@@ -449,7 +524,7 @@ impl Call {
         }
         self.ep.send_raw(&l.peer, ack.build());
         if !first {
-            return;
+            return Ok(());
         }
         self.op_legs[i].to_hdr = to;
         if self.op_legs[i].state == OpState::Cancelling {
@@ -457,7 +532,7 @@ impl Call {
             let l = self.op_legs.remove(i);
             self.bye_op(&l);
             self.drop_leg(l);
-            return;
+            return Ok(());
         }
         let params = match sdp::accept_answer(resp.body(), &self.svc.codecs) {
             Ok(p) => p,
@@ -465,25 +540,20 @@ impl Call {
                 warn!(error = %e, "operator answered with unusable SDP");
                 let l = self.op_legs.remove(i);
                 self.bye_op(&l);
-                if let Some(acd) = &self.svc.acd {
-                    acd.event(AcdEvent::RingFailed {
-                        call: self.id,
-                        op: l.op.clone(),
-                        reason: RingFailure::Unreachable,
-                    });
-                }
-                self.drop_leg(l);
-                return;
+                return self.leg_failed(l, RingFailure::Unreachable);
             }
         };
         self.start_op_media(i, params);
         self.op_legs[i].state = OpState::Answered;
-        if let Some(acd) = &self.svc.acd {
+        if self.op_legs[i].transfer {
+            self.connect(TRANSFER_LEG);
+        } else if let Some(acd) = &self.svc.acd {
             acd.event(AcdEvent::RingAnswered {
                 call: self.id,
                 op: self.op_legs[i].op.clone(),
             });
         }
+        Ok(())
     }
 
     fn start_op_media(&self, i: usize, params: MediaParams) {
@@ -517,7 +587,7 @@ impl Call {
                     self.talk_ended_by = Some(Party::Operator);
                     return Err(End::OperatorHungUp);
                 }
-                if let Some(acd) = &self.svc.acd {
+                if let Some(acd) = self.svc.acd.as_ref().filter(|_| op != TRANSFER_LEG) {
                     acd.event(AcdEvent::RingFailed {
                         call: self.id,
                         op,
@@ -564,20 +634,13 @@ impl Call {
     }
 
     /// Timer B on an operator INVITE: the phone never answered at all.
-    pub(super) fn on_op_timeout(&mut self, tx: TxId) {
-        if let Some(i) = self.op_legs.iter().position(|l| l.invite_tx == Some(tx)) {
-            let l = self.op_legs.remove(i);
-            if l.state != OpState::Cancelling {
-                if let Some(acd) = &self.svc.acd {
-                    acd.event(AcdEvent::RingFailed {
-                        call: self.id,
-                        op: l.op.clone(),
-                        reason: RingFailure::Unreachable,
-                    });
-                }
+    pub(super) fn on_op_timeout(&mut self, tx: TxId) -> Result<(), End> {
+        match self.op_legs.iter().position(|l| l.invite_tx == Some(tx)) {
+            Some(i) => {
+                let l = self.op_legs.remove(i);
+                self.leg_failed(l, RingFailure::Unreachable)
             }
-            self.drop_leg(l);
-            self.after_ring_change();
+            None => Ok(()),
         }
     }
 
@@ -629,7 +692,7 @@ impl Call {
     /// The call ends: tell the ACD and end every operator leg.
     pub(super) fn end_queue_part(&mut self) {
         let acd = self.svc.acd.clone();
-        if let Some(op) = self.bridged.clone() {
+        if let Some(op) = self.bridged.clone().filter(|op| op != TRANSFER_LEG) {
             let talk = self
                 .op_legs
                 .iter()
