@@ -353,6 +353,8 @@ struct Samples {
     max_idle_samples: usize,
     idle_op: String,
     peak_cpu_cores: f64,
+    /// (seconds since sampling began, gateway CPU seconds so far).
+    cpu_trace: Vec<(f64, f64)>,
     max_rss: u64,
     n: usize,
 }
@@ -363,6 +365,7 @@ fn sample(pid: u32, http: SocketAddr, stop: &AtomicBool) -> Samples {
     // Per operator: consecutive samples seen idle while callers waited.
     let mut idle_run = vec![0usize; OPERATORS + 1];
     let mut cpu_window: std::collections::VecDeque<(Instant, f64)> = Default::default();
+    let start = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let t0 = Instant::now();
         let queues = json(http, "/api/queues");
@@ -403,6 +406,8 @@ fn sample(pid: u32, http: SocketAddr, stop: &AtomicBool) -> Samples {
         let (cpu, rss, _) = usage(pid);
         s.max_rss = s.max_rss.max(rss);
         cpu_window.push_back((now, cpu));
+        s.cpu_trace
+            .push((now.saturating_duration_since(start).as_secs_f64(), cpu));
         while cpu_window
             .front()
             .is_some_and(|(t, _)| now.saturating_duration_since(*t) > Duration::from_secs(5))
@@ -434,6 +439,9 @@ struct Outcome {
     log_idle: Option<(f64, String)>,
     log_idle_mean: f64,
     records_dropped: f64,
+    retransmissions: f64,
+    acd_dropped: f64,
+    ring_no_answer: usize,
     sipp_ok: u64,
     sipp_failed: u64,
     ops_failed: u64,
@@ -581,6 +589,12 @@ fn run(rate: u32, arrival_secs: u64) -> Outcome {
         log_idle,
         log_idle_mean,
         records_dropped: metric(&text, "conmutador_records_dropped_total", &[]),
+        retransmissions: metric(&text, "conmutador_sip_retransmissions_total", &[]),
+        acd_dropped: metric(&text, "conmutador_acd_events_dropped_total", &[]),
+        ring_no_answer: events
+            .iter()
+            .filter(|e| e["event"] == "RINGNOANSWER")
+            .count(),
         sipp_ok,
         sipp_failed,
         ops_failed,
@@ -617,9 +631,21 @@ fn main() {
         o.calls, o.rate, CALL_SECS, OPERATORS
     );
     println!(
-        "| rate | calls | served | abandoned | failed (gateway / SIPp callers / SIPp operators) | peak waiting | peak bridged | operator free→next CONNECT while callers waited (max / mean) | idle seen in samples | gateway CPU avg (peak 5 s) | RSS peak |"
+        "| rate | calls | served | abandoned | failed (gateway / SIPp callers / SIPp operators) | peak waiting | peak bridged | operator free→next CONNECT while callers waited (max / mean) | idle seen in samples | gateway CPU avg / plateau / peak 5 s | RSS peak |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    // The plateau: every caller of the last 30 s is still there (about
+    // rate × 30 in the system) and arrivals have not stopped yet.
+    let plateau = {
+        let (a, b) = ((CALL_SECS + 5) as f64, secs as f64);
+        let at = |t: f64| o.samples.cpu_trace.iter().find(|(x, _)| *x >= t).copied();
+        match (at(a), at(b)) {
+            (Some((ta, ca)), Some((tb, cb))) if b - a >= 10.0 => {
+                format!("{:.2}", (cb - ca) / (tb - ta))
+            }
+            _ => "-".to_owned(),
+        }
+    };
     let idle = match &o.log_idle {
         Some((g, op)) => format!(
             "{:.0} ms ({op}) / {:.0} ms",
@@ -629,7 +655,7 @@ fn main() {
         None => "- (no operator freed while callers waited)".into(),
     };
     println!(
-        "| {}/s | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {:.2} cores ({:.2}) | {:.0} MiB |",
+        "| {}/s | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {:.2} / {plateau} / {:.2} cores | {:.0} MiB |",
         o.rate,
         o.calls,
         o.served as u64,
@@ -653,13 +679,16 @@ fn main() {
         mib(o.hwm.max(o.samples.max_rss)),
     );
     println!(
-        "ACD: {} answered, {} abandoned; queue log: {} ENTERQUEUE, {} CONNECT, {} ABANDON ({} records dropped)",
+        "ACD: {} answered, {} abandoned; queue log: {} ENTERQUEUE, {} CONNECT, {} ABANDON, {} RINGNOANSWER ({} records dropped); SIP retransmissions {}; ACD events dropped {}",
         o.acd.0,
         o.acd.1,
         o.log_counts[0],
         o.log_counts[1],
         o.log_counts[2],
-        o.records_dropped as u64
+        o.ring_no_answer,
+        o.records_dropped as u64,
+        o.retransmissions as u64,
+        o.acd_dropped as u64
     );
     println!(
         "gateway CPU {:.1} s over {:.1} s of load; RTP packets in {:.0}k / out {:.0}k; SIPp callers completed {}; {} samples of the admin API ({} ms apart)",
