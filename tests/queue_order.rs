@@ -33,7 +33,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,9 +72,10 @@ impl OperatorPhones {
             .arg(repo().join("tests/sipp/uas_operator_hold.xml"))
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
             .args(["-p", &port.to_string(), "-mp", &mport.to_string()])
-            .args(["-nostdin", "-bg", "-trace_err"])
+            .args(["-nostdin", "-trace_err"])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("sipp is installed (apt-get install sip-tester)");
         OperatorPhones { child, dir, port }
@@ -97,10 +97,6 @@ impl Drop for OperatorPhones {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(mut e) = self.child.stderr.take() {
-            let mut s = String::new();
-            let _ = e.read_to_string(&mut s);
-        }
     }
 }
 
