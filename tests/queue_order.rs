@@ -28,6 +28,11 @@
 //!   later served or abandoned.
 //! - Each operator alternates CONNECT and COMPLETE: never two calls at once.
 //!
+//! The reconstruction needs one precondition, checked rather than assumed:
+//! the two callers who abandon while operators work hang up right after
+//! entering, and their ABANDON position shows they were beyond anyone who
+//! could have been ringing (a cancelled ring is not in the queue log).
+//!
 //! Only loopback traffic; SIPp and the gateway are stopped by PID.
 
 mod common;
