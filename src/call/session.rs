@@ -794,8 +794,17 @@ impl Call {
             self.talk_ended_by.get_or_insert(Party::Caller);
         }
         // A caller who hangs up while waiting abandoned the queue.
-        let abandoned =
-            self.queued.is_some() && self.bridged.is_none() && matches!(end, End::CallerHungUp);
+        // The ACD counts a caller as connected once the operator answers,
+        // even if the bridge had not been made when the caller hung up; the
+        // record follows the queue log.
+        let answered = self
+            .op_legs
+            .iter()
+            .any(|l| l.state == agent::OpState::Answered);
+        let abandoned = self.queued.is_some()
+            && self.bridged.is_none()
+            && !answered
+            && matches!(end, End::CallerHungUp);
         let disposition = if abandoned {
             Disposition::Abandoned
         } else {
