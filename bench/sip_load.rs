@@ -239,7 +239,7 @@ fn ivr(quick: bool, media: &str) {
     let rates: &[u32] = if quick {
         &[20]
     } else {
-        &[25, 50, 100, 200, 300, 400]
+        &[25, 50, 100, 200, 400, 600]
     };
     let step_secs = if quick { 10 } else { 30 };
     println!(
