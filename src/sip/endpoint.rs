@@ -210,16 +210,21 @@ impl Endpoint {
         self.run(actions);
     }
 
-    /// Via header value for a new request sent on `peer`'s flow.
-    pub fn via_for(&self, peer: &Peer, branch: &str) -> String {
+    /// host:port we are reached at on `peer`'s flow (public_host if set).
+    fn advertised(&self, peer: &Peer) -> String {
         let local = self
             .transports
             .local_addr(peer.flow)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)));
-        let host = match &self.public_host {
+        match &self.public_host {
             Some(h) => format!("{h}:{}", local.port()),
             None => local.to_string(),
-        };
+        }
+    }
+
+    /// Via header value for a new request sent on `peer`'s flow.
+    pub fn via_for(&self, peer: &Peer, branch: &str) -> String {
+        let host = self.advertised(peer);
         format!(
             "SIP/2.0/{} {host};branch={branch};rport",
             peer.transport_name()
@@ -228,14 +233,7 @@ impl Endpoint {
 
     /// A Contact URI for dialogs established on `peer`'s flow.
     pub fn contact_for(&self, peer: &Peer) -> String {
-        let local = self
-            .transports
-            .local_addr(peer.flow)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)));
-        let host = match &self.public_host {
-            Some(h) => format!("{h}:{}", local.port()),
-            None => local.to_string(),
-        };
+        let host = self.advertised(peer);
         match peer.flow {
             Flow::Tcp { .. } => format!("<sip:conmutador@{host};transport=tcp>"),
             Flow::Udp { .. } => format!("<sip:conmutador@{host}>"),

@@ -218,33 +218,7 @@ impl Ua {
         let mut buf = [0u8; 2048];
         while Instant::now() < deadline {
             if let Ok((n, from)) = self.rtp.recv_from(&mut buf) {
-                if n < 12 {
-                    continue;
-                }
-                cap.from = Some(from);
-                let pt = buf[1] & 0x7f;
-                let marker = buf[1] & 0x80 != 0;
-                let seq = u16::from_be_bytes([buf[2], buf[3]]);
-                let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-                let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-                cap.packets.push(RtpInfo {
-                    pt,
-                    marker,
-                    seq,
-                    ts,
-                    ssrc,
-                    len: n - 12,
-                });
-                let payload = &buf[12..n];
-                match pt {
-                    0 => cap
-                        .samples
-                        .extend(payload.iter().map(|&b| ulaw_to_linear(b))),
-                    8 => cap
-                        .samples
-                        .extend(payload.iter().map(|&b| alaw_to_linear(b))),
-                    _ => {}
-                }
+                record_rtp(&mut cap, &buf[..n], from);
             }
         }
         cap
