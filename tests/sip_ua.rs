@@ -346,7 +346,7 @@ fn sigterm_stops_cleanly_and_hangs_up_calls() {
     let sock = ua.sip.try_clone().unwrap();
     let waiter = std::thread::spawn(move || {
         let mut buf = vec![0u8; 65535];
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         loop {
             match sock.recv_from(&mut buf) {
