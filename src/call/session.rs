@@ -136,6 +136,8 @@ pub struct Call {
     started: Instant,
     bye_tx: Option<TxId>,
     ivr_started: bool,
+    /// An end decided outside the main loop (the plan ended as it started).
+    pending_end: Option<End>,
     view: super::SharedView,
     /// Nodes visited, for the call record (capped).
     path: Vec<String>,
@@ -231,6 +233,7 @@ impl Call {
             started: Instant::now(),
             bye_tx: None,
             ivr_started: false,
+            pending_end: None,
             view: s.view,
             path: Vec::new(),
             caller,
@@ -272,6 +275,9 @@ impl Call {
             .take()
             .expect("receiver taken once, here");
         loop {
+            if let Some(end) = self.pending_end.take() {
+                return self.end_call(end, &mut inbox).await;
+            }
             let next_timer = self.timers.keys().next().map(|(t, _)| *t);
             let sleep = async {
                 match next_timer {
@@ -291,35 +297,40 @@ impl Call {
                 _ = sleep => self.on_timers(),
             };
             if let Err(end) = result {
-                if self.state != State::Ended {
-                    self.send_bye();
-                }
-                // Wait briefly for the BYE's answer so its transaction can finish
-                // cleanly; the endpoint retransmits meanwhile.
-                if self.bye_tx.is_some() {
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-                    loop {
-                        match tokio::time::timeout_at(deadline, inbox.recv()).await {
-                            Ok(Some(CallMsg::Response { resp, tx }))
-                                if tx.is_some() && tx == self.bye_tx =>
-                            {
-                                if resp.status().unwrap_or(0) >= 200 {
-                                    break;
-                                }
-                            }
-                            Ok(Some(CallMsg::Timeout { tx })) if Some(tx) == self.bye_tx => break,
-                            Ok(Some(CallMsg::Request { req, tx, .. })) => {
-                                // A BYE crossing ours: answer it.
-                                self.reply(&req, tx, 200, "OK", None);
-                            }
-                            Ok(Some(_)) => {}
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
-                }
-                return end;
+                return self.end_call(end, &mut inbox).await;
             }
         }
+    }
+
+    /// Hangs up (BYE unless the far end already did) and waits briefly for
+    /// the BYE's answer so its transaction can finish cleanly; the endpoint
+    /// retransmits meanwhile.
+    async fn end_call(&mut self, end: End, inbox: &mut mpsc::Receiver<CallMsg>) -> End {
+        if self.state != State::Ended {
+            self.send_bye();
+        }
+        if self.bye_tx.is_some() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+            loop {
+                match tokio::time::timeout_at(deadline, inbox.recv()).await {
+                    Ok(Some(CallMsg::Response { resp, tx }))
+                        if tx.is_some() && tx == self.bye_tx =>
+                    {
+                        if resp.status().unwrap_or(0) >= 200 {
+                            break;
+                        }
+                    }
+                    Ok(Some(CallMsg::Timeout { tx })) if Some(tx) == self.bye_tx => break,
+                    Ok(Some(CallMsg::Request { req, tx, .. })) => {
+                        // A BYE crossing ours: answer it.
+                        self.reply(&req, tx, 200, "OK", None);
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        end
     }
 
     /// Sends 180 (when configured to ring) and the 200 with SDP.
@@ -427,10 +438,9 @@ impl Call {
             self.ivr_started = true;
             let cmds = self.interp.start(Instant::now(), chrono::Utc::now());
             if let Err(end) = self.apply(cmds) {
-                // The plan ended at once (e.g. a hang-up node first).
-                let _ = end;
-                self.timers.clear();
-                self.timers.insert((Instant::now(), u64::MAX), ());
+                // The plan ended at once (e.g. a transfer that cannot be
+                // placed); the loop ends the call before waiting again.
+                self.pending_end = Some(end);
             }
         }
     }
@@ -646,9 +656,6 @@ impl Call {
             due.push(token);
         }
         for token in due {
-            if token == u64::MAX {
-                return Err(End::PlanHungUp);
-            }
             self.ivr(IvrEvent::Timer { token })?;
         }
         Ok(())
