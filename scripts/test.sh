@@ -25,18 +25,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
-pg_pid_file=""
+# The throwaway cluster lives in /tmp/conmutador-pg and belongs to this
+# script (never a system PostgreSQL); it is stopped, by its PID file, on exit.
 cleanup() {
-    if [ -n "$pg_pid_file" ] && [ -f "$pg_pid_file" ]; then
-        kill "$(head -n1 "$pg_pid_file")" 2>/dev/null || true
-    fi
+    scripts/start-postgres.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-if [ -x scripts/start-postgres.sh ]; then
-    echo "==> starting a throwaway PostgreSQL on 127.0.0.1"
-    eval "$(scripts/start-postgres.sh)"
-    pg_pid_file="${CONMUTADOR_TEST_PG_PIDFILE:-}"
-fi
+echo "==> starting a throwaway PostgreSQL on 127.0.0.1"
+eval "$(scripts/start-postgres.sh)"
 
 echo "==> cargo fmt --check"
 cargo fmt --check
