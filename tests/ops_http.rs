@@ -15,7 +15,7 @@ use conmutador::ops::http::{
 use serde_json::Value;
 
 mod ops_support;
-use ops_support::{Resp, req};
+use ops_support::{check_response, req, spec};
 
 const TOKEN: &str = "s3cret-token-for-tests";
 
@@ -230,127 +230,6 @@ fn bearer() -> Option<&'static str> {
 }
 
 // ------------------------------------------------------------------ OpenAPI
-
-fn spec() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
-        .expect("openapi.yaml");
-    serde_norway::from_str(&text).expect("openapi.yaml is YAML")
-}
-
-fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
-    match v.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let ptr = r.strip_prefix('#').expect("local $ref");
-            resolve(
-                spec,
-                spec.pointer(ptr)
-                    .unwrap_or_else(|| panic!("dangling $ref {r}")),
-            )
-        }
-        None => v,
-    }
-}
-
-/// Checks the parts of JSON Schema the spec uses: type, nullable, enum,
-/// required, properties, items, additionalProperties: false.
-fn validate(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
-    let schema = resolve(spec, schema);
-    if v.is_null() {
-        return if schema.get("nullable") == Some(&Value::Bool(true)) {
-            Ok(())
-        } else {
-            Err(format!("{at}: null but not nullable"))
-        };
-    }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(v)
-    {
-        return Err(format!("{at}: {v} not in {allowed:?}"));
-    }
-    let ty = schema
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("object");
-    let ok = match ty {
-        "string" => v.is_string(),
-        "number" => v.is_number(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "boolean" => v.is_boolean(),
-        "array" => v.is_array(),
-        "object" => v.is_object(),
-        other => {
-            return Err(format!(
-                "{at}: schema type {other} unsupported by this checker"
-            ));
-        }
-    };
-    if !ok {
-        return Err(format!("{at}: expected {ty}, got {v}"));
-    }
-    if let Some(items) = schema.get("items") {
-        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
-            validate(spec, items, item, &format!("{at}[{i}]"))?;
-        }
-    }
-    if let Some(obj) = v.as_object() {
-        for req in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = req.as_str().expect("required names are strings");
-            if !obj.contains_key(name) {
-                return Err(format!("{at}: missing required field {name}"));
-            }
-        }
-        let props = schema.get("properties").and_then(Value::as_object);
-        for (k, val) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(s) => validate(spec, s, val, &format!("{at}.{k}"))?,
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!("{at}: undocumented field {k}"));
-                }
-                None => return Err(format!("{at}: field {k} is not in the schema")),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Validates a response against the operation's documented response for
-/// its status; an undocumented status is a failure.
-fn check_response(spec: &Value, method: &str, template: &str, r: &Resp) {
-    let op = spec["paths"][template][method].clone();
-    assert!(op.is_object(), "{method} {template} not in openapi.yaml");
-    let documented = op["responses"]
-        .get(r.status.to_string())
-        .unwrap_or_else(|| {
-            panic!(
-                "{method} {template} answered {} which openapi.yaml does not document: {}",
-                r.status, r.body
-            )
-        });
-    let documented = resolve(spec, documented);
-    let ctype = r.header("content-type").unwrap_or("");
-    let media = ctype.split(';').next().unwrap_or("").trim();
-    let content = documented["content"].get(media).unwrap_or_else(|| {
-        panic!(
-            "{method} {template} {}: content type {ctype} not documented",
-            r.status
-        )
-    });
-    if media == "application/json" {
-        if let Err(e) = validate(
-            spec,
-            &content["schema"],
-            &r.json(),
-            &format!("{method} {template} {}", r.status),
-        ) {
-            panic!("{e}\nbody: {}", r.body);
-        }
-    }
-}
 
 fn documented_routes(spec: &Value) -> BTreeSet<(String, String, bool)> {
     let mut out = BTreeSet::new();

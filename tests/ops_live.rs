@@ -15,9 +15,10 @@
 //! the exporter) is bounded in time and stopped by its own handle.
 
 mod common;
+mod ops_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,88 +28,13 @@ use common::ua::{Msg, Ua};
 use common::{Gw, eventually, repo, sipp};
 use conmutador::ops::metrics::{Kind, lookup_series};
 use conmutador::ops::promql::{is_prometheus_builtin, metric_names};
+use ops_support::{check_response, request_blocking, spec};
 use serde_json::Value;
 
 /// Generous: the machine is small and shared.
 const SLOW: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------------ HTTP
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request per connection, bounded in time, chunked bodies
-/// decoded (Prometheus chunks its larger answers).
-fn http(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>, body: &str) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(a) = auth {
-        head.push_str(&format!("Authorization: {a}\r\n"));
-    }
-    if !body.is_empty() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(head.as_bytes()).expect("write request");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).expect("read response");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest.get(n + 2..).unwrap_or("");
-    }
-    out
-}
 
 /// Gw::start configures this admin token.
 fn bearer() -> Option<&'static str> {
@@ -120,108 +46,6 @@ fn gw_http(gw: &Gw) -> SocketAddr {
 }
 
 // ------------------------------------------------------------------ OpenAPI
-
-fn spec() -> Value {
-    let text = std::fs::read_to_string(repo().join("openapi.yaml")).expect("openapi.yaml");
-    serde_norway::from_str(&text).expect("openapi.yaml is YAML")
-}
-
-fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
-    match v.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let target = r
-                .strip_prefix('#')
-                .and_then(|p| spec.pointer(p))
-                .unwrap_or_else(|| panic!("dangling $ref {r}"));
-            resolve(spec, target)
-        }
-        None => v,
-    }
-}
-
-/// The JSON Schema subset openapi.yaml uses: type, nullable, enum,
-/// required, properties, items, and no undocumented fields.
-fn conforms(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
-    let schema = resolve(spec, schema);
-    if v.is_null() {
-        return match schema.get("nullable") {
-            Some(Value::Bool(true)) => Ok(()),
-            _ => Err(format!("{at}: null but not nullable")),
-        };
-    }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(v)
-    {
-        return Err(format!("{at}: {v} not one of {allowed:?}"));
-    }
-    let ty = schema
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("object");
-    let fits = match ty {
-        "string" => v.is_string(),
-        "number" => v.is_number(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "boolean" => v.is_boolean(),
-        "array" => v.is_array(),
-        "object" => v.is_object(),
-        other => return Err(format!("{at}: schema type {other} not handled")),
-    };
-    if !fits {
-        return Err(format!("{at}: expected {ty}, got {v}"));
-    }
-    if let Some(items) = schema.get("items") {
-        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
-            conforms(spec, items, item, &format!("{at}[{i}]"))?;
-        }
-    }
-    if let Some(obj) = v.as_object() {
-        for name in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            if !obj.contains_key(name) {
-                return Err(format!("{at}: required field {name} missing"));
-            }
-        }
-        let props = schema.get("properties").and_then(Value::as_object);
-        for (k, val) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(s) => conforms(spec, s, val, &format!("{at}.{k}"))?,
-                None => return Err(format!("{at}: field {k} is not in the schema")),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The response's status is documented for the operation and its JSON body
-/// fits the documented schema.
-fn check_openapi(spec: &Value, method: &str, template: &str, r: &Resp) {
-    let op = &spec["paths"][template][method];
-    assert!(op.is_object(), "{method} {template} not in openapi.yaml");
-    let documented = op["responses"]
-        .get(r.status.to_string())
-        .map(|d| resolve(spec, d))
-        .unwrap_or_else(|| {
-            panic!(
-                "{method} {template} answered {}, undocumented: {}",
-                r.status, r.body
-            )
-        });
-    if let Some(schema) = documented["content"]
-        .get("application/json")
-        .map(|c| &c["schema"])
-    {
-        let at = format!("{method} {template} {}", r.status);
-        if let Err(e) = conforms(spec, schema, &r.json(), &at) {
-            panic!("{e}\nbody: {}", r.body);
-        }
-    }
-}
 
 // ------------------------------------------------------------------ metrics text
 
@@ -514,7 +338,7 @@ fn wait_for_node(gw: &Gw, call_id: &str) -> Value {
 fn wait_for_node_in(gw: &Gw, call_id: &str, nodes: &[&str]) -> Value {
     let mut found = Value::Null;
     let ok = eventually(SLOW, || {
-        let r = http(gw_http(gw), "GET", "/api/calls", bearer(), "");
+        let r = request_blocking(gw_http(gw), "GET", "/api/calls", bearer(), "");
         if r.status != 200 {
             return false;
         }
@@ -591,8 +415,14 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
     let info = ua.send_info_digit("mexitel", '1');
     assert_eq!(info.and_then(|m| m.status()), Some(200));
     assert_eq!(ua.hangup("mexitel").and_then(|m| m.status()), Some(200));
-    assert_eq!(http(addr, "POST", "/api/reload", bearer(), "").status, 200);
-    assert_eq!(http(addr, "POST", "/api/drain", bearer(), "").status, 200);
+    assert_eq!(
+        request_blocking(addr, "POST", "/api/reload", bearer(), "").status,
+        200
+    );
+    assert_eq!(
+        request_blocking(addr, "POST", "/api/drain", bearer(), "").status,
+        200
+    );
     let mut late = Ua::new(gw.udp);
     assert_eq!(late.call("mexitel", "0", true).status(), Some(503));
     // Every call (4 SIPp, 1 UA, 1 refused) has ended and been counted.
@@ -738,7 +568,7 @@ fn urlencode(s: &str) -> String {
 
 /// The first sample of an instant query, if any.
 fn prom_value(prom: SocketAddr, q: &str) -> Option<f64> {
-    let r = http(
+    let r = request_blocking(
         prom,
         "GET",
         &format!("/api/v1/query?query={}", urlencode(q)),
@@ -873,12 +703,12 @@ fn admin_api_on_the_live_gateway_matches_openapi() {
     let addr = gw_http(&gw);
 
     // Health and readiness without a token.
-    let r = http(addr, "GET", "/healthz", None, "");
+    let r = request_blocking(addr, "GET", "/healthz", None, "");
     assert_eq!(r.status, 200, "{}", r.body);
-    check_openapi(&spec, "get", "/healthz", &r);
-    let r = http(addr, "GET", "/readyz", None, "");
+    check_response(&spec, "get", "/healthz", &r);
+    let r = request_blocking(addr, "GET", "/readyz", None, "");
     assert_eq!(r.status, 200, "{}", r.body);
-    check_openapi(&spec, "get", "/readyz", &r);
+    check_response(&spec, "get", "/readyz", &r);
     assert_eq!(r.json()["ready"], true);
 
     // No token, a wrong token, a token with the wrong scheme: 401.
@@ -894,22 +724,25 @@ fn admin_api_on_the_live_gateway_matches_openapi() {
             ("POST", "/api/drain", "/api/drain"),
             ("POST", "/api/reload", "/api/reload"),
         ] {
-            let r = http(addr, method, path, auth, "");
+            let r = request_blocking(addr, method, path, auth, "");
             assert_eq!(r.status, 401, "{method} {path} with {auth:?}: {}", r.body);
-            check_openapi(&spec, &method.to_lowercase(), template, &r);
+            check_response(&spec, &method.to_lowercase(), template, &r);
         }
     }
     // The refused drain did not drain.
-    assert_eq!(http(addr, "GET", "/readyz", None, "").status, 200);
+    assert_eq!(
+        request_blocking(addr, "GET", "/readyz", None, "").status,
+        200
+    );
 
     // A call in progress is listed with its dialplan node, then is gone.
     let call_id = unique("admin");
     let mut ua = ua_with_id(&gw, &call_id);
     assert_eq!(ua.call("mexitel", "0", true).status(), Some(200));
     let entry = wait_for_node(&gw, &call_id);
-    let r = http(addr, "GET", "/api/calls", bearer(), "");
+    let r = request_blocking(addr, "GET", "/api/calls", bearer(), "");
     assert_eq!(r.status, 200);
-    check_openapi(&spec, "get", "/api/calls", &r);
+    check_response(&spec, "get", "/api/calls", &r);
     assert_eq!(entry["state"], "ivr", "{entry}");
     assert_eq!(entry["called"], "mexitel", "{entry}");
     assert!(
@@ -923,7 +756,7 @@ fn admin_api_on_the_live_gateway_matches_openapi() {
     assert_eq!(ua.hangup("mexitel").and_then(|m| m.status()), Some(200));
     assert!(
         eventually(SLOW, || {
-            let r = http(addr, "GET", "/api/calls", bearer(), "");
+            let r = request_blocking(addr, "GET", "/api/calls", bearer(), "");
             r.status == 200
                 && !r
                     .json()
@@ -937,28 +770,28 @@ fn admin_api_on_the_live_gateway_matches_openapi() {
 
     // Queues and operators: empty until the ACD is wired, but well-formed.
     for path in ["/api/queues", "/api/operators"] {
-        let r = http(addr, "GET", path, bearer(), "");
+        let r = request_blocking(addr, "GET", path, bearer(), "");
         assert_eq!(r.status, 200, "{path}: {}", r.body);
-        check_openapi(&spec, "get", path, &r);
+        check_response(&spec, "get", path, &r);
     }
     // Unknown operator: 404 with an error body.
-    let r = http(addr, "POST", "/api/operators/nadie/pause", bearer(), "");
+    let r = request_blocking(addr, "POST", "/api/operators/nadie/pause", bearer(), "");
     assert_eq!(r.status, 404, "{}", r.body);
-    check_openapi(&spec, "post", "/api/operators/{id}/pause", &r);
+    check_response(&spec, "post", "/api/operators/{id}/pause", &r);
 
     // Reload answers with the plans in force.
-    let r = http(addr, "POST", "/api/reload", bearer(), "");
+    let r = request_blocking(addr, "POST", "/api/reload", bearer(), "");
     assert_eq!(r.status, 200, "{}", r.body);
-    check_openapi(&spec, "post", "/api/reload", &r);
+    check_response(&spec, "post", "/api/reload", &r);
     let v = r.json();
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["plans"].as_u64().is_some_and(|n| n >= 1), "{v}");
     assert_eq!(v["errors"], serde_json::json!([]), "{v}");
 
     // Drain: new INVITEs get 503 with Retry-After, readiness drops, health stays.
-    let r = http(addr, "POST", "/api/drain", bearer(), "");
+    let r = request_blocking(addr, "POST", "/api/drain", bearer(), "");
     assert_eq!(r.status, 200, "{}", r.body);
-    check_openapi(&spec, "post", "/api/drain", &r);
+    check_response(&spec, "post", "/api/drain", &r);
     assert_eq!(r.json()["draining"], true);
     let mut late = Ua::new(gw.udp);
     let resp: Msg = late.call("mexitel", "0", true);
@@ -974,17 +807,17 @@ fn admin_api_on_the_live_gateway_matches_openapi() {
             .is_ok(),
         "Retry-After {retry:?}"
     );
-    let r = http(addr, "GET", "/readyz", None, "");
+    let r = request_blocking(addr, "GET", "/readyz", None, "");
     assert_eq!(r.status, 503, "{}", r.body);
-    check_openapi(&spec, "get", "/readyz", &r);
+    check_response(&spec, "get", "/readyz", &r);
     let v = r.json();
     assert_eq!(v["ready"], false, "{v}");
     assert_eq!(v["draining"], true, "{v}");
-    let r = http(addr, "GET", "/healthz", None, "");
+    let r = request_blocking(addr, "GET", "/healthz", None, "");
     assert_eq!(r.status, 200, "{}", r.body);
-    check_openapi(&spec, "get", "/healthz", &r);
+    check_response(&spec, "get", "/healthz", &r);
     // /metrics stays open while draining (Prometheus keeps scraping).
-    let r = http(addr, "GET", "/metrics", None, "");
+    let r = request_blocking(addr, "GET", "/metrics", None, "");
     assert_eq!(r.status, 200);
     assert!(
         r.header("content-type")
@@ -1036,7 +869,7 @@ fn admin_reload_brings_in_a_new_prompt_with_the_plan_that_uses_it() {
     );
     assert_ne!(changed, text, "the welcome node's prompt line moved");
     std::fs::write(&plan, changed).expect("write plan");
-    let r = http(addr, "POST", "/api/reload", bearer(), "");
+    let r = request_blocking(addr, "POST", "/api/reload", bearer(), "");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["ok"], true, "{}", r.body);
     // A call now plays the new recording: nothing is reported missing.
