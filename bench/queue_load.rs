@@ -15,13 +15,16 @@
 //! is bounded by SIPp's `-m` and a wall-clock limit; all traffic stays on
 //! 127.0.0.1 and only the processes started here are stopped, by PID.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
 
 const TOKEN: &str = "bench-token";
 const OPERATORS: usize = 100;
@@ -135,37 +138,11 @@ announce_interval = 30
         }
         let path = dir.join("bench.toml");
         std::fs::write(&path, cfg).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_conmutador"))
-            .arg("--config")
-            .arg(&path)
-            .arg("run")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start conmutador");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let proc = Proc(child);
-        let mut lines = BufReader::new(stdout).lines();
-        let line = loop {
-            match lines.next() {
-                Some(Ok(l)) if l.starts_with("listening ") => break l,
-                Some(Ok(_)) => continue,
-                _ => panic!("gateway did not start"),
-            }
-        };
-        // Keep draining stdout so the gateway never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        let field = |k: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{k}=")))
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-        };
+        let (child, udp, http) = support::spawn_gateway(&path);
         Gateway {
-            udp: field("sip_udp"),
-            http: field("http"),
-            proc,
+            udp,
+            http,
+            proc: Proc(child),
             config: path,
         }
     }
@@ -262,26 +239,7 @@ fn idle_from_log(events: &[serde_json::Value]) -> (Option<(f64, String)>, f64, [
     (longest, if n > 0 { total / n as f64 } else { 0.0 }, counts)
 }
 
-/// (utime + stime) in seconds, VmRSS and VmHWM in bytes, of process `pid`.
-fn usage(pid: u32) -> (f64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = 100.0; // USER_HZ on Linux
-    let cpu = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    (cpu / ticks, kb("VmRSS:"), kb("VmHWM:"))
-}
+use support::usage;
 
 /// A GET on the admin port with the bearer token; the body, or "".
 fn get(http: SocketAddr, path: &str) -> String {

@@ -11,10 +11,13 @@
 //! `-- quick` for a short smoke run, `-- rt` for a real-time media clock. Every load is bounded by SIPp's
 //! `-m` and a wall-clock limit; all traffic stays on loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+#[path = "support/mod.rs"]
+mod support;
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
@@ -56,28 +59,10 @@ level = "warn"
         );
         let path = dir.path().join("bench.toml");
         std::fs::write(&path, cfg).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_conmutador"))
-            .arg("--config")
-            .arg(&path)
-            .arg("run")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start conmutador");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let field = |k: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{k}=")))
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-        };
+        let (child, udp, http) = support::spawn_gateway(&path);
         Gateway {
-            udp: field("sip_udp"),
-            http: field("http"),
+            udp,
+            http,
             child,
             _dir: dir,
         }
@@ -85,21 +70,8 @@ level = "warn"
 
     /// (utime + stime) in seconds, and VmRSS in bytes.
     fn usage(&self) -> (f64, u64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks = 100.0; // USER_HZ on Linux
-        let cpu = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss_kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        (cpu / ticks, rss_kb * 1024)
+        let (cpu, rss, _) = support::usage(self.child.id());
+        (cpu, rss)
     }
 
     fn metrics(&self) -> String {
