@@ -1,8 +1,12 @@
 //! The media clock thread: owns every leg, its socket and its RTP state.
 //!
-//! One loop on epoll waits for three kinds of readiness: a timerfd that fires
-//! every 1 ms on an absolute schedule, an eventfd that says commands are
-//! queued, and the leg sockets. Each 1 ms tick serves one of twenty phase slots
+//! One loop on epoll waits for two kinds of readiness: a timerfd that fires
+//! every 1 ms on an absolute schedule and an eventfd that says commands are
+//! queued. The leg sockets sit in a second epoll set that is polled, without
+//! waiting, after every wake-up: packets never wake the thread, so it wakes
+//! about a thousand times a second whatever the packet rate (a packet waits
+//! at most 1 ms), and each socket's queue is read with one `recvmmsg`
+//! (`recv.rs`). Each 1 ms tick serves one of twenty phase slots
 //! (every leg sits in one), so each leg sends exactly one frame per 20 ms and
 //! one wake-up serves a twentieth of the worker's legs. A late wake-up serves the missed
 //! ticks at once (up to 100 ms; beyond that it skips ahead and counts the
@@ -34,6 +38,7 @@ use super::engine::{
 };
 use super::g711;
 use super::prompt::{FRAME_SAMPLES, Prompt};
+use super::recv::{self, RecvBatch};
 use crate::ops::metrics as m;
 use crate::sdp::{Codec, MediaParams};
 
@@ -156,11 +161,9 @@ const LATE: Duration = Duration::from_millis(2);
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 /// Consecutive packets from a new source before symmetric RTP follows it.
 const RELATCH_AFTER: u8 = 10;
-/// Packets read per socket per readiness event (level-triggered: the rest
-/// waits for the next turn, so one flooding peer cannot starve the clock).
-const RECV_BURST: usize = 16;
 /// Relay timestamps further than this from our clock start a new mapping.
 const RESYNC_SAMPLES: u32 = 8000;
+const EDGE: i32 = libc::EPOLLET;
 const TOKEN_TIMER: u64 = u64::MAX;
 const TOKEN_WAKE: u64 = u64::MAX - 1;
 const MAX_EVENTS: usize = 256;
@@ -296,6 +299,8 @@ pub(crate) struct Worker {
     peers: Arc<[Peer]>,
     realtime_priority: Option<u8>,
     epoll: OwnedFd,
+    /// The leg sockets: polled after each wake-up, never waited on.
+    sockets: OwnedFd,
     timer: OwnedFd,
     commands: mpsc::Receiver<Command>,
     pool: Arc<Mutex<PortPool>>,
@@ -307,7 +312,10 @@ pub(crate) struct Worker {
     next_gen: u32,
     tick: u64,
     base: Instant,
-    buf: Box<[u8; 2048]>,
+    batch: RecvBatch,
+    /// Sockets whose last read filled a whole batch: read again at the next
+    /// poll, since edge-triggered readiness will not report them again.
+    again: Vec<u64>,
     ctx: Box<Ctx>,
 }
 
@@ -319,9 +327,9 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn epoll_add(epoll: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
+fn epoll_add(epoll: RawFd, fd: RawFd, token: u64, flags: i32) -> io::Result<()> {
     let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
+        events: (libc::EPOLLIN | flags) as u32,
         u64: token,
     };
     // SAFETY: both descriptors are open; `ev` lives for the call.
@@ -352,19 +360,22 @@ impl Worker {
     ) -> io::Result<Worker> {
         // SAFETY: plain syscalls; results checked and wrapped in OwnedFd at once.
         let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        let sockets =
+            unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
         let timer = unsafe {
             OwnedFd::from_raw_fd(cvt(libc::timerfd_create(
                 libc::CLOCK_MONOTONIC,
                 libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
             ))?)
         };
-        epoll_add(epoll.as_raw_fd(), timer.as_raw_fd(), TOKEN_TIMER)?;
-        epoll_add(epoll.as_raw_fd(), peers[id].wake.as_raw_fd(), TOKEN_WAKE)?;
+        epoll_add(epoll.as_raw_fd(), timer.as_raw_fd(), TOKEN_TIMER, 0)?;
+        epoll_add(epoll.as_raw_fd(), peers[id].wake.as_raw_fd(), TOKEN_WAKE, 0)?;
         Ok(Worker {
             id,
             peers,
             realtime_priority: config.realtime_priority,
             epoll,
+            sockets,
             timer,
             commands,
             pool,
@@ -376,7 +387,8 @@ impl Worker {
             next_gen: 0,
             tick: 0,
             base: Instant::now(),
-            buf: Box::new([0; 2048]),
+            batch: RecvBatch::new(),
+            again: Vec::new(),
             ctx: Box::new(Ctx {
                 counters: Counters::default(),
                 out: [0; MAX_PACKET + 64],
@@ -480,11 +492,7 @@ impl Worker {
                     break;
                 }
             }
-            for e in ready {
-                if e.u64 != TOKEN_TIMER && e.u64 != TOKEN_WAKE {
-                    self.receive(e.u64);
-                }
-            }
+            self.poll_sockets(&mut events);
         }
         let ids: Vec<LegId> = self.by_id.keys().copied().collect();
         for id in ids {
@@ -727,7 +735,7 @@ impl Worker {
         self.next_gen = self.next_gen.wrapping_add(1);
         let generation = self.next_gen;
         let token = (u64::from(generation) << 32) | idx as u64;
-        if let Err(e) = epoll_add(self.epoll.as_raw_fd(), socket.as_raw_fd(), token) {
+        if let Err(e) = epoll_add(self.sockets.as_raw_fd(), socket.as_raw_fd(), token, EDGE) {
             tracing::error!(error = %e, port, "cannot watch RTP socket; leg unusable");
             self.free.push(idx);
             self.pool
@@ -800,7 +808,7 @@ impl Worker {
         // SAFETY: the socket is open until `leg` drops below.
         unsafe {
             libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
+                self.sockets.as_raw_fd(),
                 libc::EPOLL_CTL_DEL,
                 leg.socket.as_raw_fd(),
                 std::ptr::null_mut(),
@@ -818,25 +826,63 @@ impl Worker {
             .release(port);
     }
 
+    /// Reads every socket with packets waiting. Readiness is edge-triggered
+    /// (a level-triggered set would poll each socket twice per packet); a
+    /// socket with more than one batch queued is read again at the next
+    /// poll, so one flooding peer cannot starve the clock.
+    fn poll_sockets(&mut self, events: &mut [libc::epoll_event]) {
+        if self.by_id.is_empty() {
+            return;
+        }
+        for token in std::mem::take(&mut self.again) {
+            self.receive(token);
+        }
+        loop {
+            // SAFETY: `events` is a valid buffer of its length; timeout 0.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.sockets.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as libc::c_int,
+                    0,
+                )
+            };
+            if n <= 0 {
+                return;
+            }
+            for e in &events[..n as usize] {
+                self.receive(e.u64);
+            }
+            if (n as usize) < events.len() {
+                return;
+            }
+        }
+    }
+
     fn receive(&mut self, token: u64) {
         let idx = (token & 0xffff_ffff) as usize;
         let generation = (token >> 32) as u32;
         let now = Instant::now();
-        for _ in 0..RECV_BURST {
-            let Some(leg) = self.legs.get(idx).and_then(Option::as_ref) else {
-                return;
-            };
-            if leg.generation != generation {
+        let Some(leg) = self.legs.get(idx).and_then(Option::as_ref) else {
+            return;
+        };
+        if leg.generation != generation {
+            return;
+        }
+        let got = match self.batch.recv(leg.socket.as_raw_fd()) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "RTP receive error");
+                self.again.push(token);
                 return;
             }
-            let (n, src) = match leg.socket.recv_from(&mut self.buf[..]) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    tracing::debug!(error = %e, "RTP receive error");
-                    return;
-                }
-            };
+        };
+        if got == recv::BATCH {
+            self.again.push(token);
+        }
+        for i in 0..got {
+            let (data, src) = self.batch.get(i);
+            let n = data.len();
             let c = &mut self.ctx.counters;
             c.packets_in += 1;
             c.bytes_in += n as u64;
@@ -844,7 +890,7 @@ impl Worker {
                 c.drop(Drop::Oversize);
                 continue;
             }
-            let data = &self.buf[..n];
+            let Some(src) = src else { continue };
             let Some((partner, src_info)) =
                 handle_packet(&mut self.legs, idx, data, src, now, &mut self.ctx)
             else {
@@ -1066,7 +1112,9 @@ fn handle_packet(
                 a.rx_expected = seq.wrapping_add(1);
             }
         }
-        if let Some(det) = a.inband.as_mut() {
+        // Bridged audio reaches the other party as it is, tones included,
+        // and nobody acts on digits during a bridge: no detector then.
+        if let Some(det) = a.inband.as_mut().filter(|_| leg.partner.is_none()) {
             let n = payload.len().min(ctx.pcm.len());
             let decode = match a.params.codec {
                 Codec::Pcmu => g711::ulaw_decode,

@@ -10,6 +10,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod g711;
 pub mod prompt;
+mod recv;
 pub mod wav;
 
 pub use dtmf::DtmfSource;
