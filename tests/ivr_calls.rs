@@ -19,17 +19,10 @@ use std::time::Duration;
 use common::ua::{
     Heard, Ua, heard, heard_at, heard_pcm_at, heard_start, linear_to_ulaw, ulaw_to_linear,
 };
-use common::{Gw, eventually, http_request, repo, sipp};
+use common::{Gw, eventually, http_request, repo, shipped, sipp};
 
 const NUMBER: &str = "5550000";
 const LONG: Duration = Duration::from_secs(90);
-
-fn shipped(lang: &str, name: &str) -> PathBuf {
-    repo()
-        .join("dialplans/prompts")
-        .join(lang)
-        .join(format!("{name}.wav"))
-}
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo().join("tests/fixtures/dialplans").join(name))

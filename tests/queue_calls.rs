@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::baresip::{Baresip, BaresipOpts, rms, tone_frequency, write_tone_wav};
-use common::ua::Ua;
-use common::{Gw, eventually, repo};
+use common::ua::{Heard, Ua, heard, heard_at, heard_start};
+use common::{Gw, eventually, repo, shipped};
 
 /// A plan folder with every shipped prompt and a plan that sends number
 /// "100" to queue `pasaportes` and "200" to the same queue at priority 10.
@@ -123,26 +123,11 @@ fn operator(gw: &Gw, id: &str, pw: &str, wav: Option<PathBuf>, auto: bool) -> Ba
     phone
 }
 
-#[test]
-fn registered_operator_is_bridged_and_both_sides_hear_each_other() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plans = queue_plan(tmp.path());
-    let gw = Gw::start(&queue_config(&plans, "longest_idle", &[("op1", "s3cret")]));
-    let wav = tmp.path().join("op-tone.wav");
-    write_tone_wav(&wav, 440.0, 30.0, 8000).unwrap();
-    let phone = operator(&gw, "op1", "s3cret", Some(wav), true);
-    assert!(gw.metric("conmutador_registrations_active", &[]) >= 1.0);
-
-    let mut ua = Ua::new(gw.udp);
-    let resp = ua.call("100", "0", true);
-    assert_eq!(resp.status(), Some(200), "{resp:?}");
-    ua.send_pcmu(&[0; 160], true);
-    assert!(
-        phone.wait_call_established(Duration::from_secs(20)),
-        "operator never got the call\n{}",
-        gw.log_text()
-    );
-    // The caller talks (1 kHz) while listening to the operator (440 Hz).
+/// The caller talks (1 kHz) for 3.5 s while listening; then each side must
+/// have heard the other: the caller the operator's 440 Hz (in the last two
+/// seconds: the bridge, not the hold music before it), the operator the
+/// caller's 1 kHz at the end of its latest recording.
+fn talk_both_ways(ua: &mut Ua, phone: &Baresip) {
     let listener = {
         let rtp = ua.rtp.try_clone().unwrap();
         std::thread::spawn(move || {
@@ -187,6 +172,28 @@ fn registered_operator_is_bridged_and_both_sides_hear_each_other() {
         (950.0..1050.0).contains(&f),
         "operator hears the caller's 1 kHz, got {f}"
     );
+}
+
+#[test]
+fn registered_operator_is_bridged_and_both_sides_hear_each_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    let gw = Gw::start(&queue_config(&plans, "longest_idle", &[("op1", "s3cret")]));
+    let wav = tmp.path().join("op-tone.wav");
+    write_tone_wav(&wav, 440.0, 30.0, 8000).unwrap();
+    let phone = operator(&gw, "op1", "s3cret", Some(wav), true);
+    assert!(gw.metric("conmutador_registrations_active", &[]) >= 1.0);
+
+    let mut ua = Ua::new(gw.udp);
+    let resp = ua.call("100", "0", true);
+    assert_eq!(resp.status(), Some(200), "{resp:?}");
+    ua.send_pcmu(&[0; 160], true);
+    assert!(
+        phone.wait_call_established(Duration::from_secs(20)),
+        "operator never got the call\n{}",
+        gw.log_text()
+    );
+    talk_both_ways(&mut ua, &phone);
 
     // The caller hangs up: the operator's leg ends with BYE too.
     assert_eq!(ua.hangup("100").and_then(|m| m.status()), Some(200));
@@ -413,4 +420,98 @@ fn operators_pause_and_unpause_from_the_phone_with_feature_codes() {
     // Anyone else dialling from outside the trunks is still refused.
     let mut stranger = Ua::new(gw.udp);
     assert_eq!(stranger.call("100", "0", true).status(), Some(403));
+}
+
+/// The shipped plan and configuration end to end: operator op1 logs in with
+/// its shipped password; a first caller takes op1 through the language menu
+/// and key 5 (consular protection, open at any hour); a second caller takes
+/// the same path, waits and hears its position and estimated wait spoken in
+/// Spanish; when the first hangs up, the second is bridged to op1 and both
+/// hear each other.
+#[test]
+fn shipped_plan_caller_waits_hears_position_and_wait_then_talks_to_an_operator() {
+    const LONG: Duration = Duration::from_secs(90);
+    let tmp = tempfile::tempdir().unwrap();
+    // Shipped, but for MD5 only: baresip 1.0 fails on any SHA-256 challenge.
+    let gw = Gw::start("[media]\nrtp_timeout = 300\n[sip]\nauth_algorithms = [\"MD5\"]\n");
+    let wav = tmp.path().join("op-tone.wav");
+    write_tone_wav(&wav, 440.0, 90.0, 8000).unwrap();
+    let phone = operator(&gw, "op1", "cambiame-op1", Some(wav), true);
+
+    // Spanish (1), then 5 in whichever menu the hour leads to: main menu,
+    // closed or holiday all take 5 for protection.
+    let through_the_menus = |ua: &mut Ua, h: &mut Heard| {
+        assert_eq!(ua.call("18776394835", "0", true).status(), Some(200));
+        ua.send_pcmu(&[0; 160], true);
+        assert!(ua.wait_heard(h, &shipped("en", "idioma_en"), LONG));
+        ua.send_rfc4733_digit('1', 101);
+        assert!(
+            ua.wait_until(h, LONG, |s| {
+                ["menu_principal", "fuera_de_horario", "dia_festivo"]
+                    .iter()
+                    .any(|p| heard_start(s, &shipped("es-MX", p), Duration::from_secs(1)))
+            }),
+            "a Spanish menu after the language choice"
+        );
+        ua.send_rfc4733_digit('5', 101);
+        assert!(ua.wait_heard(h, &shipped("es-MX", "proteccion_intro"), LONG));
+    };
+    let mut first = Ua::new(gw.udp);
+    through_the_menus(&mut first, &mut Heard::default());
+    assert!(
+        phone.wait_call_established(Duration::from_secs(20)),
+        "op1 never got the first caller\n{}",
+        gw.log_text()
+    );
+
+    let mut second = Ua::new(gw.udp);
+    let mut h = Heard::default();
+    through_the_menus(&mut second, &mut h);
+    // On entry: "Usted ocupa el lugar número uno. El tiempo estimado de
+    // espera es de ..." over the hold music.
+    assert!(
+        second.wait_heard(&mut h, &shipped("es-MX", "say_espera"), LONG),
+        "the waiting caller hears the estimated wait\n{}",
+        gw.log_text()
+    );
+    let s = h.samples();
+    let place = heard_at(s, &shipped("es-MX", "say_lugar")).expect("position announced");
+    let one = heard_at(&s[place..], &shipped("es-MX", "num_uno")).expect("number one");
+    assert!(
+        heard(&s[place + one..], &shipped("es-MX", "say_espera")),
+        "position, then the wait"
+    );
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_queue_callers_waiting",
+        &["queue=\"proteccion\""]
+    ) == 1.0));
+
+    // The first caller hangs up; op1 is free and takes the second at once.
+    assert_eq!(
+        first.hangup("18776394835").and_then(|m| m.status()),
+        Some(200)
+    );
+    assert!(phone.wait_call_closed(Duration::from_secs(10)));
+    assert!(
+        phone.wait_call_established(Duration::from_secs(20)),
+        "op1 never got the waiting caller\n{}",
+        gw.log_text()
+    );
+    talk_both_ways(&mut second, &phone);
+    // What was announced is scored against the wait that followed.
+    assert!(
+        gw.metric(
+            "conmutador_queue_wait_prediction_error_seconds_count",
+            &["queue=\"proteccion\""]
+        ) >= 1.0
+    );
+    assert_eq!(
+        second.hangup("18776394835").and_then(|m| m.status()),
+        Some(200)
+    );
+    assert!(phone.wait_call_closed(Duration::from_secs(10)));
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_calls_ended_total",
+        &["result=\"completed\""]
+    ) == 2.0));
 }

@@ -17,6 +17,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A prompt of the shipped set, e.g. `shipped("es-MX", "bienvenida")`.
+pub fn shipped(lang: &str, name: &str) -> PathBuf {
+    repo()
+        .join("dialplans/prompts")
+        .join(lang)
+        .join(format!("{name}.wav"))
+}
+
 /// A running gateway process.
 pub struct Gw {
     child: Child,
