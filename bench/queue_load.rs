@@ -1,13 +1,15 @@
 //! Queue load benchmark: SIPp callers arriving at a steady rate dial the
-//! queue number of a fixture plan, stream audio and hang up 30 s after the
-//! answer (waiting, then talking if an operator took them); 100 static
-//! operators, all answered by one SIPp UAS with `-rtp_echo`, pick up at once
-//! and echo the audio back through the bridge.
+//! queue number of a fixture plan, stream audio (SIPp's rtp_stream) and hang
+//! up 30 s after the answer (waiting, then talking if an operator took them);
+//! 100 static operators, all answered by one SIPp UAS with `-rtp_echo`, pick
+//! up at once and echo the audio back through the bridge.
 //!
 //! It reports served, abandoned and failed calls, the peak of callers
 //! waiting and bridged, the longest time any operator sat available while a
 //! caller waited unrung (sampled from `/api/queues` + `/api/operators` every
-//! 200 ms), the gateway's CPU (utime+stime from /proc) and its RSS.
+//! 200 ms), the gateway's CPU (utime+stime from /proc) and its RSS. Then,
+//! for scale, the kernel floor: what a bare loop pays to send and receive
+//! the same RTP packet rate on loopback (`support::udp_floor`).
 //!
 //! Run: `cargo bench --bench queue_load` (16 calls/s for 60 s) or
 //! `cargo bench --bench queue_load -- quick` (8 calls/s for 20 s); `rate=N`
@@ -30,11 +32,26 @@ const TOKEN: &str = "bench-token";
 const OPERATORS: usize = 100;
 /// Seconds each caller stays after the answer.
 const CALL_SECS: u64 = 30;
-const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
 const SAMPLE: Duration = Duration::from_millis(200);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Four seconds of a two-tone signal (350 + 440 Hz, about −12 dBFS) as raw
+/// A-law, which the callers' rtp_stream loops for the whole call.
+fn write_caller_audio(path: &Path) {
+    use conmutador::media::g711::alaw_encode;
+    let bytes: Vec<u8> = (0..4 * 8000)
+        .map(|n| {
+            let t = f64::from(n) / 8000.0;
+            let s = 4000.0
+                * ((2.0 * std::f64::consts::PI * 350.0 * t).sin()
+                    + (2.0 * std::f64::consts::PI * 440.0 * t).sin());
+            alaw_encode(s as i16)
+        })
+        .collect();
+    std::fs::write(path, bytes).expect("write caller audio");
 }
 
 fn free_udp_port() -> u16 {
@@ -409,6 +426,11 @@ struct Outcome {
     hwm: u64,
     rtp_in: f64,
     rtp_out: f64,
+    /// Media clock send lateness p50 / p99 (bucket upper bounds, seconds).
+    jitter: (Option<f64>, Option<f64>),
+    late_frames: f64,
+    /// RTP the gateway dropped, by reason (non-zero ones only).
+    dropped: Vec<(String, f64)>,
 }
 
 fn run(rate: u32, arrival_secs: u64) -> Outcome {
@@ -444,6 +466,7 @@ fn run(rate: u32, arrival_secs: u64) -> Outcome {
     let gw = Gateway::start(dir.path(), ops_port);
     std::thread::sleep(Duration::from_millis(500));
 
+    write_caller_audio(&dir.path().join("caller.alaw"));
     let calls = u64::from(rate) * arrival_secs;
     let callers_media = 45_000 + (free_udp_port() % 5_000) * 2;
     let (cpu0, _, _) = gw.usage();
@@ -473,9 +496,6 @@ fn run(rate: u32, arrival_secs: u64) -> Outcome {
             free_udp_port().to_string(),
             "-mp".into(),
             callers_media.to_string(),
-            "-key".into(),
-            "audio_pcap".into(),
-            PCAP.into(),
             "-r".into(),
             rate.to_string(),
             "-rp".into(),
@@ -566,6 +586,23 @@ fn run(rate: u32, arrival_secs: u64) -> Outcome {
             "conmutador_rtp_packets_total",
             &["direction=\"out\""],
         ),
+        jitter: {
+            let b = support::buckets(&text, "conmutador_media_send_jitter_seconds");
+            (
+                support::percentile(&[], &b, 0.5),
+                support::percentile(&[], &b, 0.99),
+            )
+        },
+        late_frames: metric(&text, "conmutador_media_late_frames_total", &[]),
+        dropped: text
+            .lines()
+            .filter_map(|l| l.strip_prefix("conmutador_rtp_dropped_total{reason=\""))
+            .filter_map(|l| {
+                let (reason, rest) = l.split_once('"')?;
+                let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+                (n > 0.0).then(|| (reason.to_owned(), n))
+            })
+            .collect(),
     }
 }
 
@@ -598,12 +635,11 @@ fn main() {
         let (a, b) = ((CALL_SECS + 5) as f64, secs as f64);
         let at = |t: f64| o.samples.cpu_trace.iter().find(|(x, _)| *x >= t).copied();
         match (at(a), at(b)) {
-            (Some((ta, ca)), Some((tb, cb))) if b - a >= 10.0 => {
-                format!("{:.2}", (cb - ca) / (tb - ta))
-            }
-            _ => "-".to_owned(),
+            (Some((ta, ca)), Some((tb, cb))) if b - a >= 10.0 => Some((cb - ca) / (tb - ta)),
+            _ => None,
         }
     };
+    let plateau_text = plateau.map_or("-".to_owned(), |p| format!("{p:.2}"));
     let idle = match &o.log_idle {
         Some((g, op)) => format!(
             "{:.0} ms ({op}) / {:.0} ms",
@@ -613,7 +649,7 @@ fn main() {
         None => "- (no operator freed while callers waited)".into(),
     };
     println!(
-        "| {}/s | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {:.2} / {plateau} / {:.2} cores | {:.0} MiB |",
+        "| {}/s | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {:.2} / {plateau_text} / {:.2} cores | {:.0} MiB |",
         o.rate,
         o.calls,
         o.served as u64,
@@ -647,6 +683,32 @@ fn main() {
         o.records_dropped as u64,
         o.retransmissions as u64,
         o.acd_dropped as u64
+    );
+    // The floor for the busiest moment's streams: every waiting caller, and
+    // both legs of every bridge.
+    let streams = o.samples.max_waiting + 2 * o.samples.max_bridged;
+    let floor = support::udp_floor(streams, 10);
+    let (what, cores) = match plateau {
+        Some(p) => ("plateau", p),
+        None => ("busiest 5 s", o.samples.peak_cpu_cores),
+    };
+    println!(
+        "kernel floor: {streams} RTP streams both ways ({:.1}k packets/s each way) cost a bare send/receive loop {floor:.2} cores; the gateway's {what} took {:.1}× that",
+        streams as f64 * 50.0 / 1000.0,
+        cores / floor
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("≤{:.2}", s * 1000.0));
+    let dropped: Vec<String> = o.dropped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    println!(
+        "media clock: send lateness p50 {} ms, p99 {} ms; {} frames sent over 2 ms late; RTP dropped: {}",
+        ms(o.jitter.0),
+        ms(o.jitter.1),
+        o.late_frames,
+        if dropped.is_empty() {
+            "none".to_owned()
+        } else {
+            dropped.join(", ")
+        }
     );
     println!(
         "gateway CPU {:.1} s over {:.1} s of load; RTP packets in {:.0}k / out {:.0}k; SIPp callers completed {}; {} samples of the admin API ({} ms apart)",

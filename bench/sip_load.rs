@@ -96,50 +96,7 @@ impl Drop for Gateway {
     }
 }
 
-/// Cumulative histogram buckets (le, count) of one metric.
-fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
-    let prefix = format!("{name}_bucket{{");
-    let mut v: Vec<(f64, f64)> = text
-        .lines()
-        .filter(|l| l.starts_with(&prefix))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
-            Some((le, count))
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    v
-}
-
-/// A percentile from the difference of two cumulative bucket snapshots,
-/// reported as the bucket's upper bound (honest: no interpolation).
-fn percentile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
-    let delta: Vec<(f64, f64)> = after
-        .iter()
-        .map(|(le, c)| {
-            let b = before
-                .iter()
-                .find(|(l, _)| l == le)
-                .map(|(_, c)| *c)
-                .unwrap_or(0.0);
-            (*le, c - b)
-        })
-        .collect();
-    let total = delta.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    delta
-        .iter()
-        .find(|(_, c)| *c >= q * total)
-        .map(|(le, _)| *le)
-}
+use support::{buckets, percentile};
 
 struct SippStats {
     ok: u64,

@@ -65,3 +65,108 @@ pub fn usage(pid: u32) -> (f64, u64, u64) {
     };
     (cpu / ticks, kb("VmRSS:"), kb("VmHWM:"))
 }
+
+/// The kernel's price for `streams` RTP streams both ways at 50 packets/s
+/// on loopback, as a bare loop pays it: one thread sends a 172-byte datagram
+/// from each of its sockets to a peer socket every 20 ms (1 ms ticks, a
+/// twentieth of the sockets per tick) and reads each of its sockets once
+/// per 20 ms — one system call per packet, no epoll, no RTP, no audio —
+/// while a peer thread does the same towards it. Returns the first thread's
+/// CPU in cores over `secs`: nothing that relays or plays RTP over plain
+/// sockets can spend less on this kernel, so a gateway's CPU divided by it
+/// says how much its own code adds. Loopback only; stops by itself.
+pub fn udp_floor(streams: usize, secs: u64) -> f64 {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+    fn thread_cpu() -> f64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    }
+    let bind = |n: usize| -> Vec<UdpSocket> {
+        (0..n)
+            .map(|_| {
+                let s = UdpSocket::bind("127.0.0.1:0").expect("loopback socket");
+                s.set_nonblocking(true).expect("non-blocking");
+                s
+            })
+            .collect()
+    };
+    let (ours, theirs) = (bind(streams), bind(streams));
+    let side = move |me: Vec<UdpSocket>, to: Vec<std::net::SocketAddr>, start: Instant| {
+        move || {
+            let payload = [0x55u8; 172];
+            let mut buf = [0u8; 2048];
+            let c0 = thread_cpu();
+            for tick in 0..secs * 1000 {
+                let due = start + Duration::from_millis(tick);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                for i in ((tick % 20) as usize..me.len()).step_by(20) {
+                    let _ = me[i].send_to(&payload, to[i]);
+                    let _ = me[i].recv_from(&mut buf);
+                }
+            }
+            thread_cpu() - c0
+        }
+    };
+    let addrs = |v: &[UdpSocket]| -> Vec<std::net::SocketAddr> {
+        v.iter().map(|s| s.local_addr().expect("bound")).collect()
+    };
+    let (our_addrs, their_addrs) = (addrs(&ours), addrs(&theirs));
+    let start = Instant::now() + Duration::from_millis(50);
+    let peer = std::thread::spawn(side(theirs, our_addrs, start));
+    let cpu = side(ours, their_addrs, start)();
+    let _ = peer.join();
+    cpu / secs as f64
+}
+
+/// Cumulative histogram buckets (le, count) of one metric.
+pub fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut v: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// A percentile from the difference of two cumulative bucket snapshots,
+/// reported as the bucket's upper bound (honest: no interpolation).
+pub fn percentile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, c)| {
+            let b = before
+                .iter()
+                .find(|(l, _)| l == le)
+                .map(|(_, c)| *c)
+                .unwrap_or(0.0);
+            (*le, c - b)
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    delta
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map(|(le, _)| *le)
+}
