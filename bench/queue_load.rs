@@ -13,7 +13,8 @@
 //!
 //! Run: `cargo bench --bench queue_load` (16 calls/s for 60 s) or
 //! `cargo bench --bench queue_load -- quick` (8 calls/s for 20 s); `rate=N`
-//! and `secs=N` set another arrival rate and window. Every load
+//! and `secs=N` set another arrival rate and window; `rt` runs the media
+//! clock at SCHED_FIFO. Every load
 //! is bounded by SIPp's `-m` and a wall-clock limit; all traffic stays on
 //! 127.0.0.1 and only the processes started here are stopped, by PID.
 
@@ -117,7 +118,7 @@ prompts = ["despedida"]
 }
 
 impl Gateway {
-    fn start(dir: &Path, operators_port: u16) -> Gateway {
+    fn start(dir: &Path, operators_port: u16, media: &str) -> Gateway {
         let plans = write_plans(dir);
         let mut cfg = format!(
             r#"
@@ -131,6 +132,7 @@ admin_token = "{TOKEN}"
 [media]
 rtp_ports = "20000-39999"
 rtp_timeout = 300
+{media}
 [dialplans]
 dir = "{}"
 watch = false
@@ -433,7 +435,7 @@ struct Outcome {
     dropped: Vec<(String, f64)>,
 }
 
-fn run(rate: u32, arrival_secs: u64) -> Outcome {
+fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
     let dir = tempfile::tempdir().expect("temp dir");
     let ops_port = free_udp_port();
     let ops_media = 40_000 + (free_udp_port() % 5_000) * 2;
@@ -463,7 +465,7 @@ fn run(rate: u32, arrival_secs: u64) -> Outcome {
         ],
     );
     std::thread::sleep(Duration::from_millis(300));
-    let gw = Gateway::start(dir.path(), ops_port);
+    let gw = Gateway::start(dir.path(), ops_port, media);
     std::thread::sleep(Duration::from_millis(500));
 
     write_caller_audio(&dir.path().join("caller.alaw"));
@@ -619,7 +621,15 @@ fn main() {
             secs = v.clamp(1, 300);
         }
     }
-    let o = run(rate, secs);
+    // `rt`: the media clock at SCHED_FIFO, as `[media] realtime_priority`
+    // (needs root or CAP_SYS_NICE; refused, it stays at normal priority).
+    let rt = args.iter().any(|a| a == "rt");
+    let media = if rt { "realtime_priority = 10" } else { "" };
+    println!(
+        "media clock priority: {}",
+        if rt { "SCHED_FIFO 10" } else { "normal" }
+    );
+    let o = run(rate, secs, media);
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "queue load: {} calls at {}/s, each {} s after answer, {} echoing SIPp operators",
