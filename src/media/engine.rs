@@ -4,16 +4,17 @@
 //! the tokio channel it gives to [`MediaEngine::start_leg`].
 //!
 //! Shape: a few dedicated OS threads (`workers`, one per core by default; see
-//! `clock.rs`), each waiting on epoll for a 1 ms timerfd, its command eventfd
-//! and the sockets of the legs it owns (legs are dealt out round-robin). Each
-//! leg belongs to one of twenty 1 ms phase slots, so every 20 ms each leg sends
-//! its frame at its own phase and a wake-up serves a twentieth of the worker's
-//! legs: many streams per wake-up, no timer per call, and the sending work is
-//! spread over the period instead of bunched at its start. Received packets
-//! are handled as they arrive (digits, relay to a bridged partner) on the
-//! owning thread; when the partner lives on another worker the packet waits
-//! in that worker's inbox for its next tick (at most 1 ms) instead of costing
-//! a wake-up.
+//! `clock.rs`), each waiting on epoll for a 1 ms timerfd and its command
+//! eventfd only; the sockets of the legs it owns (dealt out round-robin) are
+//! polled after each wake-up, so traffic never adds wake-ups. Each leg
+//! belongs to one of twenty 1 ms phase slots, so every 20 ms each leg sends
+//! its frame at its own phase and a wake-up serves a twentieth of the
+//! worker's legs: many streams per wake-up, no timer per call, and the
+//! sending work is spread over the period instead of bunched at its start.
+//! Received packets are handled at the next poll (within 1 ms: digits,
+//! relay to a bridged partner) on the owning thread; when the partner lives
+//! on another worker the packet waits in that worker's inbox for its next
+//! tick (at most 1 ms more) instead of costing a wake-up.
 //!
 //! Choices worth knowing:
 //! - Comfort: a leg that is neither playing nor bridged sends nothing (no CN
