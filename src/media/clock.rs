@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,8 @@ pub(crate) struct Peer {
     commands: Mutex<mpsc::Sender<Command>>,
     wake: OwnedFd,
     inbox: Mutex<Vec<Forward>>,
+    /// Legs the worker owns, published for the engine's placement choice.
+    pub(crate) legs: AtomicUsize,
 }
 
 impl Peer {
@@ -127,6 +129,7 @@ impl Peer {
             commands: Mutex::new(tx),
             wake,
             inbox: Mutex::new(Vec::new()),
+            legs: AtomicUsize::new(0),
         };
         Ok((peer, rx))
     }
@@ -749,6 +752,9 @@ impl Worker {
             .expect("there are twenty slots");
         self.slots[slot].push(idx);
         self.by_id.insert(id, idx);
+        self.peers[self.id]
+            .legs
+            .store(self.by_id.len(), Ordering::Relaxed);
         if self.by_id.len() == 1
             && let Err(e) = self.set_timer(true)
         {
@@ -798,6 +804,9 @@ impl Worker {
         };
         self.unbridge(idx);
         self.by_id.remove(&id);
+        self.peers[self.id]
+            .legs
+            .store(self.by_id.len(), Ordering::Relaxed);
         let Some(leg) = self.legs[idx].take() else {
             return;
         };

@@ -5,8 +5,12 @@
 //!
 //! Shape: a few dedicated OS threads (`workers`, one per core by default; see
 //! `clock.rs`), each waiting on epoll for a 1 ms timerfd and its command
-//! eventfd only; the sockets of the legs it owns (dealt out round-robin) are
-//! polled after each wake-up, so traffic never adds wake-ups. Each leg
+//! eventfd only; the sockets of the legs it owns are polled after each
+//! wake-up, so traffic never adds wake-ups. Legs are packed, not spread: a
+//! worker takes up to [`PACK`] legs before the next one is used (a worker
+//! with no legs stops its timer and costs nothing), and a leg that will be
+//! bridged is placed beside its partner ([`MediaEngine::allocate_beside`])
+//! so the relay stays on one thread. Each leg
 //! belongs to one of twenty 1 ms phase slots, so every 20 ms each leg sends
 //! its frame at its own phase and a wake-up serves a twentieth of the
 //! worker's legs: many streams per wake-up, no timer per call, and the
@@ -48,6 +52,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::clock::{self, Command, Peer, worker_of};
+
+/// Legs one media worker takes before the next one is used. At 1000 legs a
+/// 1 ms tick sends 50 frames, a fraction of a millisecond of work, and one
+/// thread serves what would otherwise wake two.
+pub const PACK: usize = 1000;
 use super::dtmf::DtmfSource;
 use super::prompt::{Prompt, PromptLibrary};
 use crate::sdp::MediaParams;
@@ -288,6 +297,20 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Where a new leg goes given each worker's legs: `prefer` (a bridge
+/// partner's worker) unless it carries twice its share, else the first
+/// worker below [`PACK`], else the least loaded.
+pub(crate) fn place(loads: &[usize], prefer: Option<usize>) -> usize {
+    if let Some(w) = prefer.filter(|&w| loads.get(w).is_some_and(|&l| l < 2 * PACK)) {
+        return w;
+    }
+    loads.iter().position(|&l| l < PACK).unwrap_or_else(|| {
+        (0..loads.len())
+            .min_by_key(|&w| loads[w])
+            .unwrap_or_default()
+    })
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         for p in self.peers.iter() {
@@ -386,6 +409,30 @@ impl MediaEngine {
     /// Takes an even port, binds its socket and hands it to the clock. The
     /// returned address is what goes into our SDP.
     pub fn allocate(&self) -> Result<(LegId, SocketAddr), PoolExhausted> {
+        self.allocate_on(self.pick_worker(None))
+    }
+
+    /// Like [`MediaEngine::allocate`], for a leg that will be bridged to
+    /// `partner`: on the partner's worker (unless that one carries twice its
+    /// share), so relayed packets never wait for another thread's tick.
+    pub fn allocate_beside(&self, partner: LegId) -> Result<(LegId, SocketAddr), PoolExhausted> {
+        self.allocate_on(self.pick_worker(Some(worker_of(partner))))
+    }
+
+    /// The first worker below [`PACK`] legs, or the least loaded when all
+    /// are: one thread serves a light load (fewer wake-ups, no relay across
+    /// threads), all of them a heavy one.
+    fn pick_worker(&self, prefer: Option<usize>) -> usize {
+        let loads: Vec<usize> = self
+            .inner
+            .peers
+            .iter()
+            .map(|p| p.legs.load(Ordering::Relaxed))
+            .collect();
+        place(&loads, prefer)
+    }
+
+    pub(crate) fn allocate_on(&self, worker: usize) -> Result<(LegId, SocketAddr), PoolExhausted> {
         let cfg = &self.inner.config;
         let attempts = self
             .inner
@@ -405,8 +452,7 @@ impl MediaEngine {
                 Ok(socket) => {
                     let local = SocketAddr::new(cfg.bind_ip, port);
                     let n = self.inner.next_leg.fetch_add(1, Ordering::Relaxed);
-                    let worker = n % self.inner.peers.len() as u64;
-                    let leg = LegId(((n + 1) << 8) | worker);
+                    let leg = LegId(((n + 1) << 8) | worker as u64);
                     let in_use = {
                         let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
                         pool.in_use

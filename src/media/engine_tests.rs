@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 use tokio::sync::mpsc;
 
+use super::clock::worker_of;
 use super::dtmf::{DtmfSource, event_payload};
 use super::engine::{LegId, MediaConfig, MediaEngine, MediaEvent, PlayOpts, PoolExhausted};
 use super::g711;
@@ -128,7 +129,22 @@ fn start(
     dtmf: Option<u8>,
     remote: SocketAddr,
 ) -> (LegId, SocketAddr, mpsc::Receiver<MediaEvent>) {
-    let (leg, local) = e.allocate().unwrap();
+    start_on(e, None, codec, dtmf, remote)
+}
+
+/// `start` on a chosen worker (`None`: wherever the engine places it).
+fn start_on(
+    e: &MediaEngine,
+    worker: Option<usize>,
+    codec: Codec,
+    dtmf: Option<u8>,
+    remote: SocketAddr,
+) -> (LegId, SocketAddr, mpsc::Receiver<MediaEvent>) {
+    let (leg, local) = match worker {
+        Some(w) => e.allocate_on(w),
+        None => e.allocate(),
+    }
+    .unwrap();
     let (tx, rx) = mpsc::channel(64);
     e.start_leg(leg, params(codec, dtmf, remote), tx);
     (leg, local, rx)
@@ -355,15 +371,17 @@ fn bridge_relays_with_rewriting_and_transcoding_on_one_worker() {
 
 #[test]
 fn bridge_relays_with_rewriting_and_transcoding_across_workers() {
-    // Legs are dealt round-robin, so the two legs land on different workers.
+    // The two legs are put on different workers, as happens past PACK legs.
     bridge_relays_with_rewriting_and_transcoding(2, 41140);
 }
 
 fn bridge_relays_with_rewriting_and_transcoding(workers: usize, lo: u16) {
     let e = engine_with(lo, lo + 19, Duration::from_secs(30), workers);
     let (pa, pb) = (peer(), peer());
-    let (a, la, mut rxa) = start(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
-    let (b, lb, mut rxb) = start(&e, Codec::Pcma, Some(96), pb.local_addr().unwrap());
+    let (wa, wb) = (Some(0), Some(workers - 1));
+    let (a, la, mut rxa) = start_on(&e, wa, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
+    let (b, lb, mut rxb) = start_on(&e, wb, Codec::Pcma, Some(96), pb.local_addr().unwrap());
+    assert_eq!(worker_of(a) == worker_of(b), workers == 1);
     // B sends a prompt first: the relayed stream must continue its line.
     e.play(b, vec![prompt("p", 1, 0)], PlayOpts::default());
     let before = recv(&pb);
@@ -476,4 +494,27 @@ fn ipv6_leg_plays() {
     e.play(leg, vec![prompt("v6", 1, 7)], PlayOpts::default());
     let pk = recv(&p);
     assert_eq!((pk.pt, pk.marker), (0, true));
+}
+
+#[test]
+fn legs_are_packed_onto_few_workers_and_placed_beside_their_partner() {
+    use super::engine::{PACK, place};
+    // A light load stays on the first worker; past PACK the next one fills.
+    assert_eq!(place(&[0, 0], None), 0);
+    assert_eq!(place(&[PACK - 1, 0], None), 0);
+    assert_eq!(place(&[PACK, 0], None), 1);
+    // All full: the least loaded.
+    assert_eq!(place(&[PACK + 7, PACK + 3, PACK + 5], None), 1);
+    // Beside the partner, unless the partner's worker carries twice its share.
+    assert_eq!(place(&[10, PACK + 1], Some(1)), 1);
+    assert_eq!(place(&[10, 2 * PACK], Some(1)), 0);
+    assert_eq!(place(&[0, 0], Some(5)), 0, "an unknown worker is ignored");
+
+    // On a real engine: the first legs share worker 0, a partner's leg too.
+    let e = engine_with(41400, 41419, Duration::from_secs(30), 2);
+    let (a, _) = e.allocate().unwrap();
+    let (b, _) = e.allocate_beside(a).unwrap();
+    assert_eq!((worker_of(a), worker_of(b)), (0, 0));
+    e.release(a);
+    e.release(b);
 }

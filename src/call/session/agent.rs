@@ -242,7 +242,12 @@ impl Call {
         headers: &[(&str, String)],
         transfer: bool,
     ) -> Result<(), ()> {
-        let Ok((leg, local)) = self.svc.media.allocate() else {
+        // Beside the caller's leg, so the bridge relays on one thread.
+        let allocated = match self.leg {
+            Some(caller) => self.svc.media.allocate_beside(caller),
+            None => self.svc.media.allocate(),
+        };
+        let Ok((leg, local)) = allocated else {
             warn!("no RTP port for an outgoing leg");
             return Err(());
         };
