@@ -10,11 +10,11 @@
 //! worker takes up to [`PACK`] legs before the next one is used (a worker
 //! with no legs stops its timer and costs nothing), and a leg that will be
 //! bridged is placed beside its partner ([`MediaEngine::allocate_beside`])
-//! so the relay stays on one thread. Each leg
-//! belongs to one of twenty 1 ms phase slots, so every 20 ms each leg sends
-//! its frame at its own phase and a wake-up serves a twentieth of the
-//! worker's legs: many streams per wake-up, no timer per call, and the
-//! sending work is spread over the period instead of bunched at its start.
+//! so the relay stays on one thread. Each leg belongs to one of twenty 1 ms
+//! phase slots, so every 20 ms each leg sends its frame at its own phase
+//! and a wake-up serves a twentieth of the worker's legs: many streams per
+//! wake-up, no timer per call, and the sending work is spread over the
+//! period instead of bunched at its start.
 //! Received packets are handled at the next poll (within 1 ms: digits,
 //! relay to a bridged partner) on the owning thread; when the partner lives
 //! on another worker the packet waits in that worker's inbox for its next
@@ -52,11 +52,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::clock::{self, Command, Peer, worker_of};
-
-/// Legs one media worker takes before the next one is used. At 1000 legs a
-/// 1 ms tick sends 50 frames, a fraction of a millisecond of work, and one
-/// thread serves what would otherwise wake two.
-pub const PACK: usize = 1000;
 use super::dtmf::DtmfSource;
 use super::prompt::{Prompt, PromptLibrary};
 use crate::sdp::MediaParams;
@@ -297,6 +292,11 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Legs one media worker takes before the next one is used. At 1000 legs a
+/// 1 ms tick sends 50 frames, a fraction of a millisecond of work, and one
+/// thread serves what would otherwise wake two.
+pub const PACK: usize = 1000;
+
 /// Where a new leg goes given each worker's legs: `prefer` (a bridge
 /// partner's worker) unless it carries twice its share, else the first
 /// worker below [`PACK`], else the least loaded.
@@ -419,9 +419,9 @@ impl MediaEngine {
         self.allocate_on(self.pick_worker(Some(worker_of(partner))))
     }
 
-    /// The first worker below [`PACK`] legs, or the least loaded when all
-    /// are: one thread serves a light load (fewer wake-ups, no relay across
-    /// threads), all of them a heavy one.
+    /// [`place`] over the leg counts the workers publish: one thread serves
+    /// a light load (fewer wake-ups, no relay across threads), all of them
+    /// a heavy one.
     fn pick_worker(&self, prefer: Option<usize>) -> usize {
         let loads: Vec<usize> = self
             .inner
@@ -432,7 +432,9 @@ impl MediaEngine {
         place(&loads, prefer)
     }
 
+    /// [`MediaEngine::allocate`] on worker `worker` (below `workers`).
     pub(crate) fn allocate_on(&self, worker: usize) -> Result<(LegId, SocketAddr), PoolExhausted> {
+        debug_assert!(worker < self.inner.peers.len());
         let cfg = &self.inner.config;
         let attempts = self
             .inner
