@@ -24,19 +24,22 @@ fn queue_plan(dir: &Path) -> PathBuf {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
-    std::fs::write(
-        plans.join("colas.toml"),
-        r#"
+    // Both plans put the caller straight into `pasaportes`; they differ in
+    // name, number and what they add to [plan] and to the queue node.
+    let plan = |name: &str, number: &str, plan_extra: &str, queue_extra: &str| {
+        format!(
+            r#"
 [plan]
-name = "colas"
+name = "{name}"
 start = "cola"
 languages = ["es-MX"]
-numbers = ["100"]
-default = true
+numbers = ["{number}"]
+{plan_extra}
 
 [nodes.cola]
 type = "queue"
 queue = "pasaportes"
+{queue_extra}
 prompts = ["transferencia"]
 on_empty = "adios"
 overflow = "adios"
@@ -44,30 +47,17 @@ overflow = "adios"
 [nodes.adios]
 type = "hangup"
 prompts = ["despedida"]
-"#,
+"#
+        )
+    };
+    std::fs::write(
+        plans.join("colas.toml"),
+        plan("colas", "100", "default = true", ""),
     )
     .unwrap();
     std::fs::write(
         plans.join("urgente.toml"),
-        r#"
-[plan]
-name = "urgente"
-start = "cola"
-languages = ["es-MX"]
-numbers = ["200"]
-
-[nodes.cola]
-type = "queue"
-queue = "pasaportes"
-priority = 10
-prompts = ["transferencia"]
-on_empty = "adios"
-overflow = "adios"
-
-[nodes.adios]
-type = "hangup"
-prompts = ["despedida"]
-"#,
+        plan("urgente", "200", "", "priority = 10"),
     )
     .unwrap();
     plans
