@@ -98,6 +98,55 @@ fn ms_from(v: Option<i64>) -> Option<u64> {
     v.map(|v| u64::try_from(v).unwrap_or(0))
 }
 
+/// A [`CdrRow`] from a result row in `CDR_COLUMNS` order (id first), with
+/// either backend's getter: `cdr_row!(r.get)` for rusqlite,
+/// `cdr_row!(r.try_get)` for tokio-postgres. One column map for both.
+macro_rules! cdr_row {
+    ($r:ident . $get:ident) => {
+        CdrRow {
+            call_id: $r.$get(1)?,
+            start_ms: $r.$get(2)?,
+            answer_ms: $r.$get(3)?,
+            end_ms: $r.$get(4)?,
+            caller: $r.$get(5)?,
+            called: $r.$get(6)?,
+            plan: $r.$get(7)?,
+            plan_path: $r.$get(8)?,
+            queue: $r.$get(9)?,
+            wait_ms: $r.$get(10)?,
+            operator: $r.$get(11)?,
+            talk_ms: $r.$get(12)?,
+            disposition: $r.$get(13)?,
+            hangup_side: $r.$get(14)?,
+            hangup_cause: $r.$get(15)?,
+        }
+    };
+}
+
+/// An [`EventRow`] from a result row in `EVENT_COLUMNS` order, like
+/// `cdr_row!`.
+macro_rules! event_row {
+    ($r:ident . $get:ident) => {
+        EventRow {
+            time_ms: $r.$get(1)?,
+            call_id: $r.$get(2)?,
+            queue: $r.$get(3)?,
+            agent: $r.$get(4)?,
+            event: $r.$get(5)?,
+            data: [
+                $r.$get(6)?,
+                $r.$get(7)?,
+                $r.$get(8)?,
+                $r.$get(9)?,
+                $r.$get(10)?,
+            ],
+            wait_ms: $r.$get(11)?,
+            announced_wait_ms: $r.$get(12)?,
+            talk_ms: $r.$get(13)?,
+        }
+    };
+}
+
 /// Owned column values of a CDR, shared by both backends.
 struct CdrRow {
     call_id: String,
@@ -424,26 +473,7 @@ impl Store {
                 );
                 let mut st = c.prepare_cached(&sql)?;
                 let rows = st.query_map(params![since, after_id, limit], |r| {
-                    Ok((
-                        r.get(0)?,
-                        CdrRow {
-                            call_id: r.get(1)?,
-                            start_ms: r.get(2)?,
-                            answer_ms: r.get(3)?,
-                            end_ms: r.get(4)?,
-                            caller: r.get(5)?,
-                            called: r.get(6)?,
-                            plan: r.get(7)?,
-                            plan_path: r.get(8)?,
-                            queue: r.get(9)?,
-                            wait_ms: r.get(10)?,
-                            operator: r.get(11)?,
-                            talk_ms: r.get(12)?,
-                            disposition: r.get(13)?,
-                            hangup_side: r.get(14)?,
-                            hangup_cause: r.get(15)?,
-                        },
-                    ))
+                    Ok((r.get(0)?, cdr_row!(r.get)))
                 })?;
                 rows.collect::<Result<_, _>>()?
             }
@@ -455,28 +485,7 @@ impl Store {
                     .query(&sql, &[&since, &after_id, &limit])
                     .await?
                     .into_iter()
-                    .map(|r| {
-                        Ok::<_, tokio_postgres::Error>((
-                            r.try_get(0)?,
-                            CdrRow {
-                                call_id: r.try_get(1)?,
-                                start_ms: r.try_get(2)?,
-                                answer_ms: r.try_get(3)?,
-                                end_ms: r.try_get(4)?,
-                                caller: r.try_get(5)?,
-                                called: r.try_get(6)?,
-                                plan: r.try_get(7)?,
-                                plan_path: r.try_get(8)?,
-                                queue: r.try_get(9)?,
-                                wait_ms: r.try_get(10)?,
-                                operator: r.try_get(11)?,
-                                talk_ms: r.try_get(12)?,
-                                disposition: r.try_get(13)?,
-                                hangup_side: r.try_get(14)?,
-                                hangup_cause: r.try_get(15)?,
-                            },
-                        ))
-                    })
+                    .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, cdr_row!(r.try_get))))
                     .collect::<Result<_, _>>()?
             }
         };
@@ -501,20 +510,7 @@ impl Store {
                 );
                 let mut st = c.prepare_cached(&sql)?;
                 let rows = st.query_map(params![since, after_id, limit], |r| {
-                    Ok((
-                        r.get(0)?,
-                        EventRow {
-                            time_ms: r.get(1)?,
-                            call_id: r.get(2)?,
-                            queue: r.get(3)?,
-                            agent: r.get(4)?,
-                            event: r.get(5)?,
-                            data: [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?],
-                            wait_ms: r.get(11)?,
-                            announced_wait_ms: r.get(12)?,
-                            talk_ms: r.get(13)?,
-                        },
-                    ))
+                    Ok((r.get(0)?, event_row!(r.get)))
                 })?;
                 rows.collect::<Result<_, _>>()?
             }
@@ -526,28 +522,7 @@ impl Store {
                     .query(&sql, &[&since, &after_id, &limit])
                     .await?
                     .into_iter()
-                    .map(|r| {
-                        Ok::<_, tokio_postgres::Error>((
-                            r.try_get(0)?,
-                            EventRow {
-                                time_ms: r.try_get(1)?,
-                                call_id: r.try_get(2)?,
-                                queue: r.try_get(3)?,
-                                agent: r.try_get(4)?,
-                                event: r.try_get(5)?,
-                                data: [
-                                    r.try_get(6)?,
-                                    r.try_get(7)?,
-                                    r.try_get(8)?,
-                                    r.try_get(9)?,
-                                    r.try_get(10)?,
-                                ],
-                                wait_ms: r.try_get(11)?,
-                                announced_wait_ms: r.try_get(12)?,
-                                talk_ms: r.try_get(13)?,
-                            },
-                        ))
-                    })
+                    .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, event_row!(r.try_get))))
                     .collect::<Result<_, _>>()?
             }
         };
