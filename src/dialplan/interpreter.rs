@@ -731,53 +731,17 @@ impl Interpreter {
         input.buf.clear();
         input.failures += 1;
         let failures = input.failures;
-        let (max, exhausted, prompts, barge_in, wait): (
-            u32,
-            _,
-            Vec<Sp<PromptRef>>,
-            bool,
-            Duration,
-        ) = match plan.node(&self.node).map(|n| &n.kind) {
-            Some(NodeKind::Menu(m)) => {
-                let why = if timeout {
-                    &m.timeout_prompts
-                } else {
-                    &m.invalid_prompts
-                };
-                let again = if m.reprompt.is_empty() {
-                    &m.prompts
-                } else {
-                    &m.reprompt
-                };
-                (
-                    m.max_retries,
-                    m.exhausted.clone(),
-                    [why.as_slice(), again].concat(),
-                    m.barge_in,
-                    m.timeout,
-                )
-            }
-            Some(NodeKind::Collect(c)) => {
-                let why = if timeout {
-                    &c.timeout_prompts
-                } else {
-                    &c.invalid_prompts
-                };
-                let again = if c.reprompt.is_empty() {
-                    &c.prompts
-                } else {
-                    &c.reprompt
-                };
-                (
-                    c.max_retries,
-                    c.exhausted.clone(),
-                    [why.as_slice(), again].concat(),
-                    c.barge_in,
-                    c.timeout,
-                )
-            }
-            _ => return Flow::Hangup,
+        let Some(r) = plan.node(&self.node).and_then(|n| n.kind.retrying()) else {
+            return Flow::Hangup;
         };
+        let why = if timeout {
+            r.timeout_prompts
+        } else {
+            r.invalid
+        };
+        let prompts: Vec<Sp<PromptRef>> = [why, r.again()].concat();
+        let (max, exhausted, barge_in, wait) =
+            (r.max_retries, r.exhausted.cloned(), r.barge_in, r.timeout);
         if failures > max {
             return match exhausted {
                 Some(n) => Flow::Goto(n.v),

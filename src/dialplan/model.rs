@@ -151,28 +151,75 @@ impl NodeKind {
         out
     }
 
+    /// What a menu or a collect node says and how it retries; None for
+    /// the kinds that take no input.
+    pub fn retrying(&self) -> Option<Retrying<'_>> {
+        // Menu and Collect name these fields alike; one list of them.
+        macro_rules! view {
+            ($n:expr) => {
+                Retrying {
+                    prompts: &$n.prompts,
+                    reprompt: &$n.reprompt,
+                    invalid: &$n.invalid_prompts,
+                    timeout_prompts: &$n.timeout_prompts,
+                    max_retries: $n.max_retries,
+                    exhausted: $n.exhausted.as_ref(),
+                    barge_in: $n.barge_in,
+                    timeout: $n.timeout,
+                }
+            };
+        }
+        match self {
+            NodeKind::Menu(m) => Some(view!(m)),
+            NodeKind::Collect(c) => Some(view!(c)),
+            _ => None,
+        }
+    }
+
     /// Every prompt the node plays directly.
     pub fn prompts(&self) -> Vec<&Sp<PromptRef>> {
+        if let Some(r) = self.retrying() {
+            return [r.prompts, r.reprompt, r.invalid, r.timeout_prompts]
+                .into_iter()
+                .flatten()
+                .collect();
+        }
         let lists: Vec<&Vec<Sp<PromptRef>>> = match self {
-            NodeKind::Menu(m) => vec![
-                &m.prompts,
-                &m.reprompt,
-                &m.invalid_prompts,
-                &m.timeout_prompts,
-            ],
-            NodeKind::Collect(c) => vec![
-                &c.prompts,
-                &c.reprompt,
-                &c.invalid_prompts,
-                &c.timeout_prompts,
-            ],
             NodeKind::Play(p) => vec![&p.prompts],
             NodeKind::Queue(q) => vec![&q.prompts],
             NodeKind::Transfer(t) => vec![&t.prompts],
             NodeKind::Hangup(h) => vec![&h.prompts],
-            NodeKind::Branch(_) | NodeKind::Language(_) => vec![],
+            // Menus and collects were answered above.
+            NodeKind::Menu(_)
+            | NodeKind::Collect(_)
+            | NodeKind::Branch(_)
+            | NodeKind::Language(_) => vec![],
         };
         lists.into_iter().flatten().collect()
+    }
+}
+
+/// The fields menus and collects share: their prompts and their retries.
+pub struct Retrying<'a> {
+    pub prompts: &'a [Sp<PromptRef>],
+    /// Played instead of `prompts` on retries; empty = replay `prompts`.
+    pub reprompt: &'a [Sp<PromptRef>],
+    pub invalid: &'a [Sp<PromptRef>],
+    pub timeout_prompts: &'a [Sp<PromptRef>],
+    pub max_retries: u32,
+    pub exhausted: Option<&'a Sp<String>>,
+    pub barge_in: bool,
+    pub timeout: Duration,
+}
+
+impl<'a> Retrying<'a> {
+    /// What a retry replays: the reprompt, or the prompts when there is none.
+    pub fn again(&self) -> &'a [Sp<PromptRef>] {
+        if self.reprompt.is_empty() {
+            self.prompts
+        } else {
+            self.reprompt
+        }
     }
 }
 
