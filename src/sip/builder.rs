@@ -65,6 +65,26 @@ fn head_capacity(headers: &[(String, String)], body: Option<&(String, Bytes)>) -
         + 96
 }
 
+/// `header` and `body`, the same on both builders (each has `headers` and
+/// `body` fields).
+macro_rules! header_and_body {
+    () => {
+        /// Appends a header; Content-Length is ignored (it is always computed).
+        pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+            if !is_content_length(name) {
+                self.headers.push((name.to_owned(), value.into()));
+            }
+            self
+        }
+
+        /// Sets the body and its Content-Type (an empty type writes none).
+        pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
+            self.body = Some((content_type.to_owned(), body));
+            self
+        }
+    };
+}
+
 /// A response being built; see [`response_to`].
 #[derive(Debug, Clone)]
 pub struct ResponseBuilder {
@@ -112,19 +132,7 @@ impl ResponseBuilder {
         self
     }
 
-    /// Appends a header; Content-Length is ignored (it is always computed).
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        if !is_content_length(name) {
-            self.headers.push((name.to_owned(), value.into()));
-        }
-        self
-    }
-
-    /// Sets the body and its Content-Type (an empty type writes none).
-    pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
-        self.body = Some((content_type.to_owned(), body));
-        self
-    }
+    header_and_body!();
 
     pub fn status(&self) -> u16 {
         self.status
@@ -166,19 +174,7 @@ impl RequestBuilder {
         }
     }
 
-    /// Appends a header; Content-Length is ignored (it is always computed).
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        if !is_content_length(name) {
-            self.headers.push((name.to_owned(), value.into()));
-        }
-        self
-    }
-
-    /// Sets the body and its Content-Type (an empty type writes none).
-    pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
-        self.body = Some((content_type.to_owned(), body));
-        self
-    }
+    header_and_body!();
 
     pub fn build(mut self) -> Bytes {
         if !self
