@@ -2,15 +2,24 @@
 //!
 //! One loop on epoll waits for two kinds of readiness: a timerfd that fires
 //! every 1 ms on an absolute schedule and an eventfd that says commands are
-//! queued. The leg sockets sit in a second epoll set that is polled, without
-//! waiting, after every wake-up: packets never wake the thread, so it wakes
-//! about a thousand times a second whatever the packet rate (a packet waits
-//! at most 1 ms), and each socket's queue is read with one `recvmmsg`
-//! (`recv.rs`). Each 1 ms tick serves one of twenty phase slots
-//! (every leg sits in one), so each leg sends exactly one frame per 20 ms and
-//! one wake-up serves a twentieth of the worker's legs. A late wake-up serves the missed
-//! ticks at once (up to 100 ms; beyond that it skips ahead and counts the
-//! frames as late) so streams keep their rate.
+//! queued. Each 1 ms tick serves one of twenty phase slots (every leg sits
+//! in one), so each leg sends exactly one frame per 20 ms and one wake-up
+//! serves a twentieth of the worker's legs. A late wake-up serves the
+//! missed ticks at once (up to 100 ms; beyond that it skips ahead and
+//! counts the frames as late) so streams keep their rate.
+//!
+//! Packets never wake the thread, and how soon a leg's socket is read
+//! depends on who is waiting for its packets. A leg that only hears
+//! prompts or music (IVR, queue) is read once per 20 ms, in its own slot,
+//! right after its frame goes out: digits and RTP timeouts do not need
+//! sooner, and a socket outside any epoll set costs the kernel nothing per
+//! packet (a socket in one pays a wait-queue callback on every packet sent
+//! and received; the queue bench measured that at a tenth of the
+//! gateway's CPU). A bridged leg's packets go on to a person, so its socket
+//! is *watched*: it sits in a second, edge-triggered epoll set that is
+//! polled without waiting after every wake-up (a packet waits at most
+//! 1 ms). Either way each socket's queue is read with one `recvmmsg`
+//! (`recv.rs`).
 //!
 //! Lateness is measured against the ideal schedule (start + n × 1 ms): the
 //! wake-up lateness of each tick and the lateness of the last frame each tick
@@ -26,7 +35,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -81,6 +90,11 @@ pub(crate) enum Command {
     Release {
         leg: LegId,
     },
+    /// Blocks the worker (tests of the overload signal).
+    #[cfg(test)]
+    Stall {
+        pause: Duration,
+    },
     Shutdown,
 }
 
@@ -116,6 +130,9 @@ pub(crate) struct Peer {
     inbox: Mutex<Vec<Forward>>,
     /// Legs the worker owns, published for the engine's placement choice.
     pub(crate) legs: AtomicUsize,
+    /// Per mille of the last second's frames that went out more than
+    /// `behind_after` late (or were skipped), published once a second.
+    pub(crate) behind_permille: AtomicU32,
 }
 
 impl Peer {
@@ -130,6 +147,7 @@ impl Peer {
             wake,
             inbox: Mutex::new(Vec::new()),
             legs: AtomicUsize::new(0),
+            behind_permille: AtomicU32::new(0),
         };
         Ok((peer, rx))
     }
@@ -203,6 +221,9 @@ struct Counters {
     dtmf_rfc4733: u64,
     dtmf_inband: u64,
     late: u64,
+    /// Slot frames due (sent or skipped) and those of them past `behind_after`.
+    frames: u64,
+    behind: u64,
     relayed: u64,
     dropped: [u64; 7],
 }
@@ -212,7 +233,9 @@ impl Counters {
         self.dropped[why as usize] += 1;
     }
 
-    fn flush(&mut self, stats: &ClockStats) {
+    /// Hands the counts to the registry and `stats`; returns the per mille
+    /// of frames behind since the last flush.
+    fn flush(&mut self, stats: &ClockStats) -> u32 {
         let c = std::mem::take(self);
         let inc = |name: &'static str, labels: &[(&'static str, &'static str)], v: u64| {
             if v > 0 {
@@ -242,6 +265,10 @@ impl Counters {
         stats.packets_in.fetch_add(c.packets_in, Ordering::Relaxed);
         stats.late_frames.fetch_add(c.late, Ordering::Relaxed);
         stats.relayed.fetch_add(c.relayed, Ordering::Relaxed);
+        (c.behind * 1000)
+            .checked_div(c.frames)
+            .unwrap_or(0)
+            .min(1000) as u32
     }
 }
 
@@ -287,6 +314,17 @@ struct Leg {
     latched: Option<SocketAddr>,
     candidate: Option<(SocketAddr, u8)>,
     partner: Option<LegId>,
+    /// In the `sockets` epoll set (read on arrival) rather than read in
+    /// its slot.
+    watched: bool,
+}
+
+impl Leg {
+    /// The epoll and `again` token: slab index and generation, so a stale
+    /// readiness report for a reused slot is ignored.
+    fn token(&self, idx: usize) -> u64 {
+        (u64::from(self.generation) << 32) | idx as u64
+    }
 }
 
 /// Scratch space and settings the packet paths share.
@@ -295,6 +333,7 @@ struct Ctx {
     out: [u8; MAX_PACKET + 64],
     pcm: [i16; MAX_PACKET],
     rtp_timeout: Duration,
+    behind_after: Duration,
 }
 
 pub(crate) struct Worker {
@@ -302,7 +341,8 @@ pub(crate) struct Worker {
     peers: Arc<[Peer]>,
     realtime_priority: Option<u8>,
     epoll: OwnedFd,
-    /// The leg sockets: polled after each wake-up, never waited on.
+    /// The watched (bridged) legs' sockets: polled after each wake-up,
+    /// never waited on.
     sockets: OwnedFd,
     timer: OwnedFd,
     commands: mpsc::Receiver<Command>,
@@ -320,6 +360,9 @@ pub(crate) struct Worker {
     /// poll, since edge-triggered readiness will not report them again.
     again: Vec<u64>,
     ctx: Box<Ctx>,
+    /// When counters last went to the registry (once a second, by the
+    /// clock, so a worker that skips ticks still reports).
+    flushed: Instant,
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -397,7 +440,9 @@ impl Worker {
                 out: [0; MAX_PACKET + 64],
                 pcm: [0; MAX_PACKET],
                 rtp_timeout: config.rtp_timeout,
+                behind_after: config.behind_after,
             }),
+            flushed: Instant::now(),
         })
     }
 
@@ -501,7 +546,7 @@ impl Worker {
         for id in ids {
             self.release(id);
         }
-        self.ctx.counters.flush(&self.stats);
+        self.flush();
     }
 
     fn ideal(&self, tick: u64) -> Instant {
@@ -519,9 +564,12 @@ impl Worker {
             if behind > MAX_CATCH_UP {
                 let skip = behind.as_nanos() as u64 / TICK_NS;
                 let legs = self.by_id.len() as u64;
+                let frames = skip * legs / SLOTS;
                 self.stats
                     .frames_skipped
-                    .fetch_add(skip * legs / SLOTS, Ordering::Relaxed);
+                    .fetch_add(frames, Ordering::Relaxed);
+                self.ctx.counters.frames += frames;
+                self.ctx.counters.behind += frames;
                 tracing::warn!(ticks = skip, "media clock fell behind; skipping ahead");
                 self.tick += skip;
                 continue;
@@ -530,6 +578,17 @@ impl Worker {
             self.tick += 1;
         }
         self.deliver_forwards();
+        if now.saturating_duration_since(self.flushed) >= Duration::from_secs(1) {
+            self.flushed = now;
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let behind = self.ctx.counters.flush(&self.stats);
+        self.peers[self.id]
+            .behind_permille
+            .store(behind, Ordering::Relaxed);
     }
 
     /// Sends the packets other workers relayed to our legs since the last tick.
@@ -558,15 +617,26 @@ impl Worker {
         let mut sent = 0u64;
         for k in 0..self.slots[slot].len() {
             let idx = self.slots[slot][k];
-            if let Some(leg) = self.legs[idx].as_mut()
-                && frame_tick(leg, start, &mut self.ctx)
-            {
+            let Some(leg) = self.legs[idx].as_mut() else {
+                continue;
+            };
+            if frame_tick(leg, start, &mut self.ctx) {
                 let t = Instant::now();
-                if t.saturating_duration_since(ideal) > LATE {
-                    self.ctx.counters.late += 1;
+                let late = t.saturating_duration_since(ideal);
+                let c = &mut self.ctx.counters;
+                c.frames += 1;
+                if late > LATE {
+                    c.late += 1;
+                }
+                if late > self.ctx.behind_after {
+                    c.behind += 1;
                 }
                 last_frame = Some(t);
                 sent += 1;
+            }
+            if !leg.watched {
+                let token = leg.token(idx);
+                self.receive(token);
             }
         }
         let wake_late = start.saturating_duration_since(ideal);
@@ -588,10 +658,6 @@ impl Worker {
         }
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
         self.stats.frames_sent.fetch_add(sent, Ordering::Relaxed);
-        // Once a second.
-        if self.tick % (1_000_000_000 / TICK_NS) == 0 {
-            self.ctx.counters.flush(&self.stats);
-        }
     }
 
     /// Returns false on shutdown.
@@ -702,6 +768,7 @@ impl Worker {
                         act.relay_event = None;
                     }
                 }
+                self.watch(idx, true);
             }
             Command::Unbridge { leg } => {
                 if let Some(&i) = self.by_id.get(&leg) {
@@ -709,7 +776,10 @@ impl Worker {
                 }
             }
             Command::ClearPartner { leg, partner } => {
-                if let Some(l) = self.leg_mut(leg)
+                let Some(&idx) = self.by_id.get(&leg) else {
+                    return;
+                };
+                if let Some(l) = self.legs[idx].as_mut()
                     && l.partner == Some(partner)
                 {
                     l.partner = None;
@@ -718,9 +788,12 @@ impl Worker {
                         a.relay_audio = None;
                         a.relay_event = None;
                     }
+                    self.watch(idx, false);
                 }
             }
             Command::Release { leg } => self.release(leg),
+            #[cfg(test)]
+            Command::Stall { pause } => std::thread::sleep(pause),
             Command::Shutdown => {}
         }
     }
@@ -737,16 +810,6 @@ impl Worker {
         });
         self.next_gen = self.next_gen.wrapping_add(1);
         let generation = self.next_gen;
-        let token = (u64::from(generation) << 32) | idx as u64;
-        if let Err(e) = epoll_add(self.sockets.as_raw_fd(), socket.as_raw_fd(), token, EDGE) {
-            tracing::error!(error = %e, port, "cannot watch RTP socket; leg unusable");
-            self.free.push(idx);
-            self.pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .release(port);
-            return;
-        }
         let slot = (0..self.slots.len())
             .min_by_key(|&s| self.slots[s].len())
             .expect("there are twenty slots");
@@ -770,7 +833,47 @@ impl Worker {
             latched: None,
             candidate: None,
             partner: None,
+            watched: false,
         });
+    }
+
+    /// Moves the leg at `idx` into the watched set (read on arrival) or
+    /// back to being read in its slot. If the socket cannot be watched the
+    /// leg stays slot-read: its packets are relayed up to 20 ms later, but
+    /// none is lost.
+    fn watch(&mut self, idx: usize, on: bool) {
+        let Some(leg) = self.legs[idx].as_mut() else {
+            return;
+        };
+        if leg.watched == on {
+            return;
+        }
+        let fd = leg.socket.as_raw_fd();
+        let done = if on {
+            epoll_add(self.sockets.as_raw_fd(), fd, leg.token(idx), EDGE)
+        } else {
+            // SAFETY: `fd` is open (the leg owns it); DEL takes no event.
+            cvt(unsafe {
+                libc::epoll_ctl(
+                    self.sockets.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    fd,
+                    std::ptr::null_mut(),
+                )
+            })
+            .map(|_| ())
+        };
+        match done {
+            Ok(()) => {
+                leg.watched = on;
+                if on {
+                    self.stats.watched.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.stats.watched.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, port = leg.port, "RTP socket watch change failed"),
+        }
     }
 
     /// Ends the bridge of the leg at `idx` on both sides.
@@ -787,6 +890,7 @@ impl Worker {
             a.relay_audio = None;
             a.relay_event = None;
         }
+        self.watch(idx, false);
         let clear = Command::ClearPartner {
             leg: partner,
             partner: me,
@@ -814,19 +918,19 @@ impl Worker {
         if let Some(pos) = slot.iter().position(|&i| i == idx) {
             slot.swap_remove(pos);
         }
-        // SAFETY: the socket is open until `leg` drops below.
-        unsafe {
-            libc::epoll_ctl(
-                self.sockets.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                leg.socket.as_raw_fd(),
-                std::ptr::null_mut(),
-            )
-        };
+        if leg.watched {
+            // Closing the socket below takes it out of the epoll set.
+            self.stats.watched.fetch_sub(1, Ordering::Relaxed);
+        }
         let port = leg.port;
         drop(leg);
         if self.by_id.is_empty() {
             let _ = self.set_timer(false);
+            // An idle worker is not behind; its last second no longer counts.
+            self.flush();
+            self.peers[self.id]
+                .behind_permille
+                .store(0, Ordering::Relaxed);
         }
         self.free.push(idx);
         self.pool
@@ -835,7 +939,8 @@ impl Worker {
             .release(port);
     }
 
-    /// Reads every socket with packets waiting. Readiness is edge-triggered
+    /// Reads every watched socket with packets waiting, and the slot-read
+    /// ones whose last read filled a batch. Readiness is edge-triggered
     /// (a level-triggered set would poll each socket twice per packet); a
     /// socket with more than one batch queued is read again at the next
     /// poll, so one flooding peer cannot starve the clock.

@@ -75,6 +75,9 @@ pub struct MediaConfig {
     pub workers: usize,
     /// SCHED_FIFO priority (1..=99) for the clock threads, if permitted.
     pub realtime_priority: Option<u8>,
+    /// A frame sent later than this counts towards
+    /// [`MediaEngine::behind_share`], the engine's overload signal.
+    pub behind_after: Duration,
 }
 
 impl Default for MediaConfig {
@@ -89,6 +92,7 @@ impl Default for MediaConfig {
             // kernel memory at 32 KiB even when a peer floods it.
             recv_buffer_bytes: 8 * 1024,
             send_buffer_bytes: 8 * 1024,
+            behind_after: Duration::from_millis(20),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             realtime_priority: None,
         }
@@ -188,6 +192,8 @@ pub struct ClockStats {
     pub(crate) late_frames: AtomicU64,
     pub(crate) packets_in: AtomicU64,
     pub(crate) relayed: AtomicU64,
+    /// Legs whose socket is in a worker's readiness set (the bridged ones).
+    pub(crate) watched: AtomicU64,
     /// Lateness histograms in 10 µs buckets up to 100 ms: wake-up lateness
     /// of each 1 ms tick, and lateness of the last frame sent by each tick.
     pub(crate) hist: Mutex<LatenessHist>,
@@ -224,6 +230,9 @@ pub struct ClockSnapshot {
     pub late_frames: u64,
     pub packets_in: u64,
     pub relayed: u64,
+    /// Legs read as soon as a packet arrives (bridged); the rest are read
+    /// once per 20 ms in their frame slot.
+    pub watched_legs: u64,
     pub wake_p50: Duration,
     pub wake_p99: Duration,
     pub wake_max: Duration,
@@ -258,6 +267,7 @@ impl ClockStats {
             late_frames: self.late_frames.load(Ordering::Relaxed),
             packets_in: self.packets_in.load(Ordering::Relaxed),
             relayed: self.relayed.load(Ordering::Relaxed),
+            watched_legs: self.watched.load(Ordering::Relaxed),
             wake_p50: percentile(&h.wake, 0.5),
             wake_p99: percentile(&h.wake, 0.99),
             wake_max: h.wake_max,
@@ -528,6 +538,28 @@ impl MediaEngine {
     /// Closes the leg's socket and returns its port to the pool.
     pub fn release(&self, leg: LegId) {
         self.inner.send(leg, Command::Release { leg });
+    }
+
+    /// The share of frames (0..=1) sent more than `behind_after` late, or
+    /// never sent because the clock skipped ahead, over the last full second
+    /// of the busiest-behind worker. Near zero on a healthy gateway; it
+    /// rises when the machine cannot keep up with the streams it has.
+    pub fn behind_share(&self) -> f64 {
+        let worst = self
+            .inner
+            .peers
+            .iter()
+            .map(|p| p.behind_permille.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        f64::from(worst) / 1000.0
+    }
+
+    /// Blocks the worker that owns `leg` for `pause`, as an overloaded
+    /// machine would.
+    #[cfg(test)]
+    pub(crate) fn stall(&self, leg: LegId, pause: Duration) {
+        self.inner.send(leg, Command::Stall { pause });
     }
 
     /// Clock counters and lateness percentiles since start (or the last reset).

@@ -71,6 +71,23 @@ fn recv(s: &UdpSocket) -> Pkt {
     }
 }
 
+/// Whether `cond` holds within a second (commands reach the clock
+/// asynchronously).
+fn soon(cond: impl Fn() -> bool) -> bool {
+    within(Duration::from_secs(1), cond)
+}
+
+fn within(limit: Duration, cond: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    cond()
+}
+
 fn nothing_within(s: &UdpSocket, d: Duration) -> bool {
     s.set_read_timeout(Some(d)).unwrap();
     let mut buf = [0u8; 2048];
@@ -389,8 +406,16 @@ fn bridge_relays_with_rewriting_and_transcoding(workers: usize, lo: u16) {
         next_event(&mut rxb, Duration::from_secs(1)),
         Some(MediaEvent::PlaybackDone { .. })
     ));
+    assert_eq!(
+        e.clock_stats().watched_legs,
+        0,
+        "unbridged legs are slot-read"
+    );
     e.bridge(a, b);
-    std::thread::sleep(Duration::from_millis(30));
+    assert!(
+        soon(|| e.clock_stats().watched_legs == 2),
+        "both bridged legs are read on arrival"
+    );
 
     let caller_ssrc = 0xabcdef;
     let frame: Vec<u8> = (0..160).map(|i| (i * 3) as u8).collect();
@@ -454,9 +479,43 @@ fn bridge_relays_with_rewriting_and_transcoding(workers: usize, lo: u16) {
     assert_eq!((got.pt, got.payload), (0, back));
     // Unbridged: nothing more is relayed.
     e.unbridge(a);
-    std::thread::sleep(Duration::from_millis(30));
+    assert!(
+        soon(|| e.clock_stats().watched_legs == 0),
+        "unbridging returns both legs to their slots"
+    );
     send(&pa, la, 0, 7, 1, caller_ssrc, &frame);
     assert!(nothing_within(&pb, Duration::from_millis(100)));
+}
+
+#[test]
+fn a_stalled_clock_reports_itself_behind_then_recovers() {
+    let e = engine_with(41160, 41169, Duration::from_secs(30), 1);
+    let p = peer();
+    let (leg, _, _rx) = start(&e, Codec::Pcmu, Some(101), p.local_addr().unwrap());
+    let opts = PlayOpts {
+        looped: true,
+        ..PlayOpts::default()
+    };
+    e.play(leg, vec![prompt("moh", 50, 0)], opts);
+    recv(&p);
+    // A third of a second without the thread: far more than 1% of the
+    // second's frames are late or skipped.
+    e.stall(leg, Duration::from_millis(300));
+    assert!(
+        within(Duration::from_secs(3), || e.behind_share() > 0.1),
+        "stall reported: {}",
+        e.behind_share()
+    );
+    // The next undisturbed second clears it.
+    assert!(
+        within(Duration::from_secs(4), || e.behind_share() < 0.01),
+        "recovered: {}",
+        e.behind_share()
+    );
+    // A worker with no legs left is not behind.
+    e.stall(leg, Duration::from_millis(300));
+    e.release(leg);
+    assert!(within(Duration::from_secs(3), || e.behind_share() == 0.0));
 }
 
 #[test]
