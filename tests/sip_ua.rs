@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::ua::{Msg, Ua};
-use common::{Gw, eventually};
+use common::{Gw, eventually, unsafe_kill};
 
 const NUMBER: &str = "5550000";
 
@@ -207,6 +207,44 @@ fn full_gateway_sheds_calls_with_503_and_retry_after() {
         ) >= 1.0
     );
     a.hangup(NUMBER);
+}
+
+#[test]
+fn a_gateway_that_fell_behind_sheds_new_calls_until_it_catches_up() {
+    let gw = Gw::start("[sip]\nretry_after = 3\n");
+    let mut a = Ua::new(gw.udp);
+    assert_eq!(a.call(NUMBER, "0", true).status(), Some(200));
+    // The whole process loses the CPU for a second, as on a starved machine.
+    unsafe_kill(gw.pid(), "STOP");
+    std::thread::sleep(Duration::from_secs(1));
+    unsafe_kill(gw.pid(), "CONT");
+    let mut b = Ua::new(gw.udp);
+    let r = b.call(NUMBER, "0", true);
+    assert_eq!(r.status(), Some(503), "{r:?}");
+    assert_eq!(r.header("Retry-After").as_deref(), Some("3"));
+    let text = gw.metrics();
+    let refused = |reason: &str| {
+        common::metric_sum(
+            &text,
+            "conmutador_sip_overload_rejections_total",
+            &[&format!("reason=\"{reason}\"")],
+        )
+    };
+    assert!(
+        refused("signalling") + refused("media") >= 1.0,
+        "counted by reason"
+    );
+    // The call in progress was never touched and hangs up normally.
+    assert_eq!(a.hangup(NUMBER).and_then(|m| m.status()), Some(200));
+    // Once both clocks have had a quiet second or two, calls are taken again.
+    assert!(eventually(Duration::from_secs(10), || {
+        let text = gw.metrics();
+        common::metric_sum(&text, "conmutador_signalling_lag_seconds", &[]) < 0.25
+            && common::metric_sum(&text, "conmutador_media_behind_ratio", &[]) <= 0.01
+    }));
+    let mut c = Ua::new(gw.udp);
+    assert_eq!(c.call(NUMBER, "0", true).status(), Some(200));
+    c.hangup(NUMBER);
 }
 
 #[test]

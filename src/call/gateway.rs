@@ -90,6 +90,10 @@ impl Gateway {
                 ports: (cfg.media.rtp_ports.low, cfg.media.rtp_ports.high),
                 rtp_timeout: Duration::from_secs(cfg.media.rtp_timeout),
                 realtime_priority: cfg.media.realtime_priority,
+                behind_after: match cfg.sip.overload_media_late_ms {
+                    0 => MediaConfig::default().behind_after,
+                    ms => Duration::from_millis(ms),
+                },
                 workers: match cfg.media.workers {
                     0 => MediaConfig::default().workers,
                     n => n,
@@ -182,6 +186,18 @@ impl Gateway {
                 }
             });
         }
+        let probe = router.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(super::load::PROBE_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let due = tick.tick().await.into_std();
+                let now = std::time::Instant::now();
+                probe.load.probe(due, now);
+                metrics::gauge!(m::SIGNALLING_LAG_SECONDS).set(probe.load.lag(now).as_secs_f64());
+                metrics::gauge!(m::MEDIA_BEHIND_RATIO).set(probe.services.media.behind_share());
+            }
+        });
         metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(0.0);
         readiness.set_listening(true);
 

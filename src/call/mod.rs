@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod gateway;
+pub mod load;
 pub mod queue;
 pub mod session;
 
@@ -144,6 +145,8 @@ pub struct Router {
     draining: AtomicBool,
     next_call: AtomicU64,
     cps_window: Mutex<(Instant, u32)>,
+    /// Refuses new calls while the media clock or signalling runs behind.
+    pub load: load::LoadGuard,
     me: std::sync::Weak<Router>,
     queue_cfgs: Vec<crate::acd::QueueConfig>,
     /// Feature codes operators dial: number → action.
@@ -161,6 +164,11 @@ impl Router {
             draining: AtomicBool::new(false),
             next_call: AtomicU64::new(1),
             cps_window: Mutex::new((Instant::now(), 0)),
+            load: load::LoadGuard::new(
+                cfg.sip.overload_media_late_ms > 0,
+                Duration::from_millis(cfg.sip.overload_signalling_lag_ms),
+                Instant::now(),
+            ),
             me: me.clone(),
             queue_cfgs: cfg.queues.clone(),
             features: vec![
@@ -327,6 +335,11 @@ impl Router {
             Some("draining")
         } else if self.active_calls() >= self.max_calls {
             Some("calls")
+        } else if let Some(behind) = self
+            .load
+            .refusal(self.services.media.behind_share(), Instant::now())
+        {
+            Some(behind)
         } else if self.cps_exceeded() {
             Some("cps")
         } else {

@@ -78,6 +78,12 @@ pub struct SipConfig {
     pub retry_after: u32,
     /// New INVITEs admitted per second before 503 (0 = no rate limit).
     pub max_cps: u32,
+    /// New INVITEs get 503 while more than 1% of the media clock's frames
+    /// in the last second went out later than this many ms (0 = off).
+    pub overload_media_late_ms: u64,
+    /// New INVITEs get 503 while the signalling runtime's 50 ms probe timer
+    /// ran this many ms late within the last second or two (0 = off).
+    pub overload_signalling_lag_ms: u64,
     /// Digest algorithms offered to operators' phones, one challenge each,
     /// in this order ("SHA-256", "MD5"). Some phones (baresip 1.0) fail on
     /// any SHA-256 challenge and need ["MD5"].
@@ -104,6 +110,8 @@ impl Default for SipConfig {
             t4_ms: 5_000,
             retry_after: 5,
             max_cps: 0,
+            overload_media_late_ms: 20,
+            overload_signalling_lag_ms: 250,
             auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
             operator_ping_secs: 30,
         }

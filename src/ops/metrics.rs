@@ -162,6 +162,18 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     gauge(SIP_DIALOGS_ACTIVE, Unit::Count, "SIP dialogs alive.", &[]),
     gauge(
+        SIGNALLING_LAG_SECONDS,
+        Unit::Seconds,
+        "How late the signalling runtime's 50 ms probe timer ran, worst of the last one to two seconds; above sip.overload_signalling_lag_ms new calls get 503.",
+        &[],
+    ),
+    gauge(
+        MEDIA_BEHIND_RATIO,
+        Unit::Count,
+        "Share (0-1) of the last second's media frames sent more than sip.overload_media_late_ms late or skipped, worst clock thread; above 0.01 new calls get 503.",
+        &[],
+    ),
+    gauge(
         SIP_TCP_CONNECTIONS,
         Unit::Count,
         "Open SIP TCP connections.",
@@ -169,7 +181,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         SIP_OVERLOAD_REJECTIONS_TOTAL,
-        "New work refused because a limit was reached, by reason (calls|cps|draining|rtp_ports|transactions); every 503 sent is in conmutador_sip_503_sent_total.",
+        "New work refused because a limit was reached, by reason (calls|cps|media|signalling|draining|rtp_ports|transactions); every 503 sent is in conmutador_sip_503_sent_total.",
         &["reason"],
     ),
     counter(
@@ -508,6 +520,8 @@ pub const SIP_TRANSACTIONS_ACTIVE: &str = "conmutador_sip_transactions_active";
 pub const SIP_DIALOGS_ACTIVE: &str = "conmutador_sip_dialogs_active";
 pub const SIP_TCP_CONNECTIONS: &str = "conmutador_sip_tcp_connections";
 pub const SIP_OVERLOAD_REJECTIONS_TOTAL: &str = "conmutador_sip_overload_rejections_total";
+pub const SIGNALLING_LAG_SECONDS: &str = "conmutador_signalling_lag_seconds";
+pub const MEDIA_BEHIND_RATIO: &str = "conmutador_media_behind_ratio";
 pub const SIP_OVERSIZE_TOTAL: &str = "conmutador_sip_oversize_total";
 
 // Calls
