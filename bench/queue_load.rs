@@ -333,6 +333,9 @@ struct Samples {
     /// (seconds since sampling began, gateway CPU seconds so far).
     cpu_trace: Vec<(f64, f64)>,
     max_rss: u64,
+    /// Peaks of the overload guard's two gauges (read once a second).
+    peak_lag: f64,
+    peak_behind: f64,
     n: usize,
 }
 
@@ -379,6 +382,17 @@ fn sample(pid: u32, http: SocketAddr, stop: &AtomicBool) -> Samples {
             } else {
                 idle_run[n] = 0;
             }
+        }
+        // The guard's gauges cover the last second or two: once a second
+        // sees every peak.
+        if s.n % 5 == 0 {
+            let text = get(http, "/metrics");
+            s.peak_lag = s
+                .peak_lag
+                .max(metric(&text, "conmutador_signalling_lag_seconds", &[]));
+            s.peak_behind = s
+                .peak_behind
+                .max(metric(&text, "conmutador_media_behind_ratio", &[]));
         }
         let (cpu, rss, _) = usage(pid);
         s.max_rss = s.max_rss.max(rss);
@@ -433,6 +447,21 @@ struct Outcome {
     late_frames: f64,
     /// RTP the gateway dropped, by reason (non-zero ones only).
     dropped: Vec<(String, f64)>,
+    /// New calls refused with 503, by reason (non-zero ones only).
+    refused: Vec<(String, f64)>,
+}
+
+/// The non-zero samples of `name`, by the value of its one label.
+fn by_reason(text: &str, name: &str) -> Vec<(String, f64)> {
+    let prefix = format!("{name}{{reason=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .filter_map(|l| {
+            let (reason, rest) = l.split_once('"')?;
+            let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+            (n > 0.0).then(|| (reason.to_owned(), n))
+        })
+        .collect()
 }
 
 fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
@@ -596,15 +625,8 @@ fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
             )
         },
         late_frames: metric(&text, "conmutador_media_late_frames_total", &[]),
-        dropped: text
-            .lines()
-            .filter_map(|l| l.strip_prefix("conmutador_rtp_dropped_total{reason=\""))
-            .filter_map(|l| {
-                let (reason, rest) = l.split_once('"')?;
-                let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-                (n > 0.0).then(|| (reason.to_owned(), n))
-            })
-            .collect(),
+        dropped: by_reason(&text, "conmutador_rtp_dropped_total"),
+        refused: by_reason(&text, "conmutador_sip_overload_rejections_total"),
     }
 }
 
@@ -708,17 +730,26 @@ fn main() {
         cores / floor
     );
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("≤{:.2}", s * 1000.0));
-    let dropped: Vec<String> = o.dropped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let list = |v: &[(String, f64)]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            let items: Vec<String> = v.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            items.join(", ")
+        }
+    };
     println!(
         "media clock: send lateness p50 {} ms, p99 {} ms; {} frames sent over 2 ms late; RTP dropped: {}",
         ms(o.jitter.0),
         ms(o.jitter.1),
         o.late_frames,
-        if dropped.is_empty() {
-            "none".to_owned()
-        } else {
-            dropped.join(", ")
-        }
+        list(&o.dropped)
+    );
+    println!(
+        "overload guard: peak signalling lag {:.0} ms, peak media frames behind {:.1}%; new calls refused with 503: {}",
+        o.samples.peak_lag * 1000.0,
+        o.samples.peak_behind * 100.0,
+        list(&o.refused)
     );
     println!(
         "gateway CPU {:.1} s over {:.1} s of load; RTP packets in {:.0}k / out {:.0}k; SIPp callers completed {}; {} samples of the admin API ({} ms apart)",
