@@ -438,6 +438,8 @@ struct Outcome {
     ops_failed: u64,
     samples: Samples,
     cpu_s: f64,
+    /// CPU seconds of the SIPp callers and the SIPp operators.
+    sipp_cpu_s: (f64, f64),
     wall_s: f64,
     hwm: u64,
     rtp_in: f64,
@@ -449,19 +451,6 @@ struct Outcome {
     dropped: Vec<(String, f64)>,
     /// New calls refused with 503, by reason (non-zero ones only).
     refused: Vec<(String, f64)>,
-}
-
-/// The non-zero samples of `name`, by the value of its one label.
-fn by_reason(text: &str, name: &str) -> Vec<(String, f64)> {
-    let prefix = format!("{name}{{reason=\"");
-    text.lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|l| {
-            let (reason, rest) = l.split_once('"')?;
-            let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-            (n > 0.0).then(|| (reason.to_owned(), n))
-        })
-        .collect()
 }
 
 fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
@@ -545,7 +534,14 @@ fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
     );
     let limit = Duration::from_secs(arrival_secs + CALL_SECS + 60);
     let mut callers = callers;
-    while callers.0.try_wait().ok().flatten().is_none() {
+    // The load generators share the machine: their CPU (read while they
+    // run, before they are reaped) says how much of it the gateway had.
+    let mut callers_cpu = 0.0f64;
+    loop {
+        callers_cpu = callers_cpu.max(usage(callers.0.id()).0);
+        if callers.0.try_wait().ok().flatten().is_some() {
+            break;
+        }
         if t0.elapsed() > limit {
             eprintln!("callers still running after {limit:?}: stopped");
             break;
@@ -585,6 +581,7 @@ fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
     let (sipp_ok, sipp_failed) = sipp_calls(&dir.path().join("callers.csv"));
     let events = gw.stop_and_export();
     let (log_idle, log_idle_mean, log_counts) = idle_from_log(&events);
+    let ops_cpu = usage(_ops.0.id()).0;
     drop(_ops);
     let (_, ops_failed) = sipp_calls(&dir.path().join("ops.csv"));
     Outcome {
@@ -609,6 +606,7 @@ fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
         ops_failed,
         samples,
         cpu_s: cpu1 - cpu0,
+        sipp_cpu_s: (callers_cpu, ops_cpu),
         wall_s,
         hwm,
         rtp_in: metric(&text, "conmutador_rtp_packets_total", &["direction=\"in\""]),
@@ -625,8 +623,8 @@ fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
             )
         },
         late_frames: metric(&text, "conmutador_media_late_frames_total", &[]),
-        dropped: by_reason(&text, "conmutador_rtp_dropped_total"),
-        refused: by_reason(&text, "conmutador_sip_overload_rejections_total"),
+        dropped: support::by_reason(&text, "conmutador_rtp_dropped_total"),
+        refused: support::by_reason(&text, "conmutador_sip_overload_rejections_total"),
     }
 }
 
@@ -730,14 +728,7 @@ fn main() {
         cores / floor
     );
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("≤{:.2}", s * 1000.0));
-    let list = |v: &[(String, f64)]| {
-        if v.is_empty() {
-            "none".to_owned()
-        } else {
-            let items: Vec<String> = v.iter().map(|(r, n)| format!("{r} {n}")).collect();
-            items.join(", ")
-        }
-    };
+    let list = |v: &[(String, f64)]| support::list(v, "none");
     println!(
         "media clock: send lateness p50 {} ms, p99 {} ms; {} frames sent over 2 ms late; RTP dropped: {}",
         ms(o.jitter.0),
@@ -752,9 +743,12 @@ fn main() {
         list(&o.refused)
     );
     println!(
-        "gateway CPU {:.1} s over {:.1} s of load; RTP packets in {:.0}k / out {:.0}k; SIPp callers completed {}; {} samples of the admin API ({} ms apart)",
+        "gateway CPU {:.1} s over {:.1} s of load (SIPp callers {:.1} s, SIPp operators {:.1} s, on {} cores); RTP packets in {:.0}k / out {:.0}k; SIPp callers completed {}; {} samples of the admin API ({} ms apart)",
         o.cpu_s,
         o.wall_s,
+        o.sipp_cpu_s.0,
+        o.sipp_cpu_s.1,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
         o.rtp_in / 1000.0,
         o.rtp_out / 1000.0,
         o.sipp_ok,

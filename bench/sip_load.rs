@@ -103,6 +103,18 @@ struct SippStats {
     failed: u64,
 }
 
+/// SIPp's failed calls, with the gateway's 503 refusals among them by reason.
+fn failed(st: &SippStats, gateway_metrics: &str) -> String {
+    let refused = support::by_reason(
+        gateway_metrics,
+        "conmutador_sip_overload_rejections_total",
+    );
+    match st.failed {
+        0 => "0".to_owned(),
+        n => format!("{n} (503: {})", support::list(&refused, "none")),
+    }
+}
+
 fn run_sipp(gw: &Gateway, scenario: &str, args: &[String], limit: Duration) -> SippStats {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new("sipp")
@@ -226,7 +238,7 @@ fn ivr(quick: bool, media: &str) {
         println!(
             "| {rate} | {calls} | {} | {} | {} / {} | {:.2} | {:.1} | {} | {} |",
             st.ok,
-            st.failed,
+            failed(&st, &text1),
             fmt_ms(percentile(&a0, &a1, 0.5)),
             fmt_ms(percentile(&a0, &a1, 0.99)),
             cpu_per,
@@ -290,12 +302,13 @@ fn hold(quick: bool, media: &str) {
             (st, rss, a, b)
         });
         let (cpu1, _) = gw.usage();
-        let a1 = buckets(&gw.metrics(), ANSWER);
+        let text1 = gw.metrics();
+        let a1 = buckets(&text1, ANSWER);
         let call_secs = f64::from(n) * hold_ms as f64 / 1000.0;
         println!(
             "| {n} | {} | {} | {} | {:.3} | {:.1} | {} | {} |",
             st.ok,
-            st.failed,
+            failed(&st, &text1),
             fmt_ms(percentile(&a0, &a1, 0.99)),
             (cpu1 - cpu0) * 1000.0 / call_secs,
             rss_mid.saturating_sub(rss0) as f64 / f64::from(n) / 1024.0,

@@ -126,6 +126,28 @@ pub fn udp_floor(streams: usize, secs: u64) -> f64 {
     cpu / secs as f64
 }
 
+/// The non-zero samples of `name`, by the value of its one label, `reason`.
+pub fn by_reason(text: &str, name: &str) -> Vec<(String, f64)> {
+    let prefix = format!("{name}{{reason=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .filter_map(|l| {
+            let (reason, rest) = l.split_once('"')?;
+            let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+            (n > 0.0).then(|| (reason.to_owned(), n))
+        })
+        .collect()
+}
+
+/// "reason n, reason n", or `empty` for none.
+pub fn list(v: &[(String, f64)], empty: &str) -> String {
+    if v.is_empty() {
+        return empty.to_owned();
+    }
+    let items: Vec<String> = v.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    items.join(", ")
+}
+
 /// Cumulative histogram buckets (le, count) of one metric.
 pub fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
     let prefix = format!("{name}_bucket{{");
