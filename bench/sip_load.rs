@@ -105,10 +105,7 @@ struct SippStats {
 
 /// SIPp's failed calls, with the gateway's 503 refusals among them by reason.
 fn failed(st: &SippStats, gateway_metrics: &str) -> String {
-    let refused = support::by_reason(
-        gateway_metrics,
-        "conmutador_sip_overload_rejections_total",
-    );
+    let refused = support::by_reason(gateway_metrics, "conmutador_sip_overload_rejections_total");
     match st.failed {
         0 => "0".to_owned(),
         n => format!("{n} (503: {})", support::list(&refused, "none")),

@@ -82,7 +82,9 @@ pub struct SipConfig {
     /// in the last second went out later than this many ms (0 = off).
     pub overload_media_late_ms: u64,
     /// New INVITEs get 503 while the signalling runtime's 50 ms probe timer
-    /// ran this many ms late within the last second or two (0 = off).
+    /// ran this many ms late within the last second or two (0 = off). The
+    /// default is T1: a gateway that answers later than that has every UDP
+    /// peer retransmitting, which only adds to the load.
     pub overload_signalling_lag_ms: u64,
     /// Digest algorithms offered to operators' phones, one challenge each,
     /// in this order ("SHA-256", "MD5"). Some phones (baresip 1.0) fail on
@@ -111,7 +113,7 @@ impl Default for SipConfig {
             retry_after: 5,
             max_cps: 0,
             overload_media_late_ms: 20,
-            overload_signalling_lag_ms: 250,
+            overload_signalling_lag_ms: 500,
             auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
             operator_ping_secs: 30,
         }

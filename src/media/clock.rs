@@ -183,6 +183,11 @@ const MAX_PACKET: usize = 1500;
 /// Three rounds (60 ms) queue three packets, well inside the socket's
 /// receive buffer (about sixteen).
 const SLOT_READ_ROUNDS: u64 = 3;
+/// Fewer frames behind than this in a second do not make a worker behind:
+/// one scheduling hiccup on a worker with a handful of legs can delay a few
+/// percent of its frames, which says nothing about the machine's load.
+/// Fifty is a second of one stream, or one frame of fifty.
+const MIN_BEHIND_FRAMES: u64 = 50;
 /// A frame sent later than this after its ideal time counts as late.
 const LATE: Duration = Duration::from_millis(2);
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
@@ -271,6 +276,9 @@ impl Counters {
         stats.packets_in.fetch_add(c.packets_in, Ordering::Relaxed);
         stats.late_frames.fetch_add(c.late, Ordering::Relaxed);
         stats.relayed.fetch_add(c.relayed, Ordering::Relaxed);
+        if c.behind < MIN_BEHIND_FRAMES {
+            return 0;
+        }
         (c.behind * 1000)
             .checked_div(c.frames)
             .unwrap_or(0)
