@@ -7,8 +7,8 @@
 //! and their signalling on time:
 //!
 //! - the media clock: the share of frames sent more than
-//!   `sip.overload_media_late_ms` late (or skipped) over the last second of
-//!   the worst worker, read from the media engine. Above
+//!   `sip.overload_media_late_ms` late (or skipped), sustained over three
+//!   seconds on the worst worker, read from the media engine. Above
 //!   [`MEDIA_BEHIND_SHARE`] the gateway is behind.
 //! - the signalling runtime: a timer that should fire every
 //!   [`PROBE_PERIOD`] records how late it fired. The worst lateness of the

@@ -78,8 +78,8 @@ pub struct SipConfig {
     pub retry_after: u32,
     /// New INVITEs admitted per second before 503 (0 = no rate limit).
     pub max_cps: u32,
-    /// New INVITEs get 503 while more than 1% of the media clock's frames
-    /// in the last second went out later than this many ms (0 = off).
+    /// New INVITEs get 503 while, three seconds running, more than 1% of a
+    /// media clock thread's frames went out later than this many ms (0 = off).
     pub overload_media_late_ms: u64,
     /// New INVITEs get 503 while the signalling runtime's 50 ms probe timer
     /// ran this many ms late within the last second or two (0 = off). The

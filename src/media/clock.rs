@@ -132,8 +132,9 @@ pub(crate) struct Peer {
     inbox: Mutex<Vec<Forward>>,
     /// Legs the worker owns, published for the engine's placement choice.
     pub(crate) legs: AtomicUsize,
-    /// Per mille of the last second's frames that went out more than
-    /// `behind_after` late (or were skipped), published once a second.
+    /// Per mille of frames that went out more than `behind_after` late (or
+    /// were skipped), the least of the last [`SUSTAIN`] seconds, published
+    /// once a second.
     pub(crate) behind_permille: AtomicU32,
 }
 
@@ -188,6 +189,10 @@ const SLOT_READ_ROUNDS: u64 = 3;
 /// percent of its frames, which says nothing about the machine's load.
 /// Fifty is a second of one stream, or one frame of fifty.
 const MIN_BEHIND_FRAMES: u64 = 50;
+/// A worker is behind only when it was behind in each of this many
+/// consecutive seconds: overload lasts, while one stall of the thread (a
+/// page fault, a preemption) fills a second, or two when it straddles them.
+const SUSTAIN: usize = 3;
 /// A frame sent later than this after its ideal time counts as late.
 const LATE: Duration = Duration::from_millis(2);
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
@@ -377,6 +382,8 @@ pub(crate) struct Worker {
     /// When counters last went to the registry (once a second, by the
     /// clock, so a worker that skips ticks still reports).
     flushed: Instant,
+    /// Per mille behind in each of the last SUSTAIN seconds, oldest first.
+    recent_behind: [u32; SUSTAIN],
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -457,6 +464,7 @@ impl Worker {
                 behind_after: config.behind_after,
             }),
             flushed: Instant::now(),
+            recent_behind: [0; SUSTAIN],
         })
     }
 
@@ -600,9 +608,12 @@ impl Worker {
 
     fn flush(&mut self) {
         let behind = self.ctx.counters.flush(&self.stats);
+        self.recent_behind.rotate_left(1);
+        self.recent_behind[SUSTAIN - 1] = behind;
+        let sustained = self.recent_behind.iter().copied().min().unwrap_or(0);
         self.peers[self.id]
             .behind_permille
-            .store(behind, Ordering::Relaxed);
+            .store(sustained, Ordering::Relaxed);
     }
 
     /// Sends the packets other workers relayed to our legs since the last tick.
@@ -941,8 +952,9 @@ impl Worker {
         drop(leg);
         if self.by_id.is_empty() {
             let _ = self.set_timer(false);
-            // An idle worker is not behind; its last second no longer counts.
+            // An idle worker is not behind; its last seconds no longer count.
             self.flush();
+            self.recent_behind = [0; SUSTAIN];
             self.peers[self.id]
                 .behind_permille
                 .store(0, Ordering::Relaxed);

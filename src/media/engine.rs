@@ -541,9 +541,10 @@ impl MediaEngine {
     }
 
     /// The share of frames (0..=1) sent more than `behind_after` late, or
-    /// never sent because the clock skipped ahead, over the last full second
-    /// of the busiest-behind worker. Near zero on a healthy gateway; it
-    /// rises when the machine cannot keep up with the streams it has.
+    /// never sent because the clock skipped ahead: per worker the least
+    /// share of its last three seconds (so only lasting lateness counts),
+    /// and the worst worker's. Zero on a healthy gateway; it rises when the
+    /// machine cannot keep up with the streams it has.
     pub fn behind_share(&self) -> f64 {
         let worst = self
             .inner

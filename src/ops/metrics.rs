@@ -170,7 +170,7 @@ pub const CATALOG: &[MetricDef] = &[
     gauge(
         MEDIA_BEHIND_RATIO,
         Unit::Count,
-        "Share (0-1) of the last second's media frames sent more than sip.overload_media_late_ms late or skipped, worst clock thread (0 below 50 such frames); above 0.01 new calls get 503.",
+        "Share (0-1) of media frames sent more than sip.overload_media_late_ms late or skipped: per clock thread the least of its last three seconds (0 below 50 such frames), worst thread; above 0.01 new calls get 503.",
         &[],
     ),
     gauge(
