@@ -805,16 +805,8 @@ impl Worker {
                 let Some(&idx) = self.by_id.get(&leg) else {
                     return;
                 };
-                if let Some(l) = self.legs[idx].as_mut()
-                    && l.partner == Some(partner)
-                {
-                    l.partner = None;
-                    if let Some(a) = l.active.as_mut() {
-                        a.marker = true;
-                        a.relay_audio = None;
-                        a.relay_event = None;
-                    }
-                    self.watch(idx, false);
+                if self.legs[idx].as_ref().and_then(|l| l.partner) == Some(partner) {
+                    self.leave_bridge(idx);
                 }
             }
             Command::Release { leg } => self.release(leg),
@@ -902,21 +894,27 @@ impl Worker {
         }
     }
 
-    /// Ends the bridge of the leg at `idx` on both sides.
-    fn unbridge(&mut self, idx: usize) {
-        let Some(leg) = self.legs[idx].as_mut() else {
-            return;
-        };
-        let Some(partner) = leg.partner.take() else {
-            return;
-        };
-        let me = leg.id;
+    /// This side of leaving a bridge: the leg forgets its partner, starts a
+    /// fresh timestamp line and goes back to being read in its slot.
+    /// Returns (the leg, its former partner).
+    fn leave_bridge(&mut self, idx: usize) -> Option<(LegId, LegId)> {
+        let leg = self.legs[idx].as_mut()?;
+        let partner = leg.partner.take()?;
         if let Some(a) = leg.active.as_mut() {
             a.marker = true;
             a.relay_audio = None;
             a.relay_event = None;
         }
+        let me = leg.id;
         self.watch(idx, false);
+        Some((me, partner))
+    }
+
+    /// Ends the bridge of the leg at `idx` on both sides.
+    fn unbridge(&mut self, idx: usize) {
+        let Some((me, partner)) = self.leave_bridge(idx) else {
+            return;
+        };
         let clear = Command::ClearPartner {
             leg: partner,
             partner: me,
