@@ -649,7 +649,6 @@ impl Worker {
                 let t = Instant::now();
                 let late = t.saturating_duration_since(ideal);
                 let c = &mut self.ctx.counters;
-                c.frames += 1;
                 if late > LATE {
                     c.late += 1;
                 }
@@ -684,6 +683,7 @@ impl Worker {
         }
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
         self.stats.frames_sent.fetch_add(sent, Ordering::Relaxed);
+        self.ctx.counters.frames += sent;
     }
 
     /// Returns false on shutdown.
@@ -950,12 +950,10 @@ impl Worker {
         drop(leg);
         if self.by_id.is_empty() {
             let _ = self.set_timer(false);
-            // An idle worker is not behind; its last seconds no longer count.
-            self.flush();
+            // An idle worker is not behind: its last seconds no longer
+            // count, and with them gone the flush publishes zero.
             self.recent_behind = [0; SUSTAIN];
-            self.peers[self.id]
-                .behind_permille
-                .store(0, Ordering::Relaxed);
+            self.flush();
         }
         self.free.push(idx);
         self.pool
