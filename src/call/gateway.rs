@@ -90,6 +90,7 @@ impl Gateway {
                 ports: (cfg.media.rtp_ports.low, cfg.media.rtp_ports.high),
                 rtp_timeout: Duration::from_secs(cfg.media.rtp_timeout),
                 realtime_priority: cfg.media.realtime_priority,
+                strict_rtp: cfg.media.strict_rtp,
                 behind_after: match cfg.sip.overload_media_late_ms {
                     0 => MediaConfig::default().behind_after,
                     ms => Duration::from_millis(ms),

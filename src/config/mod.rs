@@ -179,6 +179,10 @@ pub struct MediaConfig {
     /// SCHED_FIFO priority (1-99) for the media clock threads, when the
     /// process may use it (CAP_SYS_NICE); keeps pacing steady on a busy host.
     pub realtime_priority: Option<u8>,
+    /// Lock each call's RTP to the peer it first hears (a packet from the
+    /// SDP address, or a few in a row from elsewhere): other sources are
+    /// dropped by the kernel. Off: follow a source that moves mid-call.
+    pub strict_rtp: bool,
 }
 
 impl Default for MediaConfig {
@@ -194,6 +198,7 @@ impl Default for MediaConfig {
             codecs: vec!["PCMU".into(), "PCMA".into()],
             workers: 0,
             realtime_priority: None,
+            strict_rtp: true,
         }
     }
 }

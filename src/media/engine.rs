@@ -78,6 +78,9 @@ pub struct MediaConfig {
     /// A frame sent later than this counts towards
     /// [`MediaEngine::behind_share`], the engine's overload signal.
     pub behind_after: Duration,
+    /// Lock each leg to the first peer it hears (connect its socket) rather
+    /// than follow a source that moves mid-call. See `clock.rs`.
+    pub strict_rtp: bool,
 }
 
 impl Default for MediaConfig {
@@ -95,6 +98,7 @@ impl Default for MediaConfig {
             behind_after: Duration::from_millis(20),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             realtime_priority: None,
+            strict_rtp: true,
         }
     }
 }

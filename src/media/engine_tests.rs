@@ -273,11 +273,16 @@ fn looped_playback_and_barge_in() {
 fn rfc4733_digits_once_each_on_any_ssrc_and_symmetric_rtp() {
     let e = engine(41040, 41059, Duration::from_secs(30));
     let p = peer();
-    // SDP said somewhere else; the first packet moves media to its source.
+    // SDP said somewhere else (a phone behind NAT): four packets in a row
+    // from one source make it the peer, and media moves there.
     let bogus: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let (leg, local, mut rx) = start(&e, Codec::Pcmu, Some(101), bogus);
     let audio_ssrc = 0x1111;
     let dtmf_ssrc = 0x2222; // SIPp sends its digits on another SSRC
+    for seq in 7..10 {
+        send(&p, local, 0, seq, 1000, audio_ssrc, &[0xff; 160]);
+    }
+    assert_eq!(next_event(&mut rx, Duration::from_millis(150)), None);
     send(&p, local, 0, 10, 1000, audio_ssrc, &[0xff; 160]);
     assert_eq!(
         next_event(&mut rx, Duration::from_secs(1)),
@@ -621,4 +626,113 @@ fn legs_are_packed_onto_few_workers_and_placed_beside_their_partner() {
     assert_eq!((worker_of(a), worker_of(b)), (0, 0));
     e.release(a);
     e.release(b);
+}
+
+/// Sends a complete RFC 4733 key press (start, then three end packets).
+fn press(s: &UdpSocket, to: SocketAddr, key: u8, seq: &mut u16, ts: u32) {
+    for (end, d) in [(false, 160u16), (true, 640), (true, 640), (true, 640)] {
+        send(
+            s,
+            to,
+            101,
+            *seq,
+            ts,
+            0x3333,
+            &event_payload(key, end, 10, d),
+        );
+        *seq += 1;
+    }
+}
+
+#[test]
+fn a_locked_leg_hears_only_its_peer_until_new_sdp() {
+    let e = engine(41300, 41319, Duration::from_secs(30));
+    let (p, intruder) = (peer(), peer());
+    let (leg, local, mut rx) = start(&e, Codec::Pcmu, Some(101), p.local_addr().unwrap());
+    let mut seq = 100;
+    // A packet from the SDP address is the peer at once.
+    send(&p, local, 0, seq, 0, 0x1111, &[0xff; 160]);
+    seq += 1;
+    assert_eq!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket {
+            leg,
+            from: p.local_addr().unwrap()
+        })
+    );
+    // Another source, however persistent, is not heard and gets nothing.
+    for i in 0..5u32 {
+        press(&intruder, local, 7, &mut seq, 1000 + i * 800);
+    }
+    // The kernel itself turns it away (the leg's socket is connected).
+    intruder.connect(local).unwrap();
+    intruder.send(&[0x80; 12]).unwrap();
+    let refused = intruder.recv(&mut [0u8; 64]).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
+    assert_eq!(recv(&p).pt, 0);
+    assert!(nothing_within(&intruder, Duration::from_millis(100)));
+    while let Some(ev) = next_event(&mut rx, Duration::from_millis(200)) {
+        assert!(matches!(ev, MediaEvent::PlaybackDone { .. }), "{ev:?}");
+    }
+    // The peer itself still is.
+    press(&p, local, 1, &mut seq, 9000);
+    assert!(matches!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::Digit { digit: '1', .. })
+    ));
+    // New SDP names the other address: it is the peer from its first packet.
+    e.update(
+        leg,
+        params(Codec::Pcmu, Some(101), intruder.local_addr().unwrap()),
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    press(&intruder, local, 9, &mut seq, 20000);
+    assert_eq!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket {
+            leg,
+            from: intruder.local_addr().unwrap()
+        })
+    );
+    assert!(matches!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::Digit { digit: '9', .. })
+    ));
+    e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
+    assert_eq!(recv(&intruder).pt, 0);
+}
+
+#[test]
+fn an_unlocked_leg_follows_a_source_that_keeps_sending() {
+    let cfg = MediaConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ports: (41320, 41339),
+        strict_rtp: false,
+        workers: 1,
+        ..MediaConfig::default()
+    };
+    let e = MediaEngine::start(cfg, Arc::new(PromptLibrary::new())).unwrap();
+    let (p, moved) = (peer(), peer());
+    let (leg, local, mut rx) = start(&e, Codec::Pcmu, None, p.local_addr().unwrap());
+    send(&p, local, 0, 1, 0, 0x1111, &[0xff; 160]);
+    assert!(matches!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket { .. })
+    ));
+    // Nine in a row from elsewhere are not enough...
+    for seq in 2..11 {
+        send(&moved, local, 0, seq, 0, 0x1111, &[0xff; 160]);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
+    assert_eq!(recv(&p).pt, 0);
+    assert!(nothing_within(&moved, Duration::from_millis(100)));
+    // ... the tenth is (a NAT that rebound mid-call).
+    for seq in 11..21 {
+        send(&moved, local, 0, seq, 0, 0x1111, &[0xff; 160]);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
+    assert_eq!(recv(&moved).pt, 0);
 }

@@ -245,7 +245,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         RTP_DROPPED_TOTAL,
-        "RTP packets the media engine dropped, by reason (oversize|malformed|not_started|unknown_source|send_error|events_full).",
+        "RTP packets the media engine dropped, by reason (oversize|malformed|not_started|unknown_source|send_error|events_full|forward_full|unreachable).",
         &["reason"],
     ),
     counter(
@@ -577,7 +577,8 @@ pub const SIP_TCP_REFUSED_TOTAL: &str = "conmutador_sip_tcp_refused_total";
 
 // Media (appended by the media room)
 /// RTP packets dropped by the media engine, label `reason`: oversize,
-/// malformed, not_started, unknown_source, send_error, events_full.
+/// malformed, not_started, unknown_source, send_error, events_full,
+/// forward_full, unreachable (the peer's port answered "unreachable").
 pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
