@@ -431,6 +431,8 @@ struct Outcome {
     log_idle_mean: f64,
     records_dropped: f64,
     retransmissions: f64,
+    /// Datagrams the kernel dropped at the gateway's SIP and RTP sockets.
+    kernel_drops: (f64, f64),
     acd_dropped: f64,
     ring_no_answer: usize,
     sipp_ok: u64,
@@ -596,6 +598,10 @@ fn run(rate: u32, arrival_secs: u64, media: &str) -> Outcome {
         log_idle_mean,
         records_dropped: metric(&text, "conmutador_records_dropped_total", &[]),
         retransmissions: metric(&text, "conmutador_sip_retransmissions_total", &[]),
+        kernel_drops: (
+            metric(&text, "conmutador_sip_udp_kernel_drops_total", &[]),
+            metric(&text, "conmutador_rtp_kernel_drops_total", &[]),
+        ),
         acd_dropped: metric(&text, "conmutador_acd_events_dropped_total", &[]),
         ring_no_answer: events
             .iter()
@@ -703,7 +709,7 @@ fn main() {
         mib(o.hwm.max(o.samples.max_rss)),
     );
     println!(
-        "ACD: {} answered, {} abandoned; queue log: {} ENTERQUEUE, {} CONNECT, {} ABANDON, {} RINGNOANSWER ({} records dropped); SIP retransmissions {}; ACD events dropped {}",
+        "ACD: {} answered, {} abandoned; queue log: {} ENTERQUEUE, {} CONNECT, {} ABANDON, {} RINGNOANSWER ({} records dropped); SIP retransmissions {}; ACD events dropped {}; kernel drops at the gateway's sockets: SIP {}, RTP {}",
         o.acd.0,
         o.acd.1,
         o.log_counts[0],
@@ -712,7 +718,9 @@ fn main() {
         o.ring_no_answer,
         o.records_dropped as u64,
         o.retransmissions as u64,
-        o.acd_dropped as u64
+        o.acd_dropped as u64,
+        o.kernel_drops.0 as u64,
+        o.kernel_drops.1 as u64
     );
     // The floor for the busiest moment's streams: every waiting caller, and
     // both legs of every bridge.

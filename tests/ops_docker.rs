@@ -134,6 +134,7 @@ fn every_alert_has_unit_tests_that_fire_it_and_keep_it_quiet() {
     let required = [
         "ConmutadorDown",
         "ConmutadorSending503",
+        "ConmutadorKernelDroppingPackets",
         "ConmutadorServiceLevelLow",
         "ConmutadorOldestWaitHigh",
         "ConmutadorAbandonRateHigh",

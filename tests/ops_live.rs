@@ -241,6 +241,7 @@ const ONLY_ON_TROUBLE: &[&str] = &[
     "conmutador_ivr_invalid_total",
     "conmutador_ivr_timeouts_total",
     "conmutador_records_dropped_total",
+    "conmutador_rtp_kernel_drops_total",
 ];
 
 /// Read by the dashboard but not recorded by any room yet (reported to the

@@ -255,7 +255,7 @@ async fn real_prometheus_scrapes_the_ops_listener_and_runs_the_alert_rules() {
             .flatten()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
-        assert_eq!(all.len(), 6, "{rules}");
+        assert_eq!(all.len(), 7, "{rules}");
         let evaluated = all.iter().all(|r| {
             r["lastEvaluation"]
                 .as_str()

@@ -248,6 +248,38 @@ fn a_gateway_that_fell_behind_sheds_new_calls_until_it_catches_up() {
 }
 
 #[test]
+fn what_the_kernel_drops_while_the_gateway_cannot_read_is_counted() {
+    let gw = Gw::start("");
+    let mut a = Ua::new(gw.udp);
+    assert_eq!(a.call(NUMBER, "0", true).status(), Some(200));
+    a.send_pcmu(&[0; 160], true);
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe_kill(gw.pid(), "STOP");
+    // A leg's socket queues about sixteen packets; send six seconds' worth.
+    for _ in 0..300 {
+        a.send_pcmu(&[0; 160], false);
+    }
+    // The SIP socket holds megabytes; fifty thousand datagrams overflow it.
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..50_000 {
+        let _ = junk.send_to(b"x", gw.udp);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe_kill(gw.pid(), "CONT");
+    let counted = |name: &str| common::metric_sum(&gw.metrics(), name, &[]);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            counted("conmutador_rtp_kernel_drops_total") > 0.0
+                && counted("conmutador_sip_udp_kernel_drops_total") > 0.0
+        }),
+        "{}",
+        gw.metrics()
+    );
+    // What was queued is read and the call goes on.
+    assert_eq!(a.hangup(NUMBER).and_then(|m| m.status()), Some(200));
+}
+
+#[test]
 fn invite_retransmission_is_absorbed_and_2xx_resent_until_ack() {
     let gw = Gw::start("");
     let ua = Ua::new(gw.udp);

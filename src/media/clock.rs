@@ -45,7 +45,10 @@
 //!
 //! Counters are kept in plain integers on this thread and flushed to the
 //! metrics registry once a second, so the per-packet path does no registry
-//! look-ups. Only this module and `engine.rs` use these types.
+//! look-ups. Once a second per leg (legs of a slot take turns) and when a
+//! leg is freed, the clock also asks the kernel how many datagrams it
+//! dropped at the leg's socket (`ops::kernel`): a full receive buffer is
+//! otherwise invisible. Only this module and `engine.rs` use these types.
 
 use std::collections::HashMap;
 use std::io;
@@ -64,6 +67,7 @@ use super::engine::{
 use super::g711;
 use super::prompt::{FRAME_SAMPLES, Prompt};
 use super::recv::{self, RecvBatch};
+use crate::ops::kernel::DropWatch;
 use crate::ops::metrics as m;
 use crate::sdp::{Codec, MediaParams};
 
@@ -198,6 +202,8 @@ const MAX_PACKET: usize = 1500;
 /// Three rounds (60 ms) queue three packets, well inside the socket's
 /// receive buffer (about sixteen).
 const SLOT_READ_ROUNDS: u64 = 3;
+/// A leg's kernel drop count is read every this many rounds (a second).
+const DROP_SAMPLE_ROUNDS: u64 = 50;
 /// Fewer frames behind than this in a second do not make a worker behind:
 /// one scheduling hiccup on a worker with a handful of legs can delay a few
 /// percent of its frames, which says nothing about the machine's load.
@@ -261,6 +267,8 @@ struct Counters {
     frames: u64,
     behind: u64,
     relayed: u64,
+    /// Datagrams the kernel dropped at leg sockets (full receive buffers).
+    kernel_drops: u64,
     dropped: [u64; DROP_REASONS.len()],
 }
 
@@ -295,6 +303,7 @@ impl Counters {
         );
         inc(m::DTMF_DIGITS_TOTAL, &[("method", "inband")], c.dtmf_inband);
         inc(m::MEDIA_LATE_FRAMES_TOTAL, &[], c.late);
+        inc(m::RTP_KERNEL_DROPS_TOTAL, &[], c.kernel_drops);
         for (i, reason) in DROP_REASONS.iter().enumerate() {
             inc(m::RTP_DROPPED_TOTAL, &[("reason", reason)], c.dropped[i]);
         }
@@ -356,6 +365,7 @@ struct Leg {
     latched: Option<SocketAddr>,
     candidate: Option<(SocketAddr, u8)>,
     partner: Option<LegId>,
+    drops: DropWatch,
     /// In the `sockets` epoll set (read on arrival) rather than read in
     /// its slot.
     watched: bool,
@@ -683,6 +693,10 @@ impl Worker {
                 last_frame = Some(t);
                 sent += 1;
             }
+            if (self.tick / SLOTS + idx as u64) % DROP_SAMPLE_ROUNDS == 0 {
+                let fd = leg.socket.as_raw_fd();
+                self.ctx.counters.kernel_drops += leg.drops.new_drops(fd);
+            }
             // Legs of one slot take turns, so each round reads a third.
             if !leg.watched && (self.tick / SLOTS + idx as u64) % SLOT_READ_ROUNDS == 0 {
                 let token = leg.token(idx);
@@ -879,6 +893,7 @@ impl Worker {
             active: None,
             latched: None,
             candidate: None,
+            drops: DropWatch::default(),
             partner: None,
             watched: false,
         });
@@ -964,9 +979,11 @@ impl Worker {
         self.peers[self.id]
             .legs
             .store(self.by_id.len(), Ordering::Relaxed);
-        let Some(leg) = self.legs[idx].take() else {
+        let Some(mut leg) = self.legs[idx].take() else {
             return;
         };
+        let fd = leg.socket.as_raw_fd();
+        self.ctx.counters.kernel_drops += leg.drops.new_drops(fd);
         let slot = &mut self.slots[leg.slot];
         if let Some(pos) = slot.iter().position(|&i| i == idx) {
             slot.swap_remove(pos);

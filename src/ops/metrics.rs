@@ -195,6 +195,11 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
     ),
     counter(
+        SIP_UDP_KERNEL_DROPS_TOTAL,
+        "SIP datagrams the kernel dropped at our UDP sockets before the gateway read them (receive buffer full); sampled once a second. Senders will retransmit, late.",
+        &[],
+    ),
+    counter(
         SIP_OVERSIZE_TOTAL,
         "SIP messages refused for exceeding a size cap, by transport.",
         &["transport"],
@@ -241,6 +246,11 @@ pub const CATALOG: &[MetricDef] = &[
     counter(
         ACD_EVENTS_DROPPED_TOTAL,
         "Queue events lost because the ACD task's inbox was full.",
+        &[],
+    ),
+    counter(
+        RTP_KERNEL_DROPS_TOTAL,
+        "RTP datagrams the kernel dropped at legs' sockets before the media clock read them (receive buffer full: a flood, or a clock that could not keep up); sampled once a second per leg.",
         &[],
     ),
     counter(
@@ -523,6 +533,7 @@ pub const SIP_OVERLOAD_REJECTIONS_TOTAL: &str = "conmutador_sip_overload_rejecti
 pub const SIGNALLING_LAG_SECONDS: &str = "conmutador_signalling_lag_seconds";
 pub const MEDIA_BEHIND_RATIO: &str = "conmutador_media_behind_ratio";
 pub const SIP_OVERSIZE_TOTAL: &str = "conmutador_sip_oversize_total";
+pub const SIP_UDP_KERNEL_DROPS_TOTAL: &str = "conmutador_sip_udp_kernel_drops_total";
 
 // Calls
 pub const CALLS_ACTIVE: &str = "conmutador_calls_active";
@@ -580,5 +591,6 @@ pub const SIP_TCP_REFUSED_TOTAL: &str = "conmutador_sip_tcp_refused_total";
 /// malformed, not_started, unknown_source, send_error, events_full,
 /// forward_full, unreachable (the peer's port answered "unreachable").
 pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
+pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";

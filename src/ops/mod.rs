@@ -5,6 +5,7 @@
 //! actions reach the call room through the [`http::AdminBackend`] trait, and
 //! records arrive through a [`records::RecordSink`] that never blocks.
 pub mod http;
+pub mod kernel;
 pub mod logging;
 pub mod metrics;
 pub mod promql;

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::message::{Frame, StreamFramer};
+use crate::ops::kernel::DropWatch;
 use crate::ops::metrics as m;
 
 /// Which flow a message came on, so answers go back the same way.
@@ -177,6 +179,20 @@ impl Transports {
             let sink = sink.clone();
             tokio::spawn(async move { udp_loop(i, sock, sink).await });
         }
+        let udp = self.udp.clone();
+        tokio::spawn(async move {
+            let mut watches: Vec<DropWatch> = udp.iter().map(|_| DropWatch::default()).collect();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let new: u64 = udp
+                    .iter()
+                    .zip(&mut watches)
+                    .map(|(s, w)| w.new_drops(s.as_raw_fd()))
+                    .sum();
+                metrics::counter!(m::SIP_UDP_KERNEL_DROPS_TOTAL).increment(new);
+            }
+        });
         for l in listeners {
             let me = self.clone();
             let sink = sink.clone();
