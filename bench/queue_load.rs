@@ -14,7 +14,7 @@
 //! Run: `cargo bench --bench queue_load` (16 calls/s for 60 s) or
 //! `cargo bench --bench queue_load -- quick` (8 calls/s for 20 s); `rate=N`
 //! and `secs=N` set another arrival rate and window; `rt` runs the media
-//! clock at SCHED_FIFO. Every load
+//! clock at SCHED_FIFO; `workers=N` sets its thread count. Every load
 //! is bounded by SIPp's `-m` and a wall-clock limit; all traffic stays on
 //! 127.0.0.1 and only the processes started here are stopped, by PID.
 
@@ -650,12 +650,19 @@ fn main() {
     // `rt`: the media clock at SCHED_FIFO, as `[media] realtime_priority`
     // (needs root or CAP_SYS_NICE; refused, it stays at normal priority).
     let rt = args.iter().any(|a| a == "rt");
-    let media = if rt { "realtime_priority = 10" } else { "" };
+    let mut media = if rt { "realtime_priority = 10\n" } else { "" }.to_owned();
+    // `workers=N`: that many media clock threads (`[media] workers`).
+    if let Some(n) = args
+        .iter()
+        .find_map(|a| a.strip_prefix("workers=")?.parse::<u8>().ok())
+    {
+        media += &format!("workers = {}\n", n.clamp(1, 8));
+    }
     println!(
         "media clock priority: {}",
         if rt { "SCHED_FIFO 10" } else { "normal" }
     );
-    let o = run(rate, secs, media);
+    let o = run(rate, secs, &media);
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "queue load: {} calls at {}/s, each {} s after answer, {} echoing SIPp operators",
