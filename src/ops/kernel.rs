@@ -12,7 +12,8 @@
 
 use std::os::fd::RawFd;
 
-#[cfg(all(
+/// `SO_MEMINFO` where it has the generic value; `None` elsewhere.
+const SO_MEMINFO: Option<libc::c_int> = if cfg!(all(
     target_os = "linux",
     any(
         target_arch = "x86_64",
@@ -21,19 +22,11 @@ use std::os::fd::RawFd;
         target_arch = "arm",
         target_arch = "riscv64"
     )
-))]
-const SO_MEMINFO: Option<libc::c_int> = Some(55);
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-)))]
-const SO_MEMINFO: Option<libc::c_int> = None;
+)) {
+    Some(55)
+} else {
+    None
+};
 /// Index of the drop count in the `SO_MEMINFO` array.
 const SK_MEMINFO_DROPS: usize = 8;
 
