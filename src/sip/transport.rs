@@ -4,9 +4,11 @@
 //! codec's framer, capped at the configured size), hands every datagram or
 //! framed message to a [`Sink`] together with the [`Peer`] it came from, and
 //! sends bytes back to a `Peer` over the same flow. It knows nothing of
-//! transactions or calls. Sends never wait: a full socket or a slow TCP peer
-//! loses the message (counted), and the transaction layer's retransmissions
-//! cover UDP losses.
+//! transactions or calls. Sends never wait: a full socket or a slow TCP
+//! peer loses the message (counted), and the transaction layer's
+//! retransmissions cover UDP losses. Once a second it asks the kernel how
+//! many datagrams it dropped at the UDP sockets (`ops::kernel`), since a
+//! full receive buffer is otherwise seen only as a peer's retransmission.
 
 use std::collections::HashMap;
 use std::io;
