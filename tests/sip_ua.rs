@@ -63,6 +63,52 @@ fn caller_hears_a_correct_non_silent_rtp_stream() {
 }
 
 #[test]
+fn another_source_cannot_take_a_call_s_audio() {
+    let gw = Gw::start("");
+    let mut ua = Ua::new(gw.udp);
+    assert_eq!(ua.call(NUMBER, "0", true).status(), Some(200));
+    // A caller's first packets, from the address its SDP gave.
+    for i in 0..5 {
+        ua.send_pcmu(&[0; 160], i == 0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ua.receive_audio(Duration::from_millis(500)).packets.len() >= 15);
+    // Bursts of twenty from elsewhere: an unlocked leg followed ten.
+    let gw_rtp = ua.remote_rtp.expect("the gateway's RTP address");
+    let thief = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for burst in 0u16..5 {
+        for i in 0..20u16 {
+            let seq = burst * 20 + i;
+            let mut pkt = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+            pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            pkt.extend_from_slice(&0x0bad_cafe_u32.to_be_bytes());
+            pkt.extend_from_slice(&[0xff; 160]);
+            thief.send_to(&pkt, gw_rtp).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The caller keeps the audio, the other source gets none of it, and
+    // its packets never reached the gateway (the kernel refused them).
+    let heard = ua.receive_audio(Duration::from_secs(1)).packets.len();
+    thief.set_nonblocking(true).unwrap();
+    let mut stolen = 0;
+    while thief.recv_from(&mut [0u8; 2048]).is_ok() {
+        stolen += 1;
+    }
+    assert_eq!(stolen, 0, "the other source received audio");
+    assert!(heard >= 20, "the caller heard {heard} packets in 1 s");
+    std::thread::sleep(Duration::from_millis(1100)); // the clock's counter flush
+    assert_eq!(
+        gw.metric(
+            "conmutador_rtp_dropped_total",
+            &["reason=\"unknown_source\""]
+        ),
+        0.0
+    );
+    assert_eq!(ua.hangup(NUMBER).and_then(|m| m.status()), Some(200));
+}
+
+#[test]
 fn pcma_only_caller_gets_pcma() {
     let gw = Gw::start("");
     let mut ua = Ua::new(gw.udp);

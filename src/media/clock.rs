@@ -28,16 +28,19 @@
 //! peer's packets come from. A packet from the SDP address is the peer at
 //! once; any other source (a phone behind NAT) must first send
 //! `LATCH_PROBATION` packets in a row, so one stray or scanning packet
-//! cannot take the stream. Once learnt, the socket is `connect`ed to the
-//! peer: the kernel drops every other source before it costs us anything
-//! (nobody can redirect a call's audio to themselves mid-call, the "RTP
-//! bleed" of older switches), and sends skip the per-packet route look-up
-//! (13% less CPU for send plus receive in a bare loop of 581 streams; in
-//! the queue bench the route look-up's ~2.5% of the gateway's profile goes,
-//! within that bench's run-to-run noise).
-//! Only new SDP (a re-INVITE) unlocks it. With the lock off the socket
-//! stays unconnected and follows a new source after `RELATCH_AFTER` packets
-//! in a row from it, for NATs that rebind mid-call.
+//! cannot take the stream, and the SDP address still takes over whenever
+//! it is heard. Once the SDP address is the peer, the socket is
+//! `connect`ed to it: the kernel drops every other source before it costs
+//! us anything (nobody can redirect a call's audio to themselves mid-call,
+//! the "RTP bleed" of older switches), and sends skip the per-packet route
+//! look-up (13% less CPU for send plus receive in a bare loop of 581
+//! streams; in the queue bench the route look-up's ~2.5% of the gateway's
+//! profile goes, within that bench's run-to-run noise). A source learnt on
+//! probation is held in user space instead (other sources are dropped and
+//! counted), so the SDP address can still be heard. Only new SDP (a
+//! re-INVITE) unlocks a leg. With the lock off the socket stays unconnected
+//! and follows a new source after `RELATCH_AFTER` packets in a row from it,
+//! for NATs that rebind mid-call.
 //!
 //! Lateness is measured against the ideal schedule (start + n × 1 ms): the
 //! wake-up lateness of each tick and the lateness of the last frame each tick
@@ -1296,8 +1299,10 @@ fn handle_packet(
     } else {
         // Packets a locked socket queued before it was connected, from
         // anyone else, are all that can reach here once it is locked.
+        // The SDP address is the peer the moment it is heard, even over a
+        // source learnt on probation before it spoke.
         let needed = match leg.latched {
-            None if src == a.params.remote => Some(1),
+            _ if src == a.params.remote => Some(1),
             None => Some(LATCH_PROBATION),
             Some(_) if ctx.strict_rtp => None,
             Some(_) => Some(RELATCH_AFTER),
@@ -1315,7 +1320,10 @@ fn handle_packet(
         leg.latched = Some(src);
         leg.candidate = None;
         a.dest = Some(src);
-        a.connected = ctx.strict_rtp && lock(&leg.socket, src);
+        // Locked in the kernel only to the SDP address: a source learnt on
+        // probation stays filtered here, where the SDP address can still
+        // be heard and take over.
+        a.connected = ctx.strict_rtp && src == a.params.remote && lock(&leg.socket, src);
         if first {
             let ev = MediaEvent::FirstPacket {
                 leg: leg.id,

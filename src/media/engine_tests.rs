@@ -736,3 +736,34 @@ fn an_unlocked_leg_follows_a_source_that_keeps_sending() {
     e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
     assert_eq!(recv(&moved).pt, 0);
 }
+
+#[test]
+fn the_sdp_address_takes_over_from_a_source_learnt_on_probation() {
+    let e = engine(41340, 41359, Duration::from_secs(30));
+    let (sdp_peer, other) = (peer(), peer());
+    let (leg, local, mut rx) = start(&e, Codec::Pcmu, None, sdp_peer.local_addr().unwrap());
+    // Before the SDP address speaks, four in a row from elsewhere win...
+    for seq in 0..4 {
+        send(&other, local, 0, seq, 0, 0x1111, &[0xff; 160]);
+    }
+    assert_eq!(
+        next_event(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket {
+            leg,
+            from: other.local_addr().unwrap()
+        })
+    );
+    e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
+    assert_eq!(recv(&other).pt, 0);
+    // ... until one packet from the SDP address takes the stream back.
+    send(&sdp_peer, local, 0, 1, 0, 0x2222, &[0xff; 160]);
+    std::thread::sleep(Duration::from_millis(150));
+    e.play(leg, vec![prompt("x", 1, 0)], PlayOpts::default());
+    assert_eq!(recv(&sdp_peer).pt, 0);
+    assert!(nothing_within(&other, Duration::from_millis(100)));
+    // And now nobody else is heard: the socket is locked to it.
+    other.connect(local).unwrap();
+    other.send(&[0x80; 12]).unwrap();
+    let refused = other.recv(&mut [0u8; 64]).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
