@@ -377,6 +377,11 @@ struct Leg {
 }
 
 impl Leg {
+    /// Adds what the kernel dropped at this leg's socket since last asked.
+    fn sample_drops(&mut self, c: &mut Counters) {
+        c.kernel_drops += self.drops.new_drops(self.socket.as_raw_fd());
+    }
+
     /// The epoll and `again` token: slab index and generation, so a stale
     /// readiness report for a reused slot is ignored.
     fn token(&self, idx: usize) -> u64 {
@@ -698,12 +703,13 @@ impl Worker {
                 last_frame = Some(t);
                 sent += 1;
             }
-            if (self.tick / SLOTS + idx as u64) % DROP_SAMPLE_ROUNDS == 0 {
-                let fd = leg.socket.as_raw_fd();
-                self.ctx.counters.kernel_drops += leg.drops.new_drops(fd);
+            // Legs of one slot take turns: each round reads a third of them
+            // and samples the kernel's drops of a fiftieth.
+            let turn = self.tick / SLOTS + idx as u64;
+            if turn % DROP_SAMPLE_ROUNDS == 0 {
+                leg.sample_drops(&mut self.ctx.counters);
             }
-            // Legs of one slot take turns, so each round reads a third.
-            if !leg.watched && (self.tick / SLOTS + idx as u64) % SLOT_READ_ROUNDS == 0 {
+            if !leg.watched && turn % SLOT_READ_ROUNDS == 0 {
                 let token = leg.token(idx);
                 self.receive(token);
             }
@@ -751,7 +757,7 @@ impl Worker {
                 events,
             } => {
                 let Some(l) = self.leg_mut(leg) else { return };
-                let dest = (!params.remote.ip().is_unspecified()).then_some(params.remote);
+                let dest = sdp_dest(params.remote);
                 let inband = params
                     .dtmf_pt
                     .is_none()
@@ -779,15 +785,16 @@ impl Worker {
             }
             Command::Update { leg, params } => {
                 let Some(l) = self.leg_mut(leg) else { return };
-                if l.active
-                    .as_ref()
-                    .is_some_and(|a| a.params.remote != params.remote)
-                {
+                let Some(moved) = l.active.as_ref().map(|a| a.params.remote != params.remote)
+                else {
+                    return;
+                };
+                if moved {
                     unlatch(l);
                 }
                 let Some(a) = l.active.as_mut() else { return };
-                if params.remote != a.params.remote {
-                    a.dest = (!params.remote.ip().is_unspecified()).then_some(params.remote);
+                if moved {
+                    a.dest = sdp_dest(params.remote);
                 }
                 match (params.dtmf_pt.is_none(), a.inband.is_some()) {
                     (true, false) => a.inband = Some(Box::new(InbandDetector::new())),
@@ -987,8 +994,7 @@ impl Worker {
         let Some(mut leg) = self.legs[idx].take() else {
             return;
         };
-        let fd = leg.socket.as_raw_fd();
-        self.ctx.counters.kernel_drops += leg.drops.new_drops(fd);
+        leg.sample_drops(&mut self.ctx.counters);
         let slot = &mut self.slots[leg.slot];
         if let Some(pos) = slot.iter().position(|&i| i == idx) {
             slot.swap_remove(pos);
@@ -1114,6 +1120,12 @@ fn stop_playback(a: &mut Active) {
         a.relay_audio = None;
         a.relay_event = None;
     }
+}
+
+/// Where to send before the peer is heard: the SDP address, unless it is
+/// the unspecified address of a held or late-offer leg.
+fn sdp_dest(remote: SocketAddr) -> Option<SocketAddr> {
+    (!remote.ip().is_unspecified()).then_some(remote)
 }
 
 /// Connects the leg's socket to its learnt peer. False (and a debug line)
@@ -1297,10 +1309,11 @@ fn handle_packet(
     if leg.latched == Some(src) {
         leg.candidate = None;
     } else {
-        // Packets a locked socket queued before it was connected, from
-        // anyone else, are all that can reach here once it is locked.
         // The SDP address is the peer the moment it is heard, even over a
-        // source learnt on probation before it spoke.
+        // source learnt on probation before it spoke. Once locked, other
+        // sources reach here only if they were queued before the socket
+        // was connected, or if the peer was learnt on probation (held here,
+        // not in the kernel).
         let needed = match leg.latched {
             _ if src == a.params.remote => Some(1),
             None => Some(LATCH_PROBATION),
