@@ -75,24 +75,22 @@ fn another_source_cannot_take_a_call_s_audio() {
     assert!(ua.receive_audio(Duration::from_millis(500)).packets.len() >= 15);
     // Bursts of twenty from elsewhere: an unlocked leg followed ten.
     let gw_rtp = ua.remote_rtp.expect("the gateway's RTP address");
-    let thief = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    for burst in 0u16..5 {
-        for i in 0..20u16 {
-            let seq = burst * 20 + i;
-            let mut pkt = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
-            pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-            pkt.extend_from_slice(&0x0bad_cafe_u32.to_be_bytes());
-            pkt.extend_from_slice(&[0xff; 160]);
-            thief.send_to(&pkt, gw_rtp).unwrap();
+    // The thief is a UA of its own that never placed a call, aimed at
+    // this call's port.
+    let mut thief = Ua::new(gw.udp);
+    thief.remote_rtp = Some(gw_rtp);
+    for _ in 0..5 {
+        for _ in 0..20 {
+            thief.send_pcmu(&[0; 160], false);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     // The caller keeps the audio, the other source gets none of it, and
     // its packets never reached the gateway (the kernel refused them).
     let heard = ua.receive_audio(Duration::from_secs(1)).packets.len();
-    thief.set_nonblocking(true).unwrap();
+    thief.rtp.set_nonblocking(true).unwrap();
     let mut stolen = 0;
-    while thief.recv_from(&mut [0u8; 2048]).is_ok() {
+    while thief.rtp.recv_from(&mut [0u8; 2048]).is_ok() {
         stolen += 1;
     }
     assert_eq!(stolen, 0, "the other source received audio");
