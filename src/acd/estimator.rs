@@ -203,23 +203,49 @@ impl AbandonHazard {
 
     /// P(still waiting at `to` | waiting at `from`), both as time waited.
     pub fn survival(&self, from: f64, to: f64) -> f64 {
+        self.table().survival(from, to)
+    }
+
+    /// The cumulative hazard at every band edge, computed once so that an
+    /// estimate for thousands of waiting callers does not recompute the
+    /// pooled rate and the band rates per caller.
+    pub fn table(&self) -> HazardTable {
+        let mut rate = [0.0; HAZARD_BANDS.len()];
+        let mut cum = [0.0; HAZARD_BANDS.len()];
+        let (mut lo, mut acc) = (0.0, 0.0);
+        for (b, hi) in HAZARD_BANDS.iter().enumerate() {
+            rate[b] = self.band_rate(b);
+            cum[b] = acc;
+            acc += rate[b] * (hi - lo);
+            lo = *hi;
+        }
+        HazardTable { rate, cum }
+    }
+}
+
+/// `AbandonHazard` frozen for one estimate: `Λ(x) = ∫₀ˣ λ`, piecewise linear.
+#[derive(Debug, Clone)]
+pub struct HazardTable {
+    rate: [f64; HAZARD_BANDS.len()],
+    /// `Λ` at each band's lower edge.
+    cum: [f64; HAZARD_BANDS.len()],
+}
+
+impl HazardTable {
+    fn cumulative(&self, x: f64) -> f64 {
+        let b = HAZARD_BANDS
+            .partition_point(|hi| *hi < x)
+            .min(HAZARD_BANDS.len() - 1);
+        let lo = if b == 0 { 0.0 } else { HAZARD_BANDS[b - 1] };
+        self.cum[b] + self.rate[b] * (x - lo)
+    }
+
+    /// P(still waiting at `to` | waiting at `from`), both as time waited.
+    pub fn survival(&self, from: f64, to: f64) -> f64 {
         if to <= from {
             return 1.0;
         }
-        let mut integral = 0.0;
-        let mut lo = 0.0;
-        for (b, hi) in HAZARD_BANDS.iter().enumerate() {
-            let a = from.max(lo);
-            let z = to.min(*hi);
-            if z > a {
-                integral += self.band_rate(b) * (z - a);
-            }
-            if *hi >= to {
-                break;
-            }
-            lo = *hi;
-        }
-        (-integral).exp()
+        (-(self.cumulative(to) - self.cumulative(from)).max(0.0)).exp()
     }
 }
 
@@ -334,13 +360,17 @@ impl Estimator {
     pub fn estimate(&self, servers: &[ServerStatus], waited: &[Duration]) -> Option<Vec<Duration>> {
         let curve = self.curve(servers)?;
         let delay = self.answer_delay();
+        let hazard = self.hazard.table();
         let mut out = Vec::with_capacity(waited.len());
         let mut needed = 1.0;
+        // `needed` only grows along the line, so the atom reaching it does
+        // too: one walk over the atoms serves every caller.
+        let mut cursor = 0;
         for w in waited {
-            let t = curve.time_for(needed);
+            let t = curve.time_for_from(needed, &mut cursor);
             out.push(Duration::from_secs_f64((t + delay).clamp(0.0, 1e7)));
             let w = w.as_secs_f64();
-            needed += self.hazard.survival(w, w + t + delay);
+            needed += hazard.survival(w, w + t + delay);
         }
         Some(out)
     }
@@ -361,7 +391,7 @@ impl ReleaseCurve {
     /// `atoms`: `(time, probability)` pairs over all servers; `h`: cycle.
     pub fn new(mut atoms: Vec<(f64, f64)>, h: f64) -> Self {
         atoms.retain(|(t, w)| t.is_finite() && w.is_finite() && *w > 0.0);
-        atoms.sort_by(|a, b| a.0.total_cmp(&b.0));
+        atoms.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut r = Vec::with_capacity(atoms.len());
         let mut w = Vec::with_capacity(atoms.len());
         let mut rw = Vec::with_capacity(atoms.len());
@@ -391,6 +421,11 @@ impl ReleaseCurve {
         self.m_with(n.checked_sub(1), t)
     }
 
+    /// `M` at atom `i`'s own time: increasing in `i`.
+    fn m_at(&self, i: usize) -> f64 {
+        self.m_with(Some(i), self.r[i])
+    }
+
     /// The smallest `t` with `M(t) ≥ n`.
     pub fn time_for(&self, n: f64) -> f64 {
         if self.r.is_empty() {
@@ -401,7 +436,7 @@ impl ReleaseCurve {
             let (mut lo, mut hi) = (0usize, self.r.len());
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                if self.m_with(Some(mid), self.r[mid]) >= n {
+                if self.m_at(mid) >= n {
                     hi = mid;
                 } else {
                     lo = mid + 1;
@@ -409,6 +444,23 @@ impl ReleaseCurve {
             }
             lo
         };
+        self.time_at(n, j)
+    }
+
+    /// `time_for(n)` for a non-decreasing run of `n`: `cursor` keeps the
+    /// atom reached so far between calls (start it at 0).
+    pub fn time_for_from(&self, n: f64, cursor: &mut usize) -> f64 {
+        if self.r.is_empty() {
+            return f64::INFINITY;
+        }
+        while *cursor < self.r.len() && self.m_at(*cursor) < n {
+            *cursor += 1;
+        }
+        self.time_at(n, *cursor)
+    }
+
+    /// The time `M` reaches `n`, `j` being the first atom with `M ≥ n`.
+    fn time_at(&self, n: f64, j: usize) -> f64 {
         let solve = |i: usize| (self.h * (n - self.w[i]) + self.rw[i]) / self.w[i];
         if j == self.r.len() {
             return solve(j - 1);
@@ -569,6 +621,69 @@ mod tests {
         assert!((hz.band_rate(0) - 0.1).abs() < 0.01, "{}", hz.band_rate(0));
         assert!(hz.survival(0.0, 10.0) < 1.0);
         assert_eq!(hz.survival(10.0, 5.0), 1.0);
+    }
+
+    #[test]
+    fn hazard_table_integrates_band_by_band() {
+        let mut hz = AbandonHazard::default();
+        for i in 0..500 {
+            let w = f64::from(i % 50) * 37.0;
+            hz.record(w, i % 3 == 0);
+        }
+        // The integral summed band by band, as the formula is written.
+        let direct = |from: f64, to: f64| {
+            let (mut lo, mut integral) = (0.0, 0.0);
+            for (b, hi) in HAZARD_BANDS.iter().enumerate() {
+                let (a, z) = (from.max(lo), to.min(*hi));
+                if z > a {
+                    integral += hz.band_rate(b) * (z - a);
+                }
+                lo = *hi;
+            }
+            (-integral).exp()
+        };
+        let table = hz.table();
+        for (from, to) in [
+            (0.0, 5.0),
+            (3.0, 95.0),
+            (10.0, 20.0),
+            (50.0, 4000.0),
+            (1900.0, 2500.0),
+        ] {
+            let (a, b) = (table.survival(from, to), direct(from, to));
+            assert!((a - b).abs() < 1e-12, "{from}..{to}: {a} vs {b}");
+            assert!(a < 1.0, "{from}..{to}: nobody would ever leave");
+        }
+        assert_eq!(table.survival(30.0, 30.0), 1.0);
+    }
+
+    #[test]
+    fn walking_the_curve_agrees_with_searching_it() {
+        let mut est = Estimator::new(secs(120.0), secs(10.0));
+        for i in 0..40 {
+            est.record_talk(secs(20.0 + f64::from(i) * 7.5));
+        }
+        let servers: Vec<ServerStatus> = (0..25)
+            .map(|i| match i % 3 {
+                0 => ServerStatus::Free,
+                1 => ServerStatus::WrapUp {
+                    remaining: secs(f64::from(i)),
+                },
+                _ => ServerStatus::OnCall {
+                    elapsed: secs(f64::from(i) * 11.0),
+                },
+            })
+            .collect();
+        let curve = est.curve(&servers).expect("staffed");
+        let mut cursor = 0;
+        for k in 0..400 {
+            let n = 0.5 + f64::from(k) * 0.37;
+            let (walked, searched) = (curve.time_for_from(n, &mut cursor), curve.time_for(n));
+            assert!(
+                (walked - searched).abs() < 1e-9,
+                "n={n}: {walked} vs {searched}"
+            );
+        }
     }
 
     #[test]
