@@ -8,7 +8,7 @@
 //! it records metrics through the `metrics` facade only.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -19,7 +19,7 @@ use super::config::{
 };
 use super::estimator::{Estimator, ServerStatus};
 use super::state::{
-    Activity, CallerRec, ConnectedRec, Key, Member, OpRec, QueueRec, QueueStats, Ring, State,
+    Activity, CallerRec, ConnectedRec, Key, Member, OpRec, Place, QueueRec, QueueStats, Ring, State,
 };
 use super::types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
@@ -115,6 +115,7 @@ impl Acd {
                 callers: HashMap::new(),
                 connected: HashMap::new(),
                 seq: 0,
+                timers: BinaryHeap::new(),
             },
             out: Vec::new(),
         })
@@ -209,17 +210,13 @@ impl Acd {
 
     /// The next instant at which `handle_timeout` has work, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let callers = self.st.callers.values().flat_map(|c| {
-            [
-                c.deadline,
-                c.next_announce,
-                c.next_widen,
-                c.next_progressive,
-            ]
-            .into_iter()
-            .flatten()
-            .chain(c.rings.iter().map(|r| r.deadline))
-        });
+        // `finish` left a live timer on top of the heap.
+        let callers = self.st.timers.peek().map(|Reverse((t, _))| *t);
+        debug_assert_eq!(
+            callers,
+            self.st.callers.values().flat_map(|c| c.timers()).min(),
+            "the timer heap lost a caller timer"
+        );
         let ops = self.st.ops.iter().flat_map(|o| {
             let wrap = match o.activity {
                 Activity::WrapUp { until } => Some(until),
@@ -227,18 +224,31 @@ impl Acd {
             };
             [o.cooldown, wrap].into_iter().flatten()
         });
-        callers.chain(ops).min()
+        callers.into_iter().chain(ops).min()
     }
 
     /// Run every timer due at `now`: ring timeouts, wrap-up ends, retry
     /// delays, max waits, penalty widening, progressive rings, announcements.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<AcdCommand> {
+        // The callers with a timer due; each is checked field by field below.
+        let mut due = Vec::new();
+        while let Some(Reverse((t, call))) = self.st.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.st.timers.pop();
+            due.push(call);
+        }
+        due.sort_unstable();
+        due.dedup();
         // Ring timeouts: the core cancels and moves on; the caller keeps their place.
         let mut expired = Vec::new();
-        for (call, c) in &self.st.callers {
-            for r in &c.rings {
-                if r.deadline <= now {
-                    expired.push((*call, r.op));
+        for call in &due {
+            if let Some(c) = self.st.callers.get(call) {
+                for r in &c.rings {
+                    if r.deadline <= now {
+                        expired.push((*call, r.op));
+                    }
                 }
             }
         }
@@ -256,10 +266,9 @@ impl Acd {
                 o.cooldown = None;
             }
         }
-        let mut timed_out: Vec<(Instant, CallId)> = self
-            .st
-            .callers
+        let mut timed_out: Vec<(Instant, CallId)> = due
             .iter()
+            .filter_map(|call| self.st.callers.get(call).map(|c| (call, c)))
             .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
             .map(|(call, c)| (c.joined, *call))
             .collect();
@@ -267,17 +276,21 @@ impl Acd {
         for (_, call) in timed_out {
             self.exit(call, ExitReason::Timeout, now);
         }
-        for c in self.st.callers.values_mut() {
+        for call in &due {
+            let Some(c) = self.st.callers.get_mut(call) else {
+                continue;
+            };
             if c.next_widen.is_some_and(|t| t <= now) {
                 let cfg = &self.st.queues[c.queue].cfg;
                 c.next_widen = cfg
                     .next_step_after(now.saturating_duration_since(c.joined))
                     .map(|a| c.joined + a);
+                arm(&mut self.st.timers, *call, c.next_widen);
             }
         }
-        self.progressive_steps(now);
+        self.progressive_steps(&due, now);
         self.dispatch(now);
-        self.periodic_announcements(now);
+        self.periodic_announcements(&due, now);
         self.finish(now)
     }
 
@@ -322,8 +335,15 @@ impl Acd {
         self.st.seq += 1;
         let key: Key = (Reverse(priority), self.st.seq);
         let q = &mut self.st.queues[qi];
-        let pos = q.waiting.partition_point(|(k, _)| *k < key);
-        q.waiting.insert(pos, (key, call));
+        let pos = q.waiting.partition_point(|p| p.key < key);
+        q.waiting.insert(
+            pos,
+            Place {
+                key,
+                call,
+                joined: now,
+            },
+        );
         q.stats.entered += 1;
         let cfg = &q.cfg;
         let rec = CallerRec {
@@ -341,6 +361,9 @@ impl Acd {
             next_progressive: None,
             rings: Vec::new(),
         };
+        for t in rec.timers() {
+            arm(&mut self.st.timers, call, Some(t));
+        }
         self.st.callers.insert(call, rec);
         let estimate = self.estimates(qi, now).and_then(|e| e.get(pos).copied());
         if let Some(c) = self.st.callers.get_mut(&call) {
@@ -482,7 +505,7 @@ impl Acd {
             return;
         };
         let q = &mut self.st.queues[c.queue];
-        if let Ok(i) = q.waiting.binary_search(&(c.key, call)) {
+        if let Some(i) = q.index_of(c.key) {
             q.waiting.remove(i);
         }
         for r in c.rings {
@@ -501,11 +524,7 @@ impl Acd {
 
     fn position(&self, call: CallId) -> Option<usize> {
         let c = self.st.callers.get(&call)?;
-        self.st.queues[c.queue]
-            .waiting
-            .binary_search(&(c.key, call))
-            .ok()
-            .map(|i| i + 1)
+        self.st.queues[c.queue].index_of(c.key).map(|i| i + 1)
     }
 
     // ---- rings and calls ----
@@ -525,12 +544,14 @@ impl Acd {
         let deadline = now + cfg.ring_timeout;
         if cfg.strategy == Strategy::RingProgressive && c.next_progressive.is_none() {
             c.next_progressive = Some(now + cfg.ring_progressive_step);
+            arm(&mut self.st.timers, call, c.next_progressive);
         }
         c.rings.push(Ring {
             op: oi,
             started: now,
             deadline,
         });
+        arm(&mut self.st.timers, call, Some(deadline));
         self.st.ops[oi].activity = Activity::Ringing { call };
         self.out.push(AcdCommand::Ring {
             call,
@@ -632,7 +653,7 @@ impl Acd {
         let qi = c.queue;
         {
             let q = &mut self.st.queues[qi];
-            if let Ok(i) = q.waiting.binary_search(&(c.key, call)) {
+            if let Some(i) = q.index_of(c.key) {
                 q.waiting.remove(i);
             }
         }
@@ -769,23 +790,56 @@ impl Acd {
         if !self.st.ops.iter().any(|o| o.free(now)) {
             return;
         }
-        let mut order: Vec<(Key, Instant, CallId, usize)> = self
+        // The callers being rung, found from the operators (a handful)
+        // rather than by walking every waiting caller.
+        let mut ringing: Vec<CallId> = self
             .st
-            .callers
+            .ops
             .iter()
-            .filter(|(_, c)| c.rings.is_empty())
-            .map(|(call, c)| (c.key, c.joined, *call, c.queue))
+            .filter_map(|o| match o.activity {
+                Activity::Ringing { call } => Some(call),
+                _ => None,
+            })
             .collect();
-        // Across queues: priority, then who has waited longest.
-        order.sort_unstable_by_key(|(k, joined, call, _)| (k.0, *joined, k.1, *call));
-        let mut unrung = vec![0usize; self.st.queues.len()];
-        for (_, _, _, qi) in &order {
-            unrung[*qi] += 1;
+        ringing.sort_unstable();
+        ringing.dedup();
+        let nq = self.st.queues.len();
+        let mut unrung: Vec<usize> = self.st.queues.iter().map(|q| q.waiting.len()).collect();
+        for call in &ringing {
+            if let Some(c) = self.st.callers.get(call) {
+                unrung[c.queue] = unrung[c.queue].saturating_sub(1);
+            }
         }
-        for (_, joined, call, qi) in order {
+        // Across queues: priority, then who has waited longest. Each line is
+        // already in that order (its key is priority then arrival number),
+        // so the best caller overall is the best of the lines' heads.
+        let mut next = vec![0usize; nq];
+        loop {
+            let mut best: Option<(Key, CallId, usize)> = None;
+            for (qi, i) in next.iter_mut().enumerate() {
+                let line = &self.st.queues[qi].waiting;
+                while *i < line.len()
+                    && self
+                        .st
+                        .callers
+                        .get(&line[*i].call)
+                        .is_none_or(|c| !c.rings.is_empty())
+                {
+                    *i += 1;
+                }
+                if let Some(p) = line.get(*i) {
+                    if best.is_none_or(|(k, ..)| p.key < k) {
+                        best = Some((p.key, p.call, qi));
+                    }
+                }
+            }
+            let Some((_, call, qi)) = best else {
+                break;
+            };
+            next[qi] += 1;
             let share = unrung[qi];
-            unrung[qi] -= 1;
-            let waited = now.saturating_duration_since(joined);
+            unrung[qi] = unrung[qi].saturating_sub(1);
+            let waited = now.saturating_duration_since(self.st.callers[&call].joined);
             for oi in self.pick(qi, waited, share, now) {
                 self.ring(call, oi, now);
             }
@@ -795,17 +849,16 @@ impl Acd {
         }
         // Ring-all callers already ringing also take operators freed since,
         // the caller with the fewest rings first.
-        let mut extend: Vec<(usize, Key, Instant, CallId, usize)> = self
-            .st
-            .callers
+        let mut extend: Vec<(usize, Key, Instant, CallId, usize)> = ringing
             .iter()
+            .filter_map(|call| self.st.callers.get(call).map(|c| (call, c)))
             .filter(|(_, c)| {
                 !c.rings.is_empty() && self.st.queues[c.queue].cfg.strategy == Strategy::RingAll
             })
             .map(|(call, c)| (c.rings.len(), c.key, c.joined, *call, c.queue))
             .collect();
         extend.sort_unstable();
-        let mut left = vec![0usize; self.st.queues.len()];
+        let mut left = vec![0usize; nq];
         for (.., qi) in &extend {
             left[*qi] += 1;
         }
@@ -890,11 +943,10 @@ impl Acd {
     }
 
     /// Ring-progressive callers still ringing get one more operator per step.
-    fn progressive_steps(&mut self, now: Instant) {
-        let mut due: Vec<(Key, Instant, CallId)> = self
-            .st
-            .callers
+    fn progressive_steps(&mut self, due: &[CallId], now: Instant) {
+        let mut due: Vec<(Key, Instant, CallId)> = due
             .iter()
+            .filter_map(|call| self.st.callers.get(call).map(|c| (call, c)))
             .filter(|(_, c)| c.next_progressive.is_some_and(|t| t <= now))
             .map(|(call, c)| (c.key, c.joined, *call))
             .collect();
@@ -909,6 +961,7 @@ impl Acd {
             }
             let qi = c.queue;
             c.next_progressive = Some(now + self.st.queues[qi].cfg.ring_progressive_step);
+            arm(&mut self.st.timers, call, c.next_progressive);
             let waited = now.saturating_duration_since(joined);
             for oi in self.pick(qi, waited, 1, now) {
                 self.ring(call, oi, now);
@@ -944,19 +997,21 @@ impl Acd {
         let waited: Vec<Duration> = q
             .waiting
             .iter()
-            .filter_map(|(_, call)| self.st.callers.get(call))
-            .map(|c| now.saturating_duration_since(c.joined))
+            .map(|p| now.saturating_duration_since(p.joined))
             .collect();
         q.est.estimate(&servers, &waited)
     }
 
-    fn periodic_announcements(&mut self, now: Instant) {
-        let due: Vec<CallId> = self
-            .st
-            .callers
+    fn periodic_announcements(&mut self, due: &[CallId], now: Instant) {
+        let due: Vec<CallId> = due
             .iter()
-            .filter(|(_, c)| c.next_announce.is_some_and(|t| t <= now))
-            .map(|(call, _)| *call)
+            .filter(|call| {
+                self.st
+                    .callers
+                    .get(call)
+                    .is_some_and(|c| c.next_announce.is_some_and(|t| t <= now))
+            })
+            .copied()
             .collect();
         if due.is_empty() {
             return;
@@ -986,6 +1041,7 @@ impl Acd {
             };
             c.last_estimate = estimate;
             c.next_announce = interval.map(|i| now + i);
+            arm(&mut self.st.timers, call, c.next_announce);
             if !c.rings.is_empty() {
                 continue;
             }
@@ -1030,7 +1086,7 @@ impl Acd {
                 let leaving: Vec<CallId> = self.st.queues[qi]
                     .waiting
                     .iter()
-                    .map(|(_, call)| *call)
+                    .map(|p| p.call)
                     .filter(|call| {
                         self.st
                             .callers
@@ -1053,6 +1109,17 @@ impl Acd {
                 });
             }
         }
+        while let Some(Reverse((t, call))) = self.st.timers.peek().copied() {
+            let live = self
+                .st
+                .callers
+                .get(&call)
+                .is_some_and(|c| c.timers().any(|x| x == t));
+            if live {
+                break;
+            }
+            self.st.timers.pop();
+        }
         self.export_gauges(now);
         std::mem::take(&mut self.out)
     }
@@ -1062,13 +1129,13 @@ impl Acd {
             let name = q.cfg.name.clone();
             metrics::gauge!(m::QUEUE_CALLERS_WAITING, "queue" => name.clone())
                 .set(q.waiting.len() as f64);
-            let oldest = q
-                .waiting
-                .iter()
-                .filter_map(|(_, call)| self.st.callers.get(call))
-                .map(|c| now.saturating_duration_since(c.joined))
-                .max()
-                .unwrap_or_default();
+            // The oldest caller heads one of the priority groups of the line.
+            let mut oldest = Duration::ZERO;
+            let mut i = 0;
+            while let Some(p) = q.waiting.get(i) {
+                oldest = oldest.max(now.saturating_duration_since(p.joined));
+                i = q.waiting.partition_point(|x| x.key.0 <= p.key.0);
+            }
             metrics::gauge!(m::QUEUE_OLDEST_WAIT_SECONDS, "queue" => name.clone())
                 .set(oldest.as_secs_f64());
             if let Some(sl) = q.stats.service_level() {
@@ -1143,6 +1210,13 @@ impl Acd {
         for qi in queues {
             self.log(qi, None, Some(oi), kind.clone(), now);
         }
+    }
+}
+
+/// Record that `call` has a timer at `at` (see `State::timers`).
+fn arm(timers: &mut BinaryHeap<Reverse<(Instant, CallId)>>, call: CallId, at: Option<Instant>) {
+    if let Some(t) = at {
+        timers.push(Reverse((t, call)));
     }
 }
 

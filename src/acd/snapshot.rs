@@ -79,7 +79,8 @@ impl Acd {
                     .waiting
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, (_, call))| {
+                    .filter_map(|(i, p)| {
+                        let call = &p.call;
                         let c = self.st.callers.get(call)?;
                         Some(CallerSnapshot {
                             call: *call,

@@ -7,7 +7,7 @@
 //! these records and nothing else. No clock, no I/O, no metrics here.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -30,6 +30,11 @@ pub(crate) struct State {
     pub connected: HashMap<CallId, ConnectedRec>,
     /// Arrival counter for FIFO order within a priority.
     pub seq: u64,
+    /// Every caller timer ever armed, soonest first: `(when, call)`. Entries
+    /// go stale when a caller leaves or re-arms; the engine drops them when
+    /// they reach the top, so the top is always a live timer and finding the
+    /// next one does not walk thousands of waiting callers.
+    pub timers: BinaryHeap<Reverse<(Instant, CallId)>>,
 }
 
 pub(crate) struct QueueRec {
@@ -37,7 +42,7 @@ pub(crate) struct QueueRec {
     /// Members in config order (the order `linear` and round robin follow).
     pub members: Vec<Member>,
     /// Waiting callers in service order.
-    pub waiting: Vec<(Key, CallId)>,
+    pub waiting: Vec<Place>,
     pub est: Estimator,
     pub stats: QueueStats,
     /// Round robin: member index to try first next time.
@@ -45,6 +50,23 @@ pub(crate) struct QueueRec {
     pub rng: SmallRng,
     /// Whether the RNG came from the config seed (then `with_seed` leaves it).
     pub seeded_by_config: bool,
+}
+
+/// One caller's place in a queue's line. `joined` is kept here as well as
+/// in the caller's record so that estimates and gauges read the line
+/// without a map lookup per caller.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place {
+    pub key: Key,
+    pub call: CallId,
+    pub joined: Instant,
+}
+
+impl QueueRec {
+    /// Where the caller with `key` stands in the line (keys are unique).
+    pub fn index_of(&self, key: Key) -> Option<usize> {
+        self.waiting.binary_search_by_key(&key, |p| p.key).ok()
+    }
 }
 
 pub(crate) struct Member {
@@ -134,6 +156,21 @@ pub(crate) struct CallerRec {
     pub next_widen: Option<Instant>,
     pub next_progressive: Option<Instant>,
     pub rings: Vec<Ring>,
+}
+
+impl CallerRec {
+    /// Every timer this caller has armed.
+    pub fn timers(&self) -> impl Iterator<Item = Instant> + '_ {
+        [
+            self.deadline,
+            self.next_announce,
+            self.next_widen,
+            self.next_progressive,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.rings.iter().map(|r| r.deadline))
+    }
 }
 
 pub(crate) struct ConnectedRec {
