@@ -418,7 +418,7 @@ impl Router {
         let Some(acd) = &self.services.acd else {
             return Vec::new();
         };
-        let (queues, _) = acd.snapshot().await;
+        let queues = acd.queues().await;
         let calls: HashMap<u64, CallView> = self.call_views_by_id();
         queues
             .into_iter()
@@ -438,7 +438,7 @@ impl Router {
         let Some(acd) = &self.services.acd else {
             return Vec::new();
         };
-        let (_, ops) = acd.snapshot().await;
+        let ops = acd.operators().await;
         ops.into_iter().map(admin::operator_view).collect()
     }
 

@@ -44,6 +44,9 @@ enum AcdMsg {
         call: CallId,
     },
     Snapshot {
+        /// Whether the queues (with every waiting caller) are wanted too;
+        /// the operators alone are far cheaper to copy with a long line.
+        queues: bool,
         reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<OperatorSnapshot>)>,
     },
 }
@@ -87,9 +90,22 @@ impl AcdHandle {
         let _ = self.tx.try_send(AcdMsg::Detach { call });
     }
 
-    pub async fn snapshot(&self) -> (Vec<QueueSnapshot>, Vec<OperatorSnapshot>) {
+    pub async fn queues(&self) -> Vec<QueueSnapshot> {
+        self.snapshot(true).await.0
+    }
+
+    pub async fn operators(&self) -> Vec<OperatorSnapshot> {
+        self.snapshot(false).await.1
+    }
+
+    async fn snapshot(&self, queues: bool) -> (Vec<QueueSnapshot>, Vec<OperatorSnapshot>) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(AcdMsg::Snapshot { reply }).await.is_err() {
+        if self
+            .tx
+            .send(AcdMsg::Snapshot { queues, reply })
+            .await
+            .is_err()
+        {
             return (Vec::new(), Vec::new());
         }
         rx.await.unwrap_or_default()
@@ -126,9 +142,13 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
                     calls.remove(&call);
                     continue;
                 }
-                Some(AcdMsg::Snapshot { reply }) => {
-                    let now = Instant::now();
-                    let _ = reply.send((acd.queues_snapshot(now), acd.operators_snapshot()));
+                Some(AcdMsg::Snapshot { queues, reply }) => {
+                    let queues = if queues {
+                        acd.queues_snapshot(Instant::now())
+                    } else {
+                        Vec::new()
+                    };
+                    let _ = reply.send((queues, acd.operators_snapshot()));
                     continue;
                 }
             },
