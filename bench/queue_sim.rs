@@ -44,6 +44,8 @@ const HOURS: f64 = 48.0;
 const WARMUP: f64 = 1800.0;
 const TALK_MEAN: f64 = 225.0;
 const TALK_CV: f64 = 1.0;
+/// Offered occupancies of the accuracy table.
+const LOADS: [f64; 4] = [0.7, 0.9, 0.98, 1.1];
 const WRAPUP: f64 = 10.0;
 const ANSWER_DELAY: (f64, f64) = (2.0, 6.0);
 const NO_ANSWER: f64 = 0.03;
@@ -52,6 +54,60 @@ const BREAK: f64 = 8.0 * 60.0;
 /// Weibull patience: shape and scale (mean ≈ 0.92 · scale).
 const PATIENCE_SHAPE: f64 = 1.3;
 const PATIENCE_SCALE: f64 = 420.0;
+
+/// The room being simulated.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    operators: usize,
+    /// Simulated seconds.
+    secs: f64,
+    /// Callers arriving before this many seconds are not scored.
+    warmup: f64,
+    talk_mean: f64,
+    patience_scale: f64,
+    /// Offered occupancy of the staffed operators, which sets the arrival rate.
+    load: f64,
+}
+
+impl Shape {
+    fn accuracy(load: f64) -> Shape {
+        Shape {
+            operators: OPERATORS,
+            secs: HOURS * 3600.0,
+            warmup: WARMUP,
+            talk_mean: TALK_MEAN,
+            patience_scale: PATIENCE_SCALE,
+            load,
+        }
+    }
+
+    /// The queue_load benchmark's room in virtual time: 100 operators,
+    /// 30 s calls, callers arriving at 80/s (about 30 times what the
+    /// operators can take) who give up after about half a minute, so the
+    /// line holds a few thousand callers, for ten simulated minutes.
+    fn long_line() -> Shape {
+        let (operators, talk_mean, rate) = (100, 30.0, 80.0);
+        let load = rate * cycle(talk_mean) / (operators as f64 * availability());
+        Shape {
+            operators,
+            secs: 600.0,
+            warmup: 0.0,
+            talk_mean,
+            patience_scale: 35.0,
+            load,
+        }
+    }
+}
+
+/// Share of the time an operator is not on a break.
+fn availability() -> f64 {
+    WORK_BETWEEN_BREAKS / (WORK_BETWEEN_BREAKS + BREAK)
+}
+
+/// Mean seconds an operator spends per call.
+fn cycle(talk_mean: f64) -> f64 {
+    (ANSWER_DELAY.0 + ANSWER_DELAY.1) / 2.0 + talk_mean + WRAPUP
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -64,6 +120,7 @@ enum Ev {
 }
 
 struct Sim {
+    shape: Shape,
     acd: Acd,
     base: Instant,
     rng: SmallRng,
@@ -89,6 +146,8 @@ struct Sim {
     core_time: Duration,
     core_calls: u64,
     no_estimate: u64,
+    /// Most callers in the line at once (as the simulation saw it).
+    max_waiting: usize,
 }
 
 fn nanos(t: f64) -> u64 {
@@ -96,7 +155,7 @@ fn nanos(t: f64) -> u64 {
 }
 
 impl Sim {
-    fn new(load: f64, seed: u64) -> Self {
+    fn new(shape: Shape, seed: u64) -> Self {
         let mut q = QueueConfig::named("mexitel");
         q.strategy = Strategy::LongestIdle;
         q.wrapup = Duration::from_secs_f64(WRAPUP);
@@ -104,7 +163,7 @@ impl Sim {
         q.retry_delay = Duration::from_secs(5);
         q.announce_interval = Some(Duration::from_secs(60));
         q.initial_handle_time = Duration::from_secs(180);
-        let ops = (0..OPERATORS)
+        let ops = (0..shape.operators)
             .map(|i| OperatorConfig {
                 id: format!("op{i}"),
                 display_name: None,
@@ -119,10 +178,9 @@ impl Sim {
         let acd = Acd::new(vec![q], ops)
             .expect("valid simulation config")
             .with_seed(seed);
-        let availability = WORK_BETWEEN_BREAKS / (WORK_BETWEEN_BREAKS + BREAK);
-        let cycle = (ANSWER_DELAY.0 + ANSWER_DELAY.1) / 2.0 + TALK_MEAN + WRAPUP;
-        let lambda = load * OPERATORS as f64 * availability / cycle;
+        let lambda = shape.load * shape.operators as f64 * availability() / cycle(shape.talk_mean);
         let mut sim = Sim {
+            shape,
             acd,
             base: Instant::now(),
             rng: SmallRng::seed_from_u64(seed),
@@ -135,7 +193,7 @@ impl Sim {
             ast_announced: HashMap::new(),
             scored: Vec::new(),
             arrived: 0,
-            op_state: vec![(0.0, 2); OPERATORS],
+            op_state: vec![(0.0, 2); shape.operators],
             idle_time: 0.0,
             busy_time: 0.0,
             served: 0,
@@ -143,8 +201,9 @@ impl Sim {
             core_time: Duration::ZERO,
             core_calls: 0,
             no_estimate: 0,
+            max_waiting: 0,
         };
-        for i in 0..OPERATORS {
+        for i in 0..shape.operators {
             let cmds = sim.acd.handle(
                 AcdEvent::OperatorOnline {
                     op: format!("op{i}"),
@@ -177,17 +236,17 @@ impl Sim {
 
     fn talk(&mut self) -> f64 {
         let s2 = (1.0 + TALK_CV * TALK_CV).ln();
-        let mu = TALK_MEAN.ln() - s2 / 2.0;
+        let mu = self.shape.talk_mean.ln() - s2 / 2.0;
         (mu + s2.sqrt() * self.normal()).exp()
     }
 
     fn patience(&mut self) -> f64 {
         let u = 1.0 - self.rng.random::<f64>();
-        PATIENCE_SCALE * (-u.ln()).powf(1.0 / PATIENCE_SHAPE)
+        self.shape.patience_scale * (-u.ln()).powf(1.0 / PATIENCE_SHAPE)
     }
 
     fn run(&mut self) {
-        let end = HOURS * 3600.0;
+        let end = self.shape.secs;
         loop {
             let ev_t = self.heap.peek().map(|Reverse((t, _, _))| *t);
             // Timers stay exact: an Instant rounded through f64 could land
@@ -231,6 +290,7 @@ impl Sim {
                 self.next_call += 1;
                 self.arrived += 1;
                 self.waiting.insert(call, secs);
+                self.max_waiting = self.max_waiting.max(self.waiting.len());
                 // Asterisk's entry announcement, made before this caller is counted.
                 let mins = (self.ast_h + 30).abs() / 60;
                 self.ast_announced.insert(call, (mins * 60, self.ast_h));
@@ -306,7 +366,7 @@ impl Sim {
                     let oi: usize = op[2..].parse().expect("sim operator ids are opN");
                     let (since, was) = self.op_state[oi];
                     let dt = secs - since;
-                    if since >= WARMUP {
+                    if since >= self.shape.warmup {
                         match was {
                             0 => self.idle_time += dt,
                             1 => self.busy_time += dt,
@@ -332,7 +392,7 @@ impl Sim {
                         let Some(call) = ev.call else { continue };
                         let ast = self.ast_announced.remove(&call);
                         let joined = secs - waited.as_secs_f64();
-                        if joined < WARMUP {
+                        if joined < self.shape.warmup {
                             continue;
                         }
                         match (announced, ast) {
@@ -379,8 +439,8 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let (mut core_time, mut core_calls) = (Duration::ZERO, 0u64);
-    for (i, load) in [0.7, 0.9, 0.98, 1.1].into_iter().enumerate() {
-        let mut sim = Sim::new(load, seed + i as u64);
+    for (i, load) in LOADS.into_iter().enumerate() {
+        let mut sim = Sim::new(Shape::accuracy(load), seed + i as u64);
         sim.run();
         core_time += sim.core_time;
         core_calls += sim.core_calls;
@@ -441,8 +501,25 @@ fn main() {
         }
     }
     println!(
-        "\ncore: {core_calls} handle/handle_timeout calls, {:.1} µs each on average (elapsed {:.1} s)",
+        "\ncore: {core_calls} handle/handle_timeout calls, {:.1} µs each on average",
         core_time.as_secs_f64() * 1e6 / core_calls.max(1) as f64,
-        started.elapsed().as_secs_f64()
     );
+    // What one event costs when the line is thousands long: every event
+    // that walks the line shows here, not in the table above.
+    let shape = Shape::long_line();
+    let mut sim = Sim::new(shape, seed);
+    sim.run();
+    println!(
+        "long line ({} operators, {:.0} s calls, {:.0} callers/s, {:.0} s): peak {} waiting, {} served, {} abandoned; core: {} calls, {:.1} µs each on average",
+        shape.operators,
+        shape.talk_mean,
+        sim.lambda,
+        shape.secs,
+        sim.max_waiting,
+        sim.served,
+        sim.abandoned,
+        sim.core_calls,
+        sim.core_time.as_secs_f64() * 1e6 / sim.core_calls.max(1) as f64,
+    );
+    println!("elapsed {:.1} s", started.elapsed().as_secs_f64());
 }
