@@ -235,12 +235,20 @@ impl Router {
     }
 
     /// Called by a call task when it ends.
-    pub(crate) fn forget(&self, key: &(String, String), state: CallState) {
+    pub(crate) fn forget(
+        &self,
+        id: u64,
+        invite_tx: TxId,
+        key: &(String, String),
+        state: CallState,
+    ) {
         let mut t = self.table();
         t.dialogs.remove(key);
         t.views.remove(key);
-        t.invites.retain(|_, k| k != key);
-        t.ids.retain(|_, k| k != key);
+        // By their own keys: a scan for the dialog's value would cost every
+        // ending call a pass over every call in progress.
+        t.invites.remove(&invite_tx);
+        t.ids.remove(&id);
         Self::dialogs_gauge(&t);
         if t.by_call_id.get(&key.0) == Some(&key.1) {
             t.by_call_id.remove(&key.0);

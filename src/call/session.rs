@@ -823,7 +823,12 @@ impl Call {
         }
         if let Some(r) = self.router.upgrade() {
             let state = self.view.lock().unwrap_or_else(|p| p.into_inner()).state;
-            r.forget(&(self.call_id.clone(), self.local_tag.clone()), state);
+            r.forget(
+                self.id,
+                self.invite_tx,
+                &(self.call_id.clone(), self.local_tag.clone()),
+                state,
+            );
         }
         let secs = self.started.elapsed().as_secs_f64();
         metrics::histogram!(m::CALL_DURATION_SECONDS).record(secs);
