@@ -6,7 +6,7 @@
 //!
 //! It reports served, abandoned and failed calls, the peak of callers
 //! waiting and bridged, the longest time any operator sat available while a
-//! caller waited unrung (sampled from `/api/queues` + `/api/operators` every
+//! caller waited unrung (sampled from one `/api/queues` snapshot every
 //! 200 ms), the gateway's CPU (utime+stime from /proc) and its RSS. Then,
 //! for scale, the kernel floor: what a bare loop pays to send and receive
 //! the same RTP packet rate on loopback (`support::udp_floor`).
@@ -324,11 +324,9 @@ fn sipp_calls(path: &Path) -> (u64, u64) {
 struct Samples {
     max_waiting: usize,
     max_bridged: usize,
-    /// Longest run of consecutive samples in which one operator was
-    /// available while a caller waited without being rung. One sample alone
-    /// can be the skew between the two API requests.
+    /// Longest run of consecutive samples in which an operator was
+    /// available while a caller waited without being rung.
     max_idle_samples: usize,
-    idle_op: String,
     peak_cpu_cores: f64,
     /// (seconds since sampling began, gateway CPU seconds so far).
     cpu_trace: Vec<(f64, f64)>,
@@ -342,47 +340,40 @@ struct Samples {
 /// Samples the admin API and /proc of the gateway (`pid`) until `stop`.
 fn sample(pid: u32, http: SocketAddr, stop: &AtomicBool) -> Samples {
     let mut s = Samples::default();
-    // Per operator: consecutive samples seen idle while callers waited.
-    let mut idle_run = vec![0usize; OPERATORS + 1];
+    // Consecutive samples with an operator available while a caller waited unrung.
+    let mut idle_run = 0usize;
     let mut cpu_window: std::collections::VecDeque<(Instant, f64)> = Default::default();
     let start = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let t0 = Instant::now();
+        // Idle is judged from the queue view alone: it is one snapshot of
+        // the core, so a free operator next to an unrung caller in it is a
+        // real idle, not the skew between two requests.
         let queues = json(http, "/api/queues");
-        let ops = json(http, "/api/operators");
         let now = Instant::now();
-        let waiting = queues
+        let q = queues
             .as_array()
             .and_then(|a| a.iter().find(|q| q["name"] == "pasaportes"))
-            .and_then(|q| q["waiting"].as_array().map(Vec::len))
-            .unwrap_or(0);
-        let ops = ops.as_array().cloned().unwrap_or_default();
-        let count = |state: &str| ops.iter().filter(|o| o["state"] == state).count();
-        let ringing = count("ringing");
-        let bridged = count("in_call");
-        s.max_waiting = s.max_waiting.max(waiting);
-        s.max_bridged = s.max_bridged.max(bridged);
-        // Ringing callers stay in the waiting list; the others wait unrung.
-        let unrung = waiting.saturating_sub(ringing) > 0;
-        for o in &ops {
-            let Some(n) = o["id"]
-                .as_str()
-                .and_then(|id| id.strip_prefix("op"))
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|n| *n <= OPERATORS)
-            else {
-                continue;
-            };
-            if unrung && o["state"] == "available" {
-                idle_run[n] += 1;
-                if idle_run[n] > s.max_idle_samples {
-                    s.max_idle_samples = idle_run[n];
-                    s.idle_op = format!("op{n}");
-                }
-            } else {
-                idle_run[n] = 0;
-            }
+            .cloned()
+            .unwrap_or_default();
+        let waiting = q["waiting"].as_array().cloned().unwrap_or_default();
+        let unrung = waiting
+            .iter()
+            .filter(|c| c["ringing"].as_array().is_none_or(|r| r.is_empty()))
+            .count();
+        let available = q["stats"]["operators_available"].as_u64().unwrap_or(0);
+        s.max_waiting = s.max_waiting.max(waiting.len());
+        if unrung > 0 && available > 0 {
+            idle_run += 1;
+            s.max_idle_samples = s.max_idle_samples.max(idle_run);
+        } else {
+            idle_run = 0;
         }
+        let ops = json(http, "/api/operators");
+        let bridged = ops
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|o| o["state"] == "in_call").count());
+        s.max_bridged = s.max_bridged.max(bridged);
         // The guard's gauges cover the last second or two: once a second
         // sees every peak.
         if s.n % 5 == 0 {
@@ -706,10 +697,7 @@ fn main() {
         if o.samples.max_idle_samples == 0 {
             "never".to_owned()
         } else {
-            format!(
-                "{} in a row ({})",
-                o.samples.max_idle_samples, o.samples.idle_op
-            )
+            format!("{} in a row", o.samples.max_idle_samples)
         },
         o.cpu_s / o.wall_s,
         o.samples.peak_cpu_cores,

@@ -66,6 +66,7 @@ impl TestBackend {
                     priority: 0,
                     waited_seconds: 33.0,
                     announced_wait_seconds: Some(60.0),
+                    ringing: vec!["op7".into()],
                 }],
                 stats: QueueStatsView {
                     operators_logged_in: 2,

@@ -118,6 +118,7 @@ pub fn queue_view(
                 priority: c.priority,
                 waited_seconds: c.waited_secs,
                 announced_wait_seconds: c.announced_secs,
+                ringing: c.ringing.clone(),
             }
         })
         .collect();

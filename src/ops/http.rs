@@ -118,6 +118,9 @@ pub struct WaitingCaller {
     pub waited_seconds: f64,
     /// The last wait announced to this caller, if any.
     pub announced_wait_seconds: Option<f64>,
+    /// The operators whose phones ring for this caller right now.
+    #[serde(default)]
+    pub ringing: Vec<String>,
 }
 
 /// Live figures of one queue.
