@@ -6,6 +6,11 @@
 //! free operator to the best waiting caller it may serve, whatever the other
 //! callers are hearing. The core never reads the clock and never does I/O;
 //! it records metrics through the `metrics` facade only.
+//!
+//! With thousands waiting, no event may walk the whole line: caller timers
+//! live in a heap, dispatch merges the queues' lines (kept in service
+//! order), gauges read the heads of the priority groups. Only an estimate
+//! is O(position), as its formula is (`estimator.rs`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
