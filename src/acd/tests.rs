@@ -1270,3 +1270,32 @@ fn seeding_from_history_restores_statistics_and_the_estimator() {
     // Learnt handle times (5 min) replace the 10 s prior.
     assert!(s.mean_talk_secs > fresh.queues_snapshot(t0)[0].stats.mean_talk_secs * 10.0);
 }
+
+#[test]
+fn timers_of_callers_who_left_do_not_pile_up() {
+    let mut q = QueueConfig::named("q");
+    q.announce_interval = Some(s(30));
+    q.max_wait = Some(s(600));
+    let mut h = H::with_queue(q, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    // A long line that churns: each caller arms an announcement and a
+    // deadline, then hangs up before either fires.
+    for round in 0..20u64 {
+        for i in 0..100 {
+            h.join(1000 + round * 100 + i, 0);
+        }
+        h.advance(5);
+        for i in 0..100 {
+            h.ev(AcdEvent::CallerLeft {
+                call: 1000 + round * 100 + i,
+            });
+        }
+    }
+    assert_eq!(h.acd.poll_timeout(), None, "nobody waits, nothing is due");
+    // Entries of gone callers are dropped as they surface: an empty line
+    // keeps none of the 4,000 armed.
+    assert_eq!(h.acd.st.timers.len(), 0);
+    h.join(5000, 0);
+    assert_eq!(h.acd.poll_timeout(), Some(h.now + s(30)));
+}
