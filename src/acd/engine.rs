@@ -370,7 +370,9 @@ impl Acd {
             arm(&mut self.st.timers, call, Some(t));
         }
         self.st.callers.insert(call, rec);
-        let estimate = self.estimates(qi, now).and_then(|e| e.get(pos).copied());
+        let estimate = self
+            .estimates(qi, pos + 1, now)
+            .and_then(|e| e.get(pos).copied());
         if let Some(c) = self.st.callers.get_mut(&call) {
             c.announced = estimate;
             c.last_estimate = estimate;
@@ -976,8 +978,9 @@ impl Acd {
 
     // ---- estimates and announcements ----
 
-    /// Estimated remaining wait for every caller of queue `qi`, in order.
-    pub(crate) fn estimates(&self, qi: usize, now: Instant) -> Option<Vec<Duration>> {
+    /// Estimated remaining wait for the first `upto` callers of queue `qi`,
+    /// in order (a caller's estimate depends only on those ahead of them).
+    pub(crate) fn estimates(&self, qi: usize, upto: usize, now: Instant) -> Option<Vec<Duration>> {
         let q = &self.st.queues[qi];
         let servers: Vec<ServerStatus> = q
             .members
@@ -1002,6 +1005,7 @@ impl Acd {
         let waited: Vec<Duration> = q
             .waiting
             .iter()
+            .take(upto)
             .map(|p| now.saturating_duration_since(p.joined))
             .collect();
         q.est.estimate(&servers, &waited)
@@ -1027,13 +1031,21 @@ impl Acd {
             .filter_map(|call| self.st.callers.get(&call).map(|c| (c.key, call)))
             .collect();
         due.sort_unstable();
+        // Each queue's estimates are needed down to its last due caller.
+        let mut upto: HashMap<usize, usize> = HashMap::new();
+        for (_, call) in &due {
+            if let (Some(c), Some(pos)) = (self.st.callers.get(call), self.position(*call)) {
+                let deepest = upto.entry(c.queue).or_default();
+                *deepest = (*deepest).max(pos);
+            }
+        }
         for (_, call) in due {
             let Some(pos) = self.position(call) else {
                 continue;
             };
             let qi = self.st.callers[&call].queue;
             if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(qi) {
-                slot.insert(self.estimates(qi, now));
+                slot.insert(self.estimates(qi, upto.get(&qi).copied().unwrap_or(pos), now));
             }
             let estimate = cache
                 .get(&qi)

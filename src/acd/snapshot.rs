@@ -175,6 +175,6 @@ impl Acd {
     /// in service order (`None`: unknown queue or nobody staffed).
     pub fn estimates_for(&self, queue: &str, now: Instant) -> Option<Vec<std::time::Duration>> {
         let qi = self.st.queues.iter().position(|q| q.cfg.name == queue)?;
-        self.estimates(qi, now)
+        self.estimates(qi, usize::MAX, now)
     }
 }

@@ -909,6 +909,21 @@ fn estimate_uses_staffing_and_elapsed_time() {
         _ => None,
     });
     assert_eq!(l.map(|d| d.as_secs_f64().round() as u64), Some(240));
+    // A caller of higher priority goes to the front; their entry estimate,
+    // computed for the callers up to them only, is the full line's first.
+    h.join(105, 5);
+    let full = h.acd.estimates_for("q", h.now).expect("staffed");
+    let announced = h.log.iter().rev().find_map(|c| match c {
+        AcdCommand::Announce {
+            call: 105,
+            position,
+            estimate,
+        } => Some((*position, *estimate)),
+        _ => None,
+    });
+    assert_eq!(announced, Some((1, Some(full[0]))));
+    assert_eq!(full.len(), 4);
+    h.ev(AcdEvent::CallerLeft { call: 105 });
     // Pausing the second (after its call) halves the staffing.
     h.ev(AcdEvent::Pause {
         op: second,
