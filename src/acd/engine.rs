@@ -1012,40 +1012,30 @@ impl Acd {
     }
 
     fn periodic_announcements(&mut self, due: &[CallId], now: Instant) {
-        let due: Vec<CallId> = due
+        // (key, call, queue, position) of every caller whose announcement
+        // is due; announcing moves nobody, so positions hold for the batch.
+        let mut due: Vec<(Key, CallId, usize, usize)> = due
             .iter()
-            .filter(|call| {
-                self.st
-                    .callers
-                    .get(call)
-                    .is_some_and(|c| c.next_announce.is_some_and(|t| t <= now))
+            .filter_map(|call| {
+                let c = self.st.callers.get(call)?;
+                c.next_announce.filter(|t| *t <= now)?;
+                Some((c.key, *call, c.queue, self.position(*call)?))
             })
-            .copied()
             .collect();
         if due.is_empty() {
             return;
         }
-        let mut cache: HashMap<usize, Option<Vec<Duration>>> = HashMap::new();
-        let mut due: Vec<(Key, CallId)> = due
-            .into_iter()
-            .filter_map(|call| self.st.callers.get(&call).map(|c| (c.key, call)))
-            .collect();
         due.sort_unstable();
         // Each queue's estimates are needed down to its last due caller.
         let mut upto: HashMap<usize, usize> = HashMap::new();
-        for (_, call) in &due {
-            if let (Some(c), Some(pos)) = (self.st.callers.get(call), self.position(*call)) {
-                let deepest = upto.entry(c.queue).or_default();
-                *deepest = (*deepest).max(pos);
-            }
+        for &(_, _, qi, pos) in &due {
+            let deepest = upto.entry(qi).or_default();
+            *deepest = (*deepest).max(pos);
         }
-        for (_, call) in due {
-            let Some(pos) = self.position(call) else {
-                continue;
-            };
-            let qi = self.st.callers[&call].queue;
+        let mut cache: HashMap<usize, Option<Vec<Duration>>> = HashMap::new();
+        for (_, call, qi, pos) in due {
             if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(qi) {
-                slot.insert(self.estimates(qi, upto.get(&qi).copied().unwrap_or(pos), now));
+                slot.insert(self.estimates(qi, upto[&qi], now));
             }
             let estimate = cache
                 .get(&qi)

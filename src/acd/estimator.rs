@@ -197,7 +197,10 @@ impl AbandonHazard {
 
     /// Hazard (per second) in band `b`, shrunk toward the pooled rate.
     pub fn band_rate(&self, b: usize) -> f64 {
-        let pooled = self.pooled_rate();
+        self.shrunk_rate(b, self.pooled_rate())
+    }
+
+    fn shrunk_rate(&self, b: usize, pooled: f64) -> f64 {
         (self.abandons[b] + pooled * HAZARD_SHRINK) / (self.exposure[b] + HAZARD_SHRINK)
     }
 
@@ -212,9 +215,10 @@ impl AbandonHazard {
     pub fn table(&self) -> HazardTable {
         let mut rate = [0.0; HAZARD_BANDS.len()];
         let mut cum = [0.0; HAZARD_BANDS.len()];
+        let pooled = self.pooled_rate();
         let (mut lo, mut acc) = (0.0, 0.0);
         for (b, hi) in HAZARD_BANDS.iter().enumerate() {
-            rate[b] = self.band_rate(b);
+            rate[b] = self.shrunk_rate(b, pooled);
             cum[b] = acc;
             acc += rate[b] * (hi - lo);
             lo = *hi;
