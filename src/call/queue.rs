@@ -43,11 +43,13 @@ enum AcdMsg {
     Detach {
         call: CallId,
     },
-    Snapshot {
-        /// Whether the queues (with every waiting caller) are wanted too;
-        /// the operators alone are far cheaper to copy with a long line.
-        queues: bool,
-        reply: oneshot::Sender<(Vec<QueueSnapshot>, Vec<OperatorSnapshot>)>,
+    /// The queues with every waiting caller: costly with a long line, so
+    /// asked for apart from the operators.
+    Queues {
+        reply: oneshot::Sender<Vec<QueueSnapshot>>,
+    },
+    Operators {
+        reply: oneshot::Sender<Vec<OperatorSnapshot>>,
     },
 }
 
@@ -91,22 +93,18 @@ impl AcdHandle {
     }
 
     pub async fn queues(&self) -> Vec<QueueSnapshot> {
-        self.snapshot(true).await.0
+        self.ask(|reply| AcdMsg::Queues { reply }).await
     }
 
     pub async fn operators(&self) -> Vec<OperatorSnapshot> {
-        self.snapshot(false).await.1
+        self.ask(|reply| AcdMsg::Operators { reply }).await
     }
 
-    async fn snapshot(&self, queues: bool) -> (Vec<QueueSnapshot>, Vec<OperatorSnapshot>) {
+    /// A question to the core's task; empty if the task is gone.
+    async fn ask<T: Default>(&self, msg: impl FnOnce(oneshot::Sender<T>) -> AcdMsg) -> T {
         let (reply, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(AcdMsg::Snapshot { queues, reply })
-            .await
-            .is_err()
-        {
-            return (Vec::new(), Vec::new());
+        if self.tx.send(msg(reply)).await.is_err() {
+            return T::default();
         }
         rx.await.unwrap_or_default()
     }
@@ -142,13 +140,12 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
                     calls.remove(&call);
                     continue;
                 }
-                Some(AcdMsg::Snapshot { queues, reply }) => {
-                    let queues = if queues {
-                        acd.queues_snapshot(Instant::now())
-                    } else {
-                        Vec::new()
-                    };
-                    let _ = reply.send((queues, acd.operators_snapshot()));
+                Some(AcdMsg::Queues { reply }) => {
+                    let _ = reply.send(acd.queues_snapshot(Instant::now()));
+                    continue;
+                }
+                Some(AcdMsg::Operators { reply }) => {
+                    let _ = reply.send(acd.operators_snapshot());
                     continue;
                 }
             },
