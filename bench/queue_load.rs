@@ -354,9 +354,8 @@ fn sample(pid: u32, http: SocketAddr, stop: &AtomicBool) -> Samples {
         let q = queues
             .as_array()
             .and_then(|a| a.iter().find(|q| q["name"] == "pasaportes"))
-            .cloned()
-            .unwrap_or_default();
-        let waiting = q["waiting"].as_array().cloned().unwrap_or_default();
+            .unwrap_or(&serde_json::Value::Null);
+        let waiting = q["waiting"].as_array().map_or(&[][..], Vec::as_slice);
         let unrung = waiting
             .iter()
             .filter(|c| c["ringing"].as_array().is_none_or(|r| r.is_empty()))

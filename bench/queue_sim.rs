@@ -65,19 +65,21 @@ struct Shape {
     warmup: f64,
     talk_mean: f64,
     patience_scale: f64,
-    /// Offered occupancy of the staffed operators, which sets the arrival rate.
-    load: f64,
+    /// Callers arriving per second (Poisson).
+    rate: f64,
 }
 
 impl Shape {
+    /// The accuracy room at `load`, the offered occupancy of the staffed
+    /// operators, which sets the arrival rate.
     fn accuracy(load: f64) -> Shape {
         Shape {
+            rate: load * OPERATORS as f64 * availability() / cycle(TALK_MEAN),
             operators: OPERATORS,
             secs: HOURS * 3600.0,
             warmup: WARMUP,
             talk_mean: TALK_MEAN,
             patience_scale: PATIENCE_SCALE,
-            load,
         }
     }
 
@@ -86,15 +88,13 @@ impl Shape {
     /// operators can take) who give up after about half a minute, so the
     /// line holds a few thousand callers, for ten simulated minutes.
     fn long_line() -> Shape {
-        let (operators, talk_mean, rate) = (100, 30.0, 80.0);
-        let load = rate * cycle(talk_mean) / (operators as f64 * availability());
         Shape {
-            operators,
+            operators: 100,
             secs: 600.0,
             warmup: 0.0,
-            talk_mean,
+            talk_mean: 30.0,
             patience_scale: 35.0,
-            load,
+            rate: 80.0,
         }
     }
 }
@@ -127,7 +127,6 @@ struct Sim {
     heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     seq: u64,
     next_call: CallId,
-    lambda: f64,
     waiting: HashMap<CallId, f64>,
     /// Asterisk's running hold time H (integer seconds) and per-call announcement.
     ast_h: i64,
@@ -178,7 +177,6 @@ impl Sim {
         let acd = Acd::new(vec![q], ops)
             .expect("valid simulation config")
             .with_seed(seed);
-        let lambda = shape.load * shape.operators as f64 * availability() / cycle(shape.talk_mean);
         let mut sim = Sim {
             shape,
             acd,
@@ -187,7 +185,6 @@ impl Sim {
             heap: BinaryHeap::new(),
             seq: 0,
             next_call: 1,
-            lambda,
             waiting: HashMap::new(),
             ast_h: 0,
             ast_announced: HashMap::new(),
@@ -214,7 +211,7 @@ impl Sim {
             let t = sim.exp(WORK_BETWEEN_BREAKS);
             sim.push(t, Ev::BreakStart(i));
         }
-        let t = sim.exp(1.0 / lambda);
+        let t = sim.exp(1.0 / shape.rate);
         sim.push(t, Ev::Arrival);
         sim
     }
@@ -284,7 +281,7 @@ impl Sim {
     fn event(&mut self, ev: Ev, secs: f64, now: Instant) {
         let acd_ev = match ev {
             Ev::Arrival => {
-                let dt = self.exp(1.0 / self.lambda);
+                let dt = self.exp(1.0 / self.shape.rate);
                 self.push(secs + dt, Ev::Arrival);
                 let call = self.next_call;
                 self.next_call += 1;
@@ -513,7 +510,7 @@ fn main() {
         "long line ({} operators, {:.0} s calls, {:.0} callers/s, {:.0} s): peak {} waiting, {} served, {} abandoned; core: {} calls, {:.1} µs each on average",
         shape.operators,
         shape.talk_mean,
-        sim.lambda,
+        shape.rate,
         shape.secs,
         sim.max_waiting,
         sim.served,
