@@ -822,7 +822,7 @@ impl Acd {
         // so the best caller overall is the best of the lines' heads.
         let mut next = vec![0usize; nq];
         loop {
-            let mut best: Option<(Key, CallId, usize)> = None;
+            let mut best: Option<(&Place, usize)> = None;
             for (qi, i) in next.iter_mut().enumerate() {
                 let line = &self.st.queues[qi].waiting;
                 while *i < line.len()
@@ -835,18 +835,18 @@ impl Acd {
                     *i += 1;
                 }
                 if let Some(p) = line.get(*i) {
-                    if best.is_none_or(|(k, ..)| p.key < k) {
-                        best = Some((p.key, p.call, qi));
+                    if best.is_none_or(|(b, _)| p.key < b.key) {
+                        best = Some((p, qi));
                     }
                 }
             }
-            let Some((_, call, qi)) = best else {
+            let Some((&Place { call, joined, .. }, qi)) = best else {
                 break;
             };
             next[qi] += 1;
             let share = unrung[qi];
             unrung[qi] = unrung[qi].saturating_sub(1);
-            let waited = now.saturating_duration_since(self.st.callers[&call].joined);
+            let waited = now.saturating_duration_since(joined);
             for oi in self.pick(qi, waited, share, now) {
                 self.ring(call, oi, now);
             }
