@@ -120,6 +120,10 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
     let mut calls: HashMap<CallId, Attached> = HashMap::new();
     // Instant → wall clock, for stamping queue-log records.
     let origin = (Instant::now(), chrono::Utc::now());
+    acd.export_start(Instant::now());
+    // Waits grow while nothing happens: the gauges are refreshed each second.
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = acd.poll_timeout();
         let sleep = async {
@@ -150,6 +154,10 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
                 }
             },
             _ = sleep => acd.handle_timeout(Instant::now()),
+            _ = refresh.tick() => {
+                acd.export_gauges(Instant::now());
+                continue;
+            }
         };
         for cmd in cmds {
             let target = match &cmd {
