@@ -208,17 +208,21 @@ impl Gateway {
         // Whether each queue is open now, from the plans' office hours.
         let open = router.clone();
         let queue_names: Vec<String> = cfg.queues.iter().map(|q| q.name.clone()).collect();
+        let export_open = move || {
+            let plans = open.services.plans();
+            let now_open = crate::dialplan::open::open_queues(plans.plans(), chrono::Utc::now());
+            for q in &queue_names {
+                metrics::gauge!(m::QUEUE_OPEN, "queue" => q.clone())
+                    .set(f64::from(u8::from(now_open.contains(q))));
+            }
+        };
+        // Right before the first scrape can happen, then every second.
+        export_open();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                let plans = open.services.plans();
-                let now_open =
-                    crate::dialplan::open::open_queues(plans.plans(), chrono::Utc::now());
-                for q in &queue_names {
-                    metrics::gauge!(m::QUEUE_OPEN, "queue" => q.clone())
-                        .set(f64::from(u8::from(now_open.contains(q))));
-                }
+                export_open();
             }
         });
         readiness.set_listening(true);

@@ -95,8 +95,10 @@ impl Values {
 // used, so the two cannot drift apart.
 pub const DIRECTIONS: &[&str] = &["in", "out"];
 /// SIP methods as `sip::endpoint::method_label` writes them; responses are
-/// counted under `response`, extension methods under `other`.
+/// counted under `response` (first, so that the series of every response
+/// class exist from the start), extension methods under `other`.
 pub const SIP_METHODS: &[&str] = &[
+    "response",
     "INVITE",
     "ACK",
     "BYE",
@@ -112,10 +114,10 @@ pub const SIP_METHODS: &[&str] = &[
     "MESSAGE",
     "PUBLISH",
     "other",
-    "response",
 ];
-/// `request` for requests, the class for responses (`sip::endpoint::status_class`).
-pub const SIP_STATUSES: &[&str] = &["request", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other"];
+/// The class of a response (`sip::endpoint::status_class`), `request` for
+/// requests.
+pub const SIP_STATUSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other", "request"];
 pub const SIP_PARSE_KINDS: &[&str] = &["headers", "response", "framing"];
 pub const SIP_RETRANSMISSION_KINDS: &[&str] = &["request", "response"];
 pub const TRANSPORTS: &[&str] = &["UDP", "TCP"];
@@ -281,7 +283,7 @@ pub const CATALOG: &[MetricDef] = &[
         "SIP messages received and sent, by direction (in|out), method (responses: response) and status (request, or the class 1xx..6xx).",
         &["direction", "method", "status"],
     )
-    .with(&[Values::Each(DIRECTIONS), Values::AnyOf(SIP_METHODS), Values::AnyOf(SIP_STATUSES)]),
+    .with(&[Values::Each(DIRECTIONS), Values::AnyOf(SIP_METHODS), Values::Each(SIP_STATUSES)]),
     counter(
         SIP_PARSE_ERRORS_TOTAL,
         "SIP messages dropped because they did not parse, by kind (headers|response|framing).",
