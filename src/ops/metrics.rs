@@ -10,6 +10,15 @@
 //! a test reads this file's source and fails when a constant is missing from
 //! it, so a room that appends a constant must also add its catalog entry.
 //! [`install`] is the only place that touches the global recorder.
+//!
+//! Each entry also says where each label's values come from ([`Values`],
+//! declared with [`MetricDef::with`]): this is the one vocabulary the code,
+//! the dashboard and the alert rules share, and tests hold a live
+//! `/metrics` to it. From it [`set_scope`] gives every family its series at
+//! start and after each reload (one per fixed value, configured queue, plan
+//! and node), and [`render`] leaves out the series of queues, plans or nodes
+//! no longer configured. A room adding an entry with labels must declare
+//! their values, or the catalog tests fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{OnceLock, RwLock};
