@@ -16,8 +16,8 @@
 //! the dashboard and the alert rules share, and tests hold a live
 //! `/metrics` to it. From it [`set_scope`] gives every family its series at
 //! start and after each reload (one per fixed value, configured queue, plan
-//! and node), and [`render`] leaves out the series of queues, plans or nodes
-//! no longer configured. A room adding an entry with labels must declare
+//! and node), and [`render`] leaves out the series of queues no longer
+//! configured. A room adding an entry with labels must declare
 //! their values, or the catalog tests fail.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -700,25 +700,19 @@ pub struct Scope {
 
 impl Scope {
     /// Whether a series with these labels belongs to the configuration in
-    /// force (fixed-vocabulary labels always do).
+    /// force: a queue no longer configured takes its series with it. Plans
+    /// and nodes a reload removed keep theirs, because calls in progress
+    /// finish on the plan they started with and are counted there.
     fn admits(&self, def: &MetricDef, labels: &[(String, String)]) -> bool {
-        let get = |name: &str| {
-            labels
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
         def.labels
             .iter()
             .zip(def.values)
-            .all(|(label, values)| match (values, get(label)) {
-                (_, None) => true,
-                (Values::Queue, Some(q)) => self.queues.contains(q),
-                (Values::Plan, Some(p)) => self.plans.contains_key(p),
-                (Values::Node, Some(n)) => get("plan")
-                    .and_then(|p| self.plans.get(p))
-                    .is_some_and(|nodes| nodes.contains(n)),
-                (Values::Each(_) | Values::AnyOf(_), Some(_)) => true,
+            .filter(|(_, values)| **values == Values::Queue)
+            .all(|(label, _)| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k == label)
+                    .is_none_or(|(_, q)| self.queues.contains(q))
             })
     }
 }
@@ -783,8 +777,7 @@ static SCOPE: RwLock<Option<Scope>> = RwLock::new(None);
 
 /// Makes `scope` the configuration in force: its series exist from now on
 /// ([`register_all`] on the global recorder) and [`render`] hides those of
-/// queues, plans and nodes it no longer names. Called at start and after
-/// every reload.
+/// queues it no longer names. Called at start and after every reload.
 pub fn set_scope(scope: Scope) {
     register_all(&scope);
     *SCOPE.write().unwrap_or_else(|p| p.into_inner()) = Some(scope);
@@ -802,8 +795,8 @@ pub fn set_scope_plans(plans: BTreeMap<String, BTreeSet<String>>) {
 }
 
 /// The `/metrics` text: the handle's rendering without the series of
-/// queues, plans or nodes a reload removed. The recorder cannot forget a
-/// series, so they are left out here.
+/// queues no longer configured. The recorder cannot forget a series, so
+/// they are left out here.
 pub fn render(handle: &PrometheusHandle) -> String {
     let text = handle.render();
     match &*SCOPE.read().unwrap_or_else(|p| p.into_inner()) {
@@ -820,7 +813,7 @@ pub fn in_scope(text: &str, scope: &Scope) -> String {
         let keep = line.starts_with('#') || {
             let name_end = line.find(['{', ' ']).unwrap_or(line.len());
             match lookup_series(&line[..name_end]) {
-                Some(def) if def.values.iter().any(|v| v.fixed().is_none()) => {
+                Some(def) if def.values.contains(&Values::Queue) => {
                     scope.admits(def, &sample_labels(&line[name_end..]))
                 }
                 _ => true,
