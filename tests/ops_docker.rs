@@ -304,3 +304,22 @@ fn lint_script_passes() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("lint: all checks passed"), "{text}");
 }
+
+/// The demo stack's gateway has the repository's queues and operators:
+/// without them its dashboard's queue and operator panels have nothing to
+/// show and the office-hours alert has no queue to watch.
+#[test]
+fn docker_config_has_the_shipped_queues_and_operators() {
+    let read = |p: &Path| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(p).expect("config")).expect("config TOML")
+    };
+    let docker = read(&docker_dir().join("conmutador.toml"));
+    let shipped = read(&docker_dir().join("../conmutador.toml"));
+    for key in ["queues", "operators"] {
+        assert!(
+            shipped[key].as_array().is_some_and(|a| !a.is_empty()),
+            "{key}"
+        );
+        assert_eq!(docker.get(key), shipped.get(key), "[[{key}]] differ");
+    }
+}

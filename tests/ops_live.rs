@@ -6,9 +6,9 @@
 //! that `records export` shows (SQLite, and PostgreSQL when a server is
 //! configured); and `--log-format json` puts the Call-ID on every call line.
 //!
-//! Queue and operator series only exist once the ACD is wired into the call
-//! path, so for them the cross-check is against the catalog only; the SIP,
-//! call, media, IVR and records families are checked against the live dump.
+//! Every family is present from the first scrape, so every name the
+//! dashboard and the alerts read is checked against the live dump
+//! (`tests/ops_metrics_live.rs` checks the label values too).
 //!
 //! All traffic goes to 127.0.0.1 (the non-trunk caller sends from
 //! 127.0.0.2); every process started here (gateway, Prometheus, promtool,
@@ -211,42 +211,6 @@ fn dashboard_and_alert_exprs() -> Vec<(String, String)> {
     }
     out
 }
-
-/// Families the gateway emits today; queue and operator families wait for
-/// the ACD wiring and are checked against the catalog only.
-const LIVE_FAMILIES: &[&str] = &[
-    "conmutador_sip_",
-    "conmutador_calls_",
-    "conmutador_call_",
-    "conmutador_rtp_",
-    "conmutador_media_",
-    "conmutador_dtmf_",
-    "conmutador_ivr_",
-    "conmutador_dialplan_",
-    "conmutador_records_",
-];
-
-/// Live-family series that only appear when something goes wrong (a lost
-/// packet, a retransmission, a malformed message...): the healthy traffic
-/// of this test cannot produce them, so they are checked against the
-/// catalog only.
-const ONLY_ON_TROUBLE: &[&str] = &[
-    "conmutador_sip_retransmissions_total",
-    "conmutador_sip_parse_errors_total",
-    "conmutador_sip_oversize_total",
-    "conmutador_sip_overload_rejections_total",
-    "conmutador_rtp_packets_lost_total",
-    "conmutador_rtp_timeouts_total",
-    "conmutador_media_late_frames_total",
-    "conmutador_ivr_invalid_total",
-    "conmutador_ivr_timeouts_total",
-    "conmutador_records_dropped_total",
-    "conmutador_rtp_kernel_drops_total",
-];
-
-/// Read by the dashboard but not recorded by any room yet (reported to the
-/// SIP room); listed so that the day it is emitted this list must shrink.
-const NOT_YET_EMITTED: &[&str] = &[];
 
 // ------------------------------------------------------------------ processes
 
@@ -470,8 +434,8 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
         live_names.insert(def.name.to_owned());
     }
 
-    // The dashboard and the alerts read only cataloged names and labels;
-    // names of the families running today must be in the live dump.
+    // The dashboard and the alerts read only cataloged names and labels,
+    // and every name they read is in the live dump.
     let mut missing = Vec::new();
     for (what, expr) in dashboard_and_alert_exprs() {
         for name in metric_names(&expr) {
@@ -480,12 +444,9 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
             }
             let def = lookup_series(&name)
                 .unwrap_or_else(|| panic!("{what} reads {name}, which is not in the catalog"));
-            let live_family = LIVE_FAMILIES.iter().any(|f| def.name.starts_with(f));
-            if live_family
-                && !ONLY_ON_TROUBLE.contains(&def.name)
-                && !NOT_YET_EMITTED.contains(&def.name)
-                && !live_names.contains(def.name)
-            {
+            // Every family is present from the first scrape, so whatever
+            // they read is in the dump.
+            if !live_names.contains(def.name) {
                 missing.push(format!("{what}: {name}"));
             }
         }
@@ -503,12 +464,6 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
         "read by the dashboard/alerts but absent from a live dump after calls:\n{}\n--- dump\n{dump}",
         missing.join("\n")
     );
-    for name in NOT_YET_EMITTED {
-        assert!(
-            !live_names.contains(*name),
-            "{name} is emitted now: drop it from NOT_YET_EMITTED"
-        );
-    }
     // The traffic shows up in the values, not just the names.
     assert!(sum_of(&dump, "conmutador_calls_started_total", &[]) >= 6.0);
     assert!(
