@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::message::{Frame, StreamFramer};
+use super::message::{Frame, FrameError, StreamFramer};
 use crate::ops::kernel::DropWatch;
 use crate::ops::metrics as m;
 
@@ -277,7 +277,15 @@ impl Transports {
                     Ok(None) => break,
                     Err(e) => {
                         // A stream that lost its framing cannot be resynchronised.
-                        metrics::counter!(m::SIP_OVERSIZE_TOTAL, "transport" => "TCP").increment(1);
+                        // Everything that still frames went to the sink above
+                        // (and got its 400 there), so only this closes.
+                        if e == FrameError::TooLarge {
+                            metrics::counter!(m::SIP_OVERSIZE_TOTAL, "transport" => "TCP")
+                                .increment(1);
+                        } else {
+                            metrics::counter!(m::SIP_PARSE_ERRORS_TOTAL, "kind" => "framing")
+                                .increment(1);
+                        }
                         debug!(error = %e, peer = %peer.addr, "closing tcp connection");
                         writer.abort();
                         return;
