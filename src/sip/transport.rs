@@ -62,6 +62,10 @@ pub trait Sink: Send + Sync + 'static {
 
 /// Capacity of one TCP connection's outgoing queue, in messages.
 const TCP_SEND_QUEUE: usize = 256;
+/// How long a connection whose framing is lost may take to send the
+/// answers already queued before it closes (a peer that stopped reading
+/// must not hold it open).
+const TCP_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// Largest UDP datagram we read; bigger ones are truncated by the kernel and
 /// then fail Content-Length checks.
 const UDP_BUFFER: usize = 65_535;
@@ -287,7 +291,22 @@ impl Transports {
                                 .increment(1);
                         }
                         debug!(error = %e, peer = %peer.addr, "closing tcp connection");
-                        writer.abort();
+                        // The answers to the messages framed before this
+                        // one are queued for the writer: let it send them,
+                        // then close. Leaving the table drops the only
+                        // sender, so the writer ends once its queue is empty.
+                        if let Flow::Tcp { conn } = peer.flow {
+                            lock(&self.tcp).remove(&conn);
+                        }
+                        drop(rd);
+                        let mut writer = writer;
+                        if tokio::time::timeout(TCP_FLUSH_LIMIT, &mut writer)
+                            .await
+                            .is_err()
+                        {
+                            debug!(peer = %peer.addr, "tcp answers not flushed in time");
+                            writer.abort();
+                        }
                         return;
                     }
                 }
