@@ -112,7 +112,12 @@ Call-ID: {id}\r\nCSeq: 1 OPTIONS\r\n{extra}{framing}"
 /// The kinds mixed into the pipeline, with the answer each must get.
 fn kinds() -> Vec<(&'static str, &'static str, &'static str, u16)> {
     vec![
-        ("plain", "Max-Forwards: 70\r\n", "Content-Length: 0\r\n\r\n", 200),
+        (
+            "plain",
+            "Max-Forwards: 70\r\n",
+            "Content-Length: 0\r\n\r\n",
+            200,
+        ),
         // 1*DIGIT: leading zeros are valid.
         (
             "zeros",
@@ -126,14 +131,14 @@ fn kinds() -> Vec<(&'static str, &'static str, &'static str, u16)> {
             "Content-Length: 000000000000000000005\r\n\r\nworld",
             200,
         ),
-        (
-            "compact",
-            "Max-Forwards: 70\r\n",
-            "l: 00\r\n\r\n",
-            200,
-        ),
+        ("compact", "Max-Forwards: 70\r\n", "l: 00\r\n\r\n", 200),
         // Malformed but framable: answered 400, the stream stays in step.
-        ("maxfwd", "Max-Forwards: 300\r\n", "Content-Length: 0\r\n\r\n", 400),
+        (
+            "maxfwd",
+            "Max-Forwards: 300\r\n",
+            "Content-Length: 0\r\n\r\n",
+            400,
+        ),
         (
             "dupcl",
             "Max-Forwards: 70\r\nContent-Type: text/plain\r\n",
@@ -190,7 +195,15 @@ fn pipelined_requests_mixed_with_malformed_ones_all_get_answers_on_one_connectio
 
     // Still the same connection: one more request, one more answer.
     writer
-        .write_all(options(&local, "after", "Max-Forwards: 70\r\n", "Content-Length: 0\r\n\r\n").as_bytes())
+        .write_all(
+            options(
+                &local,
+                "after",
+                "Max-Forwards: 70\r\n",
+                "Content-Length: 0\r\n\r\n",
+            )
+            .as_bytes(),
+        )
         .unwrap();
     let last = reader.next(Duration::from_secs(10)).expect("answer after");
     assert_eq!((call_id(&last), status(&last)), ("after".to_owned(), 200));
@@ -204,7 +217,10 @@ fn a_stream_whose_framing_is_lost_is_closed() {
     for (name, framing) in [
         ("notanumber", "Content-Length: 12abc\r\n\r\n"),
         ("toolarge", "Content-Length: 999999999\r\n\r\n"),
-        ("disagree", "Content-Length: 1\r\nContent-Length: 2\r\n\r\nxy"),
+        (
+            "disagree",
+            "Content-Length: 1\r\nContent-Length: 2\r\n\r\nxy",
+        ),
         ("missing", "\r\n"),
     ] {
         let stream = TcpStream::connect_timeout(&gw.tcp, Duration::from_secs(5)).unwrap();
@@ -220,12 +236,18 @@ fn a_stream_whose_framing_is_lost_is_closed() {
         );
         writer.write_all(burst.as_bytes()).unwrap();
         let first = reader.next(Duration::from_secs(10)).expect("answer before");
-        assert_eq!((call_id(&first), status(&first)), ("before".to_owned(), 200));
+        assert_eq!(
+            (call_id(&first), status(&first)),
+            ("before".to_owned(), 200)
+        );
         assert!(
             reader.wait_closed(Duration::from_secs(10)),
             "{name}: connection left open"
         );
-        assert!(reader.next(Duration::ZERO).is_none(), "{name}: nothing after");
+        assert!(
+            reader.next(Duration::ZERO).is_none(),
+            "{name}: nothing after"
+        );
     }
 }
 

@@ -1431,7 +1431,10 @@ Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
             let m = Message::parse(Bytes::from(msg)).expect("leading zeros are valid");
             assert_eq!(m.body(), &b"hello"[..]);
             assert_eq!(m.content_length(), Some(5));
-            assert_eq!(Message::parse(Bytes::from(next)).map(|m| m.body().len()), Ok(0));
+            assert_eq!(
+                Message::parse(Bytes::from(next)).map(|m| m.body().len()),
+                Ok(0)
+            );
         }
         // Significant digits are still capped; a lone run of zeros is 0.
         assert_eq!(parse_content_length(b"000"), Ok(0));
@@ -1440,7 +1443,10 @@ Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
             parse_content_length(b"1000000000"),
             Err(ParseError::BadContentLength)
         );
-        assert_eq!(parse_content_length(b"5a"), Err(ParseError::BadContentLength));
+        assert_eq!(
+            parse_content_length(b"5a"),
+            Err(ParseError::BadContentLength)
+        );
         assert_eq!(parse_content_length(b""), Err(ParseError::BadContentLength));
     }
 
