@@ -235,3 +235,14 @@ uri=\"sip:*21\", response=\"00000000000000000000000000000000\", algorithm=MD5\r\
         "nobody paused op1 without its password"
     );
 }
+
+/// Without operators the codes mean nothing: a trunk caller dialling one
+/// reaches the plan (here the shipped default plan answers).
+#[test]
+fn without_operators_a_feature_code_from_a_trunk_reaches_the_plan() {
+    let gw = Gw::start("operators = []\n[trunks]\nallow = [\"127.0.0.0/8\"]\n");
+    let mut caller = Ua::new(gw.udp);
+    let resp = caller.call("*21", "0", true);
+    assert_eq!(resp.status(), Some(200), "{resp:?}\n{}", gw.log_text());
+    assert_eq!(caller.hangup("*21").and_then(|m| m.status()), Some(200));
+}

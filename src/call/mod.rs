@@ -328,11 +328,17 @@ impl Router {
         // the operator named in From (407), so a phone inside a trunk
         // network can pause itself, and a trunk caller cannot pause anyone
         // (nor learn which operator names exist: all get the challenge).
+        // Without operators the codes mean nothing and the plan has them.
         let called = called_number(&req);
+        let has_operators = self
+            .services
+            .operators
+            .as_ref()
+            .is_some_and(|ops| !ops.is_empty());
         if let Some(feature) = self
             .features
             .iter()
-            .find(|(c, _)| *c == called)
+            .find(|(c, _)| has_operators && *c == called)
             .map(|(_, f)| *f)
         {
             return self.feature_code(ep, req, tx, peer, feature);
