@@ -249,6 +249,12 @@ fn a_stream_whose_framing_is_lost_is_closed() {
             "{name}: nothing after"
         );
     }
+    // Counted by what went wrong: size, or framing.
+    assert_eq!(gw.metric("conmutador_sip_oversize_total", &[]), 1.0);
+    assert_eq!(
+        gw.metric("conmutador_sip_parse_errors_total", &["kind=\"framing\""]),
+        3.0
+    );
 }
 
 /// SIPp over TCP, every call on one connection, each sending a valid
