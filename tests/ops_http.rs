@@ -150,6 +150,20 @@ impl AdminBackend for TestBackend {
             Some("logged out by supervisor".into()),
         )
     }
+    async fn login(&self, operator: String) -> Result<OperatorView, AdminError> {
+        self.with(|w| {
+            let op = w
+                .operators
+                .get_mut(&operator)
+                .ok_or_else(|| AdminError::NotFound(format!("operator {operator}")))?;
+            if op.state == OperatorState::Offline {
+                op.state = OperatorState::Available;
+                op.reason = None;
+                op.state_seconds = 0.0;
+            }
+            Ok(op.clone())
+        })
+    }
     async fn remove_caller(
         &self,
         queue: String,
@@ -266,7 +280,7 @@ async fn openapi_and_the_route_table_agree_both_ways() {
         unserved.is_empty(),
         "in openapi.yaml but not served (or auth differs): {unserved:?}"
     );
-    assert_eq!(served.len(), 12);
+    assert_eq!(served.len(), 13);
     // Every documented route really answers (not the fallback, not 405).
     for r in &s.routes {
         let path = r
@@ -311,6 +325,12 @@ async fn every_response_matches_its_documented_schema() {
             "post",
             "/api/operators/{id}/logout",
             "/api/operators/op1/logout",
+            None,
+        ),
+        (
+            "post",
+            "/api/operators/{id}/login",
+            "/api/operators/op1/login",
             None,
         ),
         (
@@ -371,9 +391,16 @@ async fn every_response_matches_its_documented_schema() {
         (
             "post",
             "/api/operators/{id}/logout",
-            "/api/operators/op1/logout",
+            "/api/operators/op3/logout",
             None,
             409,
+        ),
+        (
+            "post",
+            "/api/operators/{id}/login",
+            "/api/operators/nobody/login",
+            None,
+            404,
         ),
         (
             "delete",

@@ -42,6 +42,9 @@ impl AdminBackend for NoCalls {
     async fn logout(&self, operator: String) -> Result<OperatorView, AdminError> {
         Err(AdminError::NotFound(operator))
     }
+    async fn login(&self, operator: String) -> Result<OperatorView, AdminError> {
+        Err(AdminError::NotFound(operator))
+    }
     async fn remove_caller(&self, _: String, call_id: String) -> Result<RemovedCaller, AdminError> {
         Err(AdminError::NotFound(call_id))
     }

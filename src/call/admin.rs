@@ -48,6 +48,10 @@ impl AdminBackend for Admin {
         self.router.logout_operator(&operator).await
     }
 
+    async fn login(&self, operator: String) -> Result<OperatorView, AdminError> {
+        self.router.login_operator(&operator).await
+    }
+
     async fn remove_caller(
         &self,
         queue: String,

@@ -337,16 +337,27 @@ impl Router {
     }
 
     fn new_invite(self: &Arc<Self>, ep: &Arc<Endpoint>, req: Message, tx: TxId, peer: Peer) {
+        // Feature codes are reserved for operators whatever the source
+        // address: who dials one is decided by the digest credentials of
+        // the operator named in From (407), so a phone inside a trunk
+        // network can pause itself, and a trunk caller cannot pause anyone
+        // (nor learn which operator names exist: all get the challenge).
+        // Without operators the codes mean nothing and the plan has them.
+        let called = called_number(&req);
+        let has_operators = self
+            .services
+            .operators
+            .as_ref()
+            .is_some_and(|ops| !ops.is_empty());
+        if let Some(feature) = self
+            .features
+            .iter()
+            .find(|(c, _)| has_operators && *c == called)
+            .map(|(_, f)| *f)
+        {
+            return self.feature_code(ep, req, tx, peer, feature);
+        }
         if !self.trunks.allows(peer.addr.ip()) {
-            let called = called_number(&req);
-            if let Some(feature) = self
-                .features
-                .iter()
-                .find(|(c, _)| *c == called)
-                .map(|(_, f)| *f)
-            {
-                return self.feature_code(ep, req, tx, peer, feature);
-            }
             warn!(from = %peer.addr, "INVITE from a source that is not a trunk");
             metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
             return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
@@ -371,7 +382,6 @@ impl Router {
             metrics::counter!(m::SIP_OVERLOAD_REJECTIONS_TOTAL, "reason" => reason).increment(1);
             return self.reject(ep, &req, tx, 503, "Service Unavailable", &retry);
         }
-        let called = called_number(&req);
         let swap_guard = self.services.swap.read().unwrap_or_else(|p| p.into_inner());
         let plans = self.services.plans();
         let Some(plan) = plans.route(&called) else {
@@ -500,6 +510,27 @@ impl Router {
         self.operator_view(id).await?;
         if let Some(acd) = &self.services.acd {
             acd.event(AcdEvent::OperatorOffline { op: id.to_owned() });
+        }
+        self.operator_view(id).await
+    }
+
+    /// Logs an operator in from the API. It must have a phone to ring (a
+    /// registered one or a static URI): an operator logged in without one
+    /// would look available and take no call.
+    pub async fn login_operator(&self, id: &str) -> Result<OperatorView, AdminError> {
+        self.operator_view(id).await?;
+        let has_phone = self
+            .services
+            .operators
+            .as_ref()
+            .is_some_and(|ops| ops.has_phone(id));
+        if !has_phone {
+            return Err(AdminError::Conflict(format!(
+                "operator {id:?} has no registered phone and no static_uri"
+            )));
+        }
+        if let Some(acd) = &self.services.acd {
+            acd.event(AcdEvent::OperatorOnline { op: id.to_owned() });
         }
         self.operator_view(id).await
     }

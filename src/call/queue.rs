@@ -5,7 +5,9 @@
 //! commands out. Commands for a caller go to that call's inbox; queue-log
 //! records go to the records writer with wall-clock time stamped here (the
 //! core only knows `Instant`s). Operators log in by REGISTER with a
-//! password; their bindings feed `OperatorOnline`/`OperatorOffline`.
+//! password; their bindings feed `OperatorOnline`/`OperatorOffline` (every
+//! REGISTER that binds logs the operator in, so a refresh undoes an admin
+//! log-out, like a dynamic agent).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -479,11 +481,13 @@ impl Operators {
             },
             Err(answer) => return answer,
         };
+        let mut binding_uris: Vec<String> = Vec::new();
         let contacts = match req.contacts() {
             Ok(Contacts::Star) => RegisterContacts::Star,
             Ok(Contacts::List(v)) if v.is_empty() => RegisterContacts::Query,
             Ok(Contacts::List(v)) => RegisterContacts::List(
                 v.iter()
+                    .inspect(|na| binding_uris.push(na.uri.to_string()))
                     .map(|na| ContactSpec {
                         uri: na.uri.to_string(),
                         expires: na.params.value("expires").and_then(|e| e.parse().ok()),
@@ -509,6 +513,14 @@ impl Operators {
         match res {
             Ok(out) => {
                 self.publish(out.events);
+                // Any REGISTER that leaves one of its contacts bound (new or
+                // a refresh) logs the operator in, like a dynamic agent: an
+                // operator logged out by the API is back with the phone's
+                // next refresh. No-op when already logged in.
+                if out.contacts.iter().any(|c| binding_uris.contains(&c.uri)) {
+                    self.acd
+                        .event(AcdEvent::OperatorOnline { op: cfg.id.clone() });
+                }
                 let contacts = out
                     .contacts
                     .iter()
@@ -668,6 +680,20 @@ impl Operators {
             });
         }
         true
+    }
+
+    /// Whether operator `op` has a phone to ring: a registered contact or
+    /// a static URI.
+    pub fn has_phone(&self, op: &str) -> bool {
+        let Some(cfg) = self.configs.get(op) else {
+            return false;
+        };
+        cfg.static_uri.is_some()
+            || !self
+                .inner()
+                .registrar
+                .contacts(op, Instant::now())
+                .is_empty()
     }
 
     /// Where to ring operator `op`: the best registered contact, reached

@@ -274,6 +274,11 @@ pub trait AdminBackend: Send + Sync + 'static {
         &self,
         operator: String,
     ) -> impl Future<Output = Result<OperatorView, AdminError>> + Send;
+    /// Logs an operator in again (after a log-out), if it has a phone.
+    fn login(
+        &self,
+        operator: String,
+    ) -> impl Future<Output = Result<OperatorView, AdminError>> + Send;
     fn remove_caller(
         &self,
         queue: String,
@@ -425,6 +430,12 @@ pub fn router_with_routes<B: AdminBackend>(state: HttpState<B>) -> (Router, Vec<
             "/api/operators/{id}/logout",
             true,
             post_logout::<B>,
+        )
+        .add(
+            Method::POST,
+            "/api/operators/{id}/login",
+            true,
+            post_login::<B>,
         )
         .add(
             Method::DELETE,
@@ -722,6 +733,13 @@ async fn post_logout<B: AdminBackend>(
     Path(id): Path<String>,
 ) -> Response {
     respond(with_timeout(s.backend.logout(id)).await.and_then(|r| r))
+}
+
+async fn post_login<B: AdminBackend>(
+    State(s): State<HttpState<B>>,
+    Path(id): Path<String>,
+) -> Response {
+    respond(with_timeout(s.backend.login(id)).await.and_then(|r| r))
 }
 
 async fn delete_caller<B: AdminBackend>(

@@ -830,12 +830,30 @@ impl Message {
     }
 }
 
+/// Content-Length is `1*DIGIT` (RFC 3261 §20.14), so leading zeros are
+/// valid and say nothing about the size: only the significant digits are
+/// capped (nine, under 1 GB, far above any message cap), which keeps the
+/// value in range without refusing `0005`. The scan is bounded by the
+/// message cap that already bounds the header line.
 fn parse_content_length(v: &[u8]) -> Result<usize, ParseError> {
     let v = trim_ws(v);
-    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return Err(ParseError::BadContentLength);
     }
-    str_of(v).parse().map_err(|_| ParseError::BadContentLength)
+    let significant = v
+        .iter()
+        .position(|&d| d != b'0')
+        .and_then(|i| v.get(i..))
+        .unwrap_or(&[]);
+    if significant.is_empty() {
+        return Ok(0);
+    }
+    if significant.len() > 9 {
+        return Err(ParseError::BadContentLength);
+    }
+    str_of(significant)
+        .parse()
+        .map_err(|_| ParseError::BadContentLength)
 }
 
 fn is_sip_version(b: &[u8]) -> bool {
@@ -1044,10 +1062,14 @@ fn stream_content_length(head: &[u8]) -> Result<usize, FrameError> {
     let mut value: Vec<u8> = Vec::new();
     let mut finish = |is_cl: bool, value: &mut Vec<u8>| -> Result<(), FrameError> {
         if is_cl {
-            if found.is_some() {
+            let n = parse_content_length(value).map_err(|_| FrameError::BadContentLength)?;
+            // Two Content-Lengths that agree still frame the message (parse
+            // then answers 400); two that disagree leave no way to know
+            // where the next message starts.
+            if found.is_some_and(|f| f != n) {
                 return Err(FrameError::BadContentLength);
             }
-            found = Some(parse_content_length(value).map_err(|_| FrameError::BadContentLength)?);
+            found = Some(n);
         }
         value.clear();
         Ok(())
@@ -1393,6 +1415,41 @@ Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(f.buffered(), 0);
     }
 
+    /// `1*DIGIT` allows leading zeros: the message frames with the body
+    /// the significant digits say, and the next message on the stream is
+    /// found right after it.
+    #[test]
+    fn content_length_with_leading_zeros_frames_and_parses() {
+        for cl in ["0005", "00000000000000000005", " 005 "] {
+            let msg = format!("OPTIONS sip:x@y SIP/2.0\r\nContent-Length:{cl}\r\n\r\nhello");
+            let next = "OPTIONS sip:x@y SIP/2.0\r\nContent-Length: 0000\r\n\r\n";
+            let mut f = StreamFramer::new(StreamFramer::DEFAULT_MAX_MESSAGE);
+            f.push(format!("{msg}{next}").as_bytes());
+            assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(msg.clone())))));
+            assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(next)))));
+            assert_eq!(f.next(), Ok(None));
+            let m = Message::parse(Bytes::from(msg)).expect("leading zeros are valid");
+            assert_eq!(m.body(), &b"hello"[..]);
+            assert_eq!(m.content_length(), Some(5));
+            assert_eq!(
+                Message::parse(Bytes::from(next)).map(|m| m.body().len()),
+                Ok(0)
+            );
+        }
+        // Significant digits are still capped; a lone run of zeros is 0.
+        assert_eq!(parse_content_length(b"000"), Ok(0));
+        assert_eq!(parse_content_length(b"0999999999"), Ok(999_999_999));
+        assert_eq!(
+            parse_content_length(b"1000000000"),
+            Err(ParseError::BadContentLength)
+        );
+        assert_eq!(
+            parse_content_length(b"5a"),
+            Err(ParseError::BadContentLength)
+        );
+        assert_eq!(parse_content_length(b""), Err(ParseError::BadContentLength));
+    }
+
     #[test]
     fn framer_errors() {
         let mut f = StreamFramer::new(100);
@@ -1409,8 +1466,26 @@ Call-ID: c1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
         f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: x\r\n\r\n");
         assert_eq!(f.next(), Err(FrameError::BadContentLength));
         let mut f = StreamFramer::new(1000);
-        f.push(b"OPTIONS sip:x SIP/2.0\r\nl: 1\r\nL: 1\r\n\r\nx");
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nl: 1\r\nL: 2\r\n\r\nxy");
         assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        // Nothing is framed after the framing is lost, whatever follows.
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nl: 0\r\n\r\n");
+        assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        let mut f = StreamFramer::new(1000);
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 1234567890\r\n\r\n");
+        assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        let mut f = StreamFramer::new(1000);
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: +5\r\n\r\nabcde");
+        assert_eq!(f.next(), Err(FrameError::BadContentLength));
+        // Agreeing duplicates still frame; parse answers 400 for them.
+        let dup = "OPTIONS sip:x SIP/2.0\r\nl: 1\r\nContent-Length: 01\r\n\r\nx";
+        let mut f = StreamFramer::new(1000);
+        f.push(dup.as_bytes());
+        assert_eq!(f.next(), Ok(Some(Frame::Message(Bytes::from(dup)))));
+        assert_eq!(
+            Message::parse(Bytes::from(dup)).err(),
+            Some(ParseError::Duplicate("Content-Length"))
+        );
         // A broken header line is framed (and left for parse to answer 400).
         let bad = "OPTIONS sip:x SIP/2.0\r\nno colon here\r\nl: 2\r\n\r\nab";
         let mut f = StreamFramer::new(1000);

@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::message::{Frame, StreamFramer};
+use super::message::{Frame, FrameError, StreamFramer};
 use crate::ops::kernel::DropWatch;
 use crate::ops::metrics as m;
 
@@ -62,6 +62,10 @@ pub trait Sink: Send + Sync + 'static {
 
 /// Capacity of one TCP connection's outgoing queue, in messages.
 const TCP_SEND_QUEUE: usize = 256;
+/// How long a connection whose framing is lost may take to send the
+/// answers already queued before it closes (a peer that stopped reading
+/// must not hold it open).
+const TCP_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// Largest UDP datagram we read; bigger ones are truncated by the kernel and
 /// then fail Content-Length checks.
 const UDP_BUFFER: usize = 65_535;
@@ -277,9 +281,32 @@ impl Transports {
                     Ok(None) => break,
                     Err(e) => {
                         // A stream that lost its framing cannot be resynchronised.
-                        metrics::counter!(m::SIP_OVERSIZE_TOTAL, "transport" => "TCP").increment(1);
+                        // Everything that still frames went to the sink above
+                        // (and got its 400 there), so only this closes.
+                        if e == FrameError::TooLarge {
+                            metrics::counter!(m::SIP_OVERSIZE_TOTAL, "transport" => "TCP")
+                                .increment(1);
+                        } else {
+                            metrics::counter!(m::SIP_PARSE_ERRORS_TOTAL, "kind" => "framing")
+                                .increment(1);
+                        }
                         debug!(error = %e, peer = %peer.addr, "closing tcp connection");
-                        writer.abort();
+                        // The answers to the messages framed before this
+                        // one are queued for the writer: let it send them,
+                        // then close. Leaving the table drops the only
+                        // sender, so the writer ends once its queue is empty.
+                        if let Flow::Tcp { conn } = peer.flow {
+                            lock(&self.tcp).remove(&conn);
+                        }
+                        drop(rd);
+                        let mut writer = writer;
+                        if tokio::time::timeout(TCP_FLUSH_LIMIT, &mut writer)
+                            .await
+                            .is_err()
+                        {
+                            debug!(peer = %peer.addr, "tcp answers not flushed in time");
+                            writer.abort();
+                        }
                         return;
                     }
                 }
