@@ -84,7 +84,8 @@ queues = [{{ name = "pasaportes" }}]
     )
 }
 
-fn state(gw: &Gw, id: &str) -> String {
+/// The operator's entry in `GET /api/operators`.
+fn operator(gw: &Gw, id: &str) -> serde_json::Value {
     let (status, body) = common::http_get(gw.http.unwrap(), "/api/operators", Some("test-token"));
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -92,10 +93,12 @@ fn state(gw: &Gw, id: &str) -> String {
         .unwrap()
         .iter()
         .find(|o| o["id"] == id)
-        .unwrap_or_else(|| panic!("no operator {id} in {body}"))["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+        .unwrap_or_else(|| panic!("no operator {id} in {body}"))
+        .clone()
+}
+
+fn state(gw: &Gw, id: &str) -> String {
+    operator(gw, id)["state"].as_str().unwrap().to_owned()
 }
 
 fn post(gw: &Gw, path: &str) -> (u16, String) {
@@ -131,19 +134,19 @@ fn after_an_api_log_out_the_api_or_the_phones_refresh_logs_the_operator_in() {
 
     let (status, body) = post(&gw, "/api/operators/op1/logout");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(state(&gw, "op1"), "offline");
+    assert_eq!(state(&gw, "op1"), "logged_out");
     let (status, body) = post(&gw, "/api/operators/op1/login");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"available\""), "{body}");
     // An operator without a phone cannot be logged in: nothing could ring.
     let (status, body) = post(&gw, "/api/operators/op2/login");
     assert_eq!(status, 409, "{body}");
-    assert_eq!(state(&gw, "op2"), "offline");
+    assert_eq!(state(&gw, "op2"), "logged_out");
     assert_eq!(post(&gw, "/api/operators/nobody/login").0, 404);
 
     let (status, body) = post(&gw, "/api/operators/op1/logout");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(state(&gw, "op1"), "offline");
+    assert_eq!(state(&gw, "op1"), "logged_out");
     let registered = phone.registrations();
     assert!(
         eventually(Duration::from_secs(90), || phone.registrations()
@@ -166,6 +169,19 @@ fn after_an_api_log_out_the_api_or_the_phones_refresh_logs_the_operator_in() {
         "the operator logged in again never got the queued call\n{}",
         gw.log_text()
     );
+    // The API names the call the operator talks to and how long it has.
+    let (_, calls) = common::http_get(gw.http.unwrap(), "/api/calls", Some("test-token"));
+    let calls: serde_json::Value = serde_json::from_str(&calls).unwrap();
+    let call_id = calls[0]["call_id"].clone();
+    assert!(call_id.is_string(), "{calls}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let op = operator(&gw, "op1");
+    assert_eq!(
+        (&op["state"], &op["call_id"]),
+        (&"on_call".into(), &call_id),
+        "{op}"
+    );
+    assert!(op["state_seconds"].as_f64().unwrap() >= 1.0, "{op}");
     assert_eq!(ua.hangup("100").and_then(|m| m.status()), Some(200));
     assert!(phone.wait_call_closed(Duration::from_secs(10)));
 }

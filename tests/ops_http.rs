@@ -40,8 +40,8 @@ impl TestBackend {
         };
         for (id, state) in [
             ("op1", OperatorState::Available),
-            ("op2", OperatorState::InCall),
-            ("op3", OperatorState::Offline),
+            ("op2", OperatorState::OnCall),
+            ("op3", OperatorState::LoggedOut),
         ] {
             w.operators.insert(
                 id.into(),
@@ -50,7 +50,7 @@ impl TestBackend {
                     state,
                     reason: None,
                     queues: vec!["pasaportes".into()],
-                    call_id: (state == OperatorState::InCall).then(|| "c2@trunk".into()),
+                    call_id: (state == OperatorState::OnCall).then(|| "c2@trunk".into()),
                     state_seconds: 12.5,
                 },
             );
@@ -110,7 +110,7 @@ impl TestBackend {
                 .operators
                 .get_mut(&id)
                 .ok_or_else(|| AdminError::NotFound(format!("operator {id}")))?;
-            if op.state == OperatorState::Offline {
+            if op.state == OperatorState::LoggedOut {
                 return Err(AdminError::Conflict(format!(
                     "operator {id} is not logged in"
                 )));
@@ -146,7 +146,7 @@ impl AdminBackend for TestBackend {
     async fn logout(&self, operator: String) -> Result<OperatorView, AdminError> {
         self.set_operator(
             operator,
-            OperatorState::Offline,
+            OperatorState::LoggedOut,
             Some("logged out by supervisor".into()),
         )
     }
@@ -156,7 +156,7 @@ impl AdminBackend for TestBackend {
                 .operators
                 .get_mut(&operator)
                 .ok_or_else(|| AdminError::NotFound(format!("operator {operator}")))?;
-            if op.state == OperatorState::Offline {
+            if op.state == OperatorState::LoggedOut {
                 op.state = OperatorState::Available;
                 op.reason = None;
                 op.state_seconds = 0.0;

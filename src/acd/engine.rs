@@ -103,6 +103,7 @@ impl Acd {
                 idle_since: None,
                 calls_taken: 0,
                 shown: OperatorState::LoggedOut,
+                shown_since: None,
             };
             rec.shown = rec.state();
             ops.push(rec);
@@ -1110,6 +1111,7 @@ impl Acd {
             let s = o.state();
             if s != o.shown {
                 o.shown = s.clone();
+                o.shown_since = Some(now);
                 self.out.push(AcdCommand::OperatorState {
                     op: o.id.clone(),
                     state: s,
@@ -1133,7 +1135,10 @@ impl Acd {
 
     /// The gauges at start: no caller has been given an estimate yet (the
     /// estimate gauge is NaN until one has), the others as [`Self::export_gauges`].
-    pub fn export_start(&self, now: Instant) {
+    pub fn export_start(&mut self, now: Instant) {
+        for o in &mut self.st.ops {
+            o.shown_since.get_or_insert(now);
+        }
         for q in &self.st.queues {
             metrics::gauge!(m::QUEUE_ESTIMATED_WAIT_SECONDS, "queue" => q.cfg.name.clone())
                 .set(f64::NAN);

@@ -65,6 +65,9 @@ pub struct OperatorSnapshot {
     pub calls_taken: u64,
     /// The call being rung or talked to, if any.
     pub call: Option<CallId>,
+    /// Since when `state` holds (`None` before the shell's `export_start`).
+    #[serde(skip)]
+    pub state_since: Option<Instant>,
     /// (queue, penalty).
     pub queues: Vec<(String, u32)>,
 }
@@ -149,6 +152,7 @@ impl Acd {
                     logged_in: o.logged_in,
                     reachable: o.reachable,
                     calls_taken: o.calls_taken,
+                    state_since: o.shown_since,
                     call: match o.activity {
                         Activity::Ringing { call } | Activity::OnCall { call } => Some(call),
                         _ => None,

@@ -104,6 +104,9 @@ pub(crate) struct OpRec {
     pub calls_taken: u64,
     /// The state last reported with `OperatorState`.
     pub shown: OperatorState,
+    /// When `shown` began (the admin API's time in state); `None` until the
+    /// shell's `export_start` gives the core its first clock reading.
+    pub shown_since: Option<Instant>,
 }
 
 impl OpRec {

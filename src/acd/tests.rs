@@ -1358,3 +1358,31 @@ fn gauges_hold_true_values_from_the_start_and_waits_grow_without_events() {
     );
     assert!(text.contains("conmutador_queue_callers_waiting{queue=\"q\"} 1"));
 }
+
+#[test]
+fn the_snapshot_says_since_when_each_operator_holds_its_state() {
+    let mut h = H::new(vec![QueueConfig::named("q")], vec![op("a", &[("q", 0)])]);
+    let t0 = h.now;
+    metrics::with_local_recorder(&crate::ops::metrics::build_recorder(), || {
+        h.acd.export_start(t0)
+    });
+    assert_eq!(h.acd.operators_snapshot()[0].state_since, Some(t0));
+    h.advance(5);
+    h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    let snap = &h.acd.operators_snapshot()[0];
+    assert_eq!(
+        (snap.state.as_str(), snap.state_since),
+        ("available", Some(t0 + s(5)))
+    );
+    // An event that changes nothing visible keeps the time.
+    h.advance(3);
+    h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    assert_eq!(h.acd.operators_snapshot()[0].state_since, Some(t0 + s(5)));
+    h.advance(2);
+    h.join(1, 0);
+    let snap = &h.acd.operators_snapshot()[0];
+    assert_eq!(
+        (snap.state.as_str(), snap.state_since),
+        ("ringing", Some(t0 + s(10)))
+    );
+}

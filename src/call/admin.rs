@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::acd::{OperatorSnapshot, QueueSnapshot};
 
@@ -144,23 +145,41 @@ pub fn queue_view(
     }
 }
 
-/// The ACD's view of an operator in the admin API's shape.
-pub fn operator_view(o: OperatorSnapshot) -> OperatorView {
-    let state = match o.state.as_str() {
-        "available" => OperatorState::Available,
-        "ringing" => OperatorState::Ringing,
-        "on_call" => OperatorState::InCall,
-        "wrapup" => OperatorState::WrapUp,
-        "paused" => OperatorState::Paused,
-        _ => OperatorState::Offline,
-    };
+/// The ACD's view of an operator in the admin API's shape; `calls` (by the
+/// ACD's call number) gives the Call-ID of the call it rings or talks to.
+pub fn operator_view(
+    o: OperatorSnapshot,
+    calls: &HashMap<u64, CallView>,
+    now: Instant,
+) -> OperatorView {
+    let state = OperatorState::from_label(&o.state)
+        .expect("the ACD's state labels and the API's states are one vocabulary");
     OperatorView {
         id: o.id,
         state,
         reason: o.pause_reason,
         queues: o.queues.into_iter().map(|(q, _)| q).collect(),
-        call_id: None,
-        // The core does not keep when the state began.
-        state_seconds: 0.0,
+        call_id: o
+            .call
+            .and_then(|c| calls.get(&c))
+            .map(|v| v.call_id.clone()),
+        state_seconds: o
+            .state_since
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_names_operator_states_with_the_metrics_words() {
+        let api: Vec<&str> = OperatorState::ALL.iter().map(|s| s.label()).collect();
+        assert_eq!(api, crate::acd::OperatorState::LABELS);
+        for s in OperatorState::ALL {
+            let json = serde_json::to_value(s).expect("a state serialises");
+            assert_eq!(json, s.label(), "serde and label() say the same word");
+        }
     }
 }

@@ -471,7 +471,11 @@ impl Router {
             return Vec::new();
         };
         let ops = acd.operators().await;
-        ops.into_iter().map(admin::operator_view).collect()
+        let calls = self.call_views_by_id();
+        let now = Instant::now();
+        ops.into_iter()
+            .map(|o| admin::operator_view(o, &calls, now))
+            .collect()
     }
 
     async fn operator_view(&self, id: &str) -> Result<OperatorView, AdminError> {

@@ -67,7 +67,7 @@ pub struct AcdHandle {
 
 impl AcdHandle {
     /// Starts the ACD task.
-    pub fn start(acd: Acd, records: RecordSink) -> AcdHandle {
+    pub fn start(mut acd: Acd, records: RecordSink) -> AcdHandle {
         let (tx, rx) = mpsc::channel(ACD_INBOX);
         // The queue and operator gauges hold their true values before the
         // first scrape can happen.

@@ -146,15 +146,50 @@ pub struct QueueView {
     pub stats: QueueStatsView,
 }
 
+/// An operator's state as the admin API shows it: the same words as the
+/// `state` label of `conmutador_operators` (the ACD's `OperatorState::LABELS`),
+/// so an API answer and a dashboard never disagree on what a state is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperatorState {
-    Offline,
+    LoggedOut,
     Available,
     Ringing,
-    InCall,
-    WrapUp,
+    OnCall,
+    Wrapup,
     Paused,
+    /// Logged in, but its phone does not answer OPTIONS: not offered calls.
+    Unreachable,
+}
+
+impl OperatorState {
+    pub const ALL: [OperatorState; 7] = [
+        OperatorState::LoggedOut,
+        OperatorState::Available,
+        OperatorState::Ringing,
+        OperatorState::OnCall,
+        OperatorState::Wrapup,
+        OperatorState::Paused,
+        OperatorState::Unreachable,
+    ];
+
+    /// The state named by an ACD label; `None` for a word outside the vocabulary.
+    pub fn from_label(label: &str) -> Option<OperatorState> {
+        Self::ALL.into_iter().find(|s| s.label() == label)
+    }
+
+    /// The word this state is shown as (API and metrics alike).
+    pub fn label(self) -> &'static str {
+        match self {
+            OperatorState::LoggedOut => "logged_out",
+            OperatorState::Available => "available",
+            OperatorState::Ringing => "ringing",
+            OperatorState::OnCall => "on_call",
+            OperatorState::Wrapup => "wrapup",
+            OperatorState::Paused => "paused",
+            OperatorState::Unreachable => "unreachable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

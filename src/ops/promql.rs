@@ -246,7 +246,7 @@ mod tests {
         );
         assert_eq!(
             names(
-                r#"(sum(conmutador_operators{state!="offline"}) or vector(0)) == 0 and on() hour() >= 14"#
+                r#"(sum(conmutador_operators{state!="logged_out"}) or vector(0)) == 0 and on() hour() >= 14"#
             ),
             vec!["conmutador_operators"]
         );
