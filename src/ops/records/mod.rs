@@ -7,7 +7,9 @@
 //! Storage is SQLite under the data directory by default, PostgreSQL when a
 //! URL is configured; both get the same versioned schema ([`store`]). Calls
 //! hand records to a [`RecordSink`] that never blocks: a dedicated thread
-//! ([`writer`]) writes them in batches, so a slow disk never stalls a call.
+//! ([`writer`]) writes them by group commit (one transaction per ~20 ms
+//! window), so a slow disk never stalls a call and a crash loses at most
+//! the last window.
 //! This room stores what it is given; it never decides anything about calls.
 
 use std::path::PathBuf;
@@ -36,8 +38,9 @@ pub struct RecordsConfig {
     pub postgres_url: Option<String>,
     /// Most records written in one transaction.
     pub batch_max: usize,
-    /// Longest a record waits in memory before it is written (the most a
-    /// crash can lose).
+    /// The group-commit window: longest a record waits in memory before
+    /// its transaction is committed, so about what a crash of the process
+    /// can lose (see `writer`).
     pub flush_interval_ms: u64,
     /// Records held in memory at most; beyond it new records are dropped and
     /// counted in `conmutador_records_dropped_total`.
@@ -50,7 +53,7 @@ impl Default for RecordsConfig {
             data_dir: PathBuf::from("data"),
             postgres_url: None,
             batch_max: 256,
-            flush_interval_ms: 1000,
+            flush_interval_ms: 20,
             buffer: 8192,
         }
     }
