@@ -416,6 +416,11 @@ pub const CATALOG: &[MetricDef] = &[
         "503 Service Unavailable responses sent, whatever the reason (overload, draining, no RTP ports).",
         &[],
     ),
+    counter(
+        SIP_FOREIGN_INVITES_TOTAL,
+        "INVITEs refused with 403 because their source is not a trunk network (no call record is written for them).",
+        &[],
+    ),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -594,3 +599,4 @@ pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
 pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
+pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";
