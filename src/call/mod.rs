@@ -30,7 +30,7 @@ use crate::dialplan::{Diagnostic, DialplanStore, Dialplans};
 use crate::media::{MediaEngine, PromptLibrary};
 use crate::ops::http::{AdminError, CallState, CallView, OperatorView, QueueView, RemovedCaller};
 use crate::ops::metrics as m;
-use crate::ops::records::{Cdr, Disposition, HangupSide, RecordSink};
+use crate::ops::records::{Cdr, Disposition, HangupSide, QueueEvent, RecordSink};
 use crate::sdp::Codec;
 use crate::sip::endpoint::{Endpoint, SipEvent, TransactionUser};
 use crate::sip::transaction::TxId;
@@ -59,6 +59,8 @@ pub enum CallMsg {
     AckTimeout,
     /// The gateway is shutting down: end the call politely.
     Shutdown,
+    /// An admin removed this caller from its queue (admin API).
+    Remove,
     /// A decision of the ACD for this caller.
     Acd(crate::acd::AcdCommand),
 }
@@ -115,6 +117,10 @@ impl Services {
             Ok(lib) => *self.prompts.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(lib),
             Err(e) => warn!(error = %e, "prompts not reloaded, the previous ones stay"),
         }
+        // Asterisk's CONFIGRELOAD: reports tell figures before and after a
+        // change of plans apart.
+        self.records
+            .queue_event(QueueEvent::config_reload(chrono::Utc::now()));
         Ok(warnings)
     }
 }
@@ -528,7 +534,7 @@ impl Router {
         };
         match inbox {
             Some(inbox) => {
-                let _ = inbox.try_send(CallMsg::Shutdown);
+                let _ = inbox.try_send(CallMsg::Remove);
                 Ok(RemovedCaller {
                     queue: queue.to_owned(),
                     call_id: call_id.to_owned(),
