@@ -213,7 +213,7 @@ pub const CATALOG: &[MetricDef] = &[
     counter(CALLS_STARTED_TOTAL, "Calls accepted from the trunk.", &[]),
     counter(
         CALLS_ENDED_TOTAL,
-        "Calls ended, by result (completed|abandoned|rejected|failed|overflowed) and reason (caller_hangup, plan_hangup, rtp_timeout, forbidden, not_found, overloaded, ...).",
+        "Calls ended, by result (completed|abandoned|rejected|failed|overflowed|transferred|removed) and reason (caller_hangup, plan_hangup, rtp_timeout, forbidden, not_found, overloaded, ...).",
         &["result", "reason"],
     ),
     histogram(
@@ -359,7 +359,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         QUEUE_CALLERS_TOTAL,
-        "Callers leaving a queue, by outcome (answered|abandoned|timeout|key|empty|full).",
+        "Callers leaving a queue, by outcome (answered|abandoned|timeout|key|empty|full|removed).",
         &["queue", "outcome"],
     ),
     gauge(
