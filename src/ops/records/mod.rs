@@ -90,13 +90,15 @@ pub enum RecordsError {
 pub enum Disposition {
     /// Served: talked to an operator, or finished the IVR normally.
     Completed,
-    /// Hung up while waiting in a queue or ringing.
+    /// Hung up while waiting in a queue, while an operator or a transfer
+    /// target rang, or before the answer.
     Abandoned,
     /// Refused before answer (overload, no route, 4xx/5xx sent).
     Rejected,
     /// Broke: media timeout, operator leg failure, internal error.
     Failed,
-    /// Left the queue by timeout/full/empty to an overflow destination.
+    /// Left a queue unserved (timeout, full, empty, exit key) to the plan's
+    /// overflow destination, and was not served afterwards.
     Overflowed,
     /// Handed off to another SIP destination (the transfer was answered).
     Transferred,
