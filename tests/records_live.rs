@@ -173,15 +173,18 @@ fn sigkill_loses_at_most_the_window(storage: &str) {
     let data = keep.path().join("data");
     let gw = load(&data, storage);
     unsafe_kill(gw.pid(), "KILL");
+    let log = gw.log_text();
     // Drop reaps the killed process (and would kill it, were it alive).
     drop(gw);
+    let records_log: Vec<&str> = log.lines().filter(|l| l.contains("records")).collect();
     let stored = stored(&data, storage);
     let bound = i64::from(RATE) / 5;
     let lost = i64::from(CALLS) - stored;
     eprintln!("SIGKILL after {CALLS} calls at {RATE}/s: {lost} CDRs lost (bound {bound})");
     assert!(
         (0..=bound).contains(&lost),
-        "{stored} of {CALLS} CDRs survived SIGKILL: {lost} lost, more than {bound} (200 ms of calls)"
+        "{stored} of {CALLS} CDRs survived SIGKILL: {lost} lost, more than {bound} (200 ms of calls)\n{}",
+        records_log.join("\n")
     );
 }
 
@@ -222,20 +225,19 @@ fn sigterm_under_load_loses_no_record() {
     assert_eq!(caller_hangups, i64::from(CALLS));
 }
 
-/// A fresh database on the server from scripts/start-postgres.sh, as a
-/// `postgres_url = ...` storage line. A missing server fails the test.
-fn fresh_pg() -> String {
-    let base = std::env::var("CONMUTADOR_TEST_PG_URL")
+/// The test server's URL; a missing server fails the test.
+fn pg_base() -> String {
+    std::env::var("CONMUTADOR_TEST_PG_URL")
         .ok()
         .filter(|u| !u.is_empty())
         .expect(
             "CONMUTADOR_TEST_PG_URL is not set: run `eval \"$(scripts/start-postgres.sh)\"` first",
-        );
-    let name = format!(
-        "conmutador_live_{}_{}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
+        )
+}
+
+/// Runs one SQL statement on the test server's own database.
+fn pg_admin(sql: &str) {
+    let base = pg_base();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -245,11 +247,20 @@ fn fresh_pg() -> String {
             .await
             .expect("connect to the test server");
         tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
+        client.batch_execute(sql).await.expect(sql);
     });
+}
+
+/// A fresh database on the server from scripts/start-postgres.sh, as
+/// (`postgres_url = ...` storage line, database name).
+fn fresh_pg() -> (String, String) {
+    let base = pg_base();
+    let name = format!(
+        "conmutador_live_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    pg_admin(&format!("CREATE DATABASE {name}"));
     let cfg: tokio_postgres::Config = base.parse().unwrap();
     let host = match cfg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -258,17 +269,21 @@ fn fresh_pg() -> String {
     let port = cfg.get_ports().first().copied().unwrap_or(5432);
     let user = cfg.get_user().unwrap_or("postgres");
     let url = format!("host={host} port={port} user={user} dbname={name}");
-    format!("postgres_url = {}", toml::Value::from(url))
+    (format!("postgres_url = {}", toml::Value::from(url)), name)
 }
 
 #[test]
 fn postgres_sigkill_under_load_loses_at_most_the_commit_window() {
-    sigkill_loses_at_most_the_window(&fresh_pg());
+    let (storage, db) = fresh_pg();
+    sigkill_loses_at_most_the_window(&storage);
+    pg_admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
 }
 
 #[test]
 fn postgres_sigterm_under_load_loses_no_record() {
-    let _ = sigterm_loses_nothing(&fresh_pg());
+    let (storage, db) = fresh_pg();
+    let _ = sigterm_loses_nothing(&storage);
+    pg_admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
 }
 
 /// 2,000 INVITEs at 500/s from 127.0.0.2 while only 127.0.0.1 is a trunk:
