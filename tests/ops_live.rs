@@ -3,8 +3,10 @@
 //! passes `promtool check metrics` and matches the catalog, the dashboard
 //! and the alert rules; a real Prometheus scrapes it during calls; the admin
 //! API answers as `openapi.yaml` says; every call leaves exactly one CDR
-//! that `records export` shows (SQLite, and PostgreSQL when a server is
-//! configured); and `--log-format json` puts the Call-ID on every call line.
+//! that `records export` shows (SQLite, and PostgreSQL from
+//! `CONMUTADOR_TEST_PG_URL`, whose test fails without it), and a refused
+//! non-trunk INVITE leaves none; and `--log-format json` puts the Call-ID on
+//! every call line.
 //!
 //! Queue and operator series only exist once the ACD is wired into the call
 //! path, so for them the cross-check is against the catalog only; the SIP,
