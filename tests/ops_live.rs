@@ -8,9 +8,9 @@
 //! non-trunk INVITE leaves none; and `--log-format json` puts the Call-ID on
 //! every call line.
 //!
-//! Queue and operator series only exist once the ACD is wired into the call
-//! path, so for them the cross-check is against the catalog only; the SIP,
-//! call, media, IVR and records families are checked against the live dump.
+//! Every family is present from the first scrape, so every name the
+//! dashboard and the alerts read is checked against the live dump
+//! (`tests/ops_metrics_live.rs` checks the label values too).
 //!
 //! All traffic goes to 127.0.0.1 (the non-trunk caller sends from
 //! 127.0.0.2); every process started here (gateway, Prometheus, promtool,
@@ -214,57 +214,18 @@ fn dashboard_and_alert_exprs() -> Vec<(String, String)> {
     out
 }
 
-/// Families the gateway emits today; queue and operator families wait for
-/// the ACD wiring and are checked against the catalog only.
-const LIVE_FAMILIES: &[&str] = &[
-    "conmutador_sip_",
-    "conmutador_calls_",
-    "conmutador_call_",
-    "conmutador_rtp_",
-    "conmutador_media_",
-    "conmutador_dtmf_",
-    "conmutador_ivr_",
-    "conmutador_dialplan_",
-    "conmutador_records_",
-];
-
-/// Live-family series that only appear when something goes wrong (a lost
-/// packet, a retransmission, a malformed message...): the healthy traffic
-/// of this test cannot produce them, so they are checked against the
-/// catalog only.
-const ONLY_ON_TROUBLE: &[&str] = &[
-    "conmutador_sip_retransmissions_total",
-    "conmutador_sip_parse_errors_total",
-    "conmutador_sip_oversize_total",
-    "conmutador_sip_overload_rejections_total",
-    "conmutador_rtp_packets_lost_total",
-    "conmutador_rtp_timeouts_total",
-    "conmutador_media_late_frames_total",
-    "conmutador_ivr_invalid_total",
-    "conmutador_ivr_timeouts_total",
-    "conmutador_records_dropped_total",
-    "conmutador_rtp_kernel_drops_total",
-];
-
-/// Read by the dashboard but not recorded by any room yet (reported to the
-/// SIP room); listed so that the day it is emitted this list must shrink.
-const NOT_YET_EMITTED: &[&str] = &[];
-
 // ------------------------------------------------------------------ processes
 
-fn tool_present(tool: &str, package: &str) -> bool {
+/// Fails the test when `tool` is missing: a check that cannot run is no pass.
+fn require_tool(tool: &str, package: &str) {
     let ok = Command::new(tool)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but {tool} is missing (apt-get install -y {package})"
-        );
-        eprintln!("skipped: {tool} not installed");
-    }
-    ok
+    assert!(
+        ok,
+        "{tool} is missing: apt-get install -y {package} (scripts/test.sh does)"
+    );
 }
 
 /// A child we started, killed by its own handle when dropped.
@@ -439,14 +400,13 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
     let dump = gw.metrics();
 
     // promtool's linter accepts the exposition.
-    if tool_present("promtool", "prometheus") {
-        let (ok, out, err) = run_bounded(
-            Command::new("promtool").args(["check", "metrics"]),
-            Some(&dump),
-            Duration::from_secs(60),
-        );
-        assert!(ok, "promtool check metrics:\n{out}{err}\n--- dump\n{dump}");
-    }
+    require_tool("promtool", "prometheus");
+    let (ok, out, err) = run_bounded(
+        Command::new("promtool").args(["check", "metrics"]),
+        Some(&dump),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "promtool check metrics:\n{out}{err}\n--- dump\n{dump}");
 
     // Every live series is in the catalog, with its kind and its labels.
     let types = declared_types(&dump);
@@ -476,8 +436,8 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
         live_names.insert(def.name.to_owned());
     }
 
-    // The dashboard and the alerts read only cataloged names and labels;
-    // names of the families running today must be in the live dump.
+    // The dashboard and the alerts read only cataloged names and labels,
+    // and every name they read is in the live dump.
     let mut missing = Vec::new();
     for (what, expr) in dashboard_and_alert_exprs() {
         for name in metric_names(&expr) {
@@ -486,12 +446,9 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
             }
             let def = lookup_series(&name)
                 .unwrap_or_else(|| panic!("{what} reads {name}, which is not in the catalog"));
-            let live_family = LIVE_FAMILIES.iter().any(|f| def.name.starts_with(f));
-            if live_family
-                && !ONLY_ON_TROUBLE.contains(&def.name)
-                && !NOT_YET_EMITTED.contains(&def.name)
-                && !live_names.contains(def.name)
-            {
+            // Every family is present from the first scrape, so whatever
+            // they read is in the dump.
+            if !live_names.contains(def.name) {
                 missing.push(format!("{what}: {name}"));
             }
         }
@@ -509,12 +466,6 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
         "read by the dashboard/alerts but absent from a live dump after calls:\n{}\n--- dump\n{dump}",
         missing.join("\n")
     );
-    for name in NOT_YET_EMITTED {
-        assert!(
-            !live_names.contains(*name),
-            "{name} is emitted now: drop it from NOT_YET_EMITTED"
-        );
-    }
     // The traffic shows up in the values, not just the names.
     assert!(sum_of(&dump, "conmutador_calls_started_total", &[]) >= 6.0);
     assert!(
@@ -589,9 +540,7 @@ fn prom_value(prom: SocketAddr, q: &str) -> Option<f64> {
 
 #[test]
 fn real_prometheus_scrapes_the_live_gateway_during_calls() {
-    if !tool_present("prometheus", "prometheus") {
-        return;
-    }
+    require_tool("prometheus", "prometheus");
     let gw = Gw::start("");
     let target = gw_http(&gw);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1154,13 +1103,10 @@ fn one_cdr_per_call_exported_from_sqlite() {
 
 #[test]
 fn one_cdr_per_call_exported_from_postgres() {
-    // A missing server is a failure, never a silent pass.
     let url = std::env::var("CONMUTADOR_TEST_PG_URL")
         .ok()
         .filter(|u| !u.is_empty())
-        .expect(
-            "CONMUTADOR_TEST_PG_URL is not set: run `eval \"$(scripts/start-postgres.sh)\"` first",
-        );
+        .expect("CONMUTADOR_TEST_PG_URL is not set: eval \"$(scripts/start-postgres.sh)\" (scripts/test.sh does)");
     cdr_scenario(&format!("postgres_url = {}\n", toml::Value::from(url)));
 }
 

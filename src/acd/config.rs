@@ -117,6 +117,11 @@ pub struct QueueConfig {
     /// Answered within this wait counts toward the service level.
     #[serde(default = "d_service_level", deserialize_with = "secs")]
     pub service_level_threshold: Duration,
+    /// A caller waiting longer than this is worth an alert: exported as
+    /// `conmutador_queue_wait_alert_seconds`, which the shipped
+    /// `ConmutadorOldestWaitHigh` rule compares the oldest wait against.
+    #[serde(default = "d_wait_alert", deserialize_with = "secs")]
+    pub wait_alert: Duration,
     /// Penalty widening. Empty: every member may be rung at once (penalty
     /// only orders them). Otherwise only penalty 0 until the first step's
     /// `after` has passed (use `after = 0` to start wider).
@@ -203,6 +208,7 @@ impl QueueConfig {
             announce_interval: d_announce_interval(),
             min_announce_interval: d_min_announce_interval(),
             service_level_threshold: d_service_level(),
+            wait_alert: d_wait_alert(),
             penalty_steps: Vec::new(),
             ring_progressive_step: d_progressive_step(),
             exit_keys: None,
@@ -317,6 +323,9 @@ fn d_min_announce_interval() -> Duration {
 }
 fn d_service_level() -> Duration {
     Duration::from_secs(60)
+}
+fn d_wait_alert() -> Duration {
+    Duration::from_secs(600)
 }
 fn d_progressive_step() -> Duration {
     Duration::from_secs(10)

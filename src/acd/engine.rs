@@ -1171,9 +1171,25 @@ impl Acd {
         std::mem::take(&mut self.out)
     }
 
-    fn export_gauges(&self, now: Instant) {
+    /// The gauges at start: no caller has been given an estimate yet (the
+    /// estimate gauge is NaN until one has), the others as [`Self::export_gauges`].
+    pub fn export_start(&self, now: Instant) {
+        for q in &self.st.queues {
+            metrics::gauge!(m::QUEUE_ESTIMATED_WAIT_SECONDS, "queue" => q.cfg.name.clone())
+                .set(f64::NAN);
+        }
+        self.export_gauges(now);
+    }
+
+    /// Sets every queue and operator gauge to its value at `now`. Runs
+    /// after each event; the shell also calls it at start and once a second,
+    /// so a wait grows on the dashboard while nothing happens. A ratio with
+    /// nothing to divide is NaN: unknown, not 0 and not 1.
+    pub fn export_gauges(&self, now: Instant) {
         for q in &self.st.queues {
             let name = q.cfg.name.clone();
+            metrics::gauge!(m::QUEUE_WAIT_ALERT_SECONDS, "queue" => name.clone())
+                .set(q.cfg.wait_alert.as_secs_f64());
             metrics::gauge!(m::QUEUE_CALLERS_WAITING, "queue" => name.clone())
                 .set(q.waiting.len() as f64);
             // The oldest caller heads one of the priority groups of the line.
@@ -1185,12 +1201,12 @@ impl Acd {
             }
             metrics::gauge!(m::QUEUE_OLDEST_WAIT_SECONDS, "queue" => name.clone())
                 .set(oldest.as_secs_f64());
-            if let Some(sl) = q.stats.service_level() {
-                metrics::gauge!(m::QUEUE_SERVICE_LEVEL_RATIO, "queue" => name.clone()).set(sl);
-            }
-            if let Some(ab) = q.stats.abandon_ratio() {
-                metrics::gauge!(m::QUEUE_ABANDON_RATIO, "queue" => name.clone()).set(ab);
-            }
+            metrics::gauge!(m::QUEUE_SERVICE_LEVEL_RATIO, "queue" => name.clone())
+                .set(q.stats.service_level().unwrap_or(f64::NAN));
+            metrics::gauge!(m::QUEUE_ABANDON_RATIO, "queue" => name.clone())
+                .set(q.stats.abandon_ratio().unwrap_or(f64::NAN));
+            metrics::gauge!(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS, "queue" => name.clone())
+                .set(q.stats.prediction_mae().unwrap_or(f64::NAN));
             let mut counts = [0usize; OperatorState::LABELS.len()];
             let (mut busy, mut staffed) = (0usize, 0usize);
             for mb in &q.members {
@@ -1208,10 +1224,12 @@ impl Acd {
                 metrics::gauge!(m::OPERATORS, "queue" => name.clone(), "state" => *label)
                     .set(n as f64);
             }
-            if staffed > 0 {
-                metrics::gauge!(m::OPERATOR_OCCUPANCY_RATIO, "queue" => name)
-                    .set(busy as f64 / staffed as f64);
-            }
+            let occupancy = if staffed > 0 {
+                busy as f64 / staffed as f64
+            } else {
+                f64::NAN
+            };
+            metrics::gauge!(m::OPERATOR_OCCUPANCY_RATIO, "queue" => name).set(occupancy);
         }
     }
 

@@ -1315,6 +1315,50 @@ fn timers_of_callers_who_left_do_not_pile_up() {
     assert_eq!(h.acd.poll_timeout(), Some(h.now + s(30)));
 }
 
+#[test]
+fn gauges_hold_true_values_from_the_start_and_waits_grow_without_events() {
+    let recorder = crate::ops::metrics::build_recorder();
+    let handle = recorder.handle();
+    let mut q = QueueConfig::named("q");
+    q.wait_alert = s(90);
+    let t0 = Instant::now();
+    let mut acd = Acd::new(vec![q], vec![op("a", &[("q", 0)])]).expect("valid config");
+    metrics::with_local_recorder(&recorder, || acd.export_start(t0));
+    let text = handle.render();
+    for line in [
+        "conmutador_operators{queue=\"q\",state=\"logged_out\"} 1",
+        "conmutador_operators{queue=\"q\",state=\"available\"} 0",
+        "conmutador_queue_callers_waiting{queue=\"q\"} 0",
+        // Nothing to divide yet: unknown, not 0 and not 1.
+        "conmutador_queue_service_level_ratio{queue=\"q\"} NaN",
+        "conmutador_queue_abandon_ratio{queue=\"q\"} NaN",
+        "conmutador_operator_occupancy_ratio{queue=\"q\"} NaN",
+        "conmutador_queue_estimated_wait_seconds{queue=\"q\"} NaN",
+        "conmutador_queue_wait_alert_seconds{queue=\"q\"} 90",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    // A caller joins, then nothing happens for 42 s: the shell's periodic
+    // export still shows the wait growing.
+    metrics::with_local_recorder(&recorder, || {
+        acd.handle(
+            AcdEvent::CallerJoined {
+                call: 1,
+                queue: "q".into(),
+                priority: 0,
+            },
+            t0,
+        );
+        acd.export_gauges(t0 + s(42));
+    });
+    let text = handle.render();
+    assert!(
+        text.contains("conmutador_queue_oldest_wait_seconds{queue=\"q\"} 42"),
+        "{text}"
+    );
+    assert!(text.contains("conmutador_queue_callers_waiting{queue=\"q\"} 1"));
+}
+
 // ---- callers taken out by the gateway ----
 
 #[test]

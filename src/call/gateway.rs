@@ -66,6 +66,12 @@ impl Gateway {
         let metrics = crate::ops::metrics::install();
         let plans = open_plans(&cfg)?;
         readiness.set_plans_loaded(true);
+        // Every family has its series from the first scrape, one per
+        // configured queue and loaded plan node.
+        crate::ops::metrics::set_scope(crate::ops::metrics::Scope {
+            queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
+            plans: super::plan_nodes(&plans.current()),
+        });
         let (records, writer) = crate::ops::records::start(&cfg.records(), Some(readiness.clone()))
             .await
             .context("opening call-record storage")?;
@@ -199,7 +205,26 @@ impl Gateway {
                 metrics::gauge!(m::MEDIA_BEHIND_RATIO).set(probe.services.media.behind_share());
             }
         });
-        metrics::gauge!(m::CALLS_ACTIVE, "state" => "all").set(0.0);
+        // Whether each queue is open now, from the plans' office hours.
+        let open = router.clone();
+        let queue_names: Vec<String> = cfg.queues.iter().map(|q| q.name.clone()).collect();
+        let export_open = move || {
+            let plans = open.services.plans();
+            let now_open = crate::dialplan::open::open_queues(plans.plans(), chrono::Utc::now());
+            for q in &queue_names {
+                metrics::gauge!(m::QUEUE_OPEN, "queue" => q.clone())
+                    .set(f64::from(u8::from(now_open.contains(q))));
+            }
+        };
+        // Right before the first scrape can happen, then every second.
+        export_open();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                export_open();
+            }
+        });
         readiness.set_listening(true);
 
         let http_listener = tokio::net::TcpListener::bind(cfg.http.listen)

@@ -113,6 +113,8 @@ impl Services {
         // so none can see a new plan with the old recordings.
         let _swap = self.swap.write().unwrap_or_else(|p| p.into_inner());
         let warnings = self.plans.reload()?;
+        // Series of plans or nodes the reload removed leave /metrics.
+        crate::ops::metrics::set_scope_plans(plan_nodes(&self.plans.current()));
         match library {
             Ok(lib) => *self.prompts.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(lib),
             Err(e) => warn!(error = %e, "prompts not reloaded, the previous ones stay"),
@@ -123,6 +125,18 @@ impl Services {
             .queue_event(QueueEvent::config_reload(chrono::Utc::now()));
         Ok(warnings)
     }
+}
+
+/// Plan name → its node names: the `plan` and `node` label values the
+/// metrics show.
+pub(crate) fn plan_nodes(
+    plans: &Dialplans,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    plans
+        .plans()
+        .iter()
+        .map(|p| (p.name.clone(), p.nodes.keys().cloned().collect()))
+        .collect()
 }
 
 /// A call's entry in the admin API, updated by its task.

@@ -67,6 +67,9 @@ impl AcdHandle {
     /// Starts the ACD task.
     pub fn start(acd: Acd, records: RecordSink) -> AcdHandle {
         let (tx, rx) = mpsc::channel(ACD_INBOX);
+        // The queue and operator gauges hold their true values before the
+        // first scrape can happen.
+        acd.export_start(Instant::now());
         tokio::spawn(run(acd, rx, records));
         AcdHandle { tx }
     }
@@ -120,6 +123,9 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
     let mut calls: HashMap<CallId, Attached> = HashMap::new();
     // Instant → wall clock, for stamping queue-log records.
     let origin = (Instant::now(), chrono::Utc::now());
+    // Waits grow while nothing happens: the gauges are refreshed each second.
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = acd.poll_timeout();
         let sleep = async {
@@ -150,6 +156,10 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
                 }
             },
             _ = sleep => acd.handle_timeout(Instant::now()),
+            _ = refresh.tick() => {
+                acd.export_gauges(Instant::now());
+                continue;
+            }
         };
         for cmd in cmds {
             let target = match &cmd {

@@ -16,6 +16,7 @@ pub mod diag;
 pub mod interpreter;
 pub mod journey;
 pub mod model;
+pub mod open;
 pub mod parse;
 pub mod say;
 pub mod store;

@@ -246,7 +246,7 @@ enum Drop {
     Unreachable,
 }
 
-const DROP_REASONS: [&str; 8] = [
+pub const DROP_REASONS: [&str; 8] = [
     "oversize",
     "malformed",
     "not_started",

@@ -13,6 +13,8 @@ pub mod prompt;
 mod recv;
 pub mod wav;
 
+/// The RTP drop reasons, the vocabulary of `conmutador_rtp_dropped_total`.
+pub use clock::DROP_REASONS;
 pub use dtmf::DtmfSource;
 pub use engine::{
     ClockSnapshot, LegId, MediaConfig, MediaEngine, MediaEvent, PlayOpts, PoolExhausted,

@@ -641,7 +641,8 @@ async fn get_metrics<B: AdminBackend>(State(state): State<HttpState<B>>) -> Resp
     state.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        state.metrics.render(),
+        // Without the series of queues or plans a reload removed.
+        crate::ops::metrics::render(&state.metrics),
     )
         .into_response()
 }

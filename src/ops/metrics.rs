@@ -10,8 +10,18 @@
 //! a test reads this file's source and fails when a constant is missing from
 //! it, so a room that appends a constant must also add its catalog entry.
 //! [`install`] is the only place that touches the global recorder.
+//!
+//! Each entry also says where each label's values come from ([`Values`],
+//! declared with [`MetricDef::with`]): this is the one vocabulary the code,
+//! the dashboard and the alert rules share, and tests hold a live
+//! `/metrics` to it. From it [`set_scope`] gives every family its series at
+//! start and after each reload (one per fixed value, configured queue, plan
+//! and node), and [`render`] leaves out the series of queues no longer
+//! configured. A room adding an entry with labels must declare
+//! their values, or the catalog tests fail.
 
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{OnceLock, RwLock};
 
 use metrics::Unit;
 use metrics_exporter_prometheus::{
@@ -46,9 +56,146 @@ pub struct MetricDef {
     pub help: &'static str,
     /// Label names the recording site may use (values from small fixed sets).
     pub labels: &'static [&'static str],
+    /// Where each label's values come from, in the order of `labels`.
+    pub values: &'static [Values],
     /// Upper bounds for histograms; `None` for counters and gauges.
     pub buckets: Option<&'static [f64]>,
 }
+
+impl MetricDef {
+    /// Declares where the values of each label come from (same order as
+    /// `labels`); a test fails for a labelled family that does not.
+    pub const fn with(self, values: &'static [Values]) -> MetricDef {
+        MetricDef { values, ..self }
+    }
+}
+
+/// Where the values of one label come from. This is the one vocabulary
+/// shared by the code that records, the catalog, the dashboard and the
+/// alert rules: tests check a live `/metrics` against it, and the series
+/// present from the first scrape are made from it ([`register_all`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// Every value gets its series from the first scrape.
+    Each(&'static [&'static str]),
+    /// The values allowed; only the first one gets a series from the first
+    /// scrape (the others appear when first recorded), because the full
+    /// product with the other labels would be mostly impossible combinations.
+    AnyOf(&'static [&'static str]),
+    /// The name of a queue of the running configuration.
+    Queue,
+    /// The name of a loaded dialplan.
+    Plan,
+    /// A node of the plan named by the family's `plan` label.
+    Node,
+}
+
+impl Values {
+    /// The fixed values, or `None` when they come from the configuration.
+    pub fn fixed(self) -> Option<&'static [&'static str]> {
+        match self {
+            Values::Each(v) | Values::AnyOf(v) => Some(v),
+            Values::Queue | Values::Plan | Values::Node => None,
+        }
+    }
+}
+
+// Label vocabularies. Where the recording code has an enum, its own list is
+// used, so the two cannot drift apart.
+pub const DIRECTIONS: &[&str] = &["in", "out"];
+/// SIP methods as `sip::endpoint::method_label` writes them; responses are
+/// counted under `response` (first, so that the series of every response
+/// class exist from the start), extension methods under `other`.
+pub const SIP_METHODS: &[&str] = &[
+    "response",
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "INFO",
+    "UPDATE",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+    "other",
+];
+/// The class of a response (`sip::endpoint::status_class`), `request` for
+/// requests.
+pub const SIP_STATUSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other", "request"];
+pub const SIP_PARSE_KINDS: &[&str] = &["headers", "response", "framing"];
+pub const SIP_RETRANSMISSION_KINDS: &[&str] = &["request", "response"];
+pub const TRANSPORTS: &[&str] = &["UDP", "TCP"];
+pub const OVERLOAD_REASONS: &[&str] = &[
+    "calls",
+    "cps",
+    "media",
+    "signalling",
+    "draining",
+    "rtp_ports",
+    "transactions",
+];
+/// `call::state_label`.
+pub const CALL_STATES: &[&str] = &["ivr", "queued", "ringing", "bridged"];
+/// `call::session::result_label`.
+pub const CALL_RESULTS: &[&str] = &[
+    "completed",
+    "abandoned",
+    "rejected",
+    "overflowed",
+    "transferred",
+    "failed",
+    "removed",
+];
+/// `call::session::End::label` and the refusals of `call::Router::reject`.
+pub const CALL_END_REASONS: &[&str] = &[
+    "caller_hangup",
+    "plan_hangup",
+    "cancelled",
+    "rtp_timeout",
+    "no_ack",
+    "shutdown",
+    "failed",
+    "operator_hangup",
+    "transfer_failed",
+    "removed",
+    "overloaded",
+    "forbidden",
+    "not_found",
+    "not_acceptable",
+    "rejected",
+];
+pub const DTMF_METHODS: &[&str] = &["rfc4733", "inband", "sip_info"];
+pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
+/// Outcomes of `acd::Acd` leaving a queue.
+pub const QUEUE_OUTCOMES: &[&str] = &[
+    "answered",
+    "abandoned",
+    "timeout",
+    "key",
+    "empty",
+    "joinempty",
+    "full",
+    "removed",
+];
+/// Digest failures: `sip::digest::Rejection::label` and the registrar's own.
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "bad_realm",
+    "unsupported_algorithm",
+    "qop_required",
+    "userhash",
+    "bad_response",
+    "replay",
+    "unknown_user",
+    "malformed",
+    "bad_credentials",
+];
+pub const RECORD_KINDS: &[&str] = &["cdr", "queue_event"];
+pub const RECORD_DROP_REASONS: &[&str] = &["buffer_full", "storage_error", "closed"];
 
 /// Send-side jitter of the media clock: sub-millisecond matters here.
 pub const BUCKETS_JITTER: &[f64] = &[
@@ -88,6 +235,7 @@ const fn counter(
         unit: Some(Unit::Count),
         help,
         labels,
+        values: &[],
         buckets: None,
     }
 }
@@ -103,6 +251,7 @@ const fn gauge(
         unit: Some(unit),
         help,
         labels,
+        values: &[],
         buckets: None,
     }
 }
@@ -118,6 +267,7 @@ const fn ratio(
         unit: None,
         help,
         labels,
+        values: &[],
         buckets: None,
     }
 }
@@ -133,6 +283,7 @@ const fn histogram(
         unit: Some(Unit::Seconds),
         help,
         labels,
+        values: &[],
         buckets: Some(buckets),
     }
 }
@@ -143,22 +294,25 @@ pub const CATALOG: &[MetricDef] = &[
         SIP_MESSAGES_TOTAL,
         "SIP messages received and sent, by direction (in|out), method (responses: response) and status (request, or the class 1xx..6xx).",
         &["direction", "method", "status"],
-    ),
+    )
+    .with(&[Values::Each(DIRECTIONS), Values::AnyOf(SIP_METHODS), Values::Each(SIP_STATUSES)]),
     counter(
         SIP_PARSE_ERRORS_TOTAL,
         "SIP messages dropped because they did not parse, by kind (headers|response|framing).",
         &["kind"],
-    ),
+    )
+    .with(&[Values::Each(SIP_PARSE_KINDS)]),
     counter(
         SIP_RETRANSMISSIONS_TOTAL,
         "SIP retransmissions sent by the transaction layer, by kind of transaction and message.",
         &["kind"],
-    ),
+    )
+    .with(&[Values::Each(SIP_RETRANSMISSION_KINDS)]),
     gauge(
         SIP_TRANSACTIONS_ACTIVE,
         Unit::Count,
-        "SIP transactions alive, by side (client|server).",
-        &["side"],
+        "SIP transactions alive, client and server.",
+        &[],
     ),
     gauge(SIP_DIALOGS_ACTIVE, Unit::Count, "SIP dialogs alive.", &[]),
     gauge(
@@ -183,12 +337,14 @@ pub const CATALOG: &[MetricDef] = &[
         SIP_OVERLOAD_REJECTIONS_TOTAL,
         "New work refused because a limit was reached, by reason (calls|cps|media|signalling|draining|rtp_ports|transactions); every 503 sent is in conmutador_sip_503_sent_total.",
         &["reason"],
-    ),
+    )
+    .with(&[Values::Each(OVERLOAD_REASONS)]),
     counter(
         SIP_SEND_FAILURES_TOTAL,
         "SIP messages that could not be handed to the socket (full buffer, closed connection), by transport.",
         &["transport"],
-    ),
+    )
+    .with(&[Values::Each(TRANSPORTS)]),
     counter(
         SIP_TCP_REFUSED_TOTAL,
         "TCP connections closed at accept because max_tcp_connections was reached.",
@@ -203,23 +359,26 @@ pub const CATALOG: &[MetricDef] = &[
         SIP_OVERSIZE_TOTAL,
         "SIP messages refused for exceeding a size cap, by transport.",
         &["transport"],
-    ),
+    )
+    .with(&[Values::Each(TRANSPORTS)]),
     gauge(
         CALLS_ACTIVE,
         Unit::Count,
         "Calls in progress, by state (ivr|queued|ringing|bridged).",
         &["state"],
-    ),
+    )
+    .with(&[Values::Each(CALL_STATES)]),
     counter(CALLS_STARTED_TOTAL, "Calls accepted from the trunk.", &[]),
     counter(
         CALLS_ENDED_TOTAL,
         "Calls ended, by result (completed|abandoned|rejected|failed|overflowed|transferred|removed) and reason (caller_hangup, plan_hangup, rtp_timeout, forbidden, not_found, overloaded, ...).",
         &["result", "reason"],
-    ),
+    )
+    .with(&[Values::Each(CALL_RESULTS), Values::AnyOf(CALL_END_REASONS)]),
     histogram(
         CALL_DURATION_SECONDS,
-        "Duration of ended calls from INVITE to hang-up, by result.",
-        &["result"],
+        "Duration of ended calls from INVITE to hang-up.",
+        &[],
         BUCKETS_CALL_DURATION,
     ),
     histogram(
@@ -232,12 +391,14 @@ pub const CATALOG: &[MetricDef] = &[
         RTP_PACKETS_TOTAL,
         "RTP packets received and sent, by direction (in|out).",
         &["direction"],
-    ),
+    )
+    .with(&[Values::Each(DIRECTIONS)]),
     counter(
         RTP_BYTES_TOTAL,
         "RTP payload bytes received and sent, by direction (in|out).",
         &["direction"],
-    ),
+    )
+    .with(&[Values::Each(DIRECTIONS)]),
     counter(
         RTP_PACKETS_LOST_TOTAL,
         "RTP packets missing from received sequence numbers.",
@@ -257,7 +418,8 @@ pub const CATALOG: &[MetricDef] = &[
         RTP_DROPPED_TOTAL,
         "RTP packets the media engine dropped, by reason (oversize|malformed|not_started|unknown_source|send_error|events_full|forward_full|unreachable).",
         &["reason"],
-    ),
+    )
+    .with(&[Values::Each(&crate::media::DROP_REASONS)]),
     counter(
         RTP_TIMEOUTS_TOTAL,
         "Call legs ended because no RTP arrived within the timeout.",
@@ -284,112 +446,132 @@ pub const CATALOG: &[MetricDef] = &[
         DTMF_DIGITS_TOTAL,
         "DTMF digits detected, by method (rfc4733|inband|sip_info).",
         &["method"],
-    ),
+    )
+    .with(&[Values::Each(DTMF_METHODS)]),
     counter(
         IVR_NODE_VISITS_TOTAL,
         "Dialplan node visits, by plan and node.",
         &["plan", "node"],
-    ),
+    )
+    .with(&[Values::Plan, Values::Node]),
     counter(
         IVR_INVALID_TOTAL,
         "Menu inputs that matched no option, by plan and node.",
         &["plan", "node"],
-    ),
+    )
+    .with(&[Values::Plan, Values::Node]),
     counter(
         IVR_TIMEOUTS_TOTAL,
         "Menus and digit collections that timed out without input, by plan and node.",
         &["plan", "node"],
-    ),
+    )
+    .with(&[Values::Plan, Values::Node]),
     counter(
         DIALPLAN_RELOAD_TOTAL,
         "Dialplan reloads, by result (ok|error).",
         &["result"],
-    ),
+    )
+    .with(&[Values::Each(RELOAD_RESULTS)]),
     gauge(
         QUEUE_CALLERS_WAITING,
         Unit::Count,
         "Callers waiting in a queue.",
         &["queue"],
-    ),
+    )
+    .with(&[Values::Queue]),
     gauge(
         QUEUE_OLDEST_WAIT_SECONDS,
         Unit::Seconds,
         "How long the longest-waiting caller of a queue has waited.",
         &["queue"],
-    ),
+    )
+    .with(&[Values::Queue]),
     histogram(
         QUEUE_WAIT_ANSWERED_SECONDS,
         "Queue wait of callers that reached an operator.",
         &["queue"],
         BUCKETS_QUEUE_WAIT,
-    ),
+    )
+    .with(&[Values::Queue]),
     histogram(
         QUEUE_WAIT_ABANDONED_SECONDS,
         "Queue wait of callers that hung up before reaching an operator.",
         &["queue"],
         BUCKETS_QUEUE_WAIT,
-    ),
+    )
+    .with(&[Values::Queue]),
     gauge(
         QUEUE_ESTIMATED_WAIT_SECONDS,
         Unit::Seconds,
-        "Current estimated wait, by queue and position bucket (1|2|3-5|6-10|11+).",
-        &["queue", "position"],
-    ),
+        "Wait estimated for the last caller who joined the queue; NaN until one has been given an estimate.",
+        &["queue"],
+    )
+    .with(&[Values::Queue]),
     histogram(
         QUEUE_WAIT_PREDICTION_ERROR_SECONDS,
         "Actual minus announced wait of answered callers (negative: shorter than announced).",
         &["queue"],
         BUCKETS_PREDICTION_ERROR,
-    ),
+    )
+    .with(&[Values::Queue]),
     gauge(
         QUEUE_WAIT_PREDICTION_MAE_SECONDS,
         Unit::Seconds,
-        "Mean absolute error of announced waits over the recent window.",
+        "Mean absolute error of announced waits of answered callers; NaN until one has been scored.",
         &["queue"],
-    ),
+    )
+    .with(&[Values::Queue]),
     ratio(
         QUEUE_SERVICE_LEVEL_RATIO,
-        "Share of callers answered within the queue's threshold; basis=answered divides by answered calls, basis=offered also counts abandonments.",
-        &["queue", "basis"],
-    ),
+        "Share of callers who left the queue answered or abandoned that were answered within its service_level_threshold (abandonments count against it); NaN until one has left.",
+        &["queue"],
+    )
+    .with(&[Values::Queue]),
     ratio(
         QUEUE_ABANDON_RATIO,
-        "Share of callers leaving the queue before an answer over the recent window.",
+        "Share of callers who left the queue answered or abandoned that abandoned; NaN until one has left.",
         &["queue"],
-    ),
+    )
+    .with(&[Values::Queue]),
     counter(
         QUEUE_CALLERS_TOTAL,
-        "Callers leaving a queue, by outcome (answered|abandoned|timeout|key|empty|full|removed).",
+        "Callers leaving a queue, by outcome (answered|abandoned|timeout|key|empty|joinempty|full|removed).",
         &["queue", "outcome"],
-    ),
+    )
+    .with(&[Values::Queue, Values::Each(QUEUE_OUTCOMES)]),
     gauge(
         OPERATORS,
         Unit::Count,
-        "Operators per queue, by state (available|ringing|in_call|wrap_up|paused|offline).",
+        "Operators per queue, by state (logged_out|available|ringing|on_call|wrapup|paused|unreachable).",
         &["queue", "state"],
-    ),
+    )
+    .with(&[Values::Queue, Values::Each(&crate::acd::OperatorState::LABELS)]),
     ratio(
         OPERATOR_OCCUPANCY_RATIO,
-        "Share of logged-in operator time spent ringing, talking or in wrap-up.",
+        "Share of a queue's logged-in operators ringing, talking or in wrap-up; NaN while none is logged in.",
         &["queue"],
-    ),
+    )
+    .with(&[Values::Queue]),
     histogram(
         OPERATOR_HANDLE_SECONDS,
         "Handle time (talk plus wrap-up) of operator calls.",
         &["queue"],
         BUCKETS_HANDLE,
-    ),
+    )
+    .with(&[Values::Queue]),
     histogram(
         OPERATOR_WRAPUP_SECONDS,
         "After-call work time of operators.",
         &["queue"],
         BUCKETS_WRAPUP,
-    ),
+    )
+    .with(&[Values::Queue]),
     counter(
         OPERATOR_RING_NO_ANSWER_TOTAL,
         "Operator rings that timed out or were refused.",
         &["queue"],
-    ),
+    )
+    .with(&[Values::Queue]),
     gauge(
         REGISTRATIONS_ACTIVE,
         Unit::Count,
@@ -400,17 +582,20 @@ pub const CATALOG: &[MetricDef] = &[
         AUTH_FAILURES_TOTAL,
         "Digest authentication failures, by reason.",
         &["reason"],
-    ),
+    )
+    .with(&[Values::Each(AUTH_FAILURE_REASONS)]),
     counter(
         RECORDS_WRITTEN_TOTAL,
         "Call records and queue events written to storage, by kind (cdr|queue_event).",
         &["kind"],
-    ),
+    )
+    .with(&[Values::Each(RECORD_KINDS)]),
     counter(
         RECORDS_DROPPED_TOTAL,
         "Call records and queue events lost, by kind and reason (buffer_full|storage_error|closed).",
         &["kind", "reason"],
-    ),
+    )
+    .with(&[Values::Each(RECORD_KINDS), Values::Each(RECORD_DROP_REASONS)]),
     counter(
         SIP_503_SENT_TOTAL,
         "503 Service Unavailable responses sent, whatever the reason (overload, draining, no RTP ports).",
@@ -421,6 +606,20 @@ pub const CATALOG: &[MetricDef] = &[
         "INVITEs refused with 403 because their source is not a trunk network (no call record is written for them).",
         &[],
     ),
+    gauge(
+        QUEUE_OPEN,
+        Unit::Count,
+        "1 while a caller can reach the queue through a loaded dialplan at this hour (its plan's office-hours branches), else 0.",
+        &["queue"],
+    )
+    .with(&[Values::Queue]),
+    gauge(
+        QUEUE_WAIT_ALERT_SECONDS,
+        Unit::Seconds,
+        "The queue's configured wait_alert: a caller waiting longer is worth an alert (ConmutadorOldestWaitHigh).",
+        &["queue"],
+    )
+    .with(&[Values::Queue]),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -496,6 +695,178 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// What the running configuration names: the values of the labels whose
+/// [`Values`] are `Queue`, `Plan` and `Node`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub queues: BTreeSet<String>,
+    /// Plan name → the names of its nodes.
+    pub plans: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Scope {
+    /// Whether a series with these labels belongs to the configuration in
+    /// force: a queue no longer configured takes its series with it. Plans
+    /// and nodes a reload removed keep theirs, because calls in progress
+    /// finish on the plan they started with and are counted there.
+    fn admits(&self, def: &MetricDef, labels: &[(String, String)]) -> bool {
+        def.labels
+            .iter()
+            .zip(def.values)
+            .filter(|(_, values)| **values == Values::Queue)
+            .all(|(label, _)| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k == label)
+                    .is_none_or(|(_, q)| self.queues.contains(q))
+            })
+    }
+}
+
+/// The label sets a family shows from the first scrape: the product of its
+/// labels' values ([`Values`] says which), with the configured queues,
+/// plans and plan nodes for the labels that name them.
+pub fn initial_series(def: &MetricDef, scope: &Scope) -> Vec<Vec<(&'static str, String)>> {
+    let mut out: Vec<Vec<(&'static str, String)>> = vec![Vec::new()];
+    for (label, values) in def.labels.iter().zip(def.values) {
+        let mut next = Vec::new();
+        for set in out {
+            let choices: Vec<String> = match values {
+                Values::Each(v) => v.iter().map(|s| s.to_string()).collect(),
+                Values::AnyOf(v) => v.iter().take(1).map(|s| s.to_string()).collect(),
+                Values::Queue => scope.queues.iter().cloned().collect(),
+                Values::Plan => scope.plans.keys().cloned().collect(),
+                Values::Node => set
+                    .iter()
+                    .find(|(l, _)| *l == "plan")
+                    .and_then(|(_, p)| scope.plans.get(p))
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+            };
+            for c in choices {
+                let mut s = set.clone();
+                s.push((*label, c));
+                next.push(s);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+/// Gives every catalog family its series on the current recorder: counters
+/// at 0, gauges and histograms empty at 0 until their room sets them (a
+/// gauge already set keeps its value, a counter already counted keeps its
+/// count). Dashboards and `absent`-style alerts treat a missing series as
+/// "no data", never as zero, so nothing may wait for a first event.
+pub fn register_all(scope: &Scope) {
+    for def in CATALOG {
+        for set in initial_series(def, scope) {
+            let labels: Vec<metrics::Label> = set
+                .into_iter()
+                .map(|(k, v)| metrics::Label::new(k, v))
+                .collect();
+            match def.kind {
+                Kind::Counter => metrics::counter!(def.name, labels).increment(0),
+                Kind::Gauge => metrics::gauge!(def.name, labels).increment(0.0),
+                Kind::Histogram => drop(metrics::histogram!(def.name, labels)),
+            }
+        }
+    }
+}
+
+/// The scope `/metrics` shows; `None` (unit tests with their own
+/// recorders) shows everything.
+static SCOPE: RwLock<Option<Scope>> = RwLock::new(None);
+
+/// Makes `scope` the configuration in force: its series exist from now on
+/// ([`register_all`] on the global recorder) and [`render`] hides those of
+/// queues it no longer names. Called at start and after every reload.
+pub fn set_scope(scope: Scope) {
+    register_all(&scope);
+    *SCOPE.write().unwrap_or_else(|p| p.into_inner()) = Some(scope);
+}
+
+/// Replaces the plans of the scope in force (after a dialplan reload; the
+/// queues come from the gateway configuration, which a reload keeps).
+pub fn set_scope_plans(plans: BTreeMap<String, BTreeSet<String>>) {
+    let current = SCOPE
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default();
+    set_scope(Scope { plans, ..current });
+}
+
+/// The `/metrics` text: the handle's rendering without the series of
+/// queues no longer configured. The recorder cannot forget a series, so
+/// they are left out here.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let text = handle.render();
+    match &*SCOPE.read().unwrap_or_else(|p| p.into_inner()) {
+        Some(scope) => in_scope(&text, scope),
+        None => text,
+    }
+}
+
+/// `text` (Prometheus exposition) without the sample lines `scope` does
+/// not admit.
+pub fn in_scope(text: &str, scope: &Scope) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let keep = line.starts_with('#') || {
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            match lookup_series(&line[..name_end]) {
+                Some(def) if def.values.contains(&Values::Queue) => {
+                    scope.admits(def, &sample_labels(&line[name_end..]))
+                }
+                _ => true,
+            }
+        };
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The labels of a sample line after its name (`{k="v",...} value`).
+pub fn sample_labels(rest: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(inner) = rest.strip_prefix('{') else {
+        return out;
+    };
+    let mut chars = inner.chars();
+    loop {
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim_start_matches(',')
+            .trim()
+            .to_string();
+        if key.is_empty() || key.starts_with('}') || chars.next() != Some('"') {
+            return out;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(e) => value.push(e),
+                    None => {}
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        out.push((key, value));
+    }
 }
 
 /// The metrics reference as a Markdown table (README.md embeds it; a test
@@ -600,3 +971,5 @@ pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
 pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";
+pub const QUEUE_OPEN: &str = "conmutador_queue_open";
+pub const QUEUE_WAIT_ALERT_SECONDS: &str = "conmutador_queue_wait_alert_seconds";

@@ -172,3 +172,138 @@ fn install_is_idempotent() {
             .count()
     );
 }
+
+#[test]
+fn every_label_says_where_its_values_come_from() {
+    for m in CATALOG {
+        assert_eq!(
+            m.labels.len(),
+            m.values.len(),
+            "{}: declare the values of each label with .with(&[...]) in label order",
+            m.name
+        );
+        for (label, values) in m.labels.iter().zip(m.values) {
+            if let Some(v) = values.fixed() {
+                assert!(!v.is_empty(), "{}: {label} has no values", m.name);
+            }
+            assert_eq!(
+                *values == Values::Node,
+                *label == "node",
+                "{}: {label}: plan nodes go in a `node` label",
+                m.name
+            );
+            if *values == Values::Node {
+                assert!(m.labels.contains(&"plan"), "{}: node without plan", m.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn operator_states_are_the_engine_s_own() {
+    use crate::acd::OperatorState;
+    let def = lookup(OPERATORS).expect("operators gauge");
+    let states = def.values[1].fixed().expect("fixed states");
+    for s in [
+        OperatorState::LoggedOut,
+        OperatorState::Available,
+        OperatorState::Ringing,
+        OperatorState::OnCall,
+        OperatorState::WrapUp,
+        OperatorState::Paused("x".into()),
+        OperatorState::Unreachable,
+    ] {
+        assert!(states.contains(&s.label()), "{}", s.label());
+        assert!(def.help.contains(s.label()), "help names {}", s.label());
+    }
+}
+
+fn scope() -> Scope {
+    Scope {
+        queues: ["a", "b"].map(String::from).into(),
+        plans: [("p".to_string(), ["inicio", "menu"].map(String::from).into())].into(),
+    }
+}
+
+#[test]
+fn every_family_has_its_series_before_any_event() {
+    let recorder = build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || register_all(&scope()));
+    let text = handle.render();
+    for m in CATALOG {
+        let first = match m.kind {
+            Kind::Histogram => format!("{}_count", m.name),
+            _ => m.name.to_string(),
+        };
+        assert!(
+            text.lines().any(
+                |l| l.starts_with(&format!("{first} ")) || l.starts_with(&format!("{first}{{"))
+            ),
+            "{} has no series before any event:\n{text}",
+            m.name
+        );
+    }
+    // One series per queue and operator state, at 0.
+    for q in ["a", "b"] {
+        for s in crate::acd::OperatorState::LABELS {
+            let line = format!("conmutador_operators{{queue=\"{q}\",state=\"{s}\"}} 0");
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+    }
+    assert!(text.contains("conmutador_ivr_node_visits_total{plan=\"p\",node=\"menu\"} 0"));
+    assert!(text.contains("conmutador_calls_started_total 0"));
+    assert!(text.contains("conmutador_queue_wait_answered_seconds_count{queue=\"b\"} 0"));
+    // A value recorded before registration survives it.
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!(CALLS_STARTED_TOTAL).increment(2);
+        metrics::gauge!(CALLS_ACTIVE, "state" => "ivr").set(1.0);
+        register_all(&scope());
+    });
+    let text = handle.render();
+    assert!(text.contains("conmutador_calls_started_total 2"), "{text}");
+    assert!(
+        text.contains("conmutador_calls_active{state=\"ivr\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn series_of_removed_queues_leave_the_exposition_those_of_old_plans_stay() {
+    let recorder = build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        register_all(&scope());
+        metrics::histogram!(QUEUE_WAIT_ANSWERED_SECONDS, "queue" => "b").record(3.0);
+    });
+    let before = handle.render();
+    assert!(before.contains("queue=\"b\""));
+    let mut after = scope();
+    after.queues.remove("b");
+    after.plans.clear();
+    let text = in_scope(&before, &after);
+    assert!(!text.contains("queue=\"b\""), "{text}");
+    assert!(text.contains("conmutador_queue_wait_answered_seconds_bucket{queue=\"a\",le=\"5\"} 0"));
+    assert!(text.contains("conmutador_operators{queue=\"a\",state=\"paused\"} 0"));
+    assert!(text.contains("# TYPE conmutador_operators gauge"));
+    // Calls in progress finish on the plan they started with and are
+    // counted there: a removed plan's series stay.
+    assert!(text.contains("conmutador_ivr_node_visits_total{plan=\"p\",node=\"menu\"} 0"));
+    // Families without queues are untouched.
+    assert_eq!(
+        text.lines().filter(|l| !l.contains("queue=")).count(),
+        before.lines().filter(|l| !l.contains("queue=")).count()
+    );
+}
+
+#[test]
+fn sample_labels_read_escapes() {
+    assert_eq!(
+        sample_labels(r#"{queue="a\"b",le="+Inf"} 3"#),
+        vec![
+            ("queue".to_string(), "a\"b".to_string()),
+            ("le".to_string(), "+Inf".to_string())
+        ]
+    );
+    assert!(sample_labels(" 3").is_empty());
+}

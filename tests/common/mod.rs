@@ -5,6 +5,7 @@
 
 pub mod baresip;
 pub mod ua;
+pub mod vocabulary;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
