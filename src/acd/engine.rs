@@ -28,7 +28,7 @@ use super::state::{
 };
 use super::types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
-    RingFailure,
+    Removal, RingFailure,
 };
 use crate::ops::metrics as m;
 
@@ -148,6 +148,7 @@ impl Acd {
                 priority,
             } => self.caller_joined(call, &queue, priority, now),
             AcdEvent::CallerLeft { call } => self.caller_left(call, now),
+            AcdEvent::CallerRemoved { call, by } => self.caller_removed(call, by, now),
             AcdEvent::CallerPressedKey { call, digit } => {
                 if let Some(c) = self.st.callers.get(&call) {
                     if self.st.queues[c.queue].cfg.is_exit_key(digit) {
@@ -438,6 +439,45 @@ impl Acd {
             Some(call),
             None,
             QueueEventKind::Abandon {
+                position,
+                entry_position,
+                waited,
+                announced,
+            },
+            now,
+        );
+    }
+
+    /// The gateway took the caller out (admin API, shutdown). A connected
+    /// call ends as usual; a waiting caller leaves without counting as an
+    /// abandonment: no abandon counter, no patience sample for the
+    /// estimator, its own queue-log record.
+    fn caller_removed(&mut self, call: CallId, by: Removal, now: Instant) {
+        if self.st.connected.contains_key(&call) {
+            self.call_ended(call, Party::Caller, now);
+            return;
+        }
+        let Some((qi, position, waited, announced, entry_position)) =
+            self.st.callers.get(&call).map(|c| {
+                (
+                    c.queue,
+                    self.position(call).unwrap_or(0),
+                    now.saturating_duration_since(c.joined),
+                    c.announced,
+                    c.entry_position,
+                )
+            })
+        else {
+            return;
+        };
+        self.remove_caller(call, now);
+        self.outcome(qi, "removed");
+        self.log(
+            qi,
+            Some(call),
+            None,
+            QueueEventKind::Removed {
+                by,
                 position,
                 entry_position,
                 waited,

@@ -1386,3 +1386,86 @@ fn the_snapshot_says_since_when_each_operator_holds_its_state() {
         ("ringing", Some(t0 + s(10)))
     );
 }
+
+// ---- callers taken out by the gateway ----
+
+#[test]
+fn removal_by_admin_or_shutdown_is_logged_as_such_and_is_no_abandonment() {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    for (call, by) in [(2, Removal::Admin), (3, Removal::Shutdown)] {
+        h.join(call, 0);
+        h.advance(42);
+        let out = h.ev(AcdEvent::CallerRemoved { call, by });
+        assert_eq!(log_names(&out), ["REMOVED"]);
+        match &logs(&out)[0].kind {
+            QueueEventKind::Removed {
+                by: logged,
+                position,
+                waited,
+                ..
+            } => {
+                assert_eq!((*logged, *position, *waited), (by, 1, s(42)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(exits(&out).is_empty(), "the plan is not asked to go on");
+    }
+    let stats = &h.acd.queues_snapshot(h.now)[0].stats;
+    assert_eq!(stats.abandoned, 0);
+    assert_eq!(stats.abandon_ratio, Some(0.0));
+    assert!(h.acd.queues_snapshot(h.now)[0].callers.is_empty());
+    // A connected caller cut by shutdown completes its call.
+    let out = h.ev(AcdEvent::CallerRemoved {
+        call: 1,
+        by: Removal::Shutdown,
+    });
+    assert_eq!(log_names(&out), ["COMPLETECALLER"]);
+}
+
+/// The wait announced to a caller behind three others after twenty callers
+/// left the queue after a minute each, by `leave` (None: nobody was there).
+fn estimate_after(leave: Option<fn(CallId) -> AcdEvent>) -> Option<Duration> {
+    let mut h = H::simple(Strategy::LongestIdle, &["a"]);
+    h.join(1, 0);
+    h.answer(1, "a");
+    if let Some(leave) = leave {
+        for call in 10..30 {
+            h.join(call, 0);
+        }
+        h.advance(60);
+        for call in 10..30 {
+            h.ev(leave(call));
+        }
+    } else {
+        h.advance(60);
+    }
+    for call in 100..103 {
+        h.join(call, 0);
+    }
+    let out = h.join(103, 0);
+    logs(&out).iter().find_map(|e| match &e.kind {
+        QueueEventKind::EnterQueue { announced, .. } => *announced,
+        _ => None,
+    })
+}
+
+#[test]
+fn removed_callers_teach_the_estimator_nothing_about_patience() {
+    let none = estimate_after(None);
+    assert!(
+        none.is_some(),
+        "an operator is staffed: there is an estimate"
+    );
+    let removed = estimate_after(Some(|call| AcdEvent::CallerRemoved {
+        call,
+        by: Removal::Shutdown,
+    }));
+    let abandoned = estimate_after(Some(|call| AcdEvent::CallerLeft { call }));
+    assert_eq!(removed, none, "removals are not patience samples");
+    assert_ne!(
+        abandoned, none,
+        "abandons are (else this test shows nothing)"
+    );
+}

@@ -54,6 +54,13 @@ pub enum AcdEvent {
     CallerLeft {
         call: CallId,
     },
+    /// The gateway took a waiting caller out of the queue (admin API or
+    /// shutdown). Not an abandonment: it says nothing about the caller's
+    /// patience, so it feeds neither the abandon counters nor the estimator.
+    CallerRemoved {
+        call: CallId,
+        by: Removal,
+    },
     /// The caller pressed a digit while waiting.
     CallerPressedKey {
         call: CallId,
@@ -111,6 +118,24 @@ pub enum ExitReason {
     Empty,
     /// The caller pressed this exit key.
     Key(char),
+}
+
+/// Who took a waiting caller out of the queue, when it was not the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// `DELETE` on the admin API.
+    Admin,
+    /// The gateway is stopping.
+    Shutdown,
+}
+
+impl Removal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Removal::Admin => "admin",
+            Removal::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// What the call layer must do.
@@ -222,6 +247,15 @@ pub enum QueueEventKind {
         waited: Duration,
         announced: Option<Duration>,
     },
+    /// Taken out by the gateway (not an Asterisk event: Asterisk has no
+    /// record for a caller removed by an operator or a shutdown).
+    Removed {
+        by: Removal,
+        position: usize,
+        entry_position: usize,
+        waited: Duration,
+        announced: Option<Duration>,
+    },
     ExitWithTimeout {
         position: usize,
         waited: Duration,
@@ -266,6 +300,7 @@ impl QueueEventKind {
             QueueEventKind::CompleteCaller { .. } => "COMPLETECALLER",
             QueueEventKind::CompleteAgent { .. } => "COMPLETEAGENT",
             QueueEventKind::Abandon { .. } => "ABANDON",
+            QueueEventKind::Removed { .. } => "REMOVED",
             QueueEventKind::ExitWithTimeout { .. } => "EXITWITHTIMEOUT",
             QueueEventKind::ExitWithKey { .. } => "EXITWITHKEY",
             QueueEventKind::ExitEmpty { .. } => "EXITEMPTY",

@@ -280,6 +280,13 @@ impl Gateway {
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }
+        // The queue events of the calls just ended (REMOVED, COMPLETE*) are
+        // made by the ACD task from events it may not have handled yet; a
+        // question answered after them means they are in the writer's
+        // channel before it closes.
+        if let Some(acd) = &self.router.services.acd {
+            let _ = tokio::time::timeout(Duration::from_secs(2), acd.operators()).await;
+        }
         // Every buffered record reaches storage before the process exits.
         if let Some(w) = self.writer.take() {
             let report = w.close().await;

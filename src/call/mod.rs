@@ -30,7 +30,7 @@ use crate::dialplan::{Diagnostic, DialplanStore, Dialplans};
 use crate::media::{MediaEngine, PromptLibrary};
 use crate::ops::http::{AdminError, CallState, CallView, OperatorView, QueueView, RemovedCaller};
 use crate::ops::metrics as m;
-use crate::ops::records::{Cdr, Disposition, HangupSide, RecordSink};
+use crate::ops::records::{Cdr, Disposition, HangupSide, QueueEvent, RecordSink};
 use crate::sdp::Codec;
 use crate::sip::endpoint::{Endpoint, SipEvent, TransactionUser};
 use crate::sip::transaction::TxId;
@@ -59,6 +59,8 @@ pub enum CallMsg {
     AckTimeout,
     /// The gateway is shutting down: end the call politely.
     Shutdown,
+    /// An admin removed this caller from its queue (admin API).
+    Remove,
     /// A decision of the ACD for this caller.
     Acd(crate::acd::AcdCommand),
 }
@@ -117,6 +119,10 @@ impl Services {
             Ok(lib) => *self.prompts.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(lib),
             Err(e) => warn!(error = %e, "prompts not reloaded, the previous ones stay"),
         }
+        // Asterisk's CONFIGRELOAD: reports tell figures before and after a
+        // change of plans apart.
+        self.records
+            .queue_event(QueueEvent::config_reload(chrono::Utc::now()));
         Ok(warnings)
     }
 }
@@ -165,6 +171,8 @@ pub struct Router {
     queue_cfgs: Vec<crate::acd::QueueConfig>,
     /// Feature codes operators dial: number → action.
     features: Vec<(String, queue::Feature)>,
+    /// Samples the log line of refused non-trunk INVITEs.
+    stranger_log: Mutex<LogSampler>,
 }
 
 impl Router {
@@ -189,6 +197,7 @@ impl Router {
                 (cfg.calls.pause_code.clone(), queue::Feature::Pause),
                 (cfg.calls.unpause_code.clone(), queue::Feature::Unpause),
             ],
+            stranger_log: Mutex::new(LogSampler::new(Duration::from_secs(1))),
         })
     }
 
@@ -323,6 +332,26 @@ impl Router {
         }
     }
 
+    /// 403 to an INVITE whose source is not a trunk. It never was a call:
+    /// no CDR (a flood of them would fill the disk), not in the call
+    /// counters; it is counted in `conmutador_sip_foreign_invites_total` and
+    /// logged at most once a second with the number of refusals not logged.
+    fn refuse_stranger(&self, ep: &Arc<Endpoint>, req: &Message, tx: TxId, peer: Peer) {
+        let b = response_to(req, 403, "Forbidden")
+            .to_tag(&new_tag())
+            .header("Server", &ep.user_agent);
+        ep.respond(tx, 403, b.build(), None);
+        metrics::counter!(m::SIP_FOREIGN_INVITES_TOTAL).increment(1);
+        let suppressed = self
+            .stranger_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(Instant::now());
+        if let Some(suppressed) = suppressed {
+            warn!(from = %peer.addr, suppressed, "INVITE from a source that is not a trunk refused (403); `suppressed` more were not logged in the last second");
+        }
+    }
+
     fn cps_exceeded(&self) -> bool {
         if self.max_cps == 0 {
             return false;
@@ -358,9 +387,7 @@ impl Router {
             return self.feature_code(ep, req, tx, peer, feature);
         }
         if !self.trunks.allows(peer.addr.ip()) {
-            warn!(from = %peer.addr, "INVITE from a source that is not a trunk");
-            metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
-            return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
+            return self.refuse_stranger(ep, &req, tx, peer);
         }
         metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
         let retry = [("Retry-After", ep.retry_after().to_string())];
@@ -556,7 +583,7 @@ impl Router {
         };
         match inbox {
             Some(inbox) => {
-                let _ = inbox.try_send(CallMsg::Shutdown);
+                let _ = inbox.try_send(CallMsg::Remove);
                 Ok(RemovedCaller {
                     queue: queue.to_owned(),
                     call_id: call_id.to_owned(),
@@ -651,7 +678,7 @@ impl Router {
         feature: queue::Feature,
     ) {
         let Some(ops) = &self.services.operators else {
-            return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
+            return self.refuse_stranger(ep, &req, tx, peer);
         };
         let user = req
             .from()
@@ -793,6 +820,40 @@ impl TransactionUser for Router {
     }
 }
 
+/// Lets one log line through per `period` and counts the ones it held back,
+/// so a flood from the network cannot flood the log.
+#[derive(Debug)]
+pub(crate) struct LogSampler {
+    period: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogSampler {
+    pub(crate) fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)`: log now, mentioning the `n` events held back since the
+    /// last line; `None`: stay quiet (the event is counted).
+    pub(crate) fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < self.period => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
 /// The number the caller dialled: the Request-URI user part, else the To user.
 pub fn called_number(req: &Message) -> String {
     use crate::sip::uri::Uri;
@@ -813,5 +874,24 @@ fn state_label(s: CallState) -> &'static str {
         CallState::Queued => "queued",
         CallState::Ringing => "ringing",
         CallState::Bridged => "bridged",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sampler_lets_one_line_a_period_through_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let mut s = LogSampler::new(Duration::from_secs(1));
+        assert_eq!(s.admit(t0), Some(0));
+        let quiet = (1..=2999)
+            .filter_map(|i| s.admit(t0 + Duration::from_micros(i * 300)))
+            .count();
+        assert_eq!(quiet, 0, "3,000 events within 0.9 s: one line only");
+        assert_eq!(s.admit(t0 + Duration::from_secs(1)), Some(2999));
+        assert_eq!(s.admit(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(s.admit(t0 + Duration::from_secs(3)), Some(1));
     }
 }

@@ -300,11 +300,27 @@ fn to_record(
             *waited,
             *announced,
         ),
+        K::Removed {
+            by,
+            position,
+            entry_position,
+            waited,
+            announced,
+        } => QueueEvent::removed(
+            time,
+            call_id,
+            q,
+            by.as_str(),
+            pos(*position),
+            pos(*entry_position),
+            ms(*waited),
+            announced.map(ms),
+        ),
         K::Full | K::JoinEmpty => {
             let kind = if matches!(log.kind, K::Full) {
                 QueueEventKind::Full
             } else {
-                QueueEventKind::ExitEmpty
+                QueueEventKind::JoinEmpty
             };
             QueueEvent::exit(time, call_id, q, kind, None, 0, 0, 0, None)
         }

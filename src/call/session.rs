@@ -74,6 +74,8 @@ enum End {
     Failed,
     OperatorHungUp,
     TransferFailed,
+    /// Removed from its queue over the admin API.
+    Removed,
 }
 
 impl End {
@@ -88,6 +90,7 @@ impl End {
             End::Failed => "failed",
             End::OperatorHungUp => "operator_hangup",
             End::TransferFailed => "transfer_failed",
+            End::Removed => "removed",
         }
     }
     fn disposition(self) -> Disposition {
@@ -97,6 +100,7 @@ impl End {
             }
             End::Cancelled => Disposition::Abandoned,
             End::RtpTimeout | End::NoAck | End::Failed | End::TransferFailed => Disposition::Failed,
+            End::Removed => Disposition::Removed,
         }
     }
 }
@@ -159,6 +163,9 @@ pub struct Call {
     talk_ended_by: Option<Party>,
     /// The plan transferred the caller to another SIP destination.
     cdr_transfer: bool,
+    /// The caller left a queue unserved (timeout, full, empty, exit key)
+    /// towards the plan's overflow destination.
+    overflowed: bool,
 }
 
 /// Nodes kept in a call record's path; a caller looping in a menu for an
@@ -252,6 +259,7 @@ impl Call {
             cdr_talk: None,
             talk_ended_by: None,
             cdr_transfer: false,
+            overflowed: false,
         }
     }
 
@@ -472,6 +480,7 @@ impl Call {
                 Ok(())
             }
             CallMsg::Shutdown => Err(End::Shutdown),
+            CallMsg::Remove => Err(End::Removed),
             CallMsg::Acd(cmd) => self.on_acd(cmd),
             CallMsg::Response { resp, tx } => {
                 let call_id = resp.call_id().unwrap_or("");
@@ -800,41 +809,14 @@ impl Call {
         if matches!(end, End::CallerHungUp | End::Cancelled) {
             self.talk_ended_by.get_or_insert(Party::Caller);
         }
-        // A caller who hangs up while waiting abandoned the queue.
-        // The ACD counts a caller as connected once the operator answers,
-        // even if the bridge had not been made when the caller hung up; the
-        // record follows the queue log.
-        let answered = self
-            .op_legs
-            .iter()
-            .any(|l| l.state == agent::OpState::Answered);
-        let abandoned = self.queued.is_some()
-            && self.bridged.is_none()
-            && !answered
-            && matches!(end, End::CallerHungUp);
-        let disposition = if abandoned {
-            Disposition::Abandoned
-        } else {
-            end.disposition()
-        };
-        self.end_queue_part();
+        let disposition = self.disposition(end);
+        self.end_queue_part(end);
         if let Some(leg) = self.leg.take() {
             self.svc.media.release(leg);
         }
-        if let Some(r) = self.router.upgrade() {
-            let state = self.view.lock().unwrap_or_else(|p| p.into_inner()).state;
-            r.forget(
-                self.id,
-                self.invite_tx,
-                &(self.call_id.clone(), self.local_tag.clone()),
-                state,
-            );
-        }
-        let secs = self.started.elapsed().as_secs_f64();
-        metrics::histogram!(m::CALL_DURATION_SECONDS).record(secs);
-        metrics::counter!(m::CALLS_ENDED_TOTAL, "result" => result_label(disposition), "reason" => end.label())
-            .increment(1);
-        info!(reason = end.label(), seconds = secs, "call ended");
+        // The record goes before the call is forgotten: shutdown waits for
+        // the call count to reach zero and then closes the writer, which
+        // must already hold this record.
         self.svc.records.cdr(Cdr {
             call_id: self.call_id.clone(),
             start: self.started_wall,
@@ -855,6 +837,50 @@ impl Call {
             },
             hangup_cause: end.label().to_owned(),
         });
+        if let Some(r) = self.router.upgrade() {
+            let state = self.view.lock().unwrap_or_else(|p| p.into_inner()).state;
+            r.forget(
+                self.id,
+                self.invite_tx,
+                &(self.call_id.clone(), self.local_tag.clone()),
+                state,
+            );
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        metrics::histogram!(m::CALL_DURATION_SECONDS).record(secs);
+        metrics::counter!(m::CALLS_ENDED_TOTAL, "result" => result_label(disposition), "reason" => end.label())
+            .increment(1);
+        info!(reason = end.label(), seconds = secs, "call ended");
+    }
+}
+
+impl Call {
+    /// How the call ended for the caller, as the CDR and the `result`
+    /// label tell it.
+    fn disposition(&self, end: End) -> Disposition {
+        // The ACD counts a caller as connected once the operator answers,
+        // even if the bridge had not been made when the caller hung up; the
+        // record follows the queue log.
+        let answered = self
+            .op_legs
+            .iter()
+            .any(|l| l.state == agent::OpState::Answered && !l.transfer);
+        let waiting = self.queued.is_some() && self.bridged.is_none() && !answered;
+        let transferred = self.bridged.as_deref() == Some(agent::TRANSFER_LEG);
+        match end {
+            _ if transferred => Disposition::Transferred,
+            // Hung up while waiting in a queue, or while the transfer rang.
+            End::CallerHungUp if waiting || (self.cdr_transfer && self.bridged.is_none()) => {
+                Disposition::Abandoned
+            }
+            End::Shutdown if waiting => Disposition::Removed,
+            End::CallerHungUp | End::PlanHungUp | End::Shutdown
+                if self.overflowed && self.cdr_operator.is_none() =>
+            {
+                Disposition::Overflowed
+            }
+            _ => end.disposition(),
+        }
     }
 }
 
@@ -867,6 +893,7 @@ fn result_label(d: Disposition) -> &'static str {
         Disposition::Overflowed => "overflowed",
         Disposition::Transferred => "transferred",
         Disposition::Failed => "failed",
+        Disposition::Removed => "removed",
     }
 }
 

@@ -149,6 +149,7 @@ pub const CALL_RESULTS: &[&str] = &[
     "overflowed",
     "transferred",
     "failed",
+    "removed",
 ];
 /// `call::session::End::label` and the refusals of `call::Router::reject`.
 pub const CALL_END_REASONS: &[&str] = &[
@@ -161,6 +162,7 @@ pub const CALL_END_REASONS: &[&str] = &[
     "failed",
     "operator_hangup",
     "transfer_failed",
+    "removed",
     "overloaded",
     "forbidden",
     "not_found",
@@ -178,6 +180,7 @@ pub const QUEUE_OUTCOMES: &[&str] = &[
     "empty",
     "joinempty",
     "full",
+    "removed",
 ];
 /// Digest failures: `sip::digest::Rejection::label` and the registrar's own.
 pub const AUTH_FAILURE_REASONS: &[&str] = &[
@@ -368,7 +371,7 @@ pub const CATALOG: &[MetricDef] = &[
     counter(CALLS_STARTED_TOTAL, "Calls accepted from the trunk.", &[]),
     counter(
         CALLS_ENDED_TOTAL,
-        "Calls ended, by result (completed|abandoned|rejected|failed|overflowed) and reason (caller_hangup, plan_hangup, rtp_timeout, forbidden, not_found, overloaded, ...).",
+        "Calls ended, by result (completed|abandoned|rejected|failed|overflowed|transferred|removed) and reason (caller_hangup, plan_hangup, rtp_timeout, forbidden, not_found, overloaded, ...).",
         &["result", "reason"],
     )
     .with(&[Values::Each(CALL_RESULTS), Values::AnyOf(CALL_END_REASONS)]),
@@ -532,7 +535,7 @@ pub const CATALOG: &[MetricDef] = &[
     .with(&[Values::Queue]),
     counter(
         QUEUE_CALLERS_TOTAL,
-        "Callers leaving a queue, by outcome (answered|abandoned|timeout|key|empty|joinempty|full).",
+        "Callers leaving a queue, by outcome (answered|abandoned|timeout|key|empty|joinempty|full|removed).",
         &["queue", "outcome"],
     )
     .with(&[Values::Queue, Values::Each(QUEUE_OUTCOMES)]),
@@ -596,6 +599,11 @@ pub const CATALOG: &[MetricDef] = &[
     counter(
         SIP_503_SENT_TOTAL,
         "503 Service Unavailable responses sent, whatever the reason (overload, draining, no RTP ports).",
+        &[],
+    ),
+    counter(
+        SIP_FOREIGN_INVITES_TOTAL,
+        "INVITEs refused with 403 because their source is not a trunk network (no call record is written for them).",
         &[],
     ),
     gauge(
@@ -962,5 +970,6 @@ pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
 pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
+pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";
 pub const QUEUE_OPEN: &str = "conmutador_queue_open";
 pub const QUEUE_WAIT_ALERT_SECONDS: &str = "conmutador_queue_wait_alert_seconds";

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::{Call, End};
-use crate::acd::{AcdCommand, AcdEvent, ExitReason, Party, RingFailure};
+use crate::acd::{AcdCommand, AcdEvent, ExitReason, Party, Removal, RingFailure};
 use crate::dialplan::{IvrEvent, QueueExitReason};
 use crate::media::{LegId, PlayOpts};
 use crate::ops::http::CallState;
+use crate::ops::records::QueueEvent;
 use crate::sdp::{self, LocalSdp, MediaParams};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::Peer;
@@ -161,6 +162,7 @@ impl Call {
             }
             AcdCommand::Exit { reason, .. } => {
                 self.leave_queue();
+                self.overflowed = true;
                 let reason = match reason {
                     ExitReason::Full => QueueExitReason::Full,
                     ExitReason::Timeout => QueueExitReason::Timeout,
@@ -406,6 +408,27 @@ impl Call {
         self.bridged = Some(op.to_owned());
         if op != TRANSFER_LEG {
             self.cdr_operator = Some(op.to_owned());
+        } else if let Some(queue) = self.cdr_queue.clone() {
+            // A caller who had been in a queue was handed on: the queue log
+            // says so, as Asterisk's TRANSFER does.
+            let uri = self
+                .op_legs
+                .iter()
+                .find(|l| l.transfer)
+                .map(|l| l.request_uri.clone())
+                .unwrap_or_default();
+            let wait = self.cdr_wait.map_or(0, |d| d.as_millis() as u64);
+            let talk = self.cdr_talk.map_or(0, |d| d.as_millis() as u64);
+            self.svc.records.queue_event(QueueEvent::transfer(
+                chrono::Utc::now(),
+                &self.call_id,
+                &queue,
+                self.cdr_operator.as_deref(),
+                &uri,
+                &self.plan_name,
+                wait,
+                talk,
+            ));
         }
         info!(operator = op, "caller connected to operator");
         self.set_view_state(
@@ -695,7 +718,7 @@ impl Call {
     }
 
     /// The call ends: tell the ACD and end every operator leg.
-    pub(super) fn end_queue_part(&mut self) {
+    pub(super) fn end_queue_part(&mut self, end: End) {
         let acd = self.svc.acd.clone();
         if let Some(op) = self.bridged.clone().filter(|op| op != TRANSFER_LEG) {
             let talk = self
@@ -715,8 +738,21 @@ impl Call {
             }
         } else if self.queued.is_some() {
             self.leave_queue();
+            // Only the caller can abandon; the gateway taking them out is
+            // its own event, kept out of the abandonment figures.
+            let ev = match end {
+                End::Removed => AcdEvent::CallerRemoved {
+                    call: self.id,
+                    by: Removal::Admin,
+                },
+                End::Shutdown => AcdEvent::CallerRemoved {
+                    call: self.id,
+                    by: Removal::Shutdown,
+                },
+                _ => AcdEvent::CallerLeft { call: self.id },
+            };
             if let Some(acd) = &acd {
-                acd.event(AcdEvent::CallerLeft { call: self.id });
+                acd.event(ev);
             }
         }
         for l in std::mem::take(&mut self.op_legs) {

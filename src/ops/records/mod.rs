@@ -7,7 +7,9 @@
 //! Storage is SQLite under the data directory by default, PostgreSQL when a
 //! URL is configured; both get the same versioned schema ([`store`]). Calls
 //! hand records to a [`RecordSink`] that never blocks: a dedicated thread
-//! ([`writer`]) writes them in batches, so a slow disk never stalls a call.
+//! ([`writer`]) writes them by group commit (one transaction per ~20 ms
+//! window), so a slow disk never stalls a call and a crash loses at most
+//! the last window.
 //! This room stores what it is given; it never decides anything about calls.
 
 use std::path::PathBuf;
@@ -36,8 +38,9 @@ pub struct RecordsConfig {
     pub postgres_url: Option<String>,
     /// Most records written in one transaction.
     pub batch_max: usize,
-    /// Longest a record waits in memory before it is written (the most a
-    /// crash can lose).
+    /// The group-commit window: longest a record waits in memory before
+    /// its transaction is committed, so about what a crash of the process
+    /// can lose (see `writer`).
     pub flush_interval_ms: u64,
     /// Records held in memory at most; beyond it new records are dropped and
     /// counted in `conmutador_records_dropped_total`.
@@ -50,7 +53,7 @@ impl Default for RecordsConfig {
             data_dir: PathBuf::from("data"),
             postgres_url: None,
             batch_max: 256,
-            flush_interval_ms: 1000,
+            flush_interval_ms: 20,
             buffer: 8192,
         }
     }
@@ -87,16 +90,22 @@ pub enum RecordsError {
 pub enum Disposition {
     /// Served: talked to an operator, or finished the IVR normally.
     Completed,
-    /// Hung up while waiting in a queue or ringing.
+    /// Hung up while waiting in a queue, while an operator or a transfer
+    /// target rang, or before the answer.
     Abandoned,
     /// Refused before answer (overload, no route, 4xx/5xx sent).
     Rejected,
     /// Broke: media timeout, operator leg failure, internal error.
     Failed,
-    /// Left the queue by timeout/full/empty to an overflow destination.
+    /// Left a queue unserved (timeout, full, empty, exit key) to the plan's
+    /// overflow destination, and was not served afterwards.
     Overflowed,
-    /// Handed off to another SIP destination.
+    /// Handed off to another SIP destination (the transfer was answered).
     Transferred,
+    /// Taken out of a queue by the gateway before being served: removed
+    /// over the admin API, or cut by shutdown while waiting (the cause says
+    /// which). Not an abandonment.
+    Removed,
 }
 
 /// Who hung up.
@@ -135,6 +144,7 @@ macro_rules! str_enum {
 str_enum!(Disposition {
     Completed => "completed", Abandoned => "abandoned", Rejected => "rejected",
     Failed => "failed", Overflowed => "overflowed", Transferred => "transferred",
+    Removed => "removed",
 });
 str_enum!(HangupSide { Caller => "caller", Operator => "operator", Gateway => "gateway" });
 
@@ -179,8 +189,13 @@ pub enum QueueEventKind {
     ExitWithTimeout,
     ExitWithKey,
     ExitEmpty,
+    /// Asterisk's JOINEMPTY: refused at entry because nobody could answer.
+    JoinEmpty,
     /// Asterisk's FULL: refused at entry because the queue was at its cap.
     Full,
+    /// Not in Asterisk's vocabulary: taken out of the queue by the gateway
+    /// (admin API or shutdown), which is not an abandonment.
+    Removed,
     RingNoAnswer,
     Transfer,
     Pause,
@@ -193,7 +208,8 @@ pub enum QueueEventKind {
 str_enum!(QueueEventKind {
     EnterQueue => "ENTERQUEUE", Connect => "CONNECT", CompleteCaller => "COMPLETECALLER",
     CompleteAgent => "COMPLETEAGENT", Abandon => "ABANDON", ExitWithTimeout => "EXITWITHTIMEOUT",
-    ExitWithKey => "EXITWITHKEY", ExitEmpty => "EXITEMPTY", Full => "FULL",
+    ExitWithKey => "EXITWITHKEY", ExitEmpty => "EXITEMPTY", JoinEmpty => "JOINEMPTY", Full => "FULL",
+    Removed => "REMOVED",
     RingNoAnswer => "RINGNOANSWER", Transfer => "TRANSFER", Pause => "PAUSE", Unpause => "UNPAUSE",
     AgentLogin => "AGENTLOGIN", AgentLogoff => "AGENTLOGOFF", ConfigReload => "CONFIGRELOAD",
 });
@@ -316,8 +332,9 @@ impl QueueEvent {
         ev
     }
 
-    /// ABANDON, EXITWITHTIMEOUT, EXITEMPTY, FULL: data = position, original
-    /// position, wait (s). EXITWITHKEY puts the key first.
+    /// ABANDON, EXITWITHTIMEOUT, EXITEMPTY, JOINEMPTY, FULL: data =
+    /// position, original position, wait (s). EXITWITHKEY puts the key
+    /// first.
     #[allow(clippy::too_many_arguments)]
     pub fn exit(
         time: DateTime<Utc>,
@@ -343,6 +360,68 @@ impl QueueEvent {
         ev.wait_ms = Some(wait_ms);
         ev.announced_wait_ms = announced_wait_ms;
         ev
+    }
+
+    /// REMOVED: data = position, original position, wait (s), and who
+    /// removed the caller (`admin` or `shutdown`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn removed(
+        time: DateTime<Utc>,
+        call_id: &str,
+        queue: &str,
+        by: &str,
+        position: u32,
+        orig_position: u32,
+        wait_ms: u64,
+        announced_wait_ms: Option<u64>,
+    ) -> Self {
+        let mut ev = Self::new(time, QueueEventKind::Removed)
+            .call(call_id, queue)
+            .data(&[
+                position.to_string(),
+                orig_position.to_string(),
+                secs(wait_ms),
+                by.to_string(),
+            ]);
+        ev.wait_ms = Some(wait_ms);
+        ev.announced_wait_ms = announced_wait_ms;
+        ev
+    }
+
+    /// TRANSFER (the plan handed a caller who had been in `queue` to
+    /// another destination): data = destination, plan, hold time (s), call
+    /// time (s), original position, as Asterisk's extension, context,
+    /// holdtime, calltime, origposition.
+    #[allow(clippy::too_many_arguments)]
+    pub fn transfer(
+        time: DateTime<Utc>,
+        call_id: &str,
+        queue: &str,
+        agent: Option<&str>,
+        destination: &str,
+        plan: &str,
+        wait_ms: u64,
+        talk_ms: u64,
+    ) -> Self {
+        let mut ev = Self::new(time, QueueEventKind::Transfer)
+            .call(call_id, queue)
+            .data(&[
+                destination.to_string(),
+                plan.to_string(),
+                secs(wait_ms),
+                secs(talk_ms),
+                String::new(),
+            ]);
+        ev.agent = agent.map(str::to_string);
+        ev.wait_ms = Some(wait_ms);
+        ev.talk_ms = Some(talk_ms);
+        ev
+    }
+
+    /// CONFIGRELOAD: the dialplans (and prompts) were reloaded; no call, no
+    /// queue, no agent, as Asterisk writes it.
+    pub fn config_reload(time: DateTime<Utc>) -> Self {
+        Self::new(time, QueueEventKind::ConfigReload)
     }
 
     /// RINGNOANSWER: data = ring time in milliseconds (as Asterisk).
@@ -452,7 +531,9 @@ mod tests {
             QueueEventKind::ExitWithTimeout,
             QueueEventKind::ExitWithKey,
             QueueEventKind::ExitEmpty,
+            QueueEventKind::JoinEmpty,
             QueueEventKind::Full,
+            QueueEventKind::Removed,
             QueueEventKind::RingNoAnswer,
             QueueEventKind::Transfer,
             QueueEventKind::Pause,

@@ -23,7 +23,9 @@ pub struct QueueStatsSeed {
     pub answered: u64,
     /// Callers who hung up while waiting (ABANDON).
     pub abandoned: u64,
-    /// Callers who left by timeout, key, empty queue or full queue.
+    /// Callers who left by timeout, key, empty queue (on entry or while
+    /// waiting) or full queue. Callers removed by the gateway are not
+    /// counted anywhere.
     pub exited: u64,
     pub answered_within_threshold: u64,
     /// Abandoned before the threshold ("short abandons").
@@ -86,8 +88,11 @@ pub fn apply_event(
             | QueueEventKind::ExitWithTimeout
             | QueueEventKind::ExitWithKey
             | QueueEventKind::ExitEmpty
+            | QueueEventKind::JoinEmpty
             | QueueEventKind::Full
     );
+    // REMOVED (admin API, shutdown) is deliberately not here: the gateway
+    // took the caller out, so it tells nothing about service or patience.
     if !relevant {
         return;
     }
@@ -226,6 +231,26 @@ mod tests {
         assert_eq!(g.prediction_errors_ms, [-5_000, 15_000]);
         assert_eq!(stats["ventas"].exited, 1);
         assert_eq!(stats.len(), 2, "agent events without a queue add nothing");
+    }
+
+    #[test]
+    fn removals_feed_nothing_and_join_empty_counts_as_an_exit() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 29, 15, 0, 0).unwrap();
+        let q = "general";
+        let events = [
+            QueueEvent::connect(t, "a", q, "op1", 15_000, None, 3_000),
+            QueueEvent::exit(t, "b", q, QueueEventKind::Abandon, None, 1, 1, 9_000, None),
+            QueueEvent::removed(t, "c", q, "admin", 1, 2, 30_000, Some(60_000)),
+            QueueEvent::removed(t, "d", q, "shutdown", 1, 1, 5_000, None),
+            QueueEvent::exit(t, "e", q, QueueEventKind::JoinEmpty, None, 0, 0, 0, None),
+            QueueEvent::config_reload(t),
+        ];
+        let stats = fold_queue_stats(&events, |_| Duration::from_secs(20));
+        let g = &stats[q];
+        assert_eq!((g.answered, g.abandoned, g.exited), (1, 1, 1));
+        assert_eq!(g.abandon_waits, [Duration::from_secs(9)]);
+        assert_eq!(g.abandon_rate(), Some(1.0 / 3.0));
+        assert_eq!(stats.len(), 1, "a reload has no queue");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio_postgres::types::ToSql;
 
 use super::{Cdr, QueueEvent, Record, RecordsConfig, RecordsError};
 use crate::ops::time::{from_millis, to_millis};
@@ -260,6 +261,89 @@ impl EventRow {
     }
 }
 
+/// One record's column values for PostgreSQL.
+enum PgRow {
+    Cdr(CdrRow),
+    Event(EventRow),
+}
+
+impl PgRow {
+    /// (is a CDR, the insert's parameters in column order).
+    fn params(&self) -> (bool, Vec<&(dyn ToSql + Sync)>) {
+        match self {
+            PgRow::Cdr(r) => (
+                true,
+                vec![
+                    &r.call_id,
+                    &r.start_ms,
+                    &r.answer_ms,
+                    &r.end_ms,
+                    &r.caller,
+                    &r.called,
+                    &r.plan,
+                    &r.plan_path,
+                    &r.queue,
+                    &r.wait_ms,
+                    &r.operator,
+                    &r.talk_ms,
+                    &r.disposition,
+                    &r.hangup_side,
+                    &r.hangup_cause,
+                ],
+            ),
+            PgRow::Event(r) => {
+                let [d1, d2, d3, d4, d5] = &r.data;
+                (
+                    false,
+                    vec![
+                        &r.time_ms,
+                        &r.call_id,
+                        &r.queue,
+                        &r.agent,
+                        &r.event,
+                        d1,
+                        d2,
+                        d3,
+                        d4,
+                        d5,
+                        &r.wait_ms,
+                        &r.announced_wait_ms,
+                        &r.talk_ms,
+                    ],
+                )
+            }
+        }
+    }
+}
+
+/// Polls every future together until all succeed or one fails (a small
+/// `join_all`, to avoid a dependency for one call site).
+async fn all_ok<F, T, E>(futures: Vec<F>) -> Result<(), E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let mut futures: Vec<Option<std::pin::Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for slot in futures.iter_mut() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(Ok(_)) => *slot = None,
+                    std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Ok(()))
+        }
+    })
+    .await
+}
+
 impl Store {
     /// PostgreSQL when a URL is configured, else SQLite under the data dir
     /// (created if missing). Migrates to the current schema.
@@ -397,59 +481,27 @@ impl Store {
             }
             Store::Postgres { client, .. } => {
                 let tx = client.transaction().await?;
-                let cdr = tx.prepare(INSERT_CDR_PG).await?;
-                let ev = tx.prepare(INSERT_EVENT_PG).await?;
-                for r in records {
-                    match r {
-                        Record::Cdr(c) => {
-                            let r = CdrRow::from_cdr(c);
-                            tx.execute(
-                                &cdr,
-                                &[
-                                    &r.call_id,
-                                    &r.start_ms,
-                                    &r.answer_ms,
-                                    &r.end_ms,
-                                    &r.caller,
-                                    &r.called,
-                                    &r.plan,
-                                    &r.plan_path,
-                                    &r.queue,
-                                    &r.wait_ms,
-                                    &r.operator,
-                                    &r.talk_ms,
-                                    &r.disposition,
-                                    &r.hangup_side,
-                                    &r.hangup_cause,
-                                ],
-                            )
-                            .await?;
-                        }
-                        Record::QueueEvent(e) => {
-                            let r = EventRow::from_event(e);
-                            let [d1, d2, d3, d4, d5] = &r.data;
-                            tx.execute(
-                                &ev,
-                                &[
-                                    &r.time_ms,
-                                    &r.call_id,
-                                    &r.queue,
-                                    &r.agent,
-                                    &r.event,
-                                    d1,
-                                    d2,
-                                    d3,
-                                    d4,
-                                    d5,
-                                    &r.wait_ms,
-                                    &r.announced_wait_ms,
-                                    &r.talk_ms,
-                                ],
-                            )
-                            .await?;
-                        }
-                    }
-                }
+                let (cdr, ev) =
+                    tokio::try_join!(tx.prepare(INSERT_CDR_PG), tx.prepare(INSERT_EVENT_PG))?;
+                // Owned column values first; the statements borrow them.
+                let rows: Vec<PgRow> = records
+                    .iter()
+                    .map(|r| match r {
+                        Record::Cdr(c) => PgRow::Cdr(CdrRow::from_cdr(c)),
+                        Record::QueueEvent(e) => PgRow::Event(EventRow::from_event(e)),
+                    })
+                    .collect();
+                let params: Vec<(bool, Vec<&(dyn ToSql + Sync)>)> =
+                    rows.iter().map(PgRow::params).collect();
+                // All inserts of the batch go out at once (tokio-postgres
+                // pipelines requests polled together): a batch costs a few
+                // round trips, not one per record, so a busy server or a
+                // starved machine does not stretch the group-commit window.
+                let inserts = params
+                    .iter()
+                    .map(|(is_cdr, p)| tx.execute(if *is_cdr { &cdr } else { &ev }, p))
+                    .collect();
+                all_ok(inserts).await?;
                 tx.commit().await?;
                 Ok(())
             }

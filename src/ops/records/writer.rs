@@ -1,12 +1,26 @@
 //! The batching writer: calls push records into a bounded channel with
 //! `try_send` and move on; one dedicated thread (with its own small tokio
 //! runtime, so blocking SQLite calls never touch the gateway's workers)
-//! writes them in transactions every `flush_interval_ms` or `batch_max`
-//! records, whichever comes first.
+//! writes them by group commit.
+//!
+//! Group commit: the first record that arrives into an empty buffer starts a
+//! window of `flush_interval_ms` (20 ms by default); when it closes, every
+//! record received meanwhile (and whatever else already waits in the
+//! channel) is written in one transaction (`batch_max` records at most per
+//! transaction). An idle gateway never wakes the thread. What a crash of the
+//! process (SIGKILL, OOM kill, panic abort) can lose is therefore the records
+//! of the last window plus the commit in progress: about 20 ms of traffic.
+//! A committed transaction survives the death of the process: SQLite runs in
+//! WAL mode with `synchronous = NORMAL`, so a commit has been written to the
+//! WAL file (the kernel's page cache) before it returns, and the next opener
+//! replays it; only a power loss or kernel crash can undo the last commits,
+//! which `synchronous = NORMAL` trades for not calling `fsync` per commit.
+//! PostgreSQL makes its own commit durable before answering.
+//! SIGTERM loses nothing: [`RecordWriter::close`] writes everything still
+//! buffered before the process exits.
 //!
 //! Nothing is lost silently: a full channel, a closed writer or a storage
 //! error past the retry buffer all count in `conmutador_records_dropped_total`.
-//! [`RecordWriter::close`] writes everything still buffered before returning.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,6 +39,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retries of the final flush at shutdown before giving up on the rest.
 const CLOSE_ATTEMPTS: u32 = 3;
 const CLOSE_RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// After a failed write, how long the kept records wait before the next
+/// attempt (instead of one attempt per arriving record).
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 enum Msg {
     Record(Record),
@@ -206,6 +223,9 @@ pub async fn start(
                     pending: VecDeque::new(),
                     counters: thread_counters,
                     readiness,
+                    failing: false,
+                    closing: false,
+                    waiting_flush: Vec::new(),
                 };
                 // Readiness first, so whoever awaits start() sees it already set.
                 w.set_writable(true);
@@ -248,6 +268,12 @@ struct Worker {
     pending: VecDeque<Record>,
     counters: Arc<Counters>,
     readiness: Option<Arc<Readiness>>,
+    /// The last write failed: retry on a pause, not on every arrival.
+    failing: bool,
+    /// A `Close` was taken from the channel during a group commit.
+    closing: bool,
+    /// Flush requests taken from the channel during a group commit.
+    waiting_flush: Vec<oneshot::Sender<Result<(), String>>>,
 }
 
 impl Worker {
@@ -258,37 +284,84 @@ impl Worker {
     }
 
     async fn run(&mut self) {
-        let period = Duration::from_millis(self.cfg.flush_interval_ms.max(1));
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let window = Duration::from_millis(self.cfg.flush_interval_ms.max(1));
         let batch_max = self.cfg.batch_max.max(1);
-        // After a failure, wait for the next tick instead of retrying on
-        // every record that arrives.
-        let mut failing = false;
+        // When the records now pending must be committed: set by the first
+        // record that arrives into an empty buffer, so an idle gateway never
+        // wakes this thread and a busy one commits once per window.
+        let mut due: Option<tokio::time::Instant> = None;
         loop {
+            let deadline = async {
+                match due {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 msg = self.rx.recv() => match msg {
                     Some(Msg::Record(r)) => {
                         self.pending.push_back(r);
-                        if !failing && self.pending.len() >= batch_max {
-                            failing = self.flush().await.is_err();
+                        due.get_or_insert_with(|| tokio::time::Instant::now() + window);
+                        if self.pending.len() >= batch_max && !self.failing {
+                            due = self.commit(window).await;
                         }
                     }
                     Some(Msg::Flush(reply)) => {
                         let r = self.flush().await;
-                        failing = r.is_err();
+                        due = self.next_due(window);
                         let _ = reply.send(r.map_err(|e| e.to_string()));
                     }
                     Some(Msg::Close) | None => break,
                 },
-                _ = tick.tick() => {
-                    if !self.pending.is_empty() {
-                        failing = self.flush().await.is_err();
-                    }
-                }
+                _ = deadline => due = self.commit(window).await,
+            }
+            if self.closing {
+                break;
             }
         }
         self.shutdown().await;
+    }
+
+    /// One group commit: everything already queued in the channel joins the
+    /// records pending, and all of it is written. Returns the next deadline.
+    async fn commit(&mut self, window: Duration) -> Option<tokio::time::Instant> {
+        // Records that arrived while the previous batch was being written
+        // ride along with this one instead of waiting a window more.
+        let mut stop = false;
+        while self.pending.len() < self.cfg.buffer.max(1) {
+            match self.rx.try_recv() {
+                Ok(Msg::Record(r)) => self.pending.push_back(r),
+                Ok(Msg::Flush(reply)) => {
+                    // Answered after this commit, which includes its records.
+                    self.waiting_flush.push(reply);
+                }
+                Ok(Msg::Close) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let r = self.flush().await;
+        for reply in self.waiting_flush.drain(..) {
+            let _ = reply.send(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+        if stop {
+            self.closing = true;
+        }
+        self.next_due(window)
+    }
+
+    /// After a write: nothing pending, no deadline; records kept by a
+    /// failed write are retried after [`RETRY_PAUSE`], not on every arrival.
+    fn next_due(&self, window: Duration) -> Option<tokio::time::Instant> {
+        if self.pending.is_empty() {
+            None
+        } else if self.failing {
+            Some(tokio::time::Instant::now() + RETRY_PAUSE.max(window))
+        } else {
+            Some(tokio::time::Instant::now() + window)
+        }
     }
 
     async fn shutdown(&mut self) {
@@ -297,19 +370,22 @@ impl Worker {
         while let Some(msg) = self.rx.recv().await {
             match msg {
                 Msg::Record(r) => self.pending.push_back(r),
-                Msg::Flush(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
+                Msg::Flush(reply) => self.waiting_flush.push(reply),
                 Msg::Close => {}
             }
         }
+        let mut result = Ok(());
         for attempt in 1..=CLOSE_ATTEMPTS {
-            if self.flush().await.is_ok() {
-                return;
+            result = self.flush().await.map_err(|e| e.to_string());
+            if result.is_ok() {
+                break;
             }
             if attempt < CLOSE_ATTEMPTS {
                 tokio::time::sleep(CLOSE_RETRY_PAUSE).await;
             }
+        }
+        for reply in self.waiting_flush.drain(..) {
+            let _ = reply.send(result.clone());
         }
         for r in self.pending.drain(..) {
             count_drop(&self.counters, r.kind(), "storage_error", 1);
@@ -341,6 +417,7 @@ impl Worker {
             if let Err(e) = result {
                 tracing::error!(error = %e, pending = self.pending.len(), backend = self.store.backend_name(), "records: write failed");
                 self.set_writable(false);
+                self.failing = true;
                 let cap = self.cfg.buffer.max(batch_max);
                 while self.pending.len() > cap {
                     if let Some(r) = self.pending.pop_front() {
@@ -364,6 +441,7 @@ impl Worker {
                 metrics::counter!(RECORDS_WRITTEN_TOTAL, "kind" => "queue_event").increment(events);
             }
             self.set_writable(true);
+            self.failing = false;
         }
         Ok(())
     }
