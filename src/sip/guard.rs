@@ -267,13 +267,13 @@ pub fn classify(data: &[u8]) -> Class {
 
 /// Inserts into a map that must not grow past `max`: when full, entries
 /// `stale` says may go are dropped, then arbitrary ones down to 7/8 of `max`.
-fn bounded_entry<'a, K: Hash + Eq + Copy, V>(
-    map: &'a mut HashMap<K, V>,
+fn bounded_entry<K: Hash + Eq + Copy, V>(
+    map: &mut HashMap<K, V>,
     key: K,
     max: usize,
     stale: impl Fn(&V) -> bool,
     new: impl FnOnce() -> V,
-) -> &'a mut V {
+) -> &mut V {
     if !map.contains_key(&key) && map.len() >= max {
         map.retain(|_, v| !stale(v));
         if map.len() >= max {
