@@ -30,6 +30,11 @@ const FLOODER: &str = "127.0.0.3";
 const SCANNER: &str = "127.0.0.1";
 
 fn config() -> String {
+    config_with("max_delay_ms = 1000\nblock_after = 10")
+}
+
+/// The test's gateway with these `[guard.auth]` keys.
+fn config_with(auth: &str) -> String {
     format!(
         r#"
 [sip]
@@ -38,8 +43,7 @@ operator_ping_secs = 0
 [trunks]
 allow = ["{TRUNK}/32"]
 [guard.auth]
-max_delay_ms = 1000
-block_after = 10
+{auth}
 [[operators]]
 id = "op1"
 password = "{PASSWORD}"
@@ -319,4 +323,268 @@ fn floods_scans_and_guessers_are_turned_away_while_trunk_calls_succeed() {
     assert!(blocked(&gw, FLOODER).is_none());
     assert!(answers(&gw, FLOODER), "answered again once lifted");
     assert!(gw.metric("conmutador_guard_unblocks_total", &[]) >= 1.0);
+}
+
+// ---------------------------------------------------------------- guessing
+
+/// A phone (or a guesser) sending REGISTER for `user` from `src`.
+struct Registrar {
+    sock: UdpSocket,
+    gw: SocketAddr,
+    cseq: u32,
+    call_id: String,
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+fn param(h: &str, k: &str) -> Option<String> {
+    h.split(',').find_map(|p| {
+        let (a, b) = p.trim().trim_start_matches("Digest ").split_once('=')?;
+        (a.trim() == k).then(|| b.trim().trim_matches('"').to_owned())
+    })
+}
+
+impl Registrar {
+    fn new(src: &str, gw: SocketAddr) -> Registrar {
+        let sock = UdpSocket::bind(format!("{src}:0")).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(12)))
+            .unwrap();
+        Registrar {
+            sock,
+            gw,
+            cseq: 0,
+            call_id: format!("reg{}@{src}", rand_tag()),
+        }
+    }
+
+    fn send(&mut self, user: &str, auth: Option<String>) -> Option<String> {
+        self.cseq += 1;
+        let local = self.sock.local_addr().unwrap();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let msg = format!(
+            "REGISTER sip:{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-r{t}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{gw}>;tag=f{t}\r\nTo: <sip:{user}@{gw}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\nExpires: 60\r\n{auth}Content-Length: 0\r\n\r\n",
+            gw = self.gw,
+            t = rand_tag(),
+            cid = self.call_id,
+            cseq = self.cseq
+        );
+        self.sock.send_to(msg.as_bytes(), self.gw).unwrap();
+        let mut buf = [0u8; 8192];
+        loop {
+            let (n, _) = self.sock.recv_from(&mut buf).ok()?;
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !text.starts_with("SIP/2.0 1") {
+                return Some(text);
+            }
+        }
+    }
+
+    /// Challenge, then answer it with `password`: the final response.
+    fn register(&mut self, user: &str, password: &str) -> Option<String> {
+        let challenge = self.send(user, None)?;
+        let www = header(&challenge, "WWW-Authenticate")?;
+        let (realm, nonce) = (param(&www, "realm")?, param(&www, "nonce")?);
+        let opaque = param(&www, "opaque")
+            .map(|o| format!(", opaque=\"{o}\""))
+            .unwrap_or_default();
+        let uri = format!("sip:{}", self.gw);
+        let ha1 = md5_hex(&format!("{user}:{realm}:{password}"));
+        let ha2 = md5_hex(&format!("REGISTER:{uri}"));
+        let cnonce = format!("{:x}", rand_tag());
+        let resp = md5_hex(&format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"));
+        let auth = format!(
+            "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"{opaque}"
+        );
+        self.send(user, Some(auth))
+    }
+}
+
+fn header(msg: &str, name: &str) -> Option<String> {
+    msg.split("\r\n\r\n").next()?.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+fn status(msg: &Option<String>) -> Option<u16> {
+    msg.as_ref()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What an answer looks like, without the values that differ every time.
+fn shape(msg: &Option<String>) -> Vec<String> {
+    let Some(m) = msg else {
+        return vec!["no answer".into()];
+    };
+    let head = m.split("\r\n\r\n").next().unwrap_or("");
+    let mut v: Vec<String> = vec![head.lines().next().unwrap_or("").to_owned()];
+    for l in head.lines().skip(1) {
+        let (k, val) = l.split_once(':').unwrap_or((l, ""));
+        v.push(k.trim().to_owned());
+        if k.trim().eq_ignore_ascii_case("WWW-Authenticate") {
+            let mut names: Vec<String> = val
+                .trim()
+                .trim_start_matches("Digest ")
+                .split(',')
+                .map(|p| p.split('=').next().unwrap_or("").trim().to_owned())
+                .collect();
+            names.sort();
+            v.push(names.join(","));
+        }
+    }
+    v
+}
+
+#[test]
+fn a_guessed_account_answers_like_an_unknown_one_and_its_phone_keeps_registering() {
+    let gw = Gw::start(&config_with(
+        "free_failures = 1\nmax_delay_ms = 200\nblock_after = 100\nlock_account_after = 6",
+    ));
+    // The real phone logs in from its usual address.
+    let phone = "127.0.0.7";
+    let ok = Registrar::new(phone, gw.udp).register("op1", PASSWORD);
+    assert_eq!(status(&ok), Some(200), "{ok:?}\n{}", gw.log_text());
+
+    // Guessers from three addresses, two wrong answers each, against the
+    // real account and against a made-up one: the answers look the same.
+    for (i, src) in ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+        .iter()
+        .enumerate()
+    {
+        for _ in 0..2 {
+            let real = Registrar::new(src, gw.udp).register("op1", &format!("wrong{i}"));
+            let fake = Registrar::new(src, gw.udp).register("zz-nobody", &format!("wrong{i}"));
+            assert_eq!(status(&real), Some(401), "{real:?}");
+            assert_eq!(
+                shape(&real),
+                shape(&fake),
+                "a guessed account and an unknown one answer differently\n{real:?}\n{fake:?}"
+            );
+        }
+    }
+    assert!(
+        gw.metric(
+            "conmutador_guard_auth_total",
+            &["decision=\"lock_started\""]
+        ) >= 2.0
+    );
+
+    // The account is locked: even the right password from a new address
+    // gets the same challenge as a wrong one ...
+    let stranger = Registrar::new("127.0.0.14", gw.udp).register("op1", PASSWORD);
+    assert_eq!(status(&stranger), Some(401), "{stranger:?}");
+    let unknown = Registrar::new("127.0.0.14", gw.udp).register("zz-nobody", PASSWORD);
+    assert_eq!(shape(&stranger), shape(&unknown));
+    assert!(
+        gw.metric(
+            "conmutador_guard_auth_total",
+            &["decision=\"account_locked\""]
+        ) >= 1.0
+    );
+    // ... but the real phone re-registers from its usual address.
+    let again = Registrar::new(phone, gw.udp).register("op1", PASSWORD);
+    assert_eq!(status(&again), Some(200), "{again:?}\n{}", gw.log_text());
+}
+
+// ---------------------------------------------------------------- places
+
+fn queue_plan(dir: &std::path::Path) -> std::path::PathBuf {
+    let plans = dir.join("plans");
+    let to = plans.join("prompts/es-MX");
+    std::fs::create_dir_all(&to).unwrap();
+    let from = common::repo().join("dialplans/prompts/es-MX");
+    for e in std::fs::read_dir(&from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    std::fs::write(
+        plans.join("cola.toml"),
+        r#"
+[plan]
+name = "cola"
+start = "cola"
+languages = ["es-MX"]
+numbers = ["100"]
+default = true
+
+[nodes.cola]
+type = "queue"
+queue = "pasaportes"
+prompts = ["transferencia"]
+on_empty = "adios"
+overflow = "adios"
+
+[nodes.adios]
+type = "hangup"
+prompts = ["despedida"]
+"#,
+    )
+    .unwrap();
+    plans
+}
+
+#[test]
+fn one_number_cannot_hold_more_queue_places_than_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = queue_plan(tmp.path());
+    let gw = Gw::start(&format!(
+        r#"
+operators = []
+[dialplans]
+dir = "{}"
+watch = false
+[guard]
+caller_places = 2
+[[queues]]
+name = "pasaportes"
+join_empty = "never"
+leave_when_empty = "never"
+"#,
+        plans.display()
+    ));
+    let waiting = || -> u64 {
+        let (status, body) = common::http_get(gw.http.unwrap(), "/api/calls", Some(TOKEN));
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["state"] == "queued")
+            .count() as u64
+    };
+    // The in-test UA presents the same number on every call.
+    let mut callers = Vec::new();
+    for i in 0..3 {
+        let mut ua = common::ua::Ua::new(gw.udp);
+        let r = ua.call("100", "0", true);
+        assert_eq!(r.status(), Some(200), "caller {i}: {r:?}");
+        callers.push(ua);
+        if i < 2 {
+            assert!(
+                eventually(Duration::from_secs(10), || waiting() == i + 1),
+                "caller {i} queues\n{}",
+                gw.log_text()
+            );
+        }
+    }
+    // The third call from the same number takes the plan's overflow exit.
+    assert!(
+        eventually(Duration::from_secs(10), || gw
+            .metric("conmutador_guard_caller_places_refused_total", &[])
+            >= 1.0),
+        "{}",
+        gw.log_text()
+    );
+    let mut third = callers.pop().unwrap();
+    let mut heard = common::ua::Heard::default();
+    assert!(
+        third.wait_bye(&mut heard, Duration::from_secs(20)),
+        "the third call is ended by the plan"
+    );
+    assert_eq!(waiting(), 2, "the first two still wait");
 }
