@@ -129,6 +129,35 @@ fn answers(gw: &Gw, src: &str) -> bool {
     sock.recv_from(&mut buf).is_ok()
 }
 
+/// An OPTIONS over TCP from `src`: whether the gateway answered at all.
+fn answers_tcp(gw: &Gw, src: &str) -> bool {
+    use socket2::{Domain, Socket, Type};
+    use std::io::Write;
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{src}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    if sock
+        .connect_timeout(&gw.tcp.into(), Duration::from_secs(2))
+        .is_err()
+    {
+        return false;
+    }
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let local = s.local_addr().unwrap();
+    let msg = format!(
+        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-tcp{1}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=t{1}\r\nTo: <sip:{0}>\r\nCall-ID: tcp{1}@{src}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        gw.tcp,
+        rand_tag()
+    );
+    if s.write_all(msg.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    matches!(s.read(&mut buf), Ok(n) if n > 0)
+}
+
 fn rand_tag() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -214,6 +243,14 @@ fn floods_scans_and_guessers_are_turned_away_while_trunk_calls_succeed() {
     );
     // A blocked source hears nothing at all; another stranger is answered.
     assert!(!answers(&gw, FLOODER), "a blocked source gets no answer");
+    assert!(
+        !answers_tcp(&gw, FLOODER),
+        "nor over TCP (closed at accept)"
+    );
+    assert!(
+        answers_tcp(&gw, "127.0.0.9"),
+        "others are answered over TCP"
+    );
     assert!(
         answers(&gw, "127.0.0.9"),
         "other sources are still answered"
@@ -322,6 +359,7 @@ fn floods_scans_and_guessers_are_turned_away_while_trunk_calls_succeed() {
     assert_eq!(status, 200, "{body}");
     assert!(blocked(&gw, FLOODER).is_none());
     assert!(answers(&gw, FLOODER), "answered again once lifted");
+    assert!(answers_tcp(&gw, FLOODER), "over TCP too");
     assert!(gw.metric("conmutador_guard_unblocks_total", &[]) >= 1.0);
 }
 

@@ -186,6 +186,14 @@ impl Gateway {
             router.clone(),
         );
         transports.start(listeners, Arc::new(EndpointSink(Arc::downgrade(&endpoint))));
+        // Blocks run out by themselves: keep their gauge true.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                guard.publish();
+            }
+        });
         if let (Some(ops), secs @ 1..) = (
             router.services.operators.clone(),
             cfg.sip.operator_ping_secs,

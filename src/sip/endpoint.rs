@@ -574,6 +574,13 @@ async fn timer_loop(ep: std::sync::Weak<Endpoint>) {
 pub struct EndpointSink(pub std::sync::Weak<Endpoint>);
 
 impl Sink for EndpointSink {
+    fn accepts(&self, addr: SocketAddr) -> bool {
+        let Some(ep) = self.0.upgrade() else {
+            return true;
+        };
+        ep.guard.as_ref().is_none_or(|g| g.accepts(addr.ip()))
+    }
+
     fn on_message(&self, data: Bytes, peer: Peer) {
         let Some(ep) = self.0.upgrade() else { return };
         if is_keepalive(&data) {

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::ops::metrics as m;
 
@@ -427,6 +427,11 @@ impl SourceLimiter {
         if self.is_blocked(ip, now) {
             return Verdict::Blocked;
         }
+        self.admit_unblocked(ip, class, trunk, now)
+    }
+
+    /// [`admit`](Self::admit) for a source already found not blocked.
+    fn admit_unblocked(&mut self, ip: IpAddr, class: Class, trunk: bool, now: Instant) -> Verdict {
         let rates = if trunk { self.trunks } else { self.sources };
         let rate = rates.get(class);
         if rate.unlimited() {
@@ -769,11 +774,18 @@ impl Counters {
 pub struct Guard {
     enabled: bool,
     trunks: Vec<IpNet>,
-    sources: Mutex<SourceLimiter>,
+    sources: Mutex<Sources>,
     auth: Mutex<AuthLimiter>,
     counters: Counters,
-    limited_log: Mutex<Sampler>,
+    delayed_log: Mutex<Sampler>,
     caller_places: usize,
+}
+
+/// The limiter and the log samplers of its drops, under one lock.
+struct Sources {
+    limiter: SourceLimiter,
+    limited_log: Sampler,
+    blocked_log: Sampler,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -794,10 +806,14 @@ impl Guard {
         Guard {
             enabled: cfg.enabled,
             trunks: trunks.to_vec(),
-            sources: Mutex::new(SourceLimiter::new(cfg)),
+            sources: Mutex::new(Sources {
+                limiter: SourceLimiter::new(cfg),
+                limited_log: Sampler::default(),
+                blocked_log: Sampler::default(),
+            }),
             auth: Mutex::new(AuthLimiter::new(&cfg.auth, cfg.max_sources)),
             counters: Counters::new(),
-            limited_log: Mutex::new(Sampler::default()),
+            delayed_log: Mutex::new(Sampler::default()),
             caller_places: cfg.caller_places,
         }
     }
@@ -820,14 +836,18 @@ impl Guard {
         let ip = canonical(ip);
         let now = Instant::now();
         let class = classify(data);
-        let verdict = {
+        // One lock: the block check, the buckets and the log samplers.
+        let (verdict, log) = {
             let mut s = lock(&self.sources);
             // Blocked sources stop here, before the trunk check and buckets.
-            if s.is_blocked(ip, now) {
-                Verdict::Blocked
+            if s.limiter.is_blocked(ip, now) {
+                (Verdict::Blocked, s.blocked_log.due(now))
             } else {
                 let trunk = self.is_trunk(ip);
-                s.admit(ip, class, trunk, now)
+                match s.limiter.admit_unblocked(ip, class, trunk, now) {
+                    Verdict::Limited => (Verdict::Limited, s.limited_log.due(now)),
+                    v => (v, None),
+                }
             }
         };
         let i = class.index();
@@ -838,11 +858,14 @@ impl Guard {
             }
             Verdict::Blocked => {
                 self.counters.blocked[i].increment(1);
+                if let Some(quiet) = log {
+                    debug!(source = %ip, class = class.label(), more = quiet, "blocked source: dropped (sampled)");
+                }
                 false
             }
             Verdict::Limited => {
                 self.counters.limited[i].increment(1);
-                if let Some(quiet) = lock(&self.limited_log).due(now) {
+                if let Some(quiet) = log {
                     info!(source = %ip, class = class.label(), more = quiet, "over its rate: dropped (sampled)");
                 }
                 false
@@ -855,15 +878,31 @@ impl Guard {
         }
     }
 
+    /// Whether a TCP connection from `ip` may stay open: not when blocked
+    /// (counted as a blocked message of class "other").
+    pub fn accepts(&self, ip: IpAddr) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let blocked = lock(&self.sources)
+            .limiter
+            .is_blocked(canonical(ip), Instant::now());
+        if blocked {
+            self.counters.blocked[Class::Other.index()].increment(1);
+        }
+        !blocked
+    }
+
     fn blocked_now(&self, ip: IpAddr, reason: BlockReason, now: Instant) {
         let len = match reason {
             BlockReason::Flood => lock(&self.sources)
+                .limiter
                 .blocks(now)
                 .iter()
                 .find(|b| b.source == ip)
                 .map(|b| b.remaining)
                 .unwrap_or_default(),
-            BlockReason::Auth => lock(&self.sources).block(ip, reason, now),
+            BlockReason::Auth => lock(&self.sources).limiter.block(ip, reason, now),
         };
         metrics::counter!(m::GUARD_BLOCKS_TOTAL, "reason" => reason.label()).increment(1);
         self.publish_blocked(now);
@@ -871,14 +910,20 @@ impl Guard {
     }
 
     fn publish_blocked(&self, now: Instant) {
-        let n = lock(&self.sources).blocks(now).len();
+        let n = lock(&self.sources).limiter.blocks(now).len();
         metrics::gauge!(m::GUARD_BLOCKED_SOURCES).set(n as f64);
+    }
+
+    /// Keeps the blocked-sources gauge true as blocks run out; call every
+    /// few seconds.
+    pub fn publish(&self) {
+        self.publish_blocked(Instant::now());
     }
 
     /// Active blocks for the admin API.
     pub fn blocks(&self) -> Vec<BlockInfo> {
         let now = Instant::now();
-        let v = lock(&self.sources).blocks(now);
+        let v = lock(&self.sources).limiter.blocks(now);
         metrics::gauge!(m::GUARD_BLOCKED_SOURCES).set(v.len() as f64);
         v
     }
@@ -887,7 +932,7 @@ impl Guard {
     pub fn unblock(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
         let ip = canonical(ip);
-        let lifted = lock(&self.sources).unblock(ip, now);
+        let lifted = lock(&self.sources).limiter.unblock(ip, now);
         if lifted {
             metrics::counter!(m::GUARD_UNBLOCKS_TOTAL).increment(1);
             info!(source = %ip, "block lifted by the admin API");
@@ -927,6 +972,9 @@ impl Guard {
             self.blocked_now(ip, BlockReason::Auth, now);
         } else if !p.delay.is_zero() {
             metrics::counter!(m::GUARD_AUTH_TOTAL, "decision" => "delayed").increment(1);
+            if let Some(quiet) = lock(&self.delayed_log).due(now) {
+                info!(source = %ip, delay_ms = p.delay.as_millis() as u64, more = quiet, "digest failure: answer delayed (sampled)");
+            }
         }
         p.delay
     }
