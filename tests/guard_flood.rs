@@ -167,7 +167,11 @@ fn rand_tag() -> u64 {
 
 #[test]
 fn floods_scans_and_guessers_are_turned_away_while_trunk_calls_succeed() {
-    let gw = Gw::start(&config());
+    // The rates alone, not refused INVITEs, block the flooder here.
+    let gw = Gw::start(&format!(
+        "{}\n[guard]\nstrangers_block_after = 0\n",
+        config()
+    ));
     let port = gw.udp.port().to_string();
     let target = gw.udp;
 
@@ -625,4 +629,56 @@ leave_when_empty = "never"
         "the third call is ended by the plan"
     );
     assert_eq!(waiting(), 2, "the first two still wait");
+}
+
+// ---------------------------------------------------------------- scanners
+
+#[test]
+fn a_slow_scanner_stops_being_answered_after_its_refused_invites() {
+    let gw = Gw::start(&config());
+    let src = "127.0.0.8";
+    let sock = UdpSocket::bind(format!("{src}:0")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    let mut answered = 0;
+    // Forty INVITEs at about five a second: under every rate limit.
+    for i in 0..40 {
+        let msg = format!(
+            "INVITE sip:5550000@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-scan{i}x{t}\r\nMax-Forwards: 70\r\nFrom: <sip:scan@{local}>;tag=s{i}\r\nTo: <sip:5550000@{gw}>\r\nCall-ID: scan{i}x{t}@{src}\r\nCSeq: 1 INVITE\r\nContact: <sip:scan@{local}>\r\nContent-Length: 0\r\n\r\n",
+            gw = gw.udp,
+            t = rand_tag()
+        );
+        sock.send_to(msg.as_bytes(), gw.udp).unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            // Earlier 403s are retransmitted (no ACK here): count this one's.
+            if text.starts_with("SIP/2.0 403") && text.contains(&format!("scan{i}x")) {
+                answered += 1;
+                break;
+            }
+            if start.elapsed() > Duration::from_millis(300) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200).saturating_sub(start.elapsed()));
+    }
+    let b =
+        blocked(&gw, src).unwrap_or_else(|| panic!("the scanner is blocked; {answered} answered"));
+    assert_eq!(b["reason"], "scan", "{b}");
+    assert!(
+        (15..35).contains(&answered),
+        "answered until blocked, then silence: {answered}"
+    );
+    assert_eq!(
+        gw.metric(
+            "conmutador_guard_messages_total",
+            &["decision=\"limited\"", "class=\"invite\""]
+        ),
+        0.0,
+        "never over the rate"
+    );
+    assert!(gw.metric("conmutador_guard_blocks_total", &["reason=\"scan\""]) >= 1.0);
 }

@@ -353,6 +353,8 @@ impl Router {
                 return self.feature_code(ep, req, tx, peer, feature);
             }
             warn!(from = %peer.addr, "INVITE from a source that is not a trunk");
+            // A scanner keeps doing this: enough refusals block the source.
+            self.services.guard.refused_stranger(peer.addr.ip());
             metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
             return self.reject(ep, &req, tx, 403, "Forbidden", &[]);
         }

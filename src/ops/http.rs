@@ -218,7 +218,8 @@ pub struct RemovedCaller {
 pub struct BlockView {
     /// The source IP address.
     pub source: String,
-    /// Why: "flood" (kept exceeding its rates) or "auth" (kept failing digest).
+    /// Why: "flood" (kept exceeding its rates), "auth" (kept failing
+    /// digest) or "scan" (kept sending INVITEs refused as not a trunk).
     pub reason: String,
     pub blocked_seconds: f64,
     pub remaining_seconds: f64,

@@ -9,8 +9,10 @@
 //!   everything else, with trunk sources on their own (higher) rates. A
 //!   source that keeps going over its rate collects strikes; enough strikes
 //!   within the window block it (in the spirit of Kamailio's pike), for a
-//!   time that doubles for repeat offenders. A blocked source's datagrams
-//!   are dropped unanswered after one hash lookup, before any parsing.
+//!   time that doubles for repeat offenders. INVITEs the call room refused
+//!   to a stranger (not a trunk) cost strikes too, so a slow scanner is
+//!   blocked as well. A blocked source's datagrams are dropped unanswered
+//!   after one hash lookup, before any parsing.
 //! - [`AuthLimiter`]: digest failures counted per source and per account,
 //!   with growing answer delays, a temporary block of the guessing source,
 //!   and a lock on an account guessed at from many places. Unknown accounts
@@ -157,6 +159,10 @@ pub struct GuardConfig {
     /// First block, in seconds; doubles for each repeat up to `block_max_secs`.
     pub block_secs: u64,
     pub block_max_secs: u64,
+    /// INVITEs refused to one non-trunk source (403: not a trunk) within
+    /// `block_window` that block it, however slowly they came: a scanner
+    /// is then no longer answered (0: off).
+    pub strangers_block_after: u32,
     /// Sources tracked at once (and accounts, and blocks).
     pub max_sources: usize,
     /// Places one calling number may hold in the queues at once (0: no limit).
@@ -176,6 +182,7 @@ impl Default for GuardConfig {
             block_window: 10,
             block_secs: 60,
             block_max_secs: 3_600,
+            strangers_block_after: 20,
             max_sources: 100_000,
             caller_places: 3,
             auth: AuthConfig::default(),
@@ -332,6 +339,8 @@ pub enum BlockReason {
     Flood,
     /// Kept failing digest authentication.
     Auth,
+    /// Kept sending INVITEs that were refused (not a trunk): a scanner.
+    Scan,
 }
 
 impl BlockReason {
@@ -342,6 +351,7 @@ impl BlockReason {
         match self {
             BlockReason::Flood => "flood",
             BlockReason::Auth => "auth",
+            BlockReason::Scan => "scan",
         }
     }
 }
@@ -389,6 +399,8 @@ pub struct SourceLimiter {
     block_window: Duration,
     block_for: Duration,
     block_max: Duration,
+    /// Strikes one refused INVITE costs (0: refusals cost none).
+    refusal_weight: f64,
     max: usize,
     state: HashMap<IpAddr, SourceState>,
     /// Active blocks, and expired ones kept to double the next block.
@@ -405,6 +417,10 @@ impl SourceLimiter {
             block_window: Duration::from_secs(cfg.block_window),
             block_for: Duration::from_secs(cfg.block_secs),
             block_max: Duration::from_secs(cfg.block_max_secs.max(cfg.block_secs)),
+            refusal_weight: match cfg.strangers_block_after {
+                0 => 0.0,
+                n => f64::from(cfg.block_after) / f64::from(n),
+            },
             max: cfg.max_sources,
             state: HashMap::new(),
             blocks: HashMap::new(),
@@ -458,16 +474,38 @@ impl SourceLimiter {
         if st.buckets[class.index()].take(rate, now) {
             return Verdict::Admit;
         }
-        let leak = now.saturating_duration_since(st.strikes_at).as_secs_f64() * self.block_after
-            / self.block_window.as_secs_f64();
-        st.strikes = (st.strikes - leak).max(0.0) + 1.0;
-        st.strikes_at = now;
-        if st.strikes >= self.block_after && (!trunk || self.block_trunks) {
+        if self.strike(ip, 1.0, now) && (!trunk || self.block_trunks) {
             self.state.remove(&ip);
             self.block(ip, BlockReason::Flood, now);
             return Verdict::NewlyBlocked;
         }
         Verdict::Limited
+    }
+
+    /// Adds `weight` strikes to a tracked source; whether it now has
+    /// enough to be blocked. Strikes leak away at block_after per window.
+    fn strike(&mut self, ip: IpAddr, weight: f64, now: Instant) -> bool {
+        let per_sec = self.block_after / self.block_window.as_secs_f64();
+        let Some(st) = self.state.get_mut(&ip) else {
+            return false;
+        };
+        let leak = now.saturating_duration_since(st.strikes_at).as_secs_f64() * per_sec;
+        st.strikes = (st.strikes - leak).max(0.0) + weight;
+        st.strikes_at = now;
+        st.strikes >= self.block_after
+    }
+
+    /// An INVITE from `ip` (not a trunk) was refused. Returns the block
+    /// length when refusals came often enough to block it.
+    pub fn refused(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        if self.refusal_weight <= 0.0 || self.is_blocked(ip, now) {
+            return None;
+        }
+        if self.strike(ip, self.refusal_weight, now) {
+            self.state.remove(&ip);
+            return Some(self.block(ip, BlockReason::Scan, now));
+        }
+        None
     }
 
     /// Blocks `ip`; returns how long. Repeat offenders get twice as long
@@ -502,6 +540,14 @@ impl SourceLimiter {
         b.reason = reason;
         b.dropped = 0;
         len
+    }
+
+    /// How long `ip` stays blocked (zero when it is not).
+    pub fn remaining(&self, ip: IpAddr, now: Instant) -> Duration {
+        self.blocks
+            .get(&ip)
+            .map(|b| b.until.saturating_duration_since(now))
+            .unwrap_or_default()
     }
 
     /// Lifts the block on `ip`; false when it was not blocked. The source
@@ -774,6 +820,7 @@ impl Counters {
 pub struct Guard {
     enabled: bool,
     trunks: Vec<IpNet>,
+    block_trunks: bool,
     sources: Mutex<Sources>,
     auth: Mutex<AuthLimiter>,
     counters: Counters,
@@ -806,6 +853,7 @@ impl Guard {
         Guard {
             enabled: cfg.enabled,
             trunks: trunks.to_vec(),
+            block_trunks: cfg.block_trunks,
             sources: Mutex::new(Sources {
                 limiter: SourceLimiter::new(cfg),
                 limited_log: Sampler::default(),
@@ -895,14 +943,11 @@ impl Guard {
 
     fn blocked_now(&self, ip: IpAddr, reason: BlockReason, now: Instant) {
         let len = match reason {
-            BlockReason::Flood => lock(&self.sources)
-                .limiter
-                .blocks(now)
-                .iter()
-                .find(|b| b.source == ip)
-                .map(|b| b.remaining)
-                .unwrap_or_default(),
             BlockReason::Auth => lock(&self.sources).limiter.block(ip, reason, now),
+            // The limiter made these blocks itself.
+            BlockReason::Flood | BlockReason::Scan => {
+                lock(&self.sources).limiter.remaining(ip, now)
+            }
         };
         metrics::counter!(m::GUARD_BLOCKS_TOTAL, "reason" => reason.label()).increment(1);
         self.publish_blocked(now);
@@ -941,6 +986,20 @@ impl Guard {
         lifted
     }
 
+    /// The call room refused an INVITE from `ip` because it is not a
+    /// trunk: enough of those block it like a flood does.
+    pub fn refused_stranger(&self, ip: IpAddr) {
+        if !self.enabled {
+            return;
+        }
+        let ip = canonical(ip);
+        let now = Instant::now();
+        let blocked = lock(&self.sources).limiter.refused(ip, now);
+        if blocked.is_some() {
+            self.blocked_now(ip, BlockReason::Scan, now);
+        }
+    }
+
     /// Whether credentials for `account` from `ip` must be refused whatever
     /// they are (the account is locked and `ip` is not a usual address).
     pub fn auth_locked(&self, ip: IpAddr, account: &str) -> bool {
@@ -967,7 +1026,9 @@ impl Guard {
             // The account name comes from the network: log it escaped, once.
             warn!(account = %account.escape_debug(), source = %ip, "account locked for password guessing");
         }
-        if p.block {
+        // A trunk's failures delay it like anyone's, but block it only when
+        // trunks may be blocked at all: its calls matter more.
+        if p.block && (self.block_trunks || !self.is_trunk(ip)) {
             metrics::counter!(m::GUARD_AUTH_TOTAL, "decision" => "source_blocked").increment(1);
             self.blocked_now(ip, BlockReason::Auth, now);
         } else if !p.delay.is_zero() {

@@ -147,6 +147,47 @@ fn repeat_offenders_are_blocked_twice_as_long_up_to_the_maximum() {
 }
 
 #[test]
+fn a_slow_scanner_is_blocked_for_its_refused_invites() {
+    let mut l = SourceLimiter::new(&cfg());
+    let t0 = Instant::now();
+    let scanner = ip("203.0.113.20");
+    // Five INVITEs a second, well under the rate, each refused (403).
+    let mut blocked_at = None;
+    for i in 0..60u32 {
+        let now = t0 + Duration::from_millis(200 * u64::from(i));
+        if l.admit(scanner, Class::Invite, false, now) != Verdict::Admit {
+            blocked_at.get_or_insert(i);
+            continue;
+        }
+        if l.refused(scanner, now).is_some() {
+            blocked_at = Some(i);
+        }
+    }
+    let at = blocked_at.expect("the scanner is blocked");
+    assert!((20..=40).contains(&at), "{at}");
+    assert_eq!(
+        l.blocks(t0 + Duration::from_secs(12))[0].reason,
+        BlockReason::Scan
+    );
+    // A phone dialling a wrong number now and then never is.
+    let phone = ip("192.0.2.8");
+    for i in 0..100u64 {
+        let now = t0 + Duration::from_secs(5 * i);
+        assert_eq!(l.admit(phone, Class::Invite, false, now), Verdict::Admit);
+        assert!(l.refused(phone, now).is_none());
+    }
+    // Off when strangers_block_after is 0.
+    let mut c = cfg();
+    c.strangers_block_after = 0;
+    let mut l = SourceLimiter::new(&c);
+    for i in 0..200u64 {
+        let now = t0 + Duration::from_millis(100 * i);
+        l.admit(scanner, Class::Invite, false, now);
+        assert!(l.refused(scanner, now).is_none());
+    }
+}
+
+#[test]
 fn unblock_lifts_a_block_at_once() {
     let mut l = SourceLimiter::new(&cfg());
     let t0 = Instant::now();
