@@ -216,7 +216,7 @@ pub struct RemovedCaller {
 /// dropped unanswered until `remaining_seconds` runs out or it is lifted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockView {
-    /// The source IP address.
+    /// The source IPv4 address, or the first address of its IPv6 /64.
     pub source: String,
     /// Why: "flood" (kept exceeding its rates), "auth" (kept failing
     /// digest) or "scan" (kept sending INVITEs refused as not a trunk).

@@ -839,10 +839,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Maps `::ffff:a.b.c.d` to `a.b.c.d`, so one host is one key.
+/// Maps `::ffff:a.b.c.d` to `a.b.c.d`, so one host is one address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The key a source is limited and blocked by: its IPv4 address, or its
+/// IPv6 /64, since one host commonly holds a whole /64 and could otherwise
+/// walk through fresh addresses past every limit.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
         v4 => v4,
     }
 }
@@ -881,7 +894,8 @@ impl Guard {
         if !self.enabled {
             return true;
         }
-        let ip = canonical(ip);
+        let host = canonical(ip);
+        let ip = source_key(host);
         let now = Instant::now();
         let class = classify(data);
         // One lock: the block check, the buckets and the log samplers.
@@ -891,7 +905,7 @@ impl Guard {
             if s.limiter.is_blocked(ip, now) {
                 (Verdict::Blocked, s.blocked_log.due(now))
             } else {
-                let trunk = self.is_trunk(ip);
+                let trunk = self.is_trunk(host);
                 match s.limiter.admit_unblocked(ip, class, trunk, now) {
                     Verdict::Limited => (Verdict::Limited, s.limited_log.due(now)),
                     v => (v, None),
@@ -934,7 +948,7 @@ impl Guard {
         }
         let blocked = lock(&self.sources)
             .limiter
-            .is_blocked(canonical(ip), Instant::now());
+            .is_blocked(source_key(ip), Instant::now());
         if blocked {
             self.counters.blocked[Class::Other.index()].increment(1);
         }
@@ -976,7 +990,7 @@ impl Guard {
     /// Lifts a block; false when `ip` was not blocked.
     pub fn unblock(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
-        let ip = canonical(ip);
+        let ip = source_key(ip);
         let lifted = lock(&self.sources).limiter.unblock(ip, now);
         if lifted {
             metrics::counter!(m::GUARD_UNBLOCKS_TOTAL).increment(1);
@@ -992,7 +1006,7 @@ impl Guard {
         if !self.enabled {
             return;
         }
-        let ip = canonical(ip);
+        let ip = source_key(ip);
         let now = Instant::now();
         let blocked = lock(&self.sources).limiter.refused(ip, now);
         if blocked.is_some() {
@@ -1006,7 +1020,7 @@ impl Guard {
         if !self.enabled {
             return false;
         }
-        let locked = lock(&self.auth).locked(canonical(ip), account, Instant::now());
+        let locked = lock(&self.auth).locked(source_key(ip), account, Instant::now());
         if locked {
             metrics::counter!(m::GUARD_AUTH_TOTAL, "decision" => "account_locked").increment(1);
         }
@@ -1018,7 +1032,8 @@ impl Guard {
         if !self.enabled {
             return Duration::ZERO;
         }
-        let ip = canonical(ip);
+        let host = canonical(ip);
+        let ip = source_key(host);
         let now = Instant::now();
         let p = lock(&self.auth).failed(ip, account, now);
         if p.locked_account {
@@ -1028,7 +1043,7 @@ impl Guard {
         }
         // A trunk's failures delay it like anyone's, but block it only when
         // trunks may be blocked at all: its calls matter more.
-        if p.block && (self.block_trunks || !self.is_trunk(ip)) {
+        if p.block && (self.block_trunks || !self.is_trunk(host)) {
             metrics::counter!(m::GUARD_AUTH_TOTAL, "decision" => "source_blocked").increment(1);
             self.blocked_now(ip, BlockReason::Auth, now);
         } else if !p.delay.is_zero() {
@@ -1043,7 +1058,7 @@ impl Guard {
     /// Records a good digest answer from `ip` for `account`.
     pub fn auth_succeeded(&self, ip: IpAddr, account: &str) {
         if self.enabled {
-            lock(&self.auth).succeeded(canonical(ip), account, Instant::now());
+            lock(&self.auth).succeeded(source_key(ip), account, Instant::now());
         }
     }
 }

@@ -439,3 +439,21 @@ fn sampler_writes_one_line_a_second_and_counts_the_rest() {
     }
     assert_eq!(s.due(t0 + Duration::from_millis(1001)), Some(99));
 }
+
+#[test]
+fn sources_are_keyed_by_ipv4_address_or_ipv6_64() {
+    assert_eq!(source_key(ip("192.0.2.7")), ip("192.0.2.7"));
+    assert_eq!(source_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    assert_eq!(
+        source_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+        ip("2001:db8:1:2::")
+    );
+    assert_eq!(
+        source_key(ip("2001:db8:1:2::99")),
+        source_key(ip("2001:db8:1:2:ffff::1"))
+    );
+    assert_ne!(
+        source_key(ip("2001:db8:1:2::1")),
+        source_key(ip("2001:db8:1:3::1"))
+    );
+}
