@@ -345,14 +345,10 @@ pub enum BlockReason {
 
 impl BlockReason {
     /// The `reason` label of `conmutador_guard_blocks_total`.
-    pub const LABELS: [&'static str; 2] = ["flood", "auth"];
+    pub const LABELS: [&'static str; 3] = ["flood", "auth", "scan"];
 
     pub fn label(self) -> &'static str {
-        match self {
-            BlockReason::Flood => "flood",
-            BlockReason::Auth => "auth",
-            BlockReason::Scan => "scan",
-        }
+        Self::LABELS[self as usize]
     }
 }
 
