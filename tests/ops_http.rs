@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use conmutador::ops::http::{
-    self, AdminBackend, AdminError, CallState, CallView, DrainStatus, HttpState, OperatorState,
-    OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport, RemovedCaller, RouteInfo,
-    WaitingCaller,
+    self, AdminBackend, AdminError, BlockView, CallState, CallView, DrainStatus, HttpState,
+    LiftedBlock, OperatorState, OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport,
+    RemovedCaller, RouteInfo, WaitingCaller,
 };
 use serde_json::Value;
 
@@ -194,6 +194,22 @@ impl AdminBackend for TestBackend {
             },
         })
     }
+    async fn blocks(&self) -> Vec<BlockView> {
+        vec![BlockView {
+            source: "192.0.2.66".into(),
+            reason: "flood".into(),
+            blocked_seconds: 3.5,
+            remaining_seconds: 56.5,
+            offences: 1,
+            dropped: 12_000,
+        }]
+    }
+    async fn unblock(&self, source: String) -> Result<LiftedBlock, AdminError> {
+        match source.as_str() {
+            "192.0.2.66" => Ok(LiftedBlock { source }),
+            _ => Err(AdminError::NotFound(format!("{source} is not blocked"))),
+        }
+    }
     async fn drain(&self) -> DrainStatus {
         self.with(|w| {
             w.draining = true;
@@ -280,7 +296,7 @@ async fn openapi_and_the_route_table_agree_both_ways() {
         unserved.is_empty(),
         "in openapi.yaml but not served (or auth differs): {unserved:?}"
     );
-    assert_eq!(served.len(), 13);
+    assert_eq!(served.len(), 15);
     // Every documented route really answers (not the fallback, not 405).
     for r in &s.routes {
         let path = r
@@ -341,6 +357,13 @@ async fn every_response_matches_its_documented_schema() {
         ),
         ("post", "/api/reload", "/api/reload", None),
         ("post", "/api/drain", "/api/drain", None),
+        ("get", "/api/blocks", "/api/blocks", None),
+        (
+            "delete",
+            "/api/blocks/{source}",
+            "/api/blocks/192.0.2.66",
+            None,
+        ),
     ];
     let mut seen = BTreeSet::new();
     for (method, template, path, body) in ok_calls {
@@ -415,6 +438,20 @@ async fn every_response_matches_its_documented_schema() {
             "/api/queues/nope/callers/x",
             None,
             404,
+        ),
+        (
+            "delete",
+            "/api/blocks/{source}",
+            "/api/blocks/192.0.2.67",
+            None,
+            404,
+        ),
+        (
+            "delete",
+            "/api/blocks/{source}",
+            "/api/blocks/not-an-address",
+            None,
+            400,
         ),
         ("get", "/api/queues", "/api/queues", None, 401),
     ];

@@ -9,8 +9,8 @@ use std::time::Instant;
 use crate::acd::{OperatorSnapshot, QueueSnapshot};
 
 use crate::ops::http::{
-    AdminBackend, AdminError, CallView, DrainStatus, OperatorState, OperatorView, QueueStatsView,
-    QueueView, Readiness, ReloadReport, RemovedCaller, WaitingCaller,
+    AdminBackend, AdminError, BlockView, CallView, DrainStatus, LiftedBlock, OperatorState,
+    OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport, RemovedCaller, WaitingCaller,
 };
 
 use super::Router;
@@ -21,6 +21,34 @@ pub struct Admin {
 }
 
 impl AdminBackend for Admin {
+    async fn blocks(&self) -> Vec<BlockView> {
+        self.router
+            .services
+            .guard
+            .blocks()
+            .into_iter()
+            .map(|b| BlockView {
+                source: b.source.to_string(),
+                reason: b.reason.label().to_owned(),
+                blocked_seconds: b.blocked_for.as_secs_f64(),
+                remaining_seconds: b.remaining.as_secs_f64(),
+                offences: b.offences,
+                dropped: b.dropped,
+            })
+            .collect()
+    }
+
+    async fn unblock(&self, source: String) -> Result<LiftedBlock, AdminError> {
+        let ip: std::net::IpAddr = source
+            .parse()
+            .map_err(|_| AdminError::BadRequest(format!("{source:?} is not an IP address")))?;
+        if self.router.services.guard.unblock(ip) {
+            Ok(LiftedBlock { source })
+        } else {
+            Err(AdminError::NotFound(format!("{source} is not blocked")))
+        }
+    }
+
     async fn queues(&self) -> Vec<QueueView> {
         self.router.queue_views().await
     }

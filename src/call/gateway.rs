@@ -22,6 +22,7 @@ use crate::ops::metrics as m;
 use crate::ops::records::RecordWriter;
 use crate::sdp::Codec;
 use crate::sip::endpoint::{Endpoint, EndpointConfig, EndpointSink};
+use crate::sip::guard::Guard;
 use crate::sip::transaction::Timers;
 use crate::sip::transport::{TransportOptions, Transports};
 
@@ -65,6 +66,8 @@ impl Gateway {
         let readiness = Arc::new(Readiness::new());
         let metrics = crate::ops::metrics::install();
         let plans = open_plans(&cfg)?;
+        // After the recorder: the guard takes its counters' handles once.
+        let guard = Arc::new(Guard::new(&cfg.guard, &cfg.trunks.allow));
         readiness.set_plans_loaded(true);
         // Every family has its series from the first scrape, one per
         // configured queue and loaded plan node.
@@ -127,6 +130,7 @@ impl Gateway {
                 &realm,
                 &cfg.sip.auth_algorithms,
                 handle.clone(),
+                guard.clone(),
             ));
             let sweeper = ops.clone();
             tokio::spawn(async move {
@@ -151,6 +155,8 @@ impl Gateway {
             operators,
             hold_music: Arc::new(crate::media::Prompt::hold_music("moh")),
             transfer_proxy: cfg.calls.transfer_proxy,
+            guard: guard.clone(),
+            places: super::places::CallerPlaces::new(cfg.guard.caller_places),
         });
         let router = Router::new(&cfg, services);
         let (transports, listeners) = Transports::bind(&TransportOptions {
@@ -174,11 +180,20 @@ impl Gateway {
                 user_agent: cfg.sip.user_agent.clone(),
                 retry_after: cfg.sip.retry_after,
                 public_host: cfg.sip.public_host.clone(),
+                guard: Some(guard.clone()),
             },
             transports.clone(),
             router.clone(),
         );
         transports.start(listeners, Arc::new(EndpointSink(Arc::downgrade(&endpoint))));
+        // Blocks run out by themselves: keep their gauge true.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                guard.publish();
+            }
+        });
         if let (Some(ops), secs @ 1..) = (
             router.services.operators.clone(),
             cfg.sip.operator_ping_secs,

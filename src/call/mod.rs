@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod gateway;
 pub mod load;
+pub mod places;
 pub mod queue;
 pub mod session;
 
@@ -90,6 +91,10 @@ pub struct Services {
     /// Where transfers to SIP URIs are sent (the carrier's proxy); None:
     /// only URIs with an IP address can be reached.
     pub transfer_proxy: Option<std::net::SocketAddr>,
+    /// Per-source limits, blocks and password-guessing limits.
+    pub guard: Arc<crate::sip::guard::Guard>,
+    /// Queue places held per calling number.
+    pub places: places::CallerPlaces,
 }
 
 impl Services {
@@ -387,6 +392,8 @@ impl Router {
             return self.feature_code(ep, req, tx, peer, feature);
         }
         if !self.trunks.allows(peer.addr.ip()) {
+            // A scanner keeps doing this: enough refusals block the source.
+            self.services.guard.refused_stranger(peer.addr.ip());
             return self.refuse_stranger(ep, &req, tx, peer);
         }
         metrics::counter!(m::CALLS_STARTED_TOTAL).increment(1);
@@ -630,7 +637,15 @@ impl Router {
                 .to_tag(&new_tag())
                 .header("Server", ep.user_agent.clone())
         };
+        let (outcome, delay) = match outcome {
+            queue::RegisterOutcome::Delayed { delay, then } => (*then, Some(delay)),
+            o => (o, None),
+        };
         let (status, bytes) = match outcome {
+            // Only one level is ever built; a nested one answers at once.
+            queue::RegisterOutcome::Delayed { then, .. } => {
+                return self.answer_auth(ep, req, tx, peer, *then);
+            }
             queue::RegisterOutcome::Challenge(values) => {
                 let mut b = base(401, "Unauthorized");
                 for v in values {
@@ -664,7 +679,17 @@ impl Router {
                 (status, b.build())
             }
         };
-        ep.respond(tx, status, bytes, None);
+        match delay {
+            // The transaction absorbs the phone's retransmissions meanwhile.
+            Some(d) => {
+                let ep = ep.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    ep.respond(tx, status, bytes, None);
+                });
+            }
+            None => ep.respond(tx, status, bytes, None),
+        }
     }
 
     /// An operator dialled a feature code: authenticate (407), apply it,
@@ -685,7 +710,7 @@ impl Router {
             .ok()
             .and_then(|f| f.uri.user().map(str::to_owned))
             .unwrap_or_default();
-        match ops.authenticate(&req, &user, "Proxy-Authorization") {
+        match ops.authenticate(&req, &user, "Proxy-Authorization", peer) {
             Ok(op) => {
                 ops.feature(&op, feature);
                 tokio::spawn(session::confirm_feature(

@@ -10,7 +10,7 @@
 //! log-out, like a dynamic agent).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -25,6 +25,7 @@ use crate::ops::metrics as m;
 use crate::ops::records::{QueueEvent, QueueEventKind, RecordSink};
 use crate::sip::digest::{Algorithm, DigestConfig, DigestServer, Verdict, parse_authorization};
 use crate::sip::endpoint::Endpoint;
+use crate::sip::guard::Guard;
 use crate::sip::registrar::{
     ContactSpec, RegisterContacts, RegisterError, RegisterRequest, Registrar, RegistrarConfig,
     RegistrarEvent,
@@ -369,6 +370,11 @@ pub enum RegisterOutcome {
         reason: &'static str,
         headers: Vec<(&'static str, String)>,
     },
+    /// `then`, sent after `delay` (a source that keeps failing waits longer).
+    Delayed {
+        delay: Duration,
+        then: Box<RegisterOutcome>,
+    },
 }
 
 /// Operators from the config, their digest credentials and their phones'
@@ -377,6 +383,8 @@ pub struct Operators {
     configs: HashMap<String, OperatorConfig>,
     inner: Mutex<OpsInner>,
     acd: AcdHandle,
+    /// Counts digest failures, delays and blocks guessers.
+    guard: Arc<Guard>,
 }
 
 struct OpsInner {
@@ -398,6 +406,7 @@ impl Operators {
         realm: &str,
         algorithms: &[String],
         acd: AcdHandle,
+        guard: Arc<Guard>,
     ) -> Operators {
         let now = Instant::now();
         let algorithms = algorithms
@@ -421,6 +430,7 @@ impl Operators {
                 unreachable: Default::default(),
             }),
             acd,
+            guard,
         }
     }
 
@@ -442,20 +452,16 @@ impl Operators {
         req: &Message,
         user: &str,
         header: &str,
+        peer: Peer,
     ) -> Result<String, RegisterOutcome> {
         let now = Instant::now();
-        let Some(cfg) = self.configs.get(user) else {
-            // Unknown users get a challenge like everyone else, so the answer
-            // does not tell which names exist.
-            metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "unknown_user").increment(1);
-            return Err(self.challenge(req, header, now, false));
-        };
-        let Some(auth) = req.header(header) else {
-            return Err(self.challenge(req, header, now, false));
-        };
-        let creds = match parse_authorization(auth) {
-            Ok(c) => c,
-            Err(_) => {
+        let ip = peer.addr.ip();
+        // Read the credentials before looking the user up, so a known and
+        // an unknown name get the same answer to the same header.
+        let creds = match req.header(header).map(parse_authorization) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(_)) => {
                 metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "malformed").increment(1);
                 return Err(RegisterOutcome::Refused {
                     status: 400,
@@ -464,8 +470,33 @@ impl Operators {
                 });
             }
         };
-        if creds.username != cfg.id {
+        let Some(creds) = creds else {
             return Err(self.challenge(req, header, now, false));
+        };
+        // Every path below that refuses offered credentials goes through
+        // `refuse`: the same counting, delay and challenge for a guessed
+        // account, an unknown one and a locked one.
+        let refuse = || {
+            let delay = self.guard.auth_failed(ip, user);
+            let answer = self.challenge(req, header, now, false);
+            if delay.is_zero() {
+                answer
+            } else {
+                RegisterOutcome::Delayed {
+                    delay,
+                    then: Box::new(answer),
+                }
+            }
+        };
+        let Some(cfg) = self.configs.get(user) else {
+            // Unknown users get a challenge like everyone else, so the answer
+            // does not tell which names exist.
+            metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "unknown_user").increment(1);
+            let _ = self.guard.auth_locked(ip, user);
+            return Err(refuse());
+        };
+        if self.guard.auth_locked(ip, user) || creds.username != cfg.id {
+            return Err(refuse());
         }
         let method = req
             .method()
@@ -476,9 +507,12 @@ impl Operators {
             .digest
             .verify(&creds, &method, cfg.password.as_deref(), now);
         match verdict {
-            Verdict::Authorized => Ok(cfg.id.clone()),
+            Verdict::Authorized => {
+                self.guard.auth_succeeded(ip, user);
+                Ok(cfg.id.clone())
+            }
             Verdict::Stale => Err(self.challenge(req, header, now, true)),
-            Verdict::Rejected(_) => Err(self.challenge(req, header, now, false)),
+            Verdict::Rejected(_) => Err(refuse()),
         }
     }
 
@@ -490,7 +524,7 @@ impl Operators {
             .ok()
             .and_then(|t| t.uri.user().map(str::to_owned))
             .unwrap_or_default();
-        let cfg = match self.authenticate(req, &user, "Authorization") {
+        let cfg = match self.authenticate(req, &user, "Authorization", peer) {
             Ok(id) => match self.configs.get(&id) {
                 Some(c) => c,
                 None => return self.challenge(req, "Authorization", now, false),

@@ -42,6 +42,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub calls: CallsConfig,
+    /// `[guard]`: per-source limits, blocks and password-guessing limits.
+    #[serde(default)]
+    pub guard: crate::sip::guard::GuardConfig,
     /// `[[queues]]`: the ACD's queues (see the ACD room for every key).
     #[serde(default)]
     pub queues: Vec<crate::acd::QueueConfig>,
@@ -398,6 +401,7 @@ impl Config {
         }
         crate::acd::config::validate(&self.queues, &self.operators)
             .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
+        self.guard.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             bail!("sip timers: need 0 < t1_ms <= t2_ms");
         }
@@ -441,6 +445,17 @@ mod tests {
         assert!(cfg.http.listen.ip().is_loopback());
         assert_eq!(cfg.sip.listen[0].port(), 5060);
         assert_eq!(cfg.http.listen.port(), 9090);
+    }
+
+    #[test]
+    fn shipped_guard_section_is_the_built_in_default() {
+        let cfg = Config::parse_text(EMBEDDED, Path::new(".")).unwrap();
+        assert_eq!(cfg.guard, crate::sip::guard::GuardConfig::default());
+        let bad = Config::parse_text(
+            "[guard.sources]\ninvite = { rate = 5, burst = 0 }\n",
+            Path::new("."),
+        );
+        assert!(format!("{:#}", bad.unwrap_err()).contains("guard.sources.invite"));
     }
 
     #[test]

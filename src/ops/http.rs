@@ -247,6 +247,29 @@ pub struct RemovedCaller {
     pub call_id: String,
 }
 
+/// A source the guard blocked (`GET /api/blocks`): its messages are
+/// dropped unanswered until `remaining_seconds` runs out or it is lifted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockView {
+    /// The source IPv4 address, or the first address of its IPv6 /64.
+    pub source: String,
+    /// Why: "flood" (kept exceeding its rates), "auth" (kept failing
+    /// digest) or "scan" (kept sending INVITEs refused as not a trunk).
+    pub reason: String,
+    pub blocked_seconds: f64,
+    pub remaining_seconds: f64,
+    /// Blocks this source earned lately; each lasts twice the one before.
+    pub offences: u32,
+    /// Messages dropped since this block began.
+    pub dropped: u64,
+}
+
+/// Answer of `DELETE /api/blocks/{source}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiftedBlock {
+    pub source: String,
+}
+
 /// Body of `POST /api/operators/{id}/pause`; the body itself is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,6 +345,17 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn reload(&self) -> impl Future<Output = ReloadReport> + Send;
     /// Stop taking new calls and let the current ones finish. Idempotent.
     fn drain(&self) -> impl Future<Output = DrainStatus> + Send;
+    /// Sources blocked now. Default: a gateway without a guard blocks none.
+    fn blocks(&self) -> impl Future<Output = Vec<BlockView>> + Send {
+        async { Vec::new() }
+    }
+    /// Lifts the block on `source` (an IP address).
+    fn unblock(
+        &self,
+        source: String,
+    ) -> impl Future<Output = Result<LiftedBlock, AdminError>> + Send {
+        async move { Err(AdminError::NotFound(format!("{source} is not blocked"))) }
+    }
 }
 
 // ---------------------------------------------------------------- state & router
@@ -479,7 +513,14 @@ pub fn router_with_routes<B: AdminBackend>(state: HttpState<B>) -> (Router, Vec<
             delete_caller::<B>,
         )
         .add(Method::POST, "/api/reload", true, post_reload::<B>)
-        .add(Method::POST, "/api/drain", true, post_drain::<B>);
+        .add(Method::POST, "/api/drain", true, post_drain::<B>)
+        .add(Method::GET, "/api/blocks", true, get_blocks::<B>)
+        .add(
+            Method::DELETE,
+            "/api/blocks/{source}",
+            true,
+            delete_block::<B>,
+        );
     let mut table = open.table;
     table.extend(admin.table);
     let admin_router = admin.router.route_layer(middleware::from_fn_with_state(
@@ -783,6 +824,24 @@ async fn delete_caller<B: AdminBackend>(
 ) -> Response {
     respond(
         with_timeout(s.backend.remove_caller(queue, call_id))
+            .await
+            .and_then(|r| r),
+    )
+}
+
+async fn get_blocks<B: AdminBackend>(State(s): State<HttpState<B>>) -> Response {
+    respond(with_timeout(s.backend.blocks()).await)
+}
+
+async fn delete_block<B: AdminBackend>(
+    State(s): State<HttpState<B>>,
+    Path(source): Path<String>,
+) -> Response {
+    if source.parse::<std::net::IpAddr>().is_err() {
+        return AdminError::BadRequest(format!("{source:?} is not an IP address")).into_response();
+    }
+    respond(
+        with_timeout(s.backend.unblock(source))
             .await
             .and_then(|r| r),
     )

@@ -620,6 +620,43 @@ pub const CATALOG: &[MetricDef] = &[
         &["queue"],
     )
     .with(&[Values::Queue]),
+    counter(
+        GUARD_MESSAGES_TOTAL,
+        "SIP messages judged by the source guard before parsing, by class (invite|register|other) and decision (admitted|limited: over the source's rate, dropped|blocked: from a blocked source, dropped).",
+        &["class", "decision"],
+    )
+    .with(&[
+        Values::Each(&crate::sip::guard::CLASS_LABELS),
+        Values::Each(&crate::sip::guard::DECISION_LABELS),
+    ]),
+    counter(
+        GUARD_BLOCKS_TOTAL,
+        "Sources blocked by the guard, by reason (flood|auth|scan).",
+        &["reason"],
+    )
+    .with(&[Values::Each(&crate::sip::guard::BlockReason::LABELS)]),
+    counter(
+        GUARD_UNBLOCKS_TOTAL,
+        "Blocks lifted through the admin API.",
+        &[],
+    ),
+    gauge(
+        GUARD_BLOCKED_SOURCES,
+        Unit::Count,
+        "Sources blocked now (their messages are dropped unanswered).",
+        &[],
+    ),
+    counter(
+        GUARD_AUTH_TOTAL,
+        "Password-guessing decisions, by decision (delayed|source_blocked|lock_started|account_locked: credentials refused because the account is locked for that address).",
+        &["decision"],
+    )
+    .with(&[Values::Each(&crate::sip::guard::AUTH_DECISION_LABELS)]),
+    counter(
+        GUARD_CALLER_PLACES_REFUSED_TOTAL,
+        "Queue joins refused because the calling number already held guard.caller_places places.",
+        &[],
+    ),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -973,3 +1010,11 @@ pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
 pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";
 pub const QUEUE_OPEN: &str = "conmutador_queue_open";
 pub const QUEUE_WAIT_ALERT_SECONDS: &str = "conmutador_queue_wait_alert_seconds";
+
+// Source guard (appended by the guard room)
+pub const GUARD_MESSAGES_TOTAL: &str = "conmutador_guard_messages_total";
+pub const GUARD_BLOCKS_TOTAL: &str = "conmutador_guard_blocks_total";
+pub const GUARD_UNBLOCKS_TOTAL: &str = "conmutador_guard_unblocks_total";
+pub const GUARD_BLOCKED_SOURCES: &str = "conmutador_guard_blocked_sources";
+pub const GUARD_AUTH_TOTAL: &str = "conmutador_guard_auth_total";
+pub const GUARD_CALLER_PLACES_REFUSED_TOTAL: &str = "conmutador_guard_caller_places_refused_total";

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::debug;
 
+use super::guard::Guard;
 use super::message::is_keepalive;
 use super::transaction::{
     AckVerdict, Action, ClientVerdict, ServerVerdict, Timers, TransactionLayer, TxId, TxKey,
@@ -84,6 +85,8 @@ pub struct EndpointConfig {
     pub retry_after: u32,
     /// Host written in Via when sending requests; the socket's address if None.
     pub public_host: Option<String>,
+    /// Per-source limits and blocks, asked before parsing; None: no guard.
+    pub guard: Option<Arc<Guard>>,
 }
 
 pub struct Endpoint {
@@ -94,6 +97,7 @@ pub struct Endpoint {
     pub user_agent: String,
     retry_after: u32,
     public_host: Option<String>,
+    guard: Option<Arc<Guard>>,
 }
 
 impl Endpoint {
@@ -117,6 +121,7 @@ impl Endpoint {
             user_agent: cfg.user_agent,
             retry_after: cfg.retry_after,
             public_host: cfg.public_host,
+            guard: cfg.guard,
         });
         let timer = Arc::downgrade(&ep);
         tokio::spawn(async move { timer_loop(timer).await });
@@ -569,10 +574,24 @@ async fn timer_loop(ep: std::sync::Weak<Endpoint>) {
 pub struct EndpointSink(pub std::sync::Weak<Endpoint>);
 
 impl Sink for EndpointSink {
+    fn accepts(&self, addr: SocketAddr) -> bool {
+        let Some(ep) = self.0.upgrade() else {
+            return true;
+        };
+        ep.guard.as_ref().is_none_or(|g| g.accepts(addr.ip()))
+    }
+
     fn on_message(&self, data: Bytes, peer: Peer) {
         let Some(ep) = self.0.upgrade() else { return };
         if is_keepalive(&data) {
             return;
+        }
+        // Blocked and flooding sources stop here, unanswered: one hash
+        // lookup, before any parsing or transaction work.
+        if let Some(g) = &ep.guard {
+            if !g.admit(&data, peer.addr.ip()) {
+                return;
+            }
         }
         match Message::parse(data.clone()) {
             Ok(msg) => {

@@ -7,7 +7,8 @@
 //! state machines driven with `now`; only `transport` touches sockets, and
 //! `endpoint` is the thin shell that feeds one into the other. This room
 //! knows nothing of calls, plans or queues: it hands requests to a
-//! transaction user (the call room).
+//! transaction user (the call room). `guard` decides, before any parsing,
+//! whether a source's message is worth handling at all.
 
 pub mod builder;
 pub mod header;
@@ -16,6 +17,7 @@ pub mod uri;
 
 pub mod dialog;
 pub mod digest;
+pub mod guard;
 pub mod registrar;
 pub mod transaction;
 

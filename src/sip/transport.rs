@@ -58,6 +58,11 @@ impl Peer {
 /// Where received messages go. Called on the receiving task: keep it short.
 pub trait Sink: Send + Sync + 'static {
     fn on_message(&self, data: Bytes, peer: Peer);
+    /// Whether a TCP connection from `addr` may stay open (a blocked
+    /// source's is closed at accept).
+    fn accepts(&self, _addr: SocketAddr) -> bool {
+        true
+    }
 }
 
 /// Capacity of one TCP connection's outgoing queue, in messages.
@@ -217,6 +222,10 @@ impl Transports {
                     continue;
                 }
             };
+            if !sink.accepts(addr) {
+                drop(stream);
+                continue;
+            }
             let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
             let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
             {

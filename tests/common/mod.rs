@@ -85,6 +85,10 @@ impl Gw {
             dir = "{}"
             [storage]
             data_dir = "{}"
+            [guard]
+            # The in-test UA and most SIPp scenarios present one number for
+            # every caller: they stand for many people, not one redialling.
+            caller_places = 0
             "#,
             repo().join("dialplans").display(),
             dir.path().join("data").display()

@@ -65,6 +65,9 @@ pub(super) const TRANSFER_LEG: &str = "transfer";
 pub(super) struct Queued {
     pub name: String,
     pub joined: Instant,
+    /// The caller's number's place in the queues, given back (dropped)
+    /// when the caller leaves the line, is bridged or hangs up.
+    pub _place: crate::call::places::Place,
 }
 
 impl Call {
@@ -77,10 +80,19 @@ impl Call {
             });
             return;
         };
+        // One number redialling in a loop gets the plan's "queue full" exit.
+        let Some(place) = self.svc.places.take(&self.caller) else {
+            info!(call = self.id, caller = %self.caller, %queue, "number holds too many queue places");
+            let _ = self.ivr(IvrEvent::QueueExit {
+                reason: QueueExitReason::Full,
+            });
+            return;
+        };
         acd.attach(self.id, &self.call_id, &self.caller, self.inbox.clone());
         self.queued = Some(Queued {
             name: queue.clone(),
             joined: Instant::now(),
+            _place: place,
         });
         self.cdr_queue = Some(queue.clone());
         self.set_view_state(CallState::Queued, Some(queue.clone()), None);
