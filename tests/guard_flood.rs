@@ -536,44 +536,10 @@ fn a_guessed_account_answers_like_an_unknown_one_and_its_phone_keeps_registering
 
 // ---------------------------------------------------------------- places
 
-fn queue_plan(dir: &std::path::Path) -> std::path::PathBuf {
-    let plans = dir.join("plans");
-    let to = plans.join("prompts/es-MX");
-    std::fs::create_dir_all(&to).unwrap();
-    let from = common::repo().join("dialplans/prompts/es-MX");
-    for e in std::fs::read_dir(&from).unwrap().flatten() {
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-    std::fs::write(
-        plans.join("cola.toml"),
-        r#"
-[plan]
-name = "cola"
-start = "cola"
-languages = ["es-MX"]
-numbers = ["100"]
-default = true
-
-[nodes.cola]
-type = "queue"
-queue = "pasaportes"
-prompts = ["transferencia"]
-on_empty = "adios"
-overflow = "adios"
-
-[nodes.adios]
-type = "hangup"
-prompts = ["despedida"]
-"#,
-    )
-    .unwrap();
-    plans
-}
-
 #[test]
 fn one_number_cannot_hold_more_queue_places_than_allowed() {
     let tmp = tempfile::tempdir().unwrap();
-    let plans = queue_plan(tmp.path());
+    let plans = common::pasaportes_plan(tmp.path());
     let gw = Gw::start(&format!(
         r#"
 operators = []

@@ -7,51 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::baresip::{Baresip, BaresipOpts};
 use common::ua::Ua;
-use common::{Gw, eventually, http_request, repo};
-
-/// A plan folder with the shipped prompts and a plan sending "100" (and
-/// anything else: it is the default) to queue `pasaportes`.
-fn queue_plan(dir: &Path) -> PathBuf {
-    let plans = dir.join("plans");
-    let prompts = plans.join("prompts");
-    for lang in ["es-MX", "en"] {
-        let from = repo().join("dialplans/prompts").join(lang);
-        let to = prompts.join(lang);
-        std::fs::create_dir_all(&to).unwrap();
-        for e in std::fs::read_dir(&from).unwrap().flatten() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-    std::fs::write(
-        plans.join("colas.toml"),
-        r#"
-[plan]
-name = "colas"
-start = "cola"
-languages = ["es-MX"]
-numbers = ["100"]
-default = true
-
-[nodes.cola]
-type = "queue"
-queue = "pasaportes"
-prompts = ["transferencia"]
-on_empty = "adios"
-overflow = "adios"
-
-[nodes.adios]
-type = "hangup"
-prompts = ["despedida"]
-"#,
-    )
-    .unwrap();
-    plans
-}
+use common::{Gw, eventually, http_request};
 
 /// Operators `op1` (password `pw`) and `op2` (`pw2`, never registers) on
 /// queue `pasaportes`; the trunk network covers all of 127.0.0.0/8, where
@@ -126,7 +87,7 @@ fn phone(gw: &Gw, regint: u32, quit_after: Duration) -> Baresip {
 #[test]
 fn after_an_api_log_out_the_api_or_the_phones_refresh_logs_the_operator_in() {
     let tmp = tempfile::tempdir().unwrap();
-    let plans = queue_plan(tmp.path());
+    let plans = common::pasaportes_plan(tmp.path());
     let gw = Gw::start(&config(&plans));
     // 60 s is the registrar's Min-Expires: the quickest refresh it allows.
     let phone = phone(&gw, 60, Duration::from_secs(180));
@@ -207,7 +168,7 @@ Call-ID: feature-{n}-{local}\r\nCSeq: 1 INVITE\r\nContact: <sip:op1@{local}>\r\n
 #[test]
 fn feature_codes_work_from_a_phone_inside_a_trunk_network() {
     let tmp = tempfile::tempdir().unwrap();
-    let plans = queue_plan(tmp.path());
+    let plans = common::pasaportes_plan(tmp.path());
     let gw = Gw::start(&config(&plans));
     let phone = phone(&gw, 600, Duration::from_secs(90));
     assert!(eventually(Duration::from_secs(5), || state(&gw, "op1") == "available"));

@@ -9,21 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::baresip::{Baresip, BaresipOpts, rms, tone_frequency, write_tone_wav};
 use common::ua::{Heard, Ua, heard, heard_at, heard_start};
-use common::{Gw, eventually, repo, shipped};
+use common::{Gw, eventually, shipped};
 
 /// A plan folder with every shipped prompt and a plan that sends number
 /// "100" to queue `pasaportes` and "200" to the same queue at priority 10.
 fn queue_plan(dir: &Path) -> PathBuf {
-    let plans = dir.join("plans");
-    let prompts = plans.join("prompts");
-    for lang in ["es-MX", "en"] {
-        let from = repo().join("dialplans/prompts").join(lang);
-        let to = prompts.join(lang);
-        std::fs::create_dir_all(&to).unwrap();
-        for e in std::fs::read_dir(&from).unwrap().flatten() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
+    let plans = common::plan_dir_with_prompts(dir);
     // Both plans put the caller straight into `pasaportes`; they differ in
     // name, number and what they add to [plan] and to the queue node.
     let plan = |name: &str, number: &str, plan_extra: &str, queue_extra: &str| {

@@ -109,15 +109,7 @@ impl Drop for OperatorPhones {
 /// one queue, straight in (no prompt before joining), with the shipped
 /// prompts for hold music.
 fn plans(dir: &Path) -> PathBuf {
-    let plans = dir.join("plans");
-    for lang in ["es-MX", "en"] {
-        let from = repo().join("dialplans/prompts").join(lang);
-        let to = plans.join("prompts").join(lang);
-        std::fs::create_dir_all(&to).unwrap();
-        for e in std::fs::read_dir(&from).unwrap().flatten() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
+    let plans = common::plan_dir_with_prompts(dir);
     for (name, number, priority, default) in
         [("colas", "100", 0, true), ("urgente", "200", 10, false)]
     {

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::ua::{Msg, Ua};
-use common::{Gw, eventually, http_request, repo};
+use common::{Gw, eventually, http_request};
 use serde_json::Value;
 
 const TOKEN: Option<&str> = Some("test-token");
@@ -27,16 +27,7 @@ const SLOW: Duration = Duration::from_secs(30);
 /// on entry), 200 → queue `espera` (waits for ever), 300 → queue `desborde`
 /// (waits 1 s, then the plan transfers the caller to `target`).
 fn plans(dir: &Path, target: &str) -> PathBuf {
-    let plans = dir.join("plans");
-    // Every shipped prompt: a queue says numbers and waits.
-    let prompts = plans.join("prompts/es-MX");
-    std::fs::create_dir_all(&prompts).unwrap();
-    for e in std::fs::read_dir(repo().join("dialplans/prompts/es-MX"))
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(e.path(), prompts.join(e.file_name())).unwrap();
-    }
+    let plans = common::plan_dir_with_prompts(dir);
     let plan = |name: &str, number: &str, queue: &str, overflow: &str, extra: &str| {
         let transfer = if overflow == "pasar" {
             format!("[nodes.pasar]\ntype = \"transfer\"\nuri = \"{target}\"\n")

@@ -36,6 +36,53 @@ pub struct Gw {
     pub log: PathBuf,
 }
 
+/// `dir/plans`, holding a copy of every shipped prompt in both languages,
+/// for a test that writes its own plans beside them (a queue says numbers
+/// and plays hold music, so it needs them all).
+pub fn plan_dir_with_prompts(dir: &Path) -> PathBuf {
+    let plans = dir.join("plans");
+    for lang in ["es-MX", "en"] {
+        let from = repo().join("dialplans/prompts").join(lang);
+        let to = plans.join("prompts").join(lang);
+        std::fs::create_dir_all(&to).expect("create the prompts folder");
+        for e in std::fs::read_dir(&from).expect("shipped prompts").flatten() {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy a prompt");
+        }
+    }
+    plans
+}
+
+/// [`plan_dir_with_prompts`] with one plan, the default, that answers "100"
+/// (and anything else) by putting the caller in queue `pasaportes`; a
+/// caller the queue cannot take hears goodbye and is hung up.
+pub fn pasaportes_plan(dir: &Path) -> PathBuf {
+    let plans = plan_dir_with_prompts(dir);
+    std::fs::write(
+        plans.join("colas.toml"),
+        r#"
+[plan]
+name = "colas"
+start = "cola"
+languages = ["es-MX"]
+numbers = ["100"]
+default = true
+
+[nodes.cola]
+type = "queue"
+queue = "pasaportes"
+prompts = ["transferencia"]
+on_empty = "adios"
+overflow = "adios"
+
+[nodes.adios]
+type = "hangup"
+prompts = ["despedida"]
+"#,
+    )
+    .expect("write the plan");
+    plans
+}
+
 fn merge(base: &mut toml::Table, extra: toml::Table) {
     for (k, v) in extra {
         match (base.get_mut(&k), v) {
