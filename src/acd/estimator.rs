@@ -51,7 +51,9 @@
 //! capacity to each queue; both make it optimistic in those setups.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use super::types::WaitSpeech;
 
 /// How many recent talk times the residual-life distribution uses.
 pub const TALK_WINDOW: usize = 256;
@@ -89,6 +91,29 @@ const HAZARD_DECAY: f64 = 0.9995;
 const HAZARD_SHRINK: f64 = 300.0;
 /// Weight of a new answer-delay sample in its moving mean.
 const ANSWER_DELAY_ALPHA: f64 = 0.1;
+/// Cold-start prior of the abandonment hazard: a memoryless patience of
+/// the queue's `initial_patience` (this by default), worth PRIOR_EXPOSURE
+/// seconds of waiting. Real exposure outweighs it within the first few
+/// dozen callers of a day.
+const DEFAULT_PATIENCE: Duration = Duration::from_secs(1800);
+const PRIOR_EXPOSURE: f64 = 1800.0;
+/// Time constant (s) of the per-priority arrival rates.
+const ARRIVAL_TAU: f64 = 1800.0;
+/// At most this many distinct priorities are tracked (the dialplan sets
+/// priorities from its config, but a bound costs nothing).
+const MAX_PRIORITIES: usize = 16;
+/// Relative model error of the number of releases a caller needs (staffing
+/// moves, breaks), added to the counting noise in the spread.
+const REL_SPREAD: f64 = 0.08;
+/// Standardised residuals kept to calibrate the announced range.
+const RESIDUAL_WINDOW: usize = 512;
+/// Below this many residuals the range uses the normal quantiles.
+const MIN_RESIDUALS: usize = 50;
+/// The range is the predictive distribution's central interval between
+/// these quantiles (80 % wide; rounding outward to spoken minutes adds some).
+const RANGE_QUANTILES: (f64, f64) = (0.10, 0.90);
+/// Normal quantiles for RANGE_QUANTILES, used before residuals exist.
+const RANGE_Z: (f64, f64) = (-1.2816, 1.2816);
 
 /// What one server is doing, as the estimator needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,6 +132,7 @@ pub struct TalkTimes {
     recent: VecDeque<f64>,
     sorted: Vec<f64>,
     sum: f64,
+    sumsq: f64,
 }
 
 impl TalkTimes {
@@ -117,6 +143,7 @@ impl TalkTimes {
         if self.recent.len() == TALK_WINDOW {
             if let Some(old) = self.recent.pop_front() {
                 self.sum -= old;
+                self.sumsq -= old * old;
                 let i = self.sorted.partition_point(|x| *x < old);
                 if i < self.sorted.len() {
                     self.sorted.remove(i);
@@ -125,6 +152,7 @@ impl TalkTimes {
         }
         self.recent.push_back(secs);
         self.sum += secs;
+        self.sumsq += secs * secs;
         let i = self.sorted.partition_point(|x| *x < secs);
         self.sorted.insert(i, secs);
     }
@@ -141,6 +169,13 @@ impl TalkTimes {
         (!self.recent.is_empty()).then(|| (self.sum / self.recent.len() as f64).max(0.0))
     }
 
+    /// Variance of the window's samples (`None` below two samples).
+    pub fn variance(&self) -> Option<f64> {
+        let n = self.recent.len() as f64;
+        (self.recent.len() >= 2)
+            .then(|| ((self.sumsq - self.sum * self.sum / n) / (n - 1.0)).max(0.0))
+    }
+
     /// The samples longer than `elapsed`, ascending.
     fn longer_than(&self, elapsed: f64) -> &[f64] {
         let i = self.sorted.partition_point(|x| *x <= elapsed);
@@ -153,18 +188,28 @@ impl TalkTimes {
 pub struct AbandonHazard {
     abandons: [f64; HAZARD_BANDS.len()],
     exposure: [f64; HAZARD_BANDS.len()],
+    /// The cold-start prior's rate (per second); its weight is PRIOR_EXPOSURE.
+    prior_rate: f64,
 }
 
 impl Default for AbandonHazard {
     fn default() -> Self {
-        AbandonHazard {
-            abandons: [0.0; HAZARD_BANDS.len()],
-            exposure: [0.0; HAZARD_BANDS.len()],
-        }
+        AbandonHazard::with_prior(DEFAULT_PATIENCE)
     }
 }
 
 impl AbandonHazard {
+    /// No data yet; a memoryless patience of mean `patience` is assumed
+    /// until there is (zero: nobody is assumed to leave).
+    pub fn with_prior(patience: Duration) -> Self {
+        let p = patience.as_secs_f64();
+        AbandonHazard {
+            abandons: [0.0; HAZARD_BANDS.len()],
+            exposure: [0.0; HAZARD_BANDS.len()],
+            prior_rate: if p > 0.0 { 1.0 / p } else { 0.0 },
+        }
+    }
+
     /// A caller left the queue after `waited`: by hanging up (`abandoned`) or
     /// otherwise (served, timed out, pressed a key: censored observations).
     pub fn record(&mut self, waited: f64, abandoned: bool) {
@@ -188,11 +233,21 @@ impl AbandonHazard {
         }
     }
 
-    /// Abandons per second of waiting over all bands.
+    /// Abandons per second of waiting over all bands, with the prior's
+    /// pseudo-observations (so a fresh install is not sure nobody leaves).
     pub fn pooled_rate(&self) -> f64 {
         let e: f64 = self.exposure.iter().sum();
         let a: f64 = self.abandons.iter().sum();
-        if e > 0.0 { a / e } else { 0.0 }
+        let pe = if self.prior_rate > 0.0 {
+            PRIOR_EXPOSURE
+        } else {
+            0.0
+        };
+        if e + pe > 0.0 {
+            (a + self.prior_rate * pe) / (e + pe)
+        } else {
+            0.0
+        }
     }
 
     /// Hazard (per second) in band `b`, shrunk toward the pooled rate.
@@ -213,12 +268,32 @@ impl AbandonHazard {
     /// estimate for thousands of waiting callers does not recompute the
     /// pooled rate and the band rates per caller.
     pub fn table(&self) -> HazardTable {
+        self.table_with(std::iter::empty())
+    }
+
+    /// `table` after adding the exposure of callers still waiting (`waited`
+    /// so far, no abandon yet). Without it the learnt hazard only sees who
+    /// already left: in an opening burst those are the impatient few, and
+    /// the survivors' long exposure would count only once they leave, so the
+    /// hazard of a young day would be far too high.
+    pub fn table_with(&self, waited: impl Iterator<Item = f64>) -> HazardTable {
+        let mut h = self.clone();
+        for w in waited {
+            let mut lo = 0.0;
+            for (b, hi) in HAZARD_BANDS.iter().enumerate() {
+                if w <= lo || !w.is_finite() {
+                    break;
+                }
+                h.exposure[b] += w.min(*hi) - lo;
+                lo = *hi;
+            }
+        }
         let mut rate = [0.0; HAZARD_BANDS.len()];
         let mut cum = [0.0; HAZARD_BANDS.len()];
-        let pooled = self.pooled_rate();
+        let pooled = h.pooled_rate();
         let (mut lo, mut acc) = (0.0, 0.0);
         for (b, hi) in HAZARD_BANDS.iter().enumerate() {
-            rate[b] = self.shrunk_rate(b, pooled);
+            rate[b] = h.shrunk_rate(b, pooled);
             cum[b] = acc;
             acc += rate[b] * (hi - lo);
             lo = *hi;
@@ -253,6 +328,166 @@ impl HazardTable {
     }
 }
 
+/// Callers arriving per second at each priority, exponentially weighted
+/// over `ARRIVAL_TAU`, so "how many callers of higher priority will arrive
+/// and overtake while you wait" is measured live.
+#[derive(Debug, Clone, Default)]
+pub struct ArrivalRates {
+    /// (priority, decayed rate at `at`, `at`).
+    levels: Vec<(i32, f64, Instant)>,
+}
+
+impl ArrivalRates {
+    pub fn record(&mut self, priority: i32, now: Instant) {
+        let decay = |v: f64, at: Instant| {
+            v * (-now.saturating_duration_since(at).as_secs_f64() / ARRIVAL_TAU).exp()
+        };
+        if let Some(l) = self.levels.iter_mut().find(|l| l.0 == priority) {
+            l.1 = decay(l.1, l.2) + 1.0 / ARRIVAL_TAU;
+            l.2 = now;
+            return;
+        }
+        if self.levels.len() >= MAX_PRIORITIES {
+            // Forget the quietest level.
+            if let Some(i) = (0..self.levels.len()).min_by(|a, b| {
+                decay(self.levels[*a].1, self.levels[*a].2)
+                    .total_cmp(&decay(self.levels[*b].1, self.levels[*b].2))
+            }) {
+                self.levels.swap_remove(i);
+            }
+        }
+        self.levels.push((priority, 1.0 / ARRIVAL_TAU, now));
+    }
+
+    /// Arrivals per second of priority strictly above `priority`.
+    pub fn rate_above(&self, priority: i32, now: Instant) -> f64 {
+        self.levels
+            .iter()
+            .filter(|l| l.0 > priority)
+            .map(|l| l.1 * (-now.saturating_duration_since(l.2).as_secs_f64() / ARRIVAL_TAU).exp())
+            .sum()
+    }
+}
+
+/// Recent standardised errors `(actual − expected) / spread` of served
+/// callers: their quantiles set the announced range, so its coverage is
+/// what it claims whatever the spread formula misses.
+#[derive(Debug, Clone, Default)]
+pub struct Residuals {
+    recent: VecDeque<f64>,
+    sorted: Vec<f64>,
+}
+
+impl Residuals {
+    pub fn record(&mut self, z: f64) {
+        if !z.is_finite() {
+            return;
+        }
+        let z = z.clamp(-20.0, 20.0);
+        if self.recent.len() == RESIDUAL_WINDOW {
+            if let Some(old) = self.recent.pop_front() {
+                let i = self.sorted.partition_point(|x| *x < old);
+                if i < self.sorted.len() {
+                    self.sorted.remove(i);
+                }
+            }
+        }
+        self.recent.push_back(z);
+        let i = self.sorted.partition_point(|x| *x < z);
+        self.sorted.insert(i, z);
+    }
+
+    pub fn len(&self) -> usize {
+        self.recent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.recent.is_empty()
+    }
+
+    /// The standardised bounds of the announced range.
+    pub fn bounds(&self) -> (f64, f64) {
+        if self.sorted.len() < MIN_RESIDUALS {
+            return RANGE_Z;
+        }
+        let q = |p: f64| {
+            let i = (p * (self.sorted.len() - 1) as f64).round() as usize;
+            self.sorted[i.min(self.sorted.len() - 1)]
+        };
+        (q(RANGE_QUANTILES.0), q(RANGE_QUANTILES.1))
+    }
+}
+
+/// What the estimator predicts for one caller: the expected remaining wait
+/// and a central interval of its predictive distribution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecast {
+    /// Expected remaining wait, seconds (may be very large: see `speech`).
+    pub expected: f64,
+    /// Low and high ends of the ~80 % interval, seconds.
+    pub low: f64,
+    pub high: f64,
+    /// Standard deviation of the wait the interval was scaled from, seconds.
+    pub spread: f64,
+}
+
+impl Forecast {
+    /// The expected wait as a Duration (capped, for records and gauges).
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.expected.clamp(0.0, MAX_FIGURE))
+    }
+}
+
+/// Larger figures are not figures (about 115 days).
+const MAX_FIGURE: f64 = 1e7;
+
+/// Whole minutes a figure is spoken as: rounded to the nearest minute, at
+/// least one (a caller told "zero minutes" who then waits feels lied to).
+/// The speech and the repeat rule both use this and nothing else.
+pub fn heard_minutes(d: Duration) -> u32 {
+    ((d.as_secs_f64() / 60.0)
+        .round()
+        .clamp(1.0, f64::from(u32::MAX))) as u32
+}
+
+/// Below this expected wait a single figure is always spoken.
+const RANGE_FROM: f64 = 8.0 * 60.0;
+/// A range is spoken when its spoken ends are at least this many minutes
+/// apart; narrower, a single figure says as much.
+const RANGE_MIN_WIDTH: u32 = 4;
+
+/// How a forecast is said, `allowed` being the most the queue will still
+/// keep this caller waiting (what is left of `max_wait`, or of the day).
+///
+/// - past `allowed`: `Beyond`, never a figure the queue will not honour;
+/// - a wide interval: `Range`, ends rounded outward (to 5 minutes above
+///   ten minutes: "entre veinte y treinta minutos"), the top capped at
+///   `allowed`;
+/// - otherwise `Minutes`, by `heard_minutes`.
+pub fn speech(f: &Forecast, allowed: Option<Duration>) -> WaitSpeech {
+    let allowed_secs = allowed.map(|a| a.as_secs_f64());
+    if allowed_secs.is_some_and(|a| f.expected > a) || f.expected >= MAX_FIGURE {
+        return WaitSpeech::Beyond;
+    }
+    let minutes = heard_minutes(Duration::from_secs_f64(f.expected));
+    if f.expected < RANGE_FROM {
+        return WaitSpeech::Minutes(minutes);
+    }
+    let cap = allowed_secs.map_or(u32::MAX, |a| (a / 60.0).floor().max(1.0) as u32);
+    let mut lo = (f.low.max(60.0) / 60.0).floor() as u32;
+    let mut hi = (f.high.min(MAX_FIGURE) / 60.0).ceil() as u32;
+    if hi > 10 {
+        lo = (lo / 5 * 5).max(1);
+        hi = hi.div_ceil(5) * 5;
+    }
+    hi = hi.min(cap);
+    lo = lo.clamp(1, minutes.max(1));
+    if hi < minutes || hi.saturating_sub(lo) < RANGE_MIN_WIDTH {
+        return WaitSpeech::Minutes(minutes.min(cap));
+    }
+    WaitSpeech::Range { low: lo, high: hi }
+}
+
 /// One queue's learnt figures and the estimate built from them.
 #[derive(Debug, Clone)]
 pub struct Estimator {
@@ -261,18 +496,27 @@ pub struct Estimator {
     wrapup: f64,
     answer_delay: Option<f64>,
     hazard: AbandonHazard,
+    arrivals: ArrivalRates,
+    residuals: Residuals,
 }
 
 impl Estimator {
     /// `prior_talk`: talk time assumed before measurements; `wrapup`: the
     /// queue's wrap-up, part of every server cycle.
     pub fn new(prior_talk: Duration, wrapup: Duration) -> Self {
+        Self::with_patience(prior_talk, wrapup, DEFAULT_PATIENCE)
+    }
+
+    /// `new` with the abandonment prior's mean patience (zero: none).
+    pub fn with_patience(prior_talk: Duration, wrapup: Duration, patience: Duration) -> Self {
         Estimator {
             talk: TalkTimes::default(),
             prior_talk: prior_talk.as_secs_f64().max(1.0),
             wrapup: wrapup.as_secs_f64(),
             answer_delay: None,
-            hazard: AbandonHazard::default(),
+            hazard: AbandonHazard::with_prior(patience),
+            arrivals: ArrivalRates::default(),
+            residuals: Residuals::default(),
         }
     }
 
@@ -295,6 +539,21 @@ impl Estimator {
         self.hazard.record(waited.as_secs_f64(), abandoned);
     }
 
+    /// A caller of `priority` joined the queue.
+    pub fn record_arrival(&mut self, priority: i32, now: Instant) {
+        self.arrivals.record(priority, now);
+    }
+
+    /// A caller forecast `f` on entry was served after `waited`.
+    pub fn record_outcome(&mut self, f: &Forecast, waited: Duration) {
+        // Only waits in the range regime calibrate the range: short waits'
+        // errors have another shape (and are many).
+        if f.expected < MAX_FIGURE && f.expected >= RANGE_FROM / 2.0 {
+            self.residuals
+                .record((waited.as_secs_f64() - f.expected) / f.spread.max(1.0));
+        }
+    }
+
     pub fn hazard(&self) -> &AbandonHazard {
         &self.hazard
     }
@@ -315,6 +574,17 @@ impl Estimator {
     /// Mean server cycle `h` in seconds: answer delay + talk + wrap-up.
     pub fn cycle(&self) -> f64 {
         (self.answer_delay() + self.mean_talk() + self.wrapup).max(1.0)
+    }
+
+    /// Squared coefficient of variation of the cycle (1 before data: the
+    /// memoryless prior).
+    fn cycle_cv2(&self) -> f64 {
+        match self.talk.variance() {
+            Some(v) if self.talk.len() >= MIN_TALK_SAMPLES => {
+                (v / (self.cycle() * self.cycle())).clamp(0.05, 4.0)
+            }
+            _ => 1.0,
+        }
     }
 
     /// Residual-time atoms `(seconds from now, probability)` for one server.
@@ -359,22 +629,63 @@ impl Estimator {
         Some(ReleaseCurve::new(atoms, self.cycle()))
     }
 
-    /// Expected remaining wait for every caller in queue order, given how
-    /// long each has waited so far; `None` when no server is staffed.
-    pub fn estimate(&self, servers: &[ServerStatus], waited: &[Duration]) -> Option<Vec<Duration>> {
+    /// Forecast for every caller in queue order, given how long each has
+    /// waited so far and their priority; `None` when no server is staffed.
+    pub fn estimate(
+        &self,
+        servers: &[ServerStatus],
+        callers: &[(Duration, i32)],
+        now: Instant,
+    ) -> Option<Vec<Forecast>> {
         let curve = self.curve(servers)?;
         let delay = self.answer_delay();
-        let hazard = self.hazard.table();
-        let mut out = Vec::with_capacity(waited.len());
+        let hazard = self
+            .hazard
+            .table_with(callers.iter().map(|c| c.0.as_secs_f64()));
+        let cv2 = self.cycle_cv2();
+        let (zlo, zhi) = self.residuals.bounds();
+        let mut out = Vec::with_capacity(callers.len());
         let mut needed = 1.0;
-        // `needed` only grows along the line, so the atom reaching it does
-        // too: one walk over the atoms serves every caller.
+        // Variance of how many of those ahead will still be there.
+        let mut var_ahead = 0.0;
+        // `needed` and the overtaking rate only grow along the line, so the
+        // crossing time does too: one walk over the atoms serves every caller.
         let mut cursor = 0;
-        for w in waited {
-            let t = curve.time_for_from(needed, &mut cursor);
-            out.push(Duration::from_secs_f64((t + delay).clamp(0.0, 1e7)));
+        let mut rate_for: Option<(i32, f64)> = None;
+        for &(w, priority) in callers {
+            let lam = match rate_for {
+                Some((p, l)) if p == priority => l,
+                _ => {
+                    let l = self.arrivals.rate_above(priority, now);
+                    rate_for = Some((priority, l));
+                    l
+                }
+            };
+            let (t, slope) = curve.solve_from(needed, lam, &mut cursor);
+            let expected = (t + delay).min(MAX_FIGURE);
+            // Counting noise of the releases (renewal: cv² per expected
+            // release), of the overtaking arrivals (Poisson), of who ahead
+            // leaves (Bernoulli each), and a relative model error.
+            let overtaking = lam * t.min(MAX_FIGURE);
+            let var = cv2 * (needed + overtaking)
+                + overtaking
+                + var_ahead
+                + (REL_SPREAD * needed).powi(2);
+            let spread = if slope > 0.0 && t < MAX_FIGURE {
+                var.sqrt() / slope
+            } else {
+                MAX_FIGURE
+            };
+            out.push(Forecast {
+                expected,
+                low: (expected + zlo * spread).max(0.0),
+                high: (expected + zhi * spread).max(expected),
+                spread,
+            });
             let w = w.as_secs_f64();
-            needed += hazard.survival(w, w + t + delay);
+            let s = hazard.survival(w, w + expected);
+            needed += s;
+            var_ahead += s * (1.0 - s);
         }
         Some(out)
     }
@@ -454,13 +765,39 @@ impl ReleaseCurve {
     /// `time_for(n)` for a non-decreasing run of `n`: `cursor` keeps the
     /// atom reached so far between calls (start it at 0).
     pub fn time_for_from(&self, n: f64, cursor: &mut usize) -> f64 {
+        self.solve_from(n, 0.0, cursor).0
+    }
+
+    /// The first `t` with `M(t) − lam·t ≥ n`, and the slope of `M − lam·t`
+    /// there: releases left for a caller when callers of higher priority
+    /// arrive at `lam` per second and take releases first. `M − lam·t` may
+    /// fall between atoms, so this walks segments, not `M`'s inverse; for a
+    /// run of non-decreasing `n` and `lam` the crossing never moves back, so
+    /// `cursor` (start it at 0) makes a whole line one walk. `t` is
+    /// infinite when the releases never catch up.
+    pub fn solve_from(&self, n: f64, lam: f64, cursor: &mut usize) -> (f64, f64) {
         if self.r.is_empty() {
-            return f64::INFINITY;
+            return (f64::INFINITY, 0.0);
         }
-        while *cursor < self.r.len() && self.m_at(*cursor) < n {
-            *cursor += 1;
+        loop {
+            let i = (*cursor).min(self.r.len() - 1);
+            let ri = self.r[i];
+            let at = self.m_with(Some(i), ri) - lam * ri;
+            let slope = self.w[i] / self.h - lam;
+            if at >= n {
+                return (ri, slope);
+            }
+            let next = self.r.get(i + 1).copied();
+            if slope > 0.0 {
+                let t = ri + (n - at) / slope;
+                if next.is_none_or(|r| t <= r) {
+                    return (t, slope);
+                }
+            } else if next.is_none() {
+                return (f64::INFINITY, slope);
+            }
+            *cursor = i + 1;
         }
-        self.time_at(n, *cursor)
     }
 
     /// The time `M` reaches `n`, `j` being the first atom with `M ≥ n`.
@@ -491,16 +828,23 @@ mod tests {
         }
     }
 
+    /// Expected waits of `n` callers who just arrived, priority 0.
+    fn plain(est: &Estimator, s: &[ServerStatus], n: usize) -> Option<Vec<Duration>> {
+        let callers = vec![(Duration::ZERO, 0); n];
+        est.estimate(s, &callers, Instant::now())
+            .map(|v| v.iter().map(|f| f.duration()).collect())
+    }
+
     fn close(a: Duration, b: f64) -> bool {
         (a.as_secs_f64() - b).abs() < 0.01
     }
 
     #[test]
     fn free_servers_mean_no_wait_for_the_first_callers() {
-        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        let mut est = Estimator::with_patience(secs(300.0), Duration::ZERO, Duration::ZERO);
         fixed_talk(&mut est, 300);
         let s = [ServerStatus::Free, ServerStatus::Free];
-        let e = est.estimate(&s, &[Duration::ZERO; 3]).expect("staffed");
+        let e = plain(&est, &s, 3).expect("staffed");
         assert!(close(e[0], 0.0) && close(e[1], 0.0));
         // Third caller: both servers start a 300 s cycle at 0, M(t) = 2 + 2t/300 = 3.
         assert!(close(e[2], 150.0), "{:?}", e[2]);
@@ -508,13 +852,13 @@ mod tests {
 
     #[test]
     fn residual_comes_from_elapsed_time_then_cycles() {
-        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        let mut est = Estimator::with_patience(secs(300.0), Duration::ZERO, Duration::ZERO);
         fixed_talk(&mut est, 300);
         // Deterministic 300 s calls: one server 100 s in -> free at 200.
         let s = [ServerStatus::OnCall {
             elapsed: secs(100.0),
         }];
-        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        let e = plain(&est, &s, 2).expect("staffed");
         assert!(close(e[0], 200.0), "{:?}", e[0]);
         // Then one cycle later: 200 + 300.
         assert!(close(e[1], 500.0), "{:?}", e[1]);
@@ -522,7 +866,7 @@ mod tests {
 
     #[test]
     fn two_busy_servers_hand_computed() {
-        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        let mut est = Estimator::with_patience(secs(300.0), Duration::ZERO, Duration::ZERO);
         fixed_talk(&mut est, 300);
         let s = [
             ServerStatus::OnCall {
@@ -532,7 +876,7 @@ mod tests {
                 elapsed: secs(180.0),
             },
         ];
-        let e = est.estimate(&s, &[Duration::ZERO; 3]).expect("staffed");
+        let e = plain(&est, &s, 3).expect("staffed");
         assert!(close(e[0], 60.0));
         assert!(close(e[1], 120.0));
         // After 120: M = 2 + (t-60)/300 + (t-120)/300 = 3  ->  t = 240.
@@ -541,14 +885,14 @@ mod tests {
 
     #[test]
     fn wrapup_and_answer_delay_are_part_of_the_cycle() {
-        let mut est = Estimator::new(secs(100.0), secs(20.0));
+        let mut est = Estimator::with_patience(secs(100.0), secs(20.0), Duration::ZERO);
         fixed_talk(&mut est, 100);
         est.record_answer_delay(secs(5.0));
         assert!((est.cycle() - 125.0).abs() < 1e-9);
         let s = [ServerStatus::WrapUp {
             remaining: secs(10.0),
         }];
-        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        let e = plain(&est, &s, 2).expect("staffed");
         assert!(close(e[0], 15.0));
         assert!(close(e[1], 10.0 + 125.0 + 5.0));
     }
@@ -556,11 +900,11 @@ mod tests {
     #[test]
     fn memoryless_prior_gives_n_h_over_n() {
         // No measurements: exponential talk with mean 120 s, 4 busy servers.
-        let est = Estimator::new(secs(120.0), Duration::ZERO);
+        let est = Estimator::with_patience(secs(120.0), Duration::ZERO, Duration::ZERO);
         let s = [ServerStatus::OnCall {
             elapsed: secs(30.0),
         }; 4];
-        let e = est.estimate(&s, &[Duration::ZERO; 8]).expect("staffed");
+        let e = plain(&est, &s, 8).expect("staffed");
         // Exact answer for Poisson releases: k·h/N = 30 k. The discretised
         // residual is close but not exact for the first few.
         for (k, got) in e.iter().enumerate() {
@@ -575,17 +919,17 @@ mod tests {
 
     #[test]
     fn abandonment_ahead_shortens_the_wait() {
-        let mut est = Estimator::new(secs(300.0), Duration::ZERO);
+        let mut est = Estimator::with_patience(secs(300.0), Duration::ZERO, Duration::ZERO);
         fixed_talk(&mut est, 300);
         // Learn a flat hazard of 1/300 per second: many callers, each either
         // abandoning or served, with exposure spread evenly.
-        let mut hz = AbandonHazard::default();
+        let mut hz = AbandonHazard::with_prior(Duration::ZERO);
         for i in 0..4000 {
             let w = (i % 100) as f64 * 18.0;
             hz.record(w, false);
         }
         let flat = {
-            let mut h = AbandonHazard::default();
+            let mut h = AbandonHazard::with_prior(Duration::ZERO);
             let mut lo = 0.0;
             for (b, hi) in HAZARD_BANDS.iter().enumerate() {
                 let width = if hi.is_finite() { hi - lo } else { 1000.0 };
@@ -601,7 +945,7 @@ mod tests {
         let s = [ServerStatus::OnCall {
             elapsed: Duration::ZERO,
         }];
-        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        let e = plain(&est, &s, 2).expect("staffed");
         assert!(close(e[0], 300.0));
         // Caller 1 is still there at 300 s with p = e^-1, so caller 2 needs
         // 1 + e^-1 releases: 1 + (t - 300)/300 = 1.3679  ->  t = 410.36.
@@ -609,13 +953,13 @@ mod tests {
         assert!(close(e[1], want), "{:?} vs {want}", e[1]);
         // Without abandonment it would be 600.
         est.set_hazard(hz);
-        let e = est.estimate(&s, &[Duration::ZERO; 2]).expect("staffed");
+        let e = plain(&est, &s, 2).expect("staffed");
         assert!(close(e[1], 600.0), "{:?}", e[1]);
     }
 
     #[test]
     fn hazard_learns_from_censored_waits() {
-        let mut hz = AbandonHazard::default();
+        let mut hz = AbandonHazard::with_prior(Duration::ZERO);
         // 10 callers abandon at 5 s, 10 are served at 5 s: 50 s + 50 s of
         // exposure in the first band, 10 abandons.
         for _ in 0..10 {
@@ -693,7 +1037,7 @@ mod tests {
     #[test]
     fn nobody_staffed_gives_no_estimate() {
         let est = Estimator::new(secs(60.0), Duration::ZERO);
-        assert!(est.estimate(&[], &[Duration::ZERO]).is_none());
+        assert!(plain(&est, &[], 1).is_none());
     }
 
     #[test]

@@ -337,14 +337,29 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     histogram(
         QUEUE_WAIT_PREDICTION_ERROR_SECONDS,
-        "Actual minus announced wait of answered callers (negative: shorter than announced).",
+        "Actual wait minus the wait as heard on entry (the minutes said, or a range's middle) of answered callers who heard one (negative: shorter than announced).",
         &["queue"],
         BUCKETS_PREDICTION_ERROR,
     ),
     gauge(
         QUEUE_WAIT_PREDICTION_MAE_SECONDS,
         Unit::Seconds,
-        "Mean absolute error of announced waits over the recent window.",
+        "Mean absolute error of the waits as heard on entry, since start.",
+        &["queue"],
+    ),
+    counter(
+        QUEUE_WAIT_RANGES_TOTAL,
+        "Answered callers who had heard a wait range on entry, by whether the wait fell inside it (result=inside|outside).",
+        &["queue", "result"],
+    ),
+    ratio(
+        QUEUE_WAIT_RANGE_COVERAGE_RATIO,
+        "Share of answered callers told a wait range whose wait fell inside it (target at least 0.8).",
+        &["queue"],
+    ),
+    counter(
+        QUEUE_WAIT_UNANNOUNCED_TOTAL,
+        "Answered callers who heard no wait figure on entry (rung at once, or told the wait runs past what the queue allows); not in the prediction error.",
         &["queue"],
     ),
     ratio(
@@ -567,6 +582,9 @@ pub const QUEUE_ESTIMATED_WAIT_SECONDS: &str = "conmutador_queue_estimated_wait_
 pub const QUEUE_WAIT_PREDICTION_ERROR_SECONDS: &str =
     "conmutador_queue_wait_prediction_error_seconds";
 pub const QUEUE_WAIT_PREDICTION_MAE_SECONDS: &str = "conmutador_queue_wait_prediction_mae_seconds";
+pub const QUEUE_WAIT_RANGES_TOTAL: &str = "conmutador_queue_wait_ranges_total";
+pub const QUEUE_WAIT_RANGE_COVERAGE_RATIO: &str = "conmutador_queue_wait_range_coverage_ratio";
+pub const QUEUE_WAIT_UNANNOUNCED_TOTAL: &str = "conmutador_queue_wait_unannounced_total";
 pub const QUEUE_SERVICE_LEVEL_RATIO: &str = "conmutador_queue_service_level_ratio";
 pub const QUEUE_ABANDON_RATIO: &str = "conmutador_queue_abandon_ratio";
 pub const QUEUE_CALLERS_TOTAL: &str = "conmutador_queue_callers_total";
