@@ -151,6 +151,9 @@ pub enum AcdCommand {
 /// is scored and what is heard cannot differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitSpeech {
+    /// A short wait said in seconds ("treinta segundos", "un minuto y
+    /// treinta segundos"): 15 s steps under a minute, 30 s steps to three.
+    Seconds(u32),
     /// "About N minutes" (N ≥ 1).
     Minutes(u32),
     /// "Between `low` and `high` minutes": the wait is uncertain.
@@ -165,6 +168,7 @@ impl WaitSpeech {
     /// said, or the middle of the range. `None` for `Beyond`.
     pub fn heard(&self) -> Option<Duration> {
         match *self {
+            WaitSpeech::Seconds(x) => Some(Duration::from_secs(u64::from(x))),
             WaitSpeech::Minutes(m) => Some(Duration::from_secs(u64::from(m) * 60)),
             WaitSpeech::Range { low, high } => {
                 Some(Duration::from_secs((u64::from(low) + u64::from(high)) * 30))
@@ -178,6 +182,7 @@ impl WaitSpeech {
     pub fn covers(&self, waited: Duration) -> bool {
         let m = waited.as_secs_f64() / 60.0;
         match *self {
+            WaitSpeech::Seconds(x) => (waited.as_secs_f64() - f64::from(x)).abs() <= 15.0,
             WaitSpeech::Minutes(x) => (m - f64::from(x)).abs() <= 0.5,
             WaitSpeech::Range { low, high } => m >= f64::from(low) && m <= f64::from(high),
             WaitSpeech::Beyond => false,

@@ -535,6 +535,8 @@ pub fn callers_ahead(lang: &str, n: u64) -> Vec<String> {
 /// maps the ACD's `WaitSpeech` onto this; this room does not import `acd`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitWords {
+    /// "treinta segundos", "un minuto y treinta segundos".
+    Seconds(u32),
     /// "N minutes" (hours and minutes from 60 on).
     Minutes(u32),
     /// "between `low` and `high` minutes".
@@ -579,6 +581,10 @@ pub fn wait_announcement(
     let es = is_es(lang);
     let mut out = position(lang, position_in_queue);
     match wait {
+        WaitWords::Seconds(x) => {
+            out.push("say_espera".to_string());
+            out.extend(duration(lang, Duration::from_secs(u64::from(x.max(1)))));
+        }
         WaitWords::Minutes(m) => {
             out.push("say_espera".to_string());
             out.extend(duration(
@@ -882,6 +888,20 @@ mod tests {
             "Usted ocupa el lugar número noventa Su espera será más larga de lo que esta fila permite. Si lo prefiere, marque una tecla para dejar la fila."
         );
         assert_eq!(
+            spoken(
+                "es-MX",
+                &wait_announcement("es-MX", 2, WaitWords::Seconds(90), false)
+            ),
+            "Usted ocupa el lugar número dos El tiempo estimado de espera es de un minuto y treinta segundos"
+        );
+        assert_eq!(
+            spoken(
+                "en",
+                &wait_announcement("en", 1, WaitWords::Seconds(45), false)
+            ),
+            "You are caller number one Your estimated wait time is forty five seconds"
+        );
+        assert_eq!(
             spoken("en", &wait_announcement("en", 90, WaitWords::Beyond, false)),
             "You are caller number ninety Your wait will be longer than this line allows."
         );
@@ -926,6 +946,8 @@ mod tests {
                 }
             }
             for w in [
+                WaitWords::Seconds(45),
+                WaitWords::Seconds(90),
                 WaitWords::Minutes(61),
                 WaitWords::Range { low: 5, high: 10 },
                 WaitWords::Beyond,

@@ -134,6 +134,7 @@ impl Call {
                             use crate::acd::WaitSpeech as W;
                             use crate::dialplan::say::WaitWords;
                             let words = match w {
+                                W::Seconds(x) => WaitWords::Seconds(x),
                                 W::Minutes(m) => WaitWords::Minutes(m),
                                 W::Range { low, high } => WaitWords::Range { low, high },
                                 W::Beyond => WaitWords::Beyond,
