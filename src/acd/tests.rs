@@ -1348,3 +1348,115 @@ fn repeat_rule_rounds_exactly_like_the_speech() {
     assert_eq!(crate::acd::spoken_minutes(Duration::from_secs(61)), 1);
     assert_eq!(crate::acd::spoken_minutes(Duration::from_secs(10)), 1);
 }
+
+fn words(cmds: &[AcdCommand]) -> Vec<(CallId, Option<WaitSpeech>)> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            AcdCommand::Announce { call, wait, .. } => Some((*call, *wait)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One operator, deterministic 300 s calls, no abandonment prior.
+fn taught(max_wait: Option<Duration>) -> H {
+    let mut q = QueueConfig::named("q");
+    q.initial_handle_time = s(300);
+    q.initial_patience = Duration::ZERO;
+    q.max_wait = max_wait;
+    let mut h = H::with_queue(q, &["a"]);
+    for c in 1..=8u64 {
+        h.join(c, 0);
+        h.answer(c, "a");
+        h.advance(300);
+        h.end(c, "a");
+    }
+    h
+}
+
+#[test]
+fn no_figure_past_max_wait() {
+    let mut h = taught(Some(s(700)));
+    h.join(100, 0);
+    h.answer(100, "a");
+    // Served at 300 and 600 s: figures. At 900 s: past the 700 s the
+    // queue allows, so no figure at all, and none in the record either.
+    let w1 = words(&h.join(101, 0));
+    assert_eq!(w1, [(101, Some(WaitSpeech::Minutes(5)))]);
+    let w2 = words(&h.join(102, 0));
+    assert!(
+        matches!(w2[0].1, Some(WaitSpeech::Minutes(10) | WaitSpeech::Range { .. })),
+        "{w2:?}"
+    );
+    let out = h.join(103, 0);
+    assert_eq!(words(&out), [(103, Some(WaitSpeech::Beyond))]);
+    let entered = logs(&out)
+        .into_iter()
+        .find(|e| e.kind.name() == "ENTERQUEUE")
+        .map(|e| e.kind.clone());
+    assert!(
+        matches!(entered, Some(QueueEventKind::EnterQueue { announced: None, .. })),
+        "{entered:?}"
+    );
+    // Without the limit the same caller hears a figure (a range here).
+    let mut h = taught(None);
+    h.join(100, 0);
+    h.answer(100, "a");
+    h.join(101, 0);
+    h.join(102, 0);
+    let w = words(&h.join(103, 0));
+    assert!(
+        matches!(w[0].1, Some(WaitSpeech::Range { low, high }) if low <= 15 && high >= 15),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn ranges_are_scored_for_coverage_and_unannounced_callers_apart() {
+    let recorder = crate::ops::metrics::build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let mut h = taught(None);
+        h.join(100, 0);
+        h.answer(100, "a");
+        let mut heard = Vec::new();
+        for c in 101..=103 {
+            heard.extend(words(&h.join(c, 0)));
+        }
+        let ranges = heard
+            .iter()
+            .filter(|(_, w)| matches!(w, Some(WaitSpeech::Range { .. })))
+            .count();
+        assert!(ranges >= 1, "{heard:?}");
+        // Serve them in turn, 300 s each: each waits what was forecast.
+        let mut current = 100;
+        for next in 101..=103 {
+            h.advance(300);
+            h.end(current, "a");
+            h.answer(next, "a");
+            current = next;
+        }
+        let text = handle.render();
+        assert!(
+            text.contains(&format!(
+                "conmutador_queue_wait_ranges_total{{queue=\"q\",result=\"inside\"}} {ranges}"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("conmutador_queue_wait_range_coverage_ratio{queue=\"q\"} 1"),
+            "{text}"
+        );
+        // The 9 callers rung at once heard no figure and are not in the error.
+        assert!(
+            text.contains("conmutador_queue_wait_unannounced_total{queue=\"q\"} 9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("conmutador_queue_wait_prediction_error_seconds_count{queue=\"q\"} 3"),
+            "{text}"
+        );
+        let stats = &h.acd.queues_snapshot(h.now)[0].stats;
+        assert_eq!(stats.answered, 12);
+    });
+}
