@@ -20,7 +20,7 @@
 //!   wrap-up and a 2–6 s answer delay (about 6 min per call); 3 % of rings
 //!   go unanswered (the ring times out after 15 s).
 //! - **Callers**: 5 % at a higher priority (they overtake everyone waiting);
-//!   heavy-tailed patience (lognormal, median 25 min, σ 1.1: many hang up
+//!   heavy-tailed patience (lognormal, median 35 min, σ 1.1: many hang up
 //!   within minutes, some wait an hour); `max_wait` of 60 min, after which
 //!   the queue lets the caller go to the plan's overflow.
 //!
@@ -51,12 +51,12 @@ const OPEN: f64 = 8.0 * 3600.0;
 const CLOSE: f64 = 20.0 * 3600.0;
 /// (from hour, arrivals per hour) — piecewise constant through the day.
 const PROFILE: [(f64, f64); 7] = [
-    (8.0, 270.0),
-    (9.0, 150.0),
-    (11.0, 275.0),
-    (13.5, 165.0),
-    (15.0, 235.0),
-    (17.0, 115.0),
+    (8.0, 380.0),
+    (9.0, 175.0),
+    (11.0, 300.0),
+    (13.5, 200.0),
+    (15.0, 260.0),
+    (17.0, 125.0),
     (20.0, 0.0),
 ];
 /// (start hour, end hour, operators).
@@ -72,7 +72,7 @@ const ANSWER_DELAY: (f64, f64) = (2.0, 6.0);
 const NO_ANSWER: f64 = 0.03;
 const HIGH_SHARE: f64 = 0.05;
 const HIGH_PRIORITY: i32 = 5;
-const PATIENCE_MEDIAN: f64 = 25.0 * 60.0;
+const PATIENCE_MEDIAN: f64 = 35.0 * 60.0;
 const PATIENCE_SIGMA: f64 = 1.1;
 const MAX_WAIT: f64 = 3600.0;
 /// Buckets of actual wait, seconds.
@@ -403,6 +403,13 @@ impl Sim {
             }),
             Ev::LogIn(op) => {
                 self.phase[op] = Phase::Working;
+                // Yesterday's "shift" pause ends with the new log-in.
+                let now = self.base + Duration::from_nanos(nanos(secs));
+                let t0 = Instant::now();
+                let cmds = self.acd.handle(AcdEvent::Unpause { op: op_id(op) }, now);
+                self.core_time += t0.elapsed();
+                self.core_calls += 1;
+                self.apply(cmds, secs, None);
                 Some(AcdEvent::OperatorOnline { op: op_id(op) })
             }
             Ev::BreakStart(op) => {

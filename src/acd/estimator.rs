@@ -130,6 +130,12 @@ pub const TALK_WINDOW: usize = 256;
 /// Below this many measured calls, talk time is taken as exponential with
 /// the configured (or measured) mean.
 pub const MIN_TALK_SAMPLES: usize = 8;
+/// Below this many measured calls the residual of a call in progress is
+/// memoryless even when samples exist: a young sample holds mostly the
+/// short calls that ended first.
+const YOUNG_TALK_SAMPLES: usize = 32;
+/// How many calls the configured talk time weighs while the window is young.
+const PRIOR_TALK_CALLS: f64 = 4.0;
 /// Atoms used to discretise an exponential residual.
 const EXP_ATOMS: usize = 16;
 /// At most this many atoms per busy server: equally spaced quantiles of the
@@ -175,6 +181,9 @@ const MAX_PRIORITIES: usize = 16;
 /// Relative model error of the number of releases a caller needs (staffing
 /// moves, breaks), added to the counting noise in the spread.
 const REL_SPREAD: f64 = 0.08;
+/// Upper edges (s) of the model figures whose residuals are kept apart:
+/// short and long waits err differently.
+const CALIBRATION_BANDS: [f64; 4] = [60.0, 240.0, 900.0, f64::INFINITY];
 /// Standardised residuals kept to calibrate the announced range.
 const RESIDUAL_WINDOW: usize = 512;
 /// Below this many residuals the range uses the normal quantiles.
@@ -475,16 +484,18 @@ impl Residuals {
         self.recent.is_empty()
     }
 
-    /// The standardised bounds of the announced range.
-    pub fn bounds(&self) -> (f64, f64) {
+    /// The standardised low end, middle and high end of what happens:
+    /// the 10th, 50th and 90th percentiles of the residuals (the normal's
+    /// −1.28, 0, +1.28 until MIN_RESIDUALS are known).
+    pub fn bounds(&self) -> (f64, f64, f64) {
         if self.sorted.len() < MIN_RESIDUALS {
-            return RANGE_Z;
+            return (RANGE_Z.0, 0.0, RANGE_Z.1);
         }
         let q = |p: f64| {
             let i = (p * (self.sorted.len() - 1) as f64).round() as usize;
             self.sorted[i.min(self.sorted.len() - 1)]
         };
-        (q(RANGE_QUANTILES.0), q(RANGE_QUANTILES.1))
+        (q(RANGE_QUANTILES.0), q(0.5), q(RANGE_QUANTILES.1))
     }
 }
 
@@ -492,8 +503,11 @@ impl Residuals {
 /// and a central interval of its predictive distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Forecast {
-    /// Expected remaining wait, seconds (may be very large: see `speech`).
+    /// The wait to announce, seconds: the model's figure moved to the
+    /// median of what followed such figures (may be very large: see `speech`).
     pub expected: f64,
+    /// The model's own figure `T + answer delay`, before calibration.
+    pub model: f64,
     /// Low and high ends of the ~80 % interval, seconds.
     pub low: f64,
     pub high: f64,
@@ -506,6 +520,12 @@ impl Forecast {
     pub fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.expected.clamp(0.0, MAX_FIGURE))
     }
+}
+
+fn calibration_band(model: f64) -> usize {
+    CALIBRATION_BANDS
+        .partition_point(|hi| *hi <= model)
+        .min(CALIBRATION_BANDS.len() - 1)
 }
 
 /// Larger figures are not figures (about 115 days).
@@ -534,9 +554,9 @@ const RANGE_MIN_WIDTH: u32 = 4;
 /// - past `allowed`: `Beyond`, never a figure the queue will not honour;
 /// - under 2¾ min: `Seconds`, in 15 s steps below a minute and 30 s steps
 ///   above (15 s at least: never "zero");
-/// - a wide interval: `Range`, ends rounded outward (to 5 minutes above
-///   ten minutes: "entre veinte y treinta minutos"), the top capped at
-///   `allowed`;
+/// - a wide interval: `Range`, centred on the figure in whole minutes and
+///   as wide as the interval's wider side ("entre dieciocho y veintiocho
+///   minutos"), so its middle is the figure; the top capped at `allowed`;
 /// - otherwise `Minutes`, by `heard_minutes`.
 pub fn speech(f: &Forecast, allowed: Option<Duration>) -> WaitSpeech {
     let allowed_secs = allowed.map(|a| a.as_secs_f64());
@@ -555,17 +575,13 @@ pub fn speech(f: &Forecast, allowed: Option<Duration>) -> WaitSpeech {
         return WaitSpeech::Minutes(minutes);
     }
     let cap = allowed_secs.map_or(u32::MAX, |a| (a / 60.0).floor().max(1.0) as u32);
-    let mut lo = (f.low.max(60.0) / 60.0).floor() as u32;
-    let mut hi = (f.high.min(MAX_FIGURE) / 60.0).ceil() as u32;
-    if hi.min(cap).saturating_sub(lo) < RANGE_MIN_WIDTH {
-        return WaitSpeech::Minutes(minutes.min(cap));
-    }
-    if hi > 10 {
-        lo = (lo / 5 * 5).max(1);
-        hi = hi.div_ceil(5) * 5;
-    }
-    hi = hi.min(cap);
-    lo = lo.clamp(1, minutes.max(1));
+    // Symmetric around the figure, as wide as the interval's wider side, so
+    // the range's middle is the figure itself.
+    let below = minutes.saturating_sub((f.low.max(60.0) / 60.0).floor() as u32);
+    let above = ((f.high.min(MAX_FIGURE) / 60.0).ceil() as u32).saturating_sub(minutes);
+    let half = below.max(above);
+    let lo = minutes.saturating_sub(half).max(1);
+    let hi = minutes.saturating_add(half).min(cap);
     if hi < minutes || hi.saturating_sub(lo) < RANGE_MIN_WIDTH {
         return WaitSpeech::Minutes(minutes.min(cap));
     }
@@ -581,7 +597,7 @@ pub struct Estimator {
     answer_delay: Option<f64>,
     hazard: AbandonHazard,
     arrivals: ArrivalRates,
-    residuals: Residuals,
+    residuals: [Residuals; CALIBRATION_BANDS.len()],
 }
 
 impl Estimator {
@@ -600,7 +616,7 @@ impl Estimator {
             answer_delay: None,
             hazard: AbandonHazard::with_prior(patience),
             arrivals: ArrivalRates::default(),
-            residuals: Residuals::default(),
+            residuals: Default::default(),
         }
     }
 
@@ -630,11 +646,11 @@ impl Estimator {
 
     /// A caller forecast `f` on entry was served after `waited`.
     pub fn record_outcome(&mut self, f: &Forecast, waited: Duration) {
-        // Only waits in the range regime calibrate the range: short waits'
-        // errors have another shape (and are many).
-        if f.expected < MAX_FIGURE && f.expected >= RANGE_FROM / 2.0 {
-            self.residuals
-                .record((waited.as_secs_f64() - f.expected) / f.spread.max(1.0));
+        // Against the model's own figure, so that calibrating does not
+        // feed on itself; each band of figures apart.
+        if f.model < MAX_FIGURE {
+            self.residuals[calibration_band(f.model)]
+                .record((waited.as_secs_f64() - f.model) / f.spread.max(1.0));
         }
     }
 
@@ -672,14 +688,15 @@ impl Estimator {
     }
 
     /// Residual-time atoms `(seconds from now, probability)` for one server.
-    fn atoms(&self, s: ServerStatus, out: &mut Vec<(f64, f64)>) {
+    fn atoms(&self, s: ServerStatus, mean: f64, out: &mut Vec<(f64, f64)>) {
         match s {
             ServerStatus::Free => out.push((0.0, 1.0)),
             ServerStatus::WrapUp { remaining } => out.push((remaining.as_secs_f64(), 1.0)),
             ServerStatus::OnCall { elapsed } => {
                 let e = elapsed.as_secs_f64();
                 let longer = self.talk.longer_than(e);
-                if self.talk.len() >= MIN_TALK_SAMPLES && !longer.is_empty() {
+                let enough = self.talk.len() >= MIN_TALK_SAMPLES.max(YOUNG_TALK_SAMPLES);
+                if enough && !longer.is_empty() {
                     let k = longer.len().min(MAX_ATOMS_PER_SERVER);
                     let w = 1.0 / k as f64;
                     out.extend((0..k).map(|q| {
@@ -690,7 +707,7 @@ impl Estimator {
                     // Too little data (or a call longer than any seen): a
                     // memoryless residual with the mean talk time, at the
                     // midpoints of EXP_ATOMS equal-probability slices.
-                    let m = self.mean_talk();
+                    let m = mean;
                     let w = 1.0 / EXP_ATOMS as f64;
                     out.extend((0..EXP_ATOMS).map(|q| {
                         let p = (q as f64 + 0.5) / EXP_ATOMS as f64;
@@ -706,11 +723,36 @@ impl Estimator {
         if servers.is_empty() {
             return None;
         }
+        let mean = self.mean_talk_with(servers);
         let mut atoms = Vec::new();
         for s in servers {
-            self.atoms(*s, &mut atoms);
+            self.atoms(*s, mean, &mut atoms);
         }
-        Some(ReleaseCurve::new(atoms, self.cycle()))
+        let h = (self.answer_delay() + mean + self.wrapup).max(1.0);
+        Some(ReleaseCurve::new(atoms, h))
+    }
+
+    /// Mean talk time, counting the calls in progress while the window is
+    /// young. The first calls to end on a fresh install are the short ones;
+    /// their plain mean is far too low for the first hour. Until the
+    /// window is full it holds every call since start, so time already
+    /// spent on open calls is censored exposure of the same population:
+    /// the mean is (talk ended + talk so far + prior) / (calls ended +
+    /// PRIOR_TALK_CALLS), the memoryless estimate with `initial_handle_time`
+    /// worth PRIOR_TALK_CALLS calls.
+    fn mean_talk_with(&self, servers: &[ServerStatus]) -> f64 {
+        if self.talk.len() >= TALK_WINDOW {
+            return self.mean_talk();
+        }
+        let open: f64 = servers
+            .iter()
+            .map(|s| match s {
+                ServerStatus::OnCall { elapsed } => elapsed.as_secs_f64(),
+                _ => 0.0,
+            })
+            .sum();
+        (self.talk.sum + open + PRIOR_TALK_CALLS * self.prior_talk)
+            / (self.talk.len() as f64 + PRIOR_TALK_CALLS)
     }
 
     /// Forecast for every caller in queue order, given how long each has
@@ -727,7 +769,7 @@ impl Estimator {
             .hazard
             .table_with(callers.iter().map(|c| c.0.as_secs_f64()));
         let cv2 = self.cycle_cv2();
-        let (zlo, zhi) = self.residuals.bounds();
+        let bounds = self.residuals.each_ref().map(|r| r.bounds());
         let mut out = Vec::with_capacity(callers.len());
         let mut needed = 1.0;
         // Variance of how many of those ahead will still be there.
@@ -746,7 +788,7 @@ impl Estimator {
                 }
             };
             let (t, slope) = curve.solve_from(needed, lam, &mut cursor);
-            let expected = (t + delay).min(MAX_FIGURE);
+            let model = (t + delay).min(MAX_FIGURE);
             // Counting noise of the releases (renewal: cv² per expected
             // release), of the overtaking arrivals (Poisson), of who ahead
             // leaves (Bernoulli each), and a relative model error.
@@ -760,14 +802,21 @@ impl Estimator {
             } else {
                 MAX_FIGURE
             };
+            let (zlo, zmid, zhi) = bounds[calibration_band(model)];
+            let expected = if model < MAX_FIGURE {
+                (model + zmid * spread).clamp(0.0, MAX_FIGURE)
+            } else {
+                model
+            };
             out.push(Forecast {
                 expected,
-                low: (expected + zlo * spread).max(0.0),
-                high: (expected + zhi * spread).max(expected),
+                model,
+                low: (model + zlo * spread).clamp(0.0, expected),
+                high: (model + zhi * spread).max(expected),
                 spread,
             });
             let w = w.as_secs_f64();
-            let s = hazard.survival(w, w + expected);
+            let s = hazard.survival(w, w + model);
             needed += s;
             var_ahead += s * (1.0 - s);
         }
@@ -906,8 +955,10 @@ mod tests {
         Duration::from_secs_f64(s)
     }
 
+    /// A full window of identical talk times: the plain sample mean and
+    /// empirical residuals apply (no young-window corrections).
     fn fixed_talk(est: &mut Estimator, x: u64) {
-        for _ in 0..MIN_TALK_SAMPLES {
+        for _ in 0..TALK_WINDOW {
             est.record_talk(Duration::from_secs(x));
         }
     }
@@ -991,7 +1042,7 @@ mod tests {
         // No measurements: exponential talk with mean 120 s, 4 busy servers.
         let est = Estimator::with_patience(secs(120.0), Duration::ZERO, Duration::ZERO);
         let s = [ServerStatus::OnCall {
-            elapsed: secs(30.0),
+            elapsed: Duration::ZERO,
         }; 4];
         let e = plain(&est, &s, 8).expect("staffed");
         // Exact answer for Poisson releases: k·h/N = 30 k. The discretised
@@ -1126,6 +1177,7 @@ mod tests {
     fn fc(expected: f64, low: f64, high: f64) -> Forecast {
         Forecast {
             expected,
+            model: expected,
             low,
             high,
             spread: (high - low) / 2.56,
@@ -1207,6 +1259,23 @@ mod tests {
     }
 
     #[test]
+    fn a_young_window_counts_the_calls_still_running() {
+        // Fresh install, prior 180 s, 16 operators 400 s into their first
+        // calls, and the two calls that ended were short ones.
+        let mut est = Estimator::with_patience(secs(180.0), Duration::ZERO, Duration::ZERO);
+        est.record_talk(secs(60.0));
+        est.record_talk(secs(90.0));
+        let s = [ServerStatus::OnCall {
+            elapsed: secs(400.0),
+        }; 16];
+        let curve = est.curve(&s).expect("staffed");
+        // (150 + 16·400 + 4·180) / (2 + 4) = 1211.7 s of talk per call.
+        assert!((curve.h - 7270.0 / 6.0).abs() < 1e-6, "{}", curve.h);
+        // The plain mean of what ended would say 75 s.
+        assert!((est.mean_talk() - 75.0).abs() < 1e-9);
+    }
+
+    #[test]
     fn a_fresh_queue_assumes_some_callers_leave() {
         let fresh = Estimator::new(secs(300.0), Duration::ZERO);
         let trusting = Estimator::with_patience(secs(300.0), Duration::ZERO, Duration::ZERO);
@@ -1244,17 +1313,18 @@ mod tests {
             WaitSpeech::Beyond
         );
         // Under the limit, a wide interval becomes a range capped at it.
+        // 25 min, interval 18⅓–36⅔ min: centred, as wide as the wider side.
         assert_eq!(
             speech(&fc(1500.0, 1100.0, 2200.0), allowed),
-            WaitSpeech::Range { low: 15, high: 30 }
+            WaitSpeech::Range { low: 13, high: 30 }
         );
         assert_eq!(
             speech(&fc(1500.0, 1100.0, 2200.0), None),
-            WaitSpeech::Range { low: 15, high: 40 }
+            WaitSpeech::Range { low: 13, high: 37 }
         );
         // A narrow interval is one figure, rounded to the nearest minute.
         assert_eq!(
-            speech(&fc(629.0, 560.0, 700.0), None),
+            speech(&fc(629.0, 580.0, 650.0), None),
             WaitSpeech::Minutes(10)
         );
         assert_eq!(

@@ -881,8 +881,8 @@ fn estimate_uses_staffing_and_elapsed_time() {
     // No abandonment prior: the figures below are hand computed without it.
     q.initial_patience = Duration::ZERO;
     let mut h = H::with_queue(q, &["a", "b"]);
-    // Teach a deterministic 300 s talk time.
-    for c in 1..=8u64 {
+    // Teach a deterministic 300 s talk time (a full window of calls).
+    for c in 1..=256u64 {
         let r = rings(&h.join(c, 0));
         h.answer(c, &r[0].1);
         h.advance(300);
@@ -1365,7 +1365,7 @@ fn taught(max_wait: Option<Duration>) -> H {
     q.initial_patience = Duration::ZERO;
     q.max_wait = max_wait;
     let mut h = H::with_queue(q, &["a"]);
-    for c in 1..=8u64 {
+    for c in 1..=256u64 {
         h.join(c, 0);
         h.answer(c, "a");
         h.advance(300);
@@ -1385,7 +1385,10 @@ fn no_figure_past_max_wait() {
     assert_eq!(w1, [(101, Some(WaitSpeech::Minutes(5)))]);
     let w2 = words(&h.join(102, 0));
     assert!(
-        matches!(w2[0].1, Some(WaitSpeech::Minutes(10) | WaitSpeech::Range { .. })),
+        matches!(
+            w2[0].1,
+            Some(WaitSpeech::Minutes(10) | WaitSpeech::Range { .. })
+        ),
         "{w2:?}"
     );
     let out = h.join(103, 0);
@@ -1395,7 +1398,13 @@ fn no_figure_past_max_wait() {
         .find(|e| e.kind.name() == "ENTERQUEUE")
         .map(|e| e.kind.clone());
     assert!(
-        matches!(entered, Some(QueueEventKind::EnterQueue { announced: None, .. })),
+        matches!(
+            entered,
+            Some(QueueEventKind::EnterQueue {
+                announced: None,
+                ..
+            })
+        ),
         "{entered:?}"
     );
     // Without the limit the same caller hears a figure (a range here).
@@ -1447,9 +1456,9 @@ fn ranges_are_scored_for_coverage_and_unannounced_callers_apart() {
             text.contains("conmutador_queue_wait_range_coverage_ratio{queue=\"q\"} 1"),
             "{text}"
         );
-        // The 9 callers rung at once heard no figure and are not in the error.
+        // The 257 callers rung at once heard no figure and are not in the error.
         assert!(
-            text.contains("conmutador_queue_wait_unannounced_total{queue=\"q\"} 9"),
+            text.contains("conmutador_queue_wait_unannounced_total{queue=\"q\"} 257"),
             "{text}"
         );
         assert!(
@@ -1457,6 +1466,6 @@ fn ranges_are_scored_for_coverage_and_unannounced_callers_apart() {
             "{text}"
         );
         let stats = &h.acd.queues_snapshot(h.now)[0].stats;
-        assert_eq!(stats.answered, 12);
+        assert_eq!(stats.answered, 260);
     });
 }
