@@ -478,12 +478,11 @@ impl Sim {
         let now = self.base + Duration::from_nanos(nanos(secs));
         for c in cmds {
             match c {
-                AcdCommand::Ring { call, op, .. } => {
-                    if self.uniform() >= NO_ANSWER {
-                        let d = self.rng.random_range(ANSWER_DELAY.0..ANSWER_DELAY.1);
-                        let oi = op[2..].parse().expect("sim operator ids are opN");
-                        self.push(secs + d, Ev::Answer(call, oi));
-                    }
+                // 3 % of rings are never answered (the core's ring timeout ends them).
+                AcdCommand::Ring { call, op, .. } if self.uniform() >= NO_ANSWER => {
+                    let d = self.rng.random_range(ANSWER_DELAY.0..ANSWER_DELAY.1);
+                    let oi = op[2..].parse().expect("sim operator ids are opN");
+                    self.push(secs + d, Ev::Answer(call, oi));
                 }
                 AcdCommand::Announce {
                     call,
@@ -680,6 +679,21 @@ fn main() {
         row("first hour, fresh install (day 1)", &first_hour(true))
     );
     println!("{}", row("first hour, warm (days 2+)", &first_hour(false)));
+    if std::env::var_os("MEXITEL_DEBUG").is_some() {
+        // Error and bias by half hour joined, to see where they come from.
+        for half in 0..26 {
+            let sel: Vec<&Scored> = all
+                .iter()
+                .filter(|s| (s.joined / 1800.0) as usize == half)
+                .collect();
+            if !sel.is_empty() {
+                println!(
+                    "{}",
+                    row(&format!("{:.1} h", 8.0 + half as f64 / 2.0), &sel)
+                );
+            }
+        }
+    }
     let ranges: Vec<bool> = all.iter().filter_map(|s| s.range).collect();
     println!(
         "\nranges heard by {} answered callers; actual wait inside the range: {:.1} %",

@@ -740,11 +740,10 @@ impl Acd {
                     }
                 }
             }
-            None if c.heard.is_none() => {
+            None => {
                 metrics::counter!(m::QUEUE_WAIT_UNANNOUNCED_TOTAL, "queue" => name.clone())
                     .increment(1);
             }
-            None => {}
         }
         self.st.connected.insert(
             call,

@@ -183,7 +183,7 @@ const MAX_PRIORITIES: usize = 16;
 const REL_SPREAD: f64 = 0.08;
 /// Upper edges (s) of the model figures whose residuals are kept apart:
 /// short and long waits err differently.
-const CALIBRATION_BANDS: [f64; 4] = [60.0, 240.0, 900.0, f64::INFINITY];
+const CALIBRATION_BANDS: [f64; 6] = [60.0, 180.0, 420.0, 900.0, 1800.0, f64::INFINITY];
 /// Standardised residuals kept to calibrate the announced range.
 const RESIDUAL_WINDOW: usize = 512;
 /// Below this many residuals the range uses the normal quantiles.
