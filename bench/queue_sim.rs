@@ -6,18 +6,22 @@
 //! 4 min per call), Weibull caller patience, 3 % of rings unanswered, and 20
 //! operators who each take breaks (pause after ~50 min of work, back after
 //! ~8 min). The arrival rate is set for the offered occupancy of the staffed
-//! operators. For every answered caller we compare the wait announced on entry
-//! with the actual wait, for our estimator and for Asterisk's formula:
+//! operators. Both sides are scored **as heard**, against the wait the
+//! caller then had, for every answered caller who heard a figure on entry:
 //!
 //! - Asterisk (app_queue, default `announce-round-seconds = 0`): on every
 //!   answered caller `H ← (3H + w) / 4` in integer seconds (`recalc_holdtime`),
 //!   where `w` is that caller's wait; a caller is told
 //!   `|H + 30 − waited| / 60` whole minutes (integer division), so on entry
-//!   (`waited = 0`) the announcement is `60 · ⌊(H + 30) / 60⌋` seconds.
-//!   The column "ast raw" scores `H` itself, without the rounding to minutes,
-//!   to show the rounding is not what makes it worse.
-//! - Ours: the `announced` figure of the core's CONNECT queue-log record,
-//!   i.e. exactly what the caller heard on entry (or would have, if rung at once).
+//!   (`waited = 0`) `⌊(H + 30) / 60⌋` minutes, scored as at least one
+//!   minute like ours.
+//! - Ours: the words of the core's entry announcement (`WaitSpeech`: the
+//!   seconds or minutes said, a range's middle), which is also what the
+//!   CONNECT queue-log record carries. "MAE ours unrounded" scores the
+//!   figure before it was put into words.
+//!
+//! Callers rung at once hear no figure from either and are counted apart
+//! ("rung at once"), not scored.
 //!
 //! Callers who arrive in the first 30 simulated minutes are not scored (both
 //! estimators start cold). The "load" column is the offered load on the
