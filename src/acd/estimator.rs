@@ -67,10 +67,12 @@
 //! (their current call still ends), and one who comes back counts from then.
 //! With staggered breaks the share of the floor away is roughly constant, so
 //! today's count is the right average; shift changes show as the log-ins
-//! and log-offs happen. What the count misses (a shift about to end) is
-//! part of the relative model error in the spread below.
+//! and log-offs happen. What the count misses (a shift about to arrive or
+//! end) is part of the relative model error in the spread, and its average
+//! effect is absorbed by the calibration below; a staffing schedule the
+//! core could read would do better (none exists yet).
 //!
-//! # Cold start
+//! # Cold start: patience
 //!
 //! Before any caller has left, a fresh queue assumes a memoryless patience
 //! of `initial_patience` (default 30 min) worth 30 min of pseudo exposure,
@@ -80,7 +82,7 @@
 //! without the survivors' exposure a young day's hazard would be far too
 //! high and every estimate too short.
 //!
-//! # The spread, and ranges
+//! # The spread
 //!
 //! The wait's predictive spread is the spread of the count it must reach,
 //! divided by the slope of `M(t) − λt` there:
@@ -92,26 +94,54 @@
 //!
 //! (renewal counting noise with the measured squared coefficient of
 //! variation `c²` of the cycle, Poisson overtakers, Bernoulli survivors
-//! ahead, and a relative model error for staffing moves). The announced
-//! interval is `T + z_lo·σ … T + z_hi·σ` where `z_lo`, `z_hi` are the 10th
-//! and 90th percentiles of the standardised errors `(actual − T)/σ` of the
-//! last 512 answered callers whose expected wait was 4 min or more (the
-//! normal ±1.28 until 50 are known): whatever the formula misses, the
-//! interval keeps covering 80 % of what happens, and rounding its ends
-//! outward to spoken minutes adds a little.
+//! ahead, and a relative model error for staffing moves).
+//!
+//! # Calibration: the figure said and the range
+//!
+//! Answered callers' standardised errors `(actual − T)/σ` are kept per band
+//! of the model's figure `T` (under 1, 1–3, 3–7, 7–15, 15–30, 30+ min; the
+//! last 512 each), always against the model's own `T`, so calibrating never
+//! feeds on itself. With `z10`, `z50`, `z90` their percentiles (the normal's
+//! −1.28, 0, +1.28 until 50 are known):
+//!
+//! ```text
+//! figure = T + z50·σ        interval = T + z10·σ … T + z90·σ
+//! ```
+//!
+//! The figure is the median of what followed such figures, not the mean:
+//! callers are scored on what they heard, and the median minimises the
+//! absolute error (for memoryless releases the median of the n-th release
+//! is about `M⁻¹(n − 1/3)`, the mean `M⁻¹(n)`). Whatever the formula misses
+//! (staffing moves it is not told about, the shape of patience), the
+//! interval keeps covering 80 % of what happens; rounding its ends outward
+//! to spoken minutes adds a little.
+//!
+//! # Cold start: talk time
+//!
+//! Until the talk window (256 calls) is full it holds every call since
+//! start, and the first calls to end on a fresh install are the short ones.
+//! The mean talk time then counts the time already spent on the calls still
+//! running (censored exposure): `(Σ ended + Σ elapsed + 4·initial_handle_time)
+//! / (calls ended + 4)`, and a call's residual stays memoryless until 32
+//! calls have ended.
 //!
 //! # What is said (`speech`)
 //!
-//! - If the expected wait runs past what the queue allows (the rest of
+//! - If the figure runs past what the queue allows (the rest of
 //!   `max_wait`), no figure: the caller is told so and offered the plan's
 //!   way out (`WaitSpeech::Beyond`).
+//! - Under 2¾ min, seconds: 15 s steps below a minute, 30 s steps above,
+//!   at least 15 s. Short waits are known to within seconds; whole minutes
+//!   would throw that away.
 //! - From 8 min on, when the interval's spoken ends are 4 minutes or more
-//!   apart, a range (ends on 5-minute steps above ten minutes: "entre
-//!   veinte y treinta minutos"), its top capped at what the queue allows.
-//! - Otherwise the expected wait in whole minutes, nearest, at least one
-//!   (`heard_minutes`). The same rounding drives the repeat rule, and the
-//!   records and the prediction-error metric score what was heard (a
-//!   range's middle), never the raw seconds.
+//!   apart, a range centred on the figure in whole minutes and as wide as
+//!   the interval's wider side ("entre dieciocho y veintiocho minutos"), so
+//!   its middle is the figure; its top capped at what the queue allows.
+//! - Otherwise whole minutes, nearest, at least one (`heard_minutes`).
+//!
+//! The words are what the repeat rule compares, what the records carry and
+//! what the prediction-error metric scores (a range by its middle), never
+//! the raw seconds.
 //!
 //! Compared with Asterisk's single average of answered waits, this figure
 //! depends on the caller's position and priority, on how many operators are
