@@ -100,7 +100,7 @@
 //!
 //! Answered callers' standardised errors `(actual − T)/σ` are kept per band
 //! of the model's figure `T` (under 1, 1–3, 3–7, 7–15, 15–30, 30+ min; the
-//! last 512 each), always against the model's own `T`, so calibrating never
+//! last 1,024 each), always against the model's own `T`, so calibrating never
 //! feeds on itself. With `z10`, `z50`, `z90` their percentiles (the normal's
 //! −1.28, 0, +1.28 until 50 are known):
 //!
@@ -215,7 +215,7 @@ const REL_SPREAD: f64 = 0.08;
 /// short and long waits err differently.
 const CALIBRATION_BANDS: [f64; 6] = [60.0, 180.0, 420.0, 900.0, 1800.0, f64::INFINITY];
 /// Standardised residuals kept to calibrate the announced range.
-const RESIDUAL_WINDOW: usize = 512;
+const RESIDUAL_WINDOW: usize = 1024;
 /// Below this many residuals the range uses the normal quantiles.
 const MIN_RESIDUALS: usize = 50;
 /// The range is the predictive distribution's central interval between
