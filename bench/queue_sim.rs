@@ -6,18 +6,22 @@
 //! 4 min per call), Weibull caller patience, 3 % of rings unanswered, and 20
 //! operators who each take breaks (pause after ~50 min of work, back after
 //! ~8 min). The arrival rate is set for the offered occupancy of the staffed
-//! operators. For every answered caller we compare the wait announced on entry
-//! with the actual wait, for our estimator and for Asterisk's formula:
+//! operators. Both sides are scored **as heard**, against the wait the
+//! caller then had, for every answered caller who heard a figure on entry:
 //!
 //! - Asterisk (app_queue, default `announce-round-seconds = 0`): on every
 //!   answered caller `H ← (3H + w) / 4` in integer seconds (`recalc_holdtime`),
 //!   where `w` is that caller's wait; a caller is told
 //!   `|H + 30 − waited| / 60` whole minutes (integer division), so on entry
-//!   (`waited = 0`) the announcement is `60 · ⌊(H + 30) / 60⌋` seconds.
-//!   The column "ast raw" scores `H` itself, without the rounding to minutes,
-//!   to show the rounding is not what makes it worse.
-//! - Ours: the `announced` figure of the core's CONNECT queue-log record,
-//!   i.e. exactly what the caller heard on entry (or would have, if rung at once).
+//!   (`waited = 0`) `⌊(H + 30) / 60⌋` minutes, scored as at least one
+//!   minute like ours.
+//! - Ours: the words of the core's entry announcement (`WaitSpeech`: the
+//!   seconds or minutes said, a range's middle), which is also what the
+//!   CONNECT queue-log record carries. "MAE ours unrounded" scores the
+//!   figure before it was put into words.
+//!
+//! Callers rung at once hear no figure from either and are counted apart
+//! ("rung at once"), not scored.
 //!
 //! Callers who arrive in the first 30 simulated minutes are not scored (both
 //! estimators start cold). The "load" column is the offered load on the
@@ -34,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use conmutador::acd::{
     Acd, AcdCommand, AcdEvent, CallId, Membership, OperatorConfig, OperatorState, Party,
-    QueueConfig, QueueEventKind, Strategy,
+    QueueConfig, QueueEventKind, Strategy, WaitSpeech,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -131,8 +135,18 @@ struct Sim {
     /// Asterisk's running hold time H (integer seconds) and per-call announcement.
     ast_h: i64,
     ast_announced: HashMap<CallId, (i64, i64)>,
-    /// (ours announced, asterisk announced, asterisk raw H, actual) per scored answered caller.
+    /// What each caller heard from us on entry (absent: rung at once).
+    heard: HashMap<CallId, WaitSpeech>,
+    /// (ours as heard, asterisk as heard, our raw expected wait, actual) per
+    /// scored answered caller who heard a figure on entry.
     scored: Vec<(f64, f64, f64, f64)>,
+    /// Answered callers who were rung at once (heard no figure), and their waits.
+    rung_at_once: Vec<f64>,
+    /// Callers who heard a range, and how many of them waited inside it.
+    ranges: u64,
+    ranges_covered: u64,
+    /// The raw entry estimate per waiting caller (from the Announce).
+    raw: HashMap<CallId, f64>,
     arrived: u64,
     /// Per operator: (since, 0 idle / 1 busy / 2 away), and accumulated
     /// staffed idle and busy seconds after warm-up, for the measured occupancy.
@@ -188,7 +202,12 @@ impl Sim {
             waiting: HashMap::new(),
             ast_h: 0,
             ast_announced: HashMap::new(),
+            heard: HashMap::new(),
             scored: Vec::new(),
+            rung_at_once: Vec::new(),
+            ranges: 0,
+            ranges_covered: 0,
+            raw: HashMap::new(),
             arrived: 0,
             op_state: vec![(0.0, 2); shape.operators],
             idle_time: 0.0,
@@ -288,8 +307,9 @@ impl Sim {
                 self.arrived += 1;
                 self.waiting.insert(call, secs);
                 self.max_waiting = self.max_waiting.max(self.waiting.len());
-                // Asterisk's entry announcement, made before this caller is counted.
-                let mins = (self.ast_h + 30).abs() / 60;
+                // Asterisk's entry announcement, made before this caller is
+                // counted, scored as heard like ours: whole minutes, at least one.
+                let mins = ((self.ast_h + 30).abs() / 60).max(1);
                 self.ast_announced.insert(call, (mins * 60, self.ast_h));
                 let p = self.patience();
                 self.push(secs + p, Ev::Patience(call));
@@ -305,6 +325,8 @@ impl Sim {
                 }
                 self.abandoned += 1;
                 self.ast_announced.remove(&call);
+                self.heard.remove(&call);
+                self.raw.remove(&call);
                 AcdEvent::CallerLeft { call }
             }
             Ev::Answer(call, op) => AcdEvent::RingAnswered {
@@ -332,10 +354,33 @@ impl Sim {
                 }
             }
         };
+        let joining = match &acd_ev {
+            AcdEvent::CallerJoined { call, .. } => Some(*call),
+            _ => None,
+        };
         let t0 = Instant::now();
         let cmds = self.acd.handle(acd_ev, now);
         self.core_time += t0.elapsed();
         self.core_calls += 1;
+        // The entry announcement comes with the join; a caller rung at
+        // once gets none and is scored apart.
+        if let Some(call) = joining {
+            for c in &cmds {
+                if let AcdCommand::Announce {
+                    call: a,
+                    wait: Some(w),
+                    estimate,
+                    ..
+                } = c
+                {
+                    if *a == call {
+                        self.heard.insert(call, *w);
+                        self.raw
+                            .insert(call, estimate.map_or(0.0, |e| e.as_secs_f64()));
+                    }
+                }
+            }
+        }
         self.apply(cmds, secs);
     }
 
@@ -358,6 +403,8 @@ impl Sim {
                 }
                 AcdCommand::Exit { call, .. } => {
                     self.waiting.remove(&call);
+                    self.heard.remove(&call);
+                    self.raw.remove(&call);
                 }
                 AcdCommand::OperatorState { op, state } => {
                     let oi: usize = op[2..].parse().expect("sim operator ids are opN");
@@ -388,17 +435,28 @@ impl Sim {
                     {
                         let Some(call) = ev.call else { continue };
                         let ast = self.ast_announced.remove(&call);
+                        let heard = self.heard.remove(&call);
+                        let raw = self.raw.remove(&call);
                         let joined = secs - waited.as_secs_f64();
                         if joined < self.shape.warmup {
                             continue;
                         }
-                        match (announced, ast) {
-                            (Some(a), Some((x, h))) => self.scored.push((
-                                a.as_secs_f64(),
-                                x as f64,
-                                h as f64,
-                                waited.as_secs_f64(),
-                            )),
+                        let w = waited.as_secs_f64();
+                        let Some(heard) = heard else {
+                            self.rung_at_once.push(w);
+                            continue;
+                        };
+                        if let WaitSpeech::Range { .. } = heard {
+                            self.ranges += 1;
+                            self.ranges_covered += u64::from(heard.covers(waited));
+                        }
+                        // The CONNECT record carries the wait as heard.
+                        debug_assert_eq!(announced, heard.heard());
+                        match (heard.heard(), ast) {
+                            (Some(a), Some((x, _))) => {
+                                self.scored
+                                    .push((a.as_secs_f64(), x as f64, raw.unwrap_or(0.0), w))
+                            }
                             _ => self.no_estimate += 1,
                         }
                     }
@@ -432,9 +490,9 @@ fn main() {
         "queue_sim: {OPERATORS} operators with breaks, {HOURS} h per load, talk lognormal mean {TALK_MEAN} s cv {TALK_CV}, wrap-up {WRAPUP} s, Weibull patience k={PATIENCE_SHAPE} scale={PATIENCE_SCALE} s\n"
     );
     println!(
-        "| load | occupancy | callers | served | abandoned | mean wait s | MAE ours s | P90 ours s | MAE asterisk s | P90 asterisk s | MAE ast raw H s | ratio |"
+        "| load | occupancy | callers | served | abandoned | rung at once | scored | mean wait s | MAE ours s | P90 ours s | MAE Asterisk s | P90 Asterisk s | MAE ours unrounded s | ranges (coverage) | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let (mut core_time, mut core_calls) = (Duration::ZERO, 0u64);
     for (i, load) in LOADS.into_iter().enumerate() {
         let mut sim = Sim::new(Shape::accuracy(load), seed + i as u64);
@@ -454,22 +512,33 @@ fn main() {
         let raw: Vec<f64> = sim
             .scored
             .iter()
-            .map(|(_, _, h, w)| (w - h).abs())
+            .map(|(_, _, r, w)| (w - r).abs())
             .collect();
         let waits: Vec<f64> = sim.scored.iter().map(|(_, _, _, w)| *w).collect();
         let (mo, ma) = (mean(&ours), mean(&ast));
         println!(
-            "| {load} | {:.2} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}× |",
+            "| {load} | {:.2} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} ({}) | {:.2}× |",
             sim.busy_time / (sim.busy_time + sim.idle_time),
             sim.arrived,
             sim.served,
             sim.abandoned,
+            sim.rung_at_once.len(),
+            sim.scored.len(),
             mean(&waits),
             mo,
             p90(ours),
             ma,
             p90(ast),
             mean(&raw),
+            sim.ranges,
+            if sim.ranges > 0 {
+                format!(
+                    "{:.0} %",
+                    100.0 * sim.ranges_covered as f64 / sim.ranges as f64
+                )
+            } else {
+                "–".into()
+            },
             ma / mo
         );
         if std::env::var_os("QUEUE_SIM_DEBUG").is_some() {

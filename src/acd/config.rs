@@ -138,6 +138,11 @@ pub struct QueueConfig {
     /// Handle (talk) time assumed before any call has been measured.
     #[serde(default = "d_initial_handle", deserialize_with = "secs")]
     pub initial_handle_time: Duration,
+    /// Mean caller patience assumed before callers have been seen leaving
+    /// (the abandonment prior; learnt data outweighs it within the first
+    /// few dozen callers). `0`: assume nobody hangs up until seen.
+    #[serde(default = "d_initial_patience", deserialize_with = "secs")]
+    pub initial_patience: Duration,
     /// Seed for `random` / `weighted_random` (absent: from the OS, or from
     /// `Acd::with_seed`).
     #[serde(default)]
@@ -213,6 +218,7 @@ impl QueueConfig {
             ring_progressive_step: d_progressive_step(),
             exit_keys: None,
             initial_handle_time: d_initial_handle(),
+            initial_patience: d_initial_patience(),
             seed: None,
         }
     }
@@ -329,6 +335,9 @@ fn d_wait_alert() -> Duration {
 }
 fn d_progressive_step() -> Duration {
     Duration::from_secs(10)
+}
+fn d_initial_patience() -> Duration {
+    Duration::from_secs(1800)
 }
 fn d_initial_handle() -> Duration {
     Duration::from_secs(180)

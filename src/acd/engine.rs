@@ -22,13 +22,13 @@ use rand::{Rng, SeedableRng};
 use super::config::{
     self, ConfigError, EmptyWhen, MAX_WAITING_TOTAL, OperatorConfig, QueueConfig, Strategy,
 };
-use super::estimator::{Estimator, ServerStatus};
+use super::estimator::{self, Estimator, Forecast, ServerStatus};
 use super::state::{
     Activity, CallerRec, ConnectedRec, Key, Member, OpRec, Place, QueueRec, QueueStats, Ring, State,
 };
 use super::types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
-    Removal, RingFailure,
+    Removal, RingFailure, WaitSpeech,
 };
 use crate::ops::metrics as m;
 
@@ -62,7 +62,11 @@ impl Acd {
                     None => (SmallRng::from_os_rng(), false),
                 };
                 QueueRec {
-                    est: Estimator::new(cfg.initial_handle_time, cfg.wrapup),
+                    est: Estimator::with_patience(
+                        cfg.initial_handle_time,
+                        cfg.wrapup,
+                        cfg.initial_patience,
+                    ),
                     cfg,
                     members: Vec::new(),
                     waiting: Vec::new(),
@@ -360,6 +364,8 @@ impl Acd {
             joined: now,
             entry_position: pos + 1,
             announced: None,
+            heard: None,
+            forecast: None,
             last_estimate: None,
             last_announce: None,
             next_announce: cfg.announce_interval.map(|i| now + i),
@@ -372,11 +378,17 @@ impl Acd {
             arm(&mut self.st.timers, call, Some(t));
         }
         self.st.callers.insert(call, rec);
-        let estimate = self
+        self.st.queues[qi].est.record_arrival(priority, now);
+        let forecast = self
             .estimates(qi, pos + 1, now)
             .and_then(|e| e.get(pos).copied());
+        let estimate = forecast.map(|f| f.duration());
+        let max_wait = self.st.queues[qi].cfg.max_wait;
+        let wait = forecast.map(|f| estimator::speech(&f, max_wait));
+        let announced = wait.and_then(|w| w.heard());
         if let Some(c) = self.st.callers.get_mut(&call) {
-            c.announced = estimate;
+            c.announced = announced;
+            c.forecast = forecast;
             c.last_estimate = estimate;
         }
         if let Some(e) = estimate {
@@ -390,7 +402,7 @@ impl Acd {
             QueueEventKind::EnterQueue {
                 priority,
                 position: pos + 1,
-                announced: estimate,
+                announced,
             },
             now,
         );
@@ -398,11 +410,13 @@ impl Acd {
         // A caller rung at once hears no announcement: an operator is coming.
         if let Some(c) = self.st.callers.get_mut(&call) {
             if c.rings.is_empty() {
-                c.last_announce = Some((now, pos + 1, estimate.map(spoken_minutes)));
+                c.last_announce = Some((now, pos + 1, wait));
+                c.heard = wait;
                 self.out.push(AcdCommand::Announce {
                     call,
                     position: pos + 1,
                     estimate,
+                    wait,
                 });
             }
         }
@@ -737,14 +751,39 @@ impl Acd {
         let name = q.cfg.name.clone();
         metrics::histogram!(m::QUEUE_WAIT_ANSWERED_SECONDS, "queue" => name.clone())
             .record(waited.as_secs_f64());
-        if let Some(a) = c.announced {
-            let err = waited.as_secs_f64() - a.as_secs_f64();
-            q.stats.abs_error_total += err.abs();
-            q.stats.scored += 1;
-            metrics::histogram!(m::QUEUE_WAIT_PREDICTION_ERROR_SECONDS, "queue" => name.clone())
-                .record(err);
-            if let Some(mae) = q.stats.prediction_mae() {
-                metrics::gauge!(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS, "queue" => name).set(mae);
+        if let Some(f) = &c.forecast {
+            q.est.record_outcome(f, waited);
+        }
+        // Scored as heard: the minutes said (or a range's middle) against
+        // the wait, only for callers who heard a figure on entry; callers
+        // rung at once heard none and are counted apart.
+        match c.heard.and_then(|w| w.heard().map(|a| (w, a))) {
+            Some((words, a)) => {
+                let err = waited.as_secs_f64() - a.as_secs_f64();
+                q.stats.abs_error_total += err.abs();
+                q.stats.scored += 1;
+                metrics::histogram!(m::QUEUE_WAIT_PREDICTION_ERROR_SECONDS, "queue" => name.clone())
+                    .record(err);
+                if let Some(mae) = q.stats.prediction_mae() {
+                    metrics::gauge!(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS, "queue" => name.clone())
+                        .set(mae);
+                }
+                if let WaitSpeech::Range { .. } = words {
+                    let inside = words.covers(waited);
+                    q.stats.ranges += 1;
+                    q.stats.ranges_covered += u64::from(inside);
+                    metrics::counter!(m::QUEUE_WAIT_RANGES_TOTAL, "queue" => name.clone(),
+                        "result" => m::WAIT_RANGE_RESULTS[usize::from(!inside)])
+                    .increment(1);
+                    if let Some(cov) = q.stats.range_coverage() {
+                        metrics::gauge!(m::QUEUE_WAIT_RANGE_COVERAGE_RATIO, "queue" => name.clone())
+                            .set(cov);
+                    }
+                }
+            }
+            None => {
+                metrics::counter!(m::QUEUE_WAIT_UNANNOUNCED_TOTAL, "queue" => name.clone())
+                    .increment(1);
             }
         }
         self.st.connected.insert(
@@ -1019,9 +1058,9 @@ impl Acd {
 
     // ---- estimates and announcements ----
 
-    /// Estimated remaining wait for the first `upto` callers of queue `qi`,
-    /// in order (a caller's estimate depends only on those ahead of them).
-    pub(crate) fn estimates(&self, qi: usize, upto: usize, now: Instant) -> Option<Vec<Duration>> {
+    /// Forecasts for the first `upto` callers of queue `qi`, in order (a
+    /// caller's forecast depends only on those ahead of them).
+    pub(crate) fn estimates(&self, qi: usize, upto: usize, now: Instant) -> Option<Vec<Forecast>> {
         let q = &self.st.queues[qi];
         let servers: Vec<ServerStatus> = q
             .members
@@ -1043,13 +1082,13 @@ impl Acd {
                 },
             })
             .collect();
-        let waited: Vec<Duration> = q
+        let callers: Vec<(Duration, i32)> = q
             .waiting
             .iter()
             .take(upto)
-            .map(|p| now.saturating_duration_since(p.joined))
+            .map(|p| (now.saturating_duration_since(p.joined), p.key.0.0))
             .collect();
-        q.est.estimate(&servers, &waited)
+        q.est.estimate(&servers, &callers, now)
     }
 
     fn periodic_announcements(&mut self, due: &[CallId], now: Instant) {
@@ -1073,39 +1112,48 @@ impl Acd {
             let deepest = upto.entry(qi).or_default();
             *deepest = (*deepest).max(pos);
         }
-        let mut cache: HashMap<usize, Option<Vec<Duration>>> = HashMap::new();
+        let mut cache: HashMap<usize, Option<Vec<Forecast>>> = HashMap::new();
         for (_, call, qi, pos) in due {
             if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(qi) {
                 slot.insert(self.estimates(qi, upto[&qi], now));
             }
-            let estimate = cache
+            let forecast = cache
                 .get(&qi)
                 .and_then(|e| e.as_ref())
                 .and_then(|e| e.get(pos - 1).copied());
+            let estimate = forecast.map(|f| f.duration());
             let cfg = &self.st.queues[qi].cfg;
             let (interval, min_gap) = (cfg.announce_interval, cfg.min_announce_interval);
+            let max_wait = cfg.max_wait;
             let Some(c) = self.st.callers.get_mut(&call) else {
                 continue;
             };
+            // What the queue still allows this caller.
+            let allowed =
+                max_wait.map(|m| m.saturating_sub(now.saturating_duration_since(c.joined)));
+            let wait = forecast.map(|f| estimator::speech(&f, allowed));
             c.last_estimate = estimate;
             c.next_announce = interval.map(|i| now + i);
             arm(&mut self.st.timers, call, c.next_announce);
             if !c.rings.is_empty() {
                 continue;
             }
-            let spoken = estimate.map(spoken_minutes);
+            // Repeat when the position or the words would change, or after
+            // `min_gap`: compared as said, so a figure that moves within one
+            // spoken minute stays silent.
             let speak = match c.last_announce {
                 None => true,
                 Some((at, p, s)) => {
-                    p != pos || s != spoken || now.saturating_duration_since(at) >= min_gap
+                    p != pos || s != wait || now.saturating_duration_since(at) >= min_gap
                 }
             };
             if speak {
-                c.last_announce = Some((now, pos, spoken));
+                c.last_announce = Some((now, pos, wait));
                 self.out.push(AcdCommand::Announce {
                     call,
                     position: pos,
                     estimate,
+                    wait,
                 });
             }
         }
@@ -1290,10 +1338,11 @@ fn arm(timers: &mut BinaryHeap<Reverse<(Instant, CallId)>>, call: CallId, at: Op
     }
 }
 
-/// The estimate as spoken (whole minutes, rounded); announcements repeat
-/// only when this or the position changes.
+/// The estimate as spoken: whole minutes rounded to the nearest, at least
+/// one — the same rule the speech uses (`estimator::heard_minutes`), so the
+/// repeat rule and the caller agree.
 pub fn spoken_minutes(d: Duration) -> u64 {
-    (d.as_secs() + 30) / 60
+    u64::from(estimator::heard_minutes(d))
 }
 
 /// What a queue's history says, to seed the estimator and the service-level

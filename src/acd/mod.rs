@@ -25,5 +25,5 @@ pub use engine::{AUTOPAUSE_REASON, Acd, QueueHistory, spoken_minutes};
 pub use snapshot::{CallerSnapshot, OperatorSnapshot, QueueSnapshot, QueueStatsSnapshot};
 pub use types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
-    Removal, RingFailure,
+    Removal, RingFailure, WaitSpeech,
 };

@@ -180,5 +180,6 @@ impl Acd {
     pub fn estimates_for(&self, queue: &str, now: Instant) -> Option<Vec<std::time::Duration>> {
         let qi = self.st.queues.iter().position(|q| q.cfg.name == queue)?;
         self.estimates(qi, usize::MAX, now)
+            .map(|v| v.iter().map(|f| f.duration()).collect())
     }
 }

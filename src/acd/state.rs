@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 
 use super::config::QueueConfig;
-use super::estimator::Estimator;
-use super::types::{CallId, OperatorState};
+use super::estimator::{Estimator, Forecast};
+use super::types::{CallId, OperatorState, WaitSpeech};
 
 /// Order of service: higher priority first, then arrival.
 pub(crate) type Key = (Reverse<i32>, u64);
@@ -148,12 +148,18 @@ pub(crate) struct CallerRec {
     pub priority: i32,
     pub joined: Instant,
     pub entry_position: usize,
-    /// The estimate made on entry, scored when the caller is answered.
+    /// The wait as heard on entry (the minutes said, the middle of a
+    /// range), or as it would have been heard by a caller rung at once.
     pub announced: Option<Duration>,
+    /// What the caller heard on entry; `None` if rung at once (or told
+    /// nothing): scored apart.
+    pub heard: Option<WaitSpeech>,
+    /// The forecast made on entry, to calibrate the ranges.
+    pub forecast: Option<Forecast>,
     /// The latest estimate computed for this caller (admin view).
     pub last_estimate: Option<Duration>,
-    /// When, at which position and which spoken minute count we last announced.
-    pub last_announce: Option<(Instant, usize, Option<u64>)>,
+    /// When, at which position and with which words we last announced.
+    pub last_announce: Option<(Instant, usize, Option<WaitSpeech>)>,
     pub next_announce: Option<Instant>,
     pub deadline: Option<Instant>,
     pub next_widen: Option<Instant>,
@@ -197,6 +203,9 @@ pub(crate) struct QueueStats {
     pub wait_answered_total: Duration,
     pub abs_error_total: f64,
     pub scored: u64,
+    /// Answered callers who had heard a range, and how many waited inside it.
+    pub ranges: u64,
+    pub ranges_covered: u64,
 }
 
 impl QueueStats {
@@ -208,6 +217,10 @@ impl QueueStats {
     pub fn abandon_ratio(&self) -> Option<f64> {
         let d = self.answered + self.abandoned;
         (d > 0).then(|| self.abandoned as f64 / d as f64)
+    }
+
+    pub fn range_coverage(&self) -> Option<f64> {
+        (self.ranges > 0).then(|| self.ranges_covered as f64 / self.ranges as f64)
     }
 
     pub fn prediction_mae(&self) -> Option<f64> {

@@ -153,13 +153,15 @@ pub enum AcdCommand {
     CancelRing { call: CallId, op: String },
     /// Bridge `call` with `op`'s answered leg; stop any announcement at once.
     Connect { call: CallId, op: String },
-    /// Tell the caller their position (1 = next) and estimated wait. `None`
-    /// estimate: nobody is staffed, so no honest figure exists; say the
-    /// position only.
+    /// Tell the caller their position (1 = next) and what to say about the
+    /// wait. `wait` `None`: nobody is staffed, so no honest figure exists;
+    /// say the position only. `estimate` is the expected wait behind it (for
+    /// logs and tests; the caller hears `wait`).
     Announce {
         call: CallId,
         position: usize,
         estimate: Option<Duration>,
+        wait: Option<WaitSpeech>,
     },
     /// The caller leaves the queue towards the dialplan's overflow for `reason`.
     Exit { call: CallId, reason: ExitReason },
@@ -167,6 +169,50 @@ pub enum AcdCommand {
     OperatorState { op: String, state: OperatorState },
     /// A queue-log record for the records room.
     Log(QueueEvent),
+}
+
+/// What a waiting caller is told about their wait. The core decides the
+/// words' numbers (`estimator::speech`); the speech only says them, so what
+/// is scored and what is heard cannot differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitSpeech {
+    /// A short wait said in seconds ("treinta segundos", "un minuto y
+    /// treinta segundos"): 15 s steps under a minute, 30 s steps to three.
+    Seconds(u32),
+    /// "About N minutes" (N ≥ 1).
+    Minutes(u32),
+    /// "Between `low` and `high` minutes": the wait is uncertain.
+    Range { low: u32, high: u32 },
+    /// The wait would run past what the queue allows (`max_wait`): no
+    /// figure, the plan's alternative instead.
+    Beyond,
+}
+
+impl WaitSpeech {
+    /// The figure a caller takes away, in seconds, for scoring: the minutes
+    /// said, or the middle of the range. `None` for `Beyond`.
+    pub fn heard(&self) -> Option<Duration> {
+        match *self {
+            WaitSpeech::Seconds(x) => Some(Duration::from_secs(u64::from(x))),
+            WaitSpeech::Minutes(m) => Some(Duration::from_secs(u64::from(m) * 60)),
+            WaitSpeech::Range { low, high } => {
+                Some(Duration::from_secs((u64::from(low) + u64::from(high)) * 30))
+            }
+            WaitSpeech::Beyond => None,
+        }
+    }
+
+    /// Whether `waited` fell inside what was said (for a range, its ends
+    /// included; a figure counts as the minute around it).
+    pub fn covers(&self, waited: Duration) -> bool {
+        let m = waited.as_secs_f64() / 60.0;
+        match *self {
+            WaitSpeech::Seconds(x) => (waited.as_secs_f64() - f64::from(x)).abs() <= 15.0,
+            WaitSpeech::Minutes(x) => (m - f64::from(x)).abs() <= 0.5,
+            WaitSpeech::Range { low, high } => m >= f64::from(low) && m <= f64::from(high),
+            WaitSpeech::Beyond => false,
+        }
+    }
 }
 
 /// An operator's visible state.

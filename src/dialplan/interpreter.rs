@@ -222,6 +222,20 @@ impl Interpreter {
             .collect()
     }
 
+    /// The queue's announcement with the wait as the queue core worded it
+    /// (a figure, a range, or "longer than this line allows" followed by
+    /// the key exit when this queue node has somewhere to send a key).
+    pub fn queue_wait_announcement(&self, position: u64, wait: say::WaitWords) -> Vec<String> {
+        let key_exit = matches!(
+            self.plan.node(&self.node).map(|n| &n.kind),
+            Some(NodeKind::Queue(q)) if q.on_key.is_some() || q.overflow.is_some()
+        );
+        say::wait_announcement(&self.lang, position, wait, key_exit)
+            .into_iter()
+            .map(|n| format!("{}/{n}", self.lang))
+            .collect()
+    }
+
     /// True once the interpreter has nothing more to do for the call.
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Done)

@@ -198,6 +198,15 @@ pub const WORDS_ES: &[(&str, &str)] = &[
     ("say_hay", "Hay"),
     ("say_antes", "antes que usted."),
     ("say_nadie", "No hay nadie antes que usted."),
+    ("say_entre", "entre"),
+    (
+        "say_excede",
+        "Su espera será más larga de lo que esta fila permite.",
+    ),
+    (
+        "say_tecla_salir",
+        "Si lo prefiere, marque una tecla para dejar la fila.",
+    ),
 ];
 
 const EN_UNITS: [&str; 20] = [
@@ -284,6 +293,15 @@ pub const WORDS_EN: &[(&str, &str)] = &[
     ("say_there_are", "There are"),
     ("say_antes", "ahead of you."),
     ("say_nadie", "There is no one ahead of you."),
+    ("say_between", "between"),
+    (
+        "say_beyond",
+        "Your wait will be longer than this line allows.",
+    ),
+    (
+        "say_key_leave",
+        "If you prefer, press a key to leave the line.",
+    ),
 ];
 
 /// The words table for a language.
@@ -513,14 +531,104 @@ pub fn callers_ahead(lang: &str, n: u64) -> Vec<String> {
     out
 }
 
-/// What a caller hears while waiting: position, then the estimated wait
-/// rounded up to whole minutes (never "cero minutos": a caller told zero
-/// who then waits feels lied to).
+/// What to say about a wait, as the queue core decided it (the call layer
+/// maps the ACD's `WaitSpeech` onto this; this room does not import `acd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitWords {
+    /// "treinta segundos", "un minuto y treinta segundos".
+    Seconds(u32),
+    /// "N minutes" (hours and minutes from 60 on).
+    Minutes(u32),
+    /// "between `low` and `high` minutes".
+    Range { low: u32, high: u32 },
+    /// "Your wait will be longer than this line allows."
+    Beyond,
+}
+
+/// Whole minutes a wait is said as: the nearest minute, at least one (a
+/// caller told "zero minutes" who then waits feels lied to). The queue
+/// core's `estimator::heard_minutes` is the same rule; a test holds them
+/// together.
+pub fn heard_minutes(d: Duration) -> u32 {
+    ((d.as_secs_f64() / 60.0)
+        .round()
+        .clamp(1.0, f64::from(u32::MAX))) as u32
+}
+
+/// What a caller hears while waiting: position, then the estimated wait in
+/// whole minutes as the queue core rounds it (`estimator::heard_minutes`:
+/// nearest minute, never "cero minutos").
 pub fn queue_announcement(lang: &str, position_in_queue: u64, estimate: Duration) -> Vec<String> {
+    wait_announcement(
+        lang,
+        position_in_queue,
+        WaitWords::Minutes(heard_minutes(estimate)),
+        false,
+    )
+}
+
+/// Position, then the wait as the queue core decided to say it: "... es de
+/// veinte minutos", "... es de entre veinte y treinta minutos", or, when it
+/// would run past what the queue allows, that sentence instead of a figure,
+/// followed by the way out the plan offers (`key_exit`: the queue node
+/// sends a pressed key somewhere).
+pub fn wait_announcement(
+    lang: &str,
+    position_in_queue: u64,
+    wait: WaitWords,
+    key_exit: bool,
+) -> Vec<String> {
+    let es = is_es(lang);
     let mut out = position(lang, position_in_queue);
-    out.push("say_espera".to_string());
-    let minutes = estimate.as_secs().div_ceil(60).max(1);
-    out.extend(duration(lang, Duration::from_secs(minutes * 60)));
+    match wait {
+        WaitWords::Seconds(x) => {
+            out.push("say_espera".to_string());
+            out.extend(duration(lang, Duration::from_secs(u64::from(x.max(1)))));
+        }
+        WaitWords::Minutes(m) => {
+            out.push("say_espera".to_string());
+            out.extend(duration(
+                lang,
+                Duration::from_secs(u64::from(m.max(1)) * 60),
+            ));
+        }
+        WaitWords::Range { low, high } => {
+            out.push("say_espera".to_string());
+            out.push(if es { "say_entre" } else { "say_between" }.to_string());
+            out.extend(number(lang, u64::from(low), Form::Counting));
+            out.push(if es { "num_y" } else { "num_and" }.to_string());
+            out.extend(if es {
+                counted(
+                    lang,
+                    u64::from(high),
+                    Form::Masculine,
+                    "u_minuto",
+                    "u_minutos",
+                )
+            } else {
+                counted(
+                    lang,
+                    u64::from(high),
+                    Form::Counting,
+                    "u_minute",
+                    "u_minutes",
+                )
+            });
+        }
+        WaitWords::Beyond => {
+            out.push(if es { "say_excede" } else { "say_beyond" }.to_string());
+            if key_exit {
+                out.push(
+                    if es {
+                        "say_tecla_salir"
+                    } else {
+                        "say_key_leave"
+                    }
+                    .to_string(),
+                );
+            }
+        }
+    }
     out
 }
 
@@ -741,7 +849,7 @@ mod tests {
         assert_eq!(
             spoken(
                 "es-MX",
-                &queue_announcement("es-MX", 2, Duration::from_secs(61))
+                &queue_announcement("es-MX", 2, Duration::from_secs(91))
             ),
             "Usted ocupa el lugar número dos El tiempo estimado de espera es de dos minutos"
         );
@@ -749,6 +857,68 @@ mod tests {
             spoken("en", &queue_announcement("en", 1, Duration::ZERO)),
             "You are caller number one Your estimated wait time is one minute"
         );
+    }
+
+    #[test]
+    fn ranges_and_beyond_are_said() {
+        let range = WaitWords::Range { low: 20, high: 30 };
+        assert_eq!(
+            spoken("es-MX", &wait_announcement("es-MX", 41, range, false)),
+            "Usted ocupa el lugar número cuarenta y uno El tiempo estimado de espera es de entre veinte y treinta minutos"
+        );
+        assert_eq!(
+            spoken(
+                "es-MX",
+                &wait_announcement("es-MX", 3, WaitWords::Range { low: 1, high: 21 }, false)
+            ),
+            "Usted ocupa el lugar número tres El tiempo estimado de espera es de entre uno y veintiún minutos"
+        );
+        assert_eq!(
+            spoken(
+                "en",
+                &wait_announcement("en", 7, WaitWords::Range { low: 10, high: 15 }, false)
+            ),
+            "You are caller number seven Your estimated wait time is between ten and fifteen minutes"
+        );
+        assert_eq!(
+            spoken(
+                "es-MX",
+                &wait_announcement("es-MX", 90, WaitWords::Beyond, true)
+            ),
+            "Usted ocupa el lugar número noventa Su espera será más larga de lo que esta fila permite. Si lo prefiere, marque una tecla para dejar la fila."
+        );
+        assert_eq!(
+            spoken(
+                "es-MX",
+                &wait_announcement("es-MX", 2, WaitWords::Seconds(90), false)
+            ),
+            "Usted ocupa el lugar número dos El tiempo estimado de espera es de un minuto y treinta segundos"
+        );
+        assert_eq!(
+            spoken(
+                "en",
+                &wait_announcement("en", 1, WaitWords::Seconds(45), false)
+            ),
+            "You are caller number one Your estimated wait time is forty five seconds"
+        );
+        assert_eq!(
+            spoken("en", &wait_announcement("en", 90, WaitWords::Beyond, false)),
+            "You are caller number ninety Your wait will be longer than this line allows."
+        );
+        // The figure said is the one the core rounded: 29 s is one minute
+        // (never zero), 89 s one, 90 s two, 21 min 29 s twenty-one.
+        for (secs, words) in [
+            (29, "un minuto"),
+            (89, "un minuto"),
+            (90, "dos minutos"),
+            (1289, "veintiún minutos"),
+        ] {
+            let said = spoken(
+                "es-MX",
+                &queue_announcement("es-MX", 1, Duration::from_secs(secs)),
+            );
+            assert!(said.ends_with(words), "{secs}: {said}");
+        }
     }
 
     #[test]
@@ -772,6 +942,17 @@ mod tests {
             }
             for secs in [0, 1, 61, 3661, 86399] {
                 for name in duration(lang, Duration::from_secs(secs)) {
+                    assert!(word(lang, &name).is_some(), "{lang} {name}");
+                }
+            }
+            for w in [
+                WaitWords::Seconds(45),
+                WaitWords::Seconds(90),
+                WaitWords::Minutes(61),
+                WaitWords::Range { low: 5, high: 10 },
+                WaitWords::Beyond,
+            ] {
+                for name in wait_announcement(lang, 2, w, true) {
                     assert!(word(lang, &name).is_some(), "{lang} {name}");
                 }
             }

@@ -1082,6 +1082,39 @@ fn routing_accepts_a_leading_plus() {
 }
 
 #[test]
+fn beyond_the_queue_limit_offers_the_key_exit_only_where_the_node_has_one() {
+    use super::say::WaitWords;
+    let (mut c, _) = Call::new(IVR, tuesday_10());
+    // In the menu (no queue node): the sentence alone.
+    assert_eq!(
+        c.ivr
+            .queue_wait_announcement(40, WaitWords::Beyond)
+            .last()
+            .map(String::as_str),
+        Some("es-MX/say_excede")
+    );
+    // Key 1 leads to the queue node "cola", which sends keys to the menu.
+    c.digit('1');
+    let said = c.ivr.queue_wait_announcement(40, WaitWords::Beyond);
+    assert_eq!(
+        said[said.len() - 2..],
+        ["es-MX/say_excede", "es-MX/say_tecla_salir"]
+    );
+    assert_eq!(
+        c.ivr
+            .queue_wait_announcement(3, WaitWords::Range { low: 10, high: 15 })[2..],
+        [
+            "es-MX/say_espera",
+            "es-MX/say_entre",
+            "es-MX/num_diez",
+            "es-MX/num_y",
+            "es-MX/num_quince",
+            "es-MX/u_minutos"
+        ]
+    );
+}
+
+#[test]
 fn queue_announcement_speaks_the_call_language() {
     let (mut c, _) = Call::new(IVR, tuesday_10());
     assert_eq!(

@@ -171,6 +171,8 @@ pub const CALL_END_REASONS: &[&str] = &[
 ];
 pub const DTMF_METHODS: &[&str] = &["rfc4733", "inband", "sip_info"];
 pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
+/// Whether an answered caller's wait fell inside the range they heard.
+pub const WAIT_RANGE_RESULTS: &[&str] = &["inside", "outside"];
 /// Outcomes of `acd::Acd` leaving a queue.
 pub const QUEUE_OUTCOMES: &[&str] = &[
     "answered",
@@ -509,7 +511,7 @@ pub const CATALOG: &[MetricDef] = &[
     .with(&[Values::Queue]),
     histogram(
         QUEUE_WAIT_PREDICTION_ERROR_SECONDS,
-        "Actual minus announced wait of answered callers (negative: shorter than announced).",
+        "Actual wait minus the wait as heard on entry (the minutes said, or a range's middle) of answered callers who heard one (negative: shorter than announced).",
         &["queue"],
         BUCKETS_PREDICTION_ERROR,
     )
@@ -517,7 +519,25 @@ pub const CATALOG: &[MetricDef] = &[
     gauge(
         QUEUE_WAIT_PREDICTION_MAE_SECONDS,
         Unit::Seconds,
-        "Mean absolute error of announced waits of answered callers; NaN until one has been scored.",
+        "Mean absolute error of the waits as heard on entry, of answered callers who heard one; NaN until one has been scored.",
+        &["queue"],
+    )
+    .with(&[Values::Queue]),
+    counter(
+        QUEUE_WAIT_RANGES_TOTAL,
+        "Answered callers who had heard a wait range on entry, by whether the wait fell inside it (result=inside|outside).",
+        &["queue", "result"],
+    )
+    .with(&[Values::Queue, Values::Each(WAIT_RANGE_RESULTS)]),
+    ratio(
+        QUEUE_WAIT_RANGE_COVERAGE_RATIO,
+        "Share of answered callers told a wait range whose wait fell inside it (target at least 0.8); NaN until one has been scored.",
+        &["queue"],
+    )
+    .with(&[Values::Queue]),
+    counter(
+        QUEUE_WAIT_UNANNOUNCED_TOTAL,
+        "Answered callers who heard no wait figure on entry (rung at once, or told the wait runs past what the queue allows); not in the prediction error.",
         &["queue"],
     )
     .with(&[Values::Queue]),
@@ -980,6 +1000,9 @@ pub const QUEUE_ESTIMATED_WAIT_SECONDS: &str = "conmutador_queue_estimated_wait_
 pub const QUEUE_WAIT_PREDICTION_ERROR_SECONDS: &str =
     "conmutador_queue_wait_prediction_error_seconds";
 pub const QUEUE_WAIT_PREDICTION_MAE_SECONDS: &str = "conmutador_queue_wait_prediction_mae_seconds";
+pub const QUEUE_WAIT_RANGES_TOTAL: &str = "conmutador_queue_wait_ranges_total";
+pub const QUEUE_WAIT_RANGE_COVERAGE_RATIO: &str = "conmutador_queue_wait_range_coverage_ratio";
+pub const QUEUE_WAIT_UNANNOUNCED_TOTAL: &str = "conmutador_queue_wait_unannounced_total";
 pub const QUEUE_SERVICE_LEVEL_RATIO: &str = "conmutador_queue_service_level_ratio";
 pub const QUEUE_ABANDON_RATIO: &str = "conmutador_queue_abandon_ratio";
 pub const QUEUE_CALLERS_TOTAL: &str = "conmutador_queue_callers_total";

@@ -140,12 +140,20 @@ impl Call {
                 self.connect(&op);
                 Ok(())
             }
-            AcdCommand::Announce {
-                position, estimate, ..
-            } => {
+            AcdCommand::Announce { position, wait, .. } => {
                 if self.queued.is_some() && self.bridged.is_none() {
-                    let prompts = match estimate {
-                        Some(e) => self.interp.queue_announcement(position as u64, e),
+                    let prompts = match wait {
+                        Some(w) => {
+                            use crate::acd::WaitSpeech as W;
+                            use crate::dialplan::say::WaitWords;
+                            let words = match w {
+                                W::Seconds(x) => WaitWords::Seconds(x),
+                                W::Minutes(m) => WaitWords::Minutes(m),
+                                W::Range { low, high } => WaitWords::Range { low, high },
+                                W::Beyond => WaitWords::Beyond,
+                            };
+                            self.interp.queue_wait_announcement(position as u64, words)
+                        }
                         None => {
                             let lang = self.interp.language().to_owned();
                             crate::dialplan::say::position(&lang, position as u64)
