@@ -416,6 +416,17 @@ pub const CATALOG: &[MetricDef] = &[
         "503 Service Unavailable responses sent, whatever the reason (overload, draining, no RTP ports).",
         &[],
     ),
+    gauge(
+        SIP_TRANSACTIONS_ABSORBING,
+        Unit::Count,
+        "Finished SIP transactions kept only to absorb retransmissions (up to 32 s); not counted against sip.max_transactions.",
+        &[],
+    ),
+    counter(
+        SIP_ABSORBING_EVICTED_TOTAL,
+        "Finished SIP transactions dropped before their 32 s because the absorbing set was full (8 x sip.max_transactions).",
+        &[],
+    ),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -594,3 +605,5 @@ pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
 pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
+pub const SIP_TRANSACTIONS_ABSORBING: &str = "conmutador_sip_transactions_absorbing";
+pub const SIP_ABSORBING_EVICTED_TOTAL: &str = "conmutador_sip_absorbing_evicted_total";
