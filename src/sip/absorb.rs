@@ -26,8 +26,8 @@
 //! Must not touch: sockets, the codec, timers of live transactions, metrics.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -51,18 +51,117 @@ pub(crate) enum Keep<D> {
 }
 
 /// A transaction key reduced to 128 bits (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Digest(u128);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Digest(u64, u64);
+
+impl std::hash::Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a keyed hash: the map uses half of it as is.
+        state.write_u64(self.0);
+    }
+}
+
+/// Hands a [`Digest`]'s first half to the map unchanged.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `Digest`; fold anything else in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// How an entry is held: responses live in the arena, not in their own
+/// allocations.
+#[derive(Debug)]
+enum Held<D> {
+    InviteAccepted,
+    InviteConfirmed,
+    /// `len` bytes at `offset` of arena chunk number `chunk`.
+    Response {
+        chunk: u64,
+        offset: u32,
+        len: u32,
+    },
+    Ack(Box<(D, Bytes)>),
+}
+
+/// Re-sendable responses, packed into 256 KiB chunks. Responses are kept
+/// for one fixed time (Timer J) and leave in about the order they came, so
+/// a chunk is freed whole once its last response left: no per-response
+/// allocation lingers among short-lived ones for 32 s.
+#[derive(Debug, Default)]
+struct Arena {
+    /// Number of the first chunk in `chunks`.
+    first: u64,
+    /// (bytes, responses still held in it).
+    chunks: VecDeque<(Vec<u8>, usize)>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl Arena {
+    fn put(&mut self, bytes: &[u8]) -> (u64, u32, u32) {
+        let fits = self
+            .chunks
+            .back()
+            .is_some_and(|(buf, _)| buf.capacity() - buf.len() >= bytes.len());
+        if !fits {
+            self.chunks
+                .push_back((Vec::with_capacity(CHUNK.max(bytes.len())), 0));
+        }
+        let chunk = self.first + self.chunks.len() as u64 - 1;
+        let (buf, held) = self.chunks.back_mut().expect("pushed above");
+        let offset = buf.len() as u32;
+        buf.extend_from_slice(bytes);
+        *held += 1;
+        (chunk, offset, bytes.len() as u32)
+    }
+
+    fn get(&self, chunk: u64, offset: u32, len: u32) -> Option<&[u8]> {
+        let (buf, _) = self.chunks.get(chunk.checked_sub(self.first)? as usize)?;
+        buf.get(offset as usize..(offset + len) as usize)
+    }
+
+    /// One response of `chunk` left; frees the chunks at the front that
+    /// hold none (the last one stays to be written into).
+    fn release(&mut self, chunk: u64) {
+        if let Some(i) = chunk.checked_sub(self.first) {
+            if let Some((_, held)) = self.chunks.get_mut(i as usize) {
+                *held = held.saturating_sub(1);
+            }
+        }
+        while self.chunks.len() > 1 && self.chunks.front().is_some_and(|(_, held)| *held == 0) {
+            self.chunks.pop_front();
+            self.first += 1;
+        }
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(|(buf, _)| buf.capacity()).sum()
+    }
+}
 
 /// The absorbing transactions, bounded by `cap`.
 #[derive(Debug)]
 pub(crate) struct Absorbing<D> {
     cap: usize,
     keys: (RandomState, RandomState),
-    entries: HashMap<Digest, (Keep<D>, Instant)>,
+    entries: HashMap<Digest, (Held<D>, Instant), BuildHasherDefault<PassThrough>>,
     /// Deadlines, earliest first; an item whose entry was replaced or is
     /// gone is skipped when it comes up.
     deadlines: BinaryHeap<Reverse<(Instant, Digest)>>,
+    arena: Arena,
     evicted: u64,
 }
 
@@ -71,8 +170,9 @@ impl<D> Absorbing<D> {
         Self {
             cap: cap.max(1),
             keys: (RandomState::new(), RandomState::new()),
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             deadlines: BinaryHeap::new(),
+            arena: Arena::default(),
             evicted: 0,
         }
     }
@@ -81,32 +181,52 @@ impl<D> Absorbing<D> {
     /// transactions with equal keys apart.
     pub(crate) fn digest(&self, server: bool, branch: &str, method: &str, sent_by: &str) -> Digest {
         let key = (server, branch, method, sent_by);
-        let hi = self.keys.0.hash_one(key);
-        let lo = self.keys.1.hash_one(key);
-        Digest((u128::from(hi) << 64) | u128::from(lo))
+        Digest(self.keys.0.hash_one(key), self.keys.1.hash_one(key))
     }
 
     /// Keeps `keep` until `until`. When the set is full, the entry nearest
     /// its end makes room.
     pub(crate) fn insert(&mut self, key: Digest, keep: Keep<D>, until: Instant) {
-        if !self.entries.contains_key(&key) {
-            while self.entries.len() >= self.cap {
-                if !self.pop_earliest() {
-                    break;
-                }
-                self.evicted += 1;
-            }
+        if let Some((old, _)) = self.entries.remove(&key) {
+            self.drop_held(old);
         }
-        self.entries.insert(key, (keep, until));
+        while self.entries.len() >= self.cap {
+            if !self.pop_earliest() {
+                break;
+            }
+            self.evicted += 1;
+        }
+        let held = match keep {
+            Keep::InviteAccepted => Held::InviteAccepted,
+            Keep::InviteConfirmed => Held::InviteConfirmed,
+            Keep::Response(bytes) => {
+                let (chunk, offset, len) = self.arena.put(&bytes);
+                Held::Response { chunk, offset, len }
+            }
+            Keep::Ack(to) => Held::Ack(to),
+        };
+        self.entries.insert(key, (held, until));
         self.deadlines.push(Reverse((until, key)));
     }
 
     /// The entry for `key`, if it has not reached its deadline at `now`.
-    pub(crate) fn get(&self, key: &Digest, now: Instant) -> Option<&Keep<D>> {
-        match self.entries.get(key) {
-            Some((keep, until)) if now < *until => Some(keep),
-            _ => None,
+    /// A response comes back as a copy (retransmissions are rare).
+    pub(crate) fn get(&self, key: &Digest, now: Instant) -> Option<Keep<D>>
+    where
+        D: Clone,
+    {
+        let (held, until) = self.entries.get(key)?;
+        if now >= *until {
+            return None;
         }
+        Some(match held {
+            Held::InviteAccepted => Keep::InviteAccepted,
+            Held::InviteConfirmed => Keep::InviteConfirmed,
+            Held::Response { chunk, offset, len } => Keep::Response(Bytes::copy_from_slice(
+                self.arena.get(*chunk, *offset, *len)?,
+            )),
+            Held::Ack(to) => Keep::Ack(to.clone()),
+        })
     }
 
     /// Forgets every entry whose deadline is at or before `now`.
@@ -116,9 +236,7 @@ impl<D> Absorbing<D> {
                 break;
             }
             self.deadlines.pop();
-            if self.entries.get(&key).is_some_and(|(_, u)| *u == until) {
-                self.entries.remove(&key);
-            }
+            self.remove_if_due(key, until);
         }
     }
 
@@ -131,12 +249,28 @@ impl<D> Absorbing<D> {
     /// items). Returns whether one was removed.
     fn pop_earliest(&mut self) -> bool {
         while let Some(Reverse((until, key))) = self.deadlines.pop() {
-            if self.entries.get(&key).is_some_and(|(_, u)| *u == until) {
-                self.entries.remove(&key);
+            if self.remove_if_due(key, until) {
                 return true;
             }
         }
         false
+    }
+
+    /// Removes `key` if its entry is the one that ends at `until`.
+    fn remove_if_due(&mut self, key: Digest, until: Instant) -> bool {
+        if self.entries.get(&key).is_none_or(|(_, u)| *u != until) {
+            return false;
+        }
+        if let Some((held, _)) = self.entries.remove(&key) {
+            self.drop_held(held);
+        }
+        true
+    }
+
+    fn drop_held(&mut self, held: Held<D>) {
+        if let Held::Response { chunk, .. } = held {
+            self.arena.release(chunk);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -166,7 +300,7 @@ mod tests {
         a.insert(k, Keep::Response(Bytes::from_static(b"200")), t0 + s(32));
         assert_eq!(
             a.get(&k, t0 + s(31)),
-            Some(&Keep::Response(Bytes::from_static(b"200")))
+            Some(Keep::Response(Bytes::from_static(b"200")))
         );
         assert_eq!(a.get(&k, t0 + s(32)), None, "the deadline is exclusive");
         assert_eq!(a.next_deadline(), Some(t0 + s(32)));
@@ -239,8 +373,48 @@ mod tests {
         a.insert(k, Keep::InviteAccepted, t0 + s(5));
         a.insert(k, Keep::InviteConfirmed, t0 + s(9));
         a.expire(t0 + s(6));
-        assert_eq!(a.get(&k, t0 + s(6)), Some(&Keep::InviteConfirmed));
+        assert_eq!(a.get(&k, t0 + s(6)), Some(Keep::InviteConfirmed));
         a.expire(t0 + s(9));
         assert_eq!(a.len(), 0);
+    }
+
+    #[test]
+    fn responses_share_chunks_that_are_freed_once_empty() {
+        let t0 = Instant::now();
+        let mut a: Absorbing<()> = Absorbing::new(100_000);
+        let body = vec![b'x'; 1000];
+        // 32 s of 1,000 responses/s, each held 32 s: about 32 MB in chunks
+        // of 256 KiB, and the chunks of expired ones are given back.
+        for i in 0..64_000u64 {
+            let now = t0 + Duration::from_millis(i);
+            a.expire(now);
+            let k = a.digest(true, &i.to_string(), "BYE", "h");
+            a.insert(k, Keep::Response(Bytes::from(body.clone())), now + s(32));
+        }
+        assert_eq!(a.len(), 32_000);
+        let held = a.arena.bytes();
+        assert!(
+            (32_000_000..32_000_000 + 2 * CHUNK).contains(&held),
+            "{held} bytes in the arena"
+        );
+        let last = a.digest(true, "63999", "BYE", "h");
+        assert_eq!(
+            a.get(&last, t0 + s(64)),
+            Some(Keep::Response(Bytes::from(body.clone())))
+        );
+        a.expire(t0 + s(100));
+        assert_eq!(a.len(), 0);
+        assert!(
+            a.arena.bytes() <= CHUNK,
+            "only the chunk being written stays"
+        );
+        // A response bigger than a chunk gets one of its own.
+        let big = vec![b'y'; CHUNK + 10];
+        let k = a.digest(true, "big", "MESSAGE", "h");
+        a.insert(k, Keep::Response(Bytes::from(big.clone())), t0 + s(200));
+        assert_eq!(
+            a.get(&k, t0 + s(100)),
+            Some(Keep::Response(Bytes::from(big)))
+        );
     }
 }

@@ -432,7 +432,7 @@ impl<D: Clone> TransactionLayer<D> {
                 // place the response first went, or a fresh connection.
                 actions.push(Action::Transmit {
                     dest,
-                    bytes: bytes.clone(),
+                    bytes,
                     retransmission: true,
                 });
             }
@@ -626,10 +626,10 @@ impl<D: Clone> TransactionLayer<D> {
             return match self.absorbing.get(&digest, now) {
                 Some(Keep::Ack(to)) if is_final(status) && !(200..300).contains(&status) => {
                     count_retransmission("ack");
-                    let (dest, ack) = &**to;
+                    let (dest, ack) = *to;
                     ClientVerdict::Absorbed(vec![Action::Transmit {
-                        dest: dest.clone(),
-                        bytes: ack.clone(),
+                        dest,
+                        bytes: ack,
                         retransmission: true,
                     }])
                 }
