@@ -381,7 +381,7 @@ fn sample(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.strip_prefix(name))
         .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
         .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |a, b| a + b)
 }
 
 const LIVE_TX: &str = "conmutador_sip_transactions_active";
