@@ -90,3 +90,36 @@ fn a_finished_call_still_answers_copies_of_its_requests() {
         ) >= 1.0
     );
 }
+
+#[test]
+fn refused_callers_that_never_ack_do_not_fill_the_transaction_limit() {
+    // Every call is refused (max_calls = 0) with a stateful 503 that the
+    // callers never ACK, so each is resent for 32 s. Counted as live work,
+    // ten of them filled this table and the rest got the stateless
+    // "transactions" refusal instead.
+    let gw = Gw::start("[sip]\nmax_transactions = 10\nmax_calls = 0\n");
+    let mut callers = Vec::new();
+    for _ in 0..40 {
+        let ua = Ua::new(gw.udp);
+        let uri = ua.uri("5550000");
+        let sdp = ua.sdp_offer("0", true);
+        ua.send(&ua.request("INVITE", &uri, "", Some(("application/sdp", &sdp))));
+        let refused = ua
+            .final_response(Duration::from_secs(5))
+            .expect("an answer to INVITE");
+        assert_eq!(refused.status(), Some(503));
+        callers.push(ua);
+    }
+    let m = gw.metrics();
+    let get = |labels: &[&str]| {
+        common::metric_sum(&m, "conmutador_sip_overload_rejections_total", labels)
+    };
+    assert_eq!(get(&["reason=\"calls\""]), 40.0);
+    assert_eq!(get(&["reason=\"transactions\""]), 0.0);
+    assert!(common::metric_sum(&m, "conmutador_sip_transactions_active", &[]) <= 10.0);
+    // Still resending its 503 to the first caller, who never ACKed (Timer G).
+    let again = callers[0]
+        .final_response(Duration::from_secs(5))
+        .expect("the 503 again");
+    assert_eq!(again.status(), Some(503));
+}

@@ -28,7 +28,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -41,6 +41,15 @@ pub(crate) enum Keep<D> {
     /// Server INVITE whose non-2xx final response was ACKed ("Confirmed"):
     /// INVITE and ACK retransmissions are swallowed.
     InviteConfirmed,
+    /// Server INVITE answered 300-699, not yet ACKed ("Completed"): the
+    /// response goes again to `dest` on Timer G (from `resend_at`, doubling
+    /// up to T2; None over reliable transports) and for every INVITE copy,
+    /// until the ACK confirms it or the deadline (Timer H) passes.
+    InviteCompleted {
+        response: Bytes,
+        dest: D,
+        resend_at: Option<Instant>,
+    },
     /// Server non-INVITE ("Completed"): the final response is sent again to
     /// whoever sent the request again.
     Response(Bytes),
@@ -86,6 +95,8 @@ impl Hasher for PassThrough {
 enum Held<D> {
     InviteAccepted,
     InviteConfirmed,
+    /// Boxed: it only lasts until the ACK, and keeps the common entries small.
+    InviteCompleted(Box<Completed<D>>),
     /// `len` bytes at `offset` of arena chunk number `chunk`.
     Response {
         chunk: u64,
@@ -93,6 +104,18 @@ enum Held<D> {
         len: u32,
     },
     Ack(Box<(D, Bytes)>),
+}
+
+#[derive(Debug)]
+struct Completed<D> {
+    chunk: u64,
+    offset: u32,
+    len: u32,
+    dest: D,
+    /// The current Timer G interval (zero before the first).
+    interval: Duration,
+    /// No Timer G, and nothing to absorb once ACKed.
+    reliable: bool,
 }
 
 /// Re-sendable responses, packed into 256 KiB chunks. Responses are kept
@@ -161,6 +184,9 @@ pub(crate) struct Absorbing<D> {
     /// Deadlines, earliest first; an item whose entry was replaced or is
     /// gone is skipped when it comes up.
     deadlines: BinaryHeap<Reverse<(Instant, Digest)>>,
+    /// Timer G of the Completed INVITEs, earliest first (stale items are
+    /// skipped the same way).
+    resends: BinaryHeap<Reverse<(Instant, Digest)>>,
     arena: Arena,
     evicted: u64,
 }
@@ -172,6 +198,7 @@ impl<D> Absorbing<D> {
             keys: (RandomState::new(), RandomState::new()),
             entries: HashMap::default(),
             deadlines: BinaryHeap::new(),
+            resends: BinaryHeap::new(),
             arena: Arena::default(),
             evicted: 0,
         }
@@ -204,6 +231,24 @@ impl<D> Absorbing<D> {
                 Held::Response { chunk, offset, len }
             }
             Keep::Ack(to) => Held::Ack(to),
+            Keep::InviteCompleted {
+                response,
+                dest,
+                resend_at,
+            } => {
+                let (chunk, offset, len) = self.arena.put(&response);
+                if let Some(at) = resend_at {
+                    self.resends.push(Reverse((at, key)));
+                }
+                Held::InviteCompleted(Box::new(Completed {
+                    chunk,
+                    offset,
+                    len,
+                    dest,
+                    interval: Duration::ZERO,
+                    reliable: resend_at.is_none(),
+                }))
+            }
         };
         self.entries.insert(key, (held, until));
         self.deadlines.push(Reverse((until, key)));
@@ -226,7 +271,74 @@ impl<D> Absorbing<D> {
                 self.arena.get(*chunk, *offset, *len)?,
             )),
             Held::Ack(to) => Keep::Ack(to.clone()),
+            Held::InviteCompleted(c) => Keep::InviteCompleted {
+                response: Bytes::copy_from_slice(self.arena.get(c.chunk, c.offset, c.len)?),
+                dest: c.dest.clone(),
+                resend_at: None,
+            },
         })
+    }
+
+    /// The ACK for a Completed INVITE: it becomes Confirmed for `t4`
+    /// (Timer I), or is forgotten over a reliable transport. Returns
+    /// whether `key` was a Completed INVITE.
+    pub(crate) fn confirm(&mut self, key: Digest, now: Instant, t4: Duration) -> bool {
+        let reliable = match self.entries.get(&key) {
+            Some((Held::InviteCompleted(c), u)) if now < *u => c.reliable,
+            _ => return false,
+        };
+        if let Some((held, _)) = self.entries.remove(&key) {
+            self.drop_held(held);
+        }
+        if !reliable {
+            self.insert(key, Keep::InviteConfirmed, now + t4);
+        }
+        true
+    }
+
+    /// Timer G: the Completed INVITEs whose response is due again at
+    /// `now`, with where it goes. Intervals double from `t1` up to `t2`.
+    pub(crate) fn due_resends(
+        &mut self,
+        now: Instant,
+        t1: Duration,
+        t2: Duration,
+    ) -> Vec<(D, Bytes)>
+    where
+        D: Clone,
+    {
+        let mut out = Vec::new();
+        while let Some(Reverse((at, key))) = self.resends.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.resends.pop();
+            let Some((Held::InviteCompleted(c), until)) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            if now >= *until {
+                continue;
+            }
+            if let Some(bytes) = self.arena.get(c.chunk, c.offset, c.len) {
+                out.push((c.dest.clone(), Bytes::copy_from_slice(bytes)));
+            }
+            c.interval = if c.interval.is_zero() {
+                t1.saturating_mul(2)
+            } else {
+                c.interval.saturating_mul(2)
+            }
+            .min(t2);
+            let next = now + c.interval;
+            if next < *until {
+                self.resends.push(Reverse((next, key)));
+            }
+        }
+        out
+    }
+
+    /// The earliest Timer G still armed.
+    pub(crate) fn next_resend(&self) -> Option<Instant> {
+        self.resends.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Forgets every entry whose deadline is at or before `now`.
@@ -268,8 +380,10 @@ impl<D> Absorbing<D> {
     }
 
     fn drop_held(&mut self, held: Held<D>) {
-        if let Held::Response { chunk, .. } = held {
-            self.arena.release(chunk);
+        match held {
+            Held::Response { chunk, .. } => self.arena.release(chunk),
+            Held::InviteCompleted(c) => self.arena.release(c.chunk),
+            _ => {}
         }
     }
 

@@ -25,19 +25,23 @@
 //! - reliable transports: no retransmission timers and nothing to absorb:
 //!   Timers D (once ACKed), I, J and K are zero.
 //!
-//! Live and absorbing. A transaction is *live* while there is work in it: a
-//! request the TU has not answered, a request of ours with no final answer,
-//! a final non-2xx response being retransmitted until its ACK, a non-2xx
-//! answer the TU still has to ACK. Only live transactions have a [`TxId`]
-//! and only they count against `max_transactions`, the admission limit
-//! (beyond it new requests get [`ServerVerdict::Full`], a 503). Once only
-//! absorbing is left (Accepted and Confirmed server INVITEs, Completed
-//! server non-INVITEs, Completed client INVITEs that sent their ACK) the
-//! transaction ends for the shell ([`Action::Terminated`]) and its key moves
-//! into a compact, separately bounded set (`absorb`) that keeps only what
-//! answers a retransmission, until Timer L, I, J or D would have ended it:
-//! at 1,000 calls/s the two finished transactions of every call lingering
-//! 32 s would otherwise fill a 50,000 limit with no live work at all.
+//! Live and absorbing. A transaction is *live* while the TU or the network
+//! still owes it something: a request the TU has not answered, a request of
+//! ours with no final answer, a non-2xx answer the TU still has to ACK. Only
+//! live transactions have a [`TxId`] and only they count against
+//! `max_transactions`, the admission limit (beyond it new requests get
+//! [`ServerVerdict::Full`], a 503). Once the final response is sent (server)
+//! or ACKed (client INVITE), the transaction ends for the shell
+//! ([`Action::Terminated`]) and its key moves into a compact, separately
+//! bounded set (`absorb`) that keeps only what answers a retransmission,
+//! until Timer L, H (then I), J or D would have ended it: server INVITEs in
+//! Accepted, Completed (where Timer G still resends the non-2xx response
+//! until the ACK) and Confirmed, server non-INVITEs in Completed, client
+//! INVITEs in Completed. At 1,000 calls/s the two finished transactions of
+//! every call lingering 32 s would otherwise fill a 50,000 limit with no
+//! live work at all, and so would callers refused with 503 that never ACK.
+//! Timer H no longer reports [`Action::TimedOut`]: the TU had given its
+//! answer and nothing waited on it.
 //!
 //! Two RFC timers keep nothing: a client non-INVITE transaction ends as soon
 //! as its final response arrives (Timer K only absorbs responses, and a
@@ -174,8 +178,8 @@ pub enum Role {
 
 /// Transaction states of RFC 3261 §17 plus RFC 6026 "Accepted" of a live
 /// transaction. There is no `Terminated`: a terminated transaction is
-/// removed at once. A server transaction is never seen in Accepted, nor a
-/// server non-INVITE one in Completed: it moves to the absorbing set instead.
+/// removed at once. A server transaction is never seen past Proceeding: with
+/// its final response it moves to the absorbing set instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxState {
     /// Client INVITE, no response yet.
@@ -200,8 +204,7 @@ pub enum Action<D> {
         bytes: Bytes,
         retransmission: bool,
     },
-    /// Timer B, F or H fired: the peer never answered (client) or never sent
-    /// the ACK (server). The transaction is gone.
+    /// Timer B or F fired: the peer never answered. The transaction is gone.
     TimedOut { id: TxId },
     /// The transaction ended normally and its id is gone (it may still
     /// absorb retransmissions by its key, see the module docs).
@@ -260,9 +263,6 @@ enum Timer {
     D,
     E,
     F,
-    G,
-    H,
-    I,
     K,
     M,
 }
@@ -426,7 +426,11 @@ impl<D: Clone> TransactionLayer<D> {
             .digest(true, &key.branch, &key.method, &key.sent_by);
         if let Some(keep) = self.absorbing.get(&digest, now) {
             let mut actions = Vec::new();
-            if let Keep::Response(bytes) = keep {
+            if let Keep::Response(bytes)
+            | Keep::InviteCompleted {
+                response: bytes, ..
+            } = keep
+            {
                 count_retransmission("response");
                 // To where the copy came from: the same Via, so the same
                 // place the response first went, or a fresh connection.
@@ -471,33 +475,25 @@ impl<D: Clone> TransactionLayer<D> {
                 &invite_key.method,
                 &invite_key.sent_by,
             );
-            // Accepted: the ACK is for the 2xx and goes to the dialog.
+            // Completed: the ACK confirms it. Accepted: the ACK is for the
+            // 2xx and goes to the dialog.
+            if self.absorbing.confirm(digest, now, self.timers.t4) {
+                return AckVerdict::Absorbed;
+            }
             return match self.absorbing.get(&digest, now) {
                 Some(Keep::InviteConfirmed) => AckVerdict::Absorbed,
                 _ => AckVerdict::NotFound,
             };
         };
-        let Some(tx) = self.txs.get_mut(&id) else {
+        let Some(tx) = self.txs.get(&id) else {
             return AckVerdict::NotFound;
         };
         if tx.kind != TxKind::Invite {
             return AckVerdict::NotFound;
         }
-        match tx.state {
-            TxState::Completed => {
-                // Nothing is left but absorbing: Timer I fires at once and
-                // moves the transaction out of the live table (the verdict
-                // has no room for the Terminated it reports).
-                tx.state = TxState::Confirmed;
-                self.disarm_all(id);
-                self.arm(id, Timer::I, now);
-                AckVerdict::Absorbed
-            }
-            TxState::Accepted => AckVerdict::NotFound,
-            // Confirmed: ACK retransmissions. Proceeding: an ACK before any
-            // final response is meaningless; drop it here.
-            _ => AckVerdict::Absorbed,
-        }
+        // Live INVITE transactions are in Proceeding: an ACK before any
+        // final response is meaningless; drop it here.
+        AckVerdict::Absorbed
     }
 
     /// The TU sends a response on server transaction `id`. Unknown ids,
@@ -525,7 +521,6 @@ impl<D: Clone> TransactionLayer<D> {
             bytes: bytes.clone(),
             retransmission: false,
         };
-        let mut arm: Vec<(Timer, Duration)> = Vec::new();
         match (tx.kind, tx.state) {
             (TxKind::Invite, TxState::Proceeding) => {
                 if (200..300).contains(&status) {
@@ -535,15 +530,22 @@ impl<D: Clone> TransactionLayer<D> {
                     self.retire(id, Some((Keep::InviteAccepted, until)));
                     return vec![transmit, Action::Terminated { id }];
                 }
-                tx.message = Some(bytes);
                 if is_final(status) {
-                    tx.state = TxState::Completed;
-                    tx.interval = timers.t1;
-                    if !tx.reliable {
-                        arm.push((Timer::G, timers.t1));
-                    }
-                    arm.push((Timer::H, timers.t1x64()));
+                    // Completed: the TU is done; the response is resent on
+                    // Timer G and for INVITE copies until the ACK, or until
+                    // Timer H gives up. That is the absorbing set's work,
+                    // outside the admission limit: a peer that never ACKs
+                    // (a flood, or a caller refused with 503 under load)
+                    // must not fill the table that admits new calls.
+                    let keep = Keep::InviteCompleted {
+                        response: bytes,
+                        dest: tx.dest.clone(),
+                        resend_at: (!tx.reliable).then(|| now + timers.t1),
+                    };
+                    self.retire(id, Some((keep, now + timers.t1x64())));
+                    return vec![transmit, Action::Terminated { id }];
                 }
+                tx.message = Some(bytes);
             }
             (TxKind::NonInvite, TxState::Trying | TxState::Proceeding) => {
                 if is_final(status) {
@@ -558,9 +560,6 @@ impl<D: Clone> TransactionLayer<D> {
                 tx.state = TxState::Proceeding;
             }
             _ => return Vec::new(),
-        }
-        for (timer, after) in arm {
-            self.arm(id, timer, now + after);
         }
         vec![transmit]
     }
@@ -738,10 +737,10 @@ impl<D: Clone> TransactionLayer<D> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.wheel.first_key_value().map(|((at, _), _)| *at);
         let sweep = self.absorbing.next_deadline().map(|t| t + ABSORB_SWEEP);
-        match (timer, sweep) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [timer, sweep, self.absorbing.next_resend()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Fires every timer due at or before `now`, in deadline order, and
@@ -749,6 +748,17 @@ impl<D: Clone> TransactionLayer<D> {
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action<D>> {
         self.absorbing.expire(now);
         let mut actions = Vec::new();
+        for (dest, bytes) in self
+            .absorbing
+            .due_resends(now, self.timers.t1, self.timers.t2)
+        {
+            count_retransmission("response");
+            actions.push(Action::Transmit {
+                dest,
+                bytes,
+                retransmission: true,
+            });
+        }
         while let Some(entry) = self.wheel.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -785,23 +795,9 @@ impl<D: Clone> TransactionLayer<D> {
                 Self::retransmit(tx, "request", actions);
                 self.arm(id, Timer::E, now + next);
             }
-            (Timer::G, TxState::Completed) => {
-                tx.interval = tx.interval.saturating_mul(2).min(timers.t2);
-                let next = tx.interval;
-                Self::retransmit(tx, "response", actions);
-                self.arm(id, Timer::G, now + next);
-            }
-            (Timer::B, TxState::Calling)
-            | (Timer::F, TxState::Trying | TxState::Proceeding)
-            | (Timer::H, TxState::Completed) => {
+            (Timer::B, TxState::Calling) | (Timer::F, TxState::Trying | TxState::Proceeding) => {
                 self.destroy(id);
                 actions.push(Action::TimedOut { id });
-            }
-            (Timer::I, TxState::Confirmed) => {
-                // Confirmed: INVITE and ACK copies are swallowed for T4.
-                let keep = (!tx.reliable).then(|| (Keep::InviteConfirmed, now + timers.t4));
-                self.retire(id, keep);
-                actions.push(Action::Terminated { id });
             }
             (Timer::D | Timer::K, TxState::Completed) | (Timer::M, TxState::Accepted) => {
                 self.destroy(id);
@@ -1121,13 +1117,15 @@ mod tests {
     }
 
     #[test]
-    fn server_invite_non2xx_timer_g_doubles_to_t2_then_timer_h_times_out() {
+    fn server_invite_non2xx_timer_g_doubles_to_t2_then_timer_h_ends_it() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", false, t0);
         let a = l.send_response(id, 486, Bytes::from_static(b"486"), t0);
+        // Sent, and out of the live table: the rest is the absorbing set's.
         assert_eq!(transmits(&a).len(), 1);
-        assert_eq!(l.state(id), Some(TxState::Completed));
+        assert_eq!(a.last(), Some(&Action::Terminated { id }));
+        assert_eq!((l.len(), l.absorbing_len()), (0, 1));
         let fired = run_until(&mut l, t0, Duration::from_secs(40));
         let resend_at: Vec<u64> = fired
             .iter()
@@ -1142,21 +1140,25 @@ mod tests {
             })
             .map(|(t, _)| t.as_millis() as u64)
             .collect();
-        // G: 0.5, +1, +2, +4 (capped at T2), +4 ... until H at 32 s.
+        // G: 0.5, +1, +2, +4 (capped at T2), +4 ... until H at 32 s, which
+        // reports nothing: the TU had answered and nothing waits on it.
         assert_eq!(
             resend_at,
             vec![
                 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
             ]
         );
-        let last = fired.last().expect("H fired");
-        assert_eq!(last, &(Duration::from_secs(32), Action::TimedOut { id }));
-        assert!(l.is_empty());
+        assert_eq!(fired.len(), resend_at.len());
+        assert!(fired.iter().all(|(_, a)| matches!(
+            a,
+            Action::Transmit { dest: "peer", bytes, .. } if bytes == &Bytes::from_static(b"486")
+        )));
+        assert_eq!(l.absorbing_len(), 0);
         assert_eq!(l.poll_timeout(), None);
     }
 
     #[test]
-    fn server_invite_ack_confirms_and_timer_i_terminates() {
+    fn server_invite_ack_confirms_and_timer_i_ends_absorbing() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", false, t0);
@@ -1167,16 +1169,10 @@ mod tests {
             l.server_ack(&key("INVITE"), t0 + ms(600)),
             AckVerdict::Absorbed
         );
-        assert_eq!(l.state(id), Some(TxState::Confirmed));
-        // G and H are gone; the transaction leaves the live table at once
-        // and absorbs for Timer I = T4 from the ACK.
-        assert_eq!(l.poll_timeout(), Some(t0 + ms(600)));
-        assert_eq!(
-            l.handle_timeout(t0 + ms(600)),
-            vec![Action::Terminated { id }]
-        );
+        // G and H are gone; Confirmed absorbs for Timer I = T4 from the ACK.
         assert!(l.is_empty());
         assert_eq!(l.absorbing_len(), 1);
+        assert!(run_until(&mut l, t0, ms(5599)).is_empty(), "no more G");
         // ACK retransmissions and INVITE retransmissions are absorbed silently.
         assert_eq!(
             l.server_ack(&key("INVITE"), t0 + ms(700)),
@@ -1215,7 +1211,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Further responses from the TU are refused in Completed.
+        // The id is gone: further responses from the TU go nowhere.
         assert!(
             l.send_response(id, 500, Bytes::from_static(b"500"), t0)
                 .is_empty()
@@ -1223,39 +1219,55 @@ mod tests {
     }
 
     #[test]
-    fn server_invite_reliable_no_timer_g_and_zero_timer_i() {
+    fn server_invite_reliable_no_timer_g_and_nothing_after_the_ack() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", true, t0);
-        l.send_response(id, 486, Bytes::from_static(b"486"), t0);
-        // Only Timer H is armed.
-        assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_secs(32)));
-        assert!(l.handle_timeout(t0 + Duration::from_secs(31)).is_empty());
+        let a = l.send_response(id, 486, Bytes::from_static(b"486"), t0);
+        assert_eq!(a.last(), Some(&Action::Terminated { id }));
+        // No Timer G: only the absorbing deadline (Timer H) is left.
+        assert!(run_until(&mut l, t0, Duration::from_secs(31)).is_empty());
         assert_eq!(
             l.server_ack(&key("INVITE"), t0 + ms(50)),
             AckVerdict::Absorbed
         );
-        assert_eq!(l.poll_timeout(), Some(t0 + ms(50)), "zero-length Timer I");
-        assert_eq!(
-            l.handle_timeout(t0 + ms(50)),
-            vec![Action::Terminated { id }]
-        );
-        // Nothing to absorb over a reliable transport.
+        // Nothing to absorb over a reliable transport once ACKed.
         assert_eq!(l.absorbing_len(), 0);
+        assert!(run_until(&mut l, t0, Duration::from_secs(60)).is_empty());
         assert_eq!(l.poll_timeout(), None);
     }
 
     #[test]
-    fn server_invite_reliable_timer_h_times_out() {
+    fn server_invite_reliable_without_ack_is_bounded_by_timer_h() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", true, t0);
         l.send_response(id, 500, Bytes::from_static(b"500"), t0);
-        let fired = run_until(&mut l, t0, Duration::from_secs(60));
-        assert_eq!(
-            fired,
-            vec![(Duration::from_secs(32), Action::TimedOut { id })]
-        );
+        assert_eq!(l.absorbing_len(), 1);
+        assert!(run_until(&mut l, t0, Duration::from_secs(60)).is_empty());
+        assert_eq!(l.absorbing_len(), 0);
+    }
+
+    #[test]
+    fn refused_invites_that_are_never_acked_do_not_fill_the_live_table() {
+        // Callers refused with 503 under load that never ACK: each answer is
+        // resent for 32 s, but outside the admission limit, and bounded.
+        let t0 = Instant::now();
+        let mut l: TransactionLayer<Dest> =
+            TransactionLayer::with_absorbing(Timers::default(), 4, 100);
+        for n in 0..1000u64 {
+            let now = t0 + ms(n);
+            l.handle_timeout(now);
+            let k = TxKey::new(format!("r{n}"), "INVITE", "h");
+            let ServerVerdict::New(id) = l.server_request(&k, TxKind::Invite, false, "peer", now)
+            else {
+                panic!("INVITE {n} refused");
+            };
+            l.send_response(id, 503, Bytes::from_static(b"503"), now);
+            assert_eq!(l.len(), 0);
+            assert!(l.absorbing_len() <= 100);
+        }
+        assert_eq!(l.absorbing_evicted(), 900);
     }
 
     #[test]
