@@ -419,7 +419,7 @@ pub const CATALOG: &[MetricDef] = &[
     gauge(
         SIP_TRANSACTIONS_ABSORBING,
         Unit::Count,
-        "Finished SIP transactions kept only to absorb retransmissions (up to 32 s); not counted against sip.max_transactions.",
+        "Answered SIP transactions kept only to absorb retransmissions and resend a non-2xx answer until its ACK (up to 32 s); not counted against sip.max_transactions.",
         &[],
     ),
     counter(

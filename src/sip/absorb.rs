@@ -6,8 +6,9 @@
 //! answered (or dropped) instead of being taken for something new: a server
 //! that sent 200 to BYE resends it when the BYE comes again; an INVITE that was
 //! answered 2xx swallows its retransmissions; a client that ACKed a 486 re-ACKs
-//! a repeated 486. For that it needs the transaction's identity, what to
-//! re-send, and when to forget it. The transaction layer moves a transaction
+//! a repeated 486; an INVITE answered 486 resends the 486 on Timer G until the
+//! ACK comes (or Timer H). For that it needs the transaction's identity, what
+//! to re-send (and where, for Timer G), and when to forget it. The transaction layer moves a transaction
 //! here at that point, gives its id back to the shell as terminated, and no
 //! longer counts it against `max_transactions`: that limit protects live work
 //! (requests the TU still has to answer, requests and final responses still
