@@ -7,9 +7,21 @@
 //!     (utime+stime from /proc, not wall time), resident memory per active
 //!     call, and the media clock's send-jitter percentiles from /metrics.
 //!
-//! Run: `cargo bench --bench sip_load` (both), or with `-- ivr` / `-- hold`,
-//! `-- quick` for a short smoke run, `-- rt` for a real-time media clock. Every load is bounded by SIPp's
-//! `-m` and a wall-clock limit; all traffic stays on loopback.
+//! (c) `sustained`: short calls (INVITE, 200, ACK, BYE at once) at a steady
+//!     rate on the SHIPPED configuration (the embedded `conmutador.toml`,
+//!     only the SIP and HTTP ports moved to free loopback ones and the data
+//!     folder to a temporary one): calls attempted, succeeded and failed,
+//!     503s sent by reason, the gateway's CPU per call, its peak and final
+//!     memory (VmHWM, VmRSS), and the most live and absorbing transactions
+//!     seen. Finished transactions absorb retransmissions for 32 s, so this
+//!     is where per-call state that outlives the call shows up.
+//!
+//! Run: `cargo bench --bench sip_load` (all three), or with `-- ivr` /
+//! `-- hold` / `-- sustained`, `-- quick` for a short smoke run, `-- rt` for
+//! a real-time media clock; `-- sustained rate=N secs=N` sets the sustained
+//! step's rate and length (default 5000 calls/s for 60 s). Every load is
+//! bounded by SIPp's `-m` and a wall-clock limit; all traffic stays on
+//! loopback.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -99,8 +111,10 @@ impl Drop for Gateway {
 use support::{buckets, percentile};
 
 struct SippStats {
+    created: u64,
     ok: u64,
     failed: u64,
+    retransmissions: u64,
 }
 
 /// SIPp's failed calls, with the gateway's 503 refusals among them by reason.
@@ -155,8 +169,10 @@ fn parse_stats(path: &Path) -> SippStats {
             .unwrap_or(0)
     };
     SippStats {
+        created: num("TotalCallCreated"),
         ok: num("SuccessfulCall(C)"),
         failed: num("FailedCall(C)"),
+        retransmissions: num("Retransmissions(C)"),
     }
 }
 
@@ -326,12 +342,145 @@ fn main() {
         "media clock priority: {}",
         if rt { "SCHED_FIFO 10" } else { "normal" }
     );
-    let want =
-        |k: &str| !args.iter().any(|a| a == "ivr" || a == "hold") || args.iter().any(|a| a == k);
+    let want = |k: &str| {
+        !args
+            .iter()
+            .any(|a| a == "ivr" || a == "hold" || a == "sustained")
+            || args.iter().any(|a| a == k)
+    };
     if want("ivr") {
         ivr(quick, media);
     }
     if want("hold") {
         hold(quick, media);
     }
+    if want("sustained") {
+        let value = |k: &str| {
+            args.iter()
+                .find_map(|a| a.strip_prefix(k)?.parse::<u32>().ok())
+        };
+        let rate = value("rate=").unwrap_or(if quick { 1000 } else { 5000 });
+        let secs = value("secs=").unwrap_or(if quick { 10 } else { 60 });
+        sustained(rate, secs);
+    }
+}
+
+/// /proc/loadavg's first three fields: how busy the machine was.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The value of an unlabelled gauge or counter in a scrape (0 if absent).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b)
+}
+
+const LIVE_TX: &str = "conmutador_sip_transactions_active";
+const ABSORBING_TX: &str = "conmutador_sip_transactions_absorbing";
+
+/// (c) Short calls at `rate` per second for `secs` on the shipped defaults.
+fn sustained(rate: u32, secs: u32) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conmutador"));
+    // No conmutador.toml in the working folder: the gateway runs on the
+    // embedded one, whose relative paths point into this repository.
+    cmd.current_dir(dir.path())
+        .args(["run", "--sip-listen", "127.0.0.1:0"])
+        .args(["--http-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"));
+    let (child, udp, http) = support::spawn(cmd);
+    let gw = Gateway {
+        child,
+        udp,
+        http,
+        _dir: dir,
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let load0 = loadavg();
+    let (cpu0, _) = gw.usage();
+    let calls = u64::from(rate) * u64::from(secs);
+    println!(
+        "\n(c) short calls (INVITE, 200, ACK, BYE) on the shipped defaults, {rate} calls/s for {secs} s"
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let started = Instant::now();
+    let (st, peak_live, peak_absorbing, wall) = std::thread::scope(|s| {
+        let (gw_ref, done_ref) = (&gw, &done);
+        // Once a second: the live and absorbing transaction gauges.
+        let h = s.spawn(move || {
+            let (mut live, mut absorbing) = (0f64, 0f64);
+            while !done_ref.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = gw_ref.metrics();
+                live = live.max(sample(&text, LIVE_TX));
+                absorbing = absorbing.max(sample(&text, ABSORBING_TX));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            (live, absorbing)
+        });
+        let st = run_sipp(
+            &gw,
+            "uac_basic.xml",
+            &[
+                "-r".into(),
+                rate.to_string(),
+                "-m".into(),
+                calls.to_string(),
+                "-d".into(),
+                "0".into(),
+                // Up to 5 s of calls in flight: SIPp holds back beyond that,
+                // which shows as an achieved rate below the one asked.
+                "-l".into(),
+                (rate * 5).to_string(),
+            ],
+            Duration::from_secs(u64::from(secs) + 60),
+        );
+        let wall = started.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (live, absorbing) = h.join().unwrap();
+        (st, live, absorbing, wall)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (cpu1, rss_end, hwm) = support::usage(gw.child.id());
+    let text = gw.metrics();
+    let load1 = loadavg();
+    let sent_503 = sample(&text, "conmutador_sip_503_sent_total");
+    let refused = support::by_reason(&text, "conmutador_sip_overload_rejections_total");
+    // Once every finished transaction has outlived its 32 s.
+    std::thread::sleep(Duration::from_secs(34));
+    let (_, rss_after, _) = support::usage(gw.child.id());
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let cpu_per = if st.ok > 0 {
+        format!("{:.3}", (cpu1 - cpu0) * 1000.0 / st.ok as f64)
+    } else {
+        "-".into()
+    };
+    println!(
+        "| asked (calls/s × s) | attempted | achieved (calls/s) | succeeded | failed | 503 sent (reason) | gateway CPU per call (ms) | peak RSS (MiB) | RSS at end (MiB) | RSS 35 s later (MiB) | most live / absorbing transactions |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {rate} × {secs} | {} | {:.0} | {} | {} | {sent_503} ({}) | {cpu_per} | {:.0} | {:.0} | {:.0} | {peak_live} / {peak_absorbing} |",
+        st.created,
+        st.created as f64 / wall.as_secs_f64().max(1e-9),
+        st.ok,
+        st.failed,
+        support::list(&refused, "none"),
+        mib(hwm),
+        mib(rss_end),
+        mib(rss_after),
+    );
+    println!(
+        "SIPp ran {:.1} s; {} retransmissions by SIPp; load average before {load0}, after {load1}",
+        wall.as_secs_f64(),
+        st.retransmissions
+    );
 }

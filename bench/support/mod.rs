@@ -11,10 +11,16 @@ use std::process::{Child, Command, Stdio};
 /// Starts `conmutador run` with `config` and returns the child with its
 /// SIP (UDP) and HTTP addresses from the "listening" line on stdout.
 pub fn spawn_gateway(config: &Path) -> (Child, SocketAddr, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conmutador"))
-        .arg("--config")
-        .arg(config)
-        .arg("run")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conmutador"));
+    cmd.arg("--config").arg(config).arg("run");
+    spawn(cmd)
+}
+
+/// Starts a prepared `conmutador ... run` command (stdout is read here for
+/// the "listening" line; stderr is dropped) and returns the child with its
+/// SIP (UDP) and HTTP addresses.
+pub fn spawn(mut cmd: Command) -> (Child, SocketAddr, SocketAddr) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

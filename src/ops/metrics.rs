@@ -313,7 +313,7 @@ pub const CATALOG: &[MetricDef] = &[
     gauge(
         SIP_TRANSACTIONS_ACTIVE,
         Unit::Count,
-        "SIP transactions alive, client and server.",
+        "Live SIP transactions, client and server: requests not yet answered (ours or the peer's); the ones sip.max_transactions limits. Answered ones absorbing retransmissions are in conmutador_sip_transactions_absorbing.",
         &[],
     ),
     gauge(SIP_DIALOGS_ACTIVE, Unit::Count, "SIP dialogs alive.", &[]),
@@ -675,6 +675,17 @@ pub const CATALOG: &[MetricDef] = &[
     counter(
         GUARD_CALLER_PLACES_REFUSED_TOTAL,
         "Queue joins refused because the calling number already held guard.caller_places places.",
+        &[],
+    ),
+    gauge(
+        SIP_TRANSACTIONS_ABSORBING,
+        Unit::Count,
+        "Answered SIP transactions kept only to absorb retransmissions and resend a non-2xx answer until its ACK (up to 32 s); not counted against sip.max_transactions.",
+        &[],
+    ),
+    counter(
+        SIP_ABSORBING_EVICTED_TOTAL,
+        "Finished SIP transactions dropped before their 32 s because the absorbing set was full (8 x sip.max_transactions).",
         &[],
     ),
 ];
@@ -1041,3 +1052,7 @@ pub const GUARD_UNBLOCKS_TOTAL: &str = "conmutador_guard_unblocks_total";
 pub const GUARD_BLOCKED_SOURCES: &str = "conmutador_guard_blocked_sources";
 pub const GUARD_AUTH_TOTAL: &str = "conmutador_guard_auth_total";
 pub const GUARD_CALLER_PLACES_REFUSED_TOTAL: &str = "conmutador_guard_caller_places_refused_total";
+
+// SIP transactions (appended by the sip room)
+pub const SIP_TRANSACTIONS_ABSORBING: &str = "conmutador_sip_transactions_absorbing";
+pub const SIP_ABSORBING_EVICTED_TOTAL: &str = "conmutador_sip_absorbing_evicted_total";

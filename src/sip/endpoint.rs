@@ -3,7 +3,7 @@
 //!
 //! It answers what needs no call: parse errors (400), Max-Forwards 0 (483),
 //! out-of-dialog OPTIONS (200), unknown methods (501), CANCEL (200 + tells the
-//! call), retransmissions (absorbed), a full transaction table (503). It sends
+//! call), retransmissions (absorbed), a full table of live transactions (503). It sends
 //! 100 Trying for every new INVITE in the same turn it arrives, retransmits
 //! 2xx to INVITE until the ACK comes, and hands everything else to the
 //! [`TransactionUser`] (the call room) as [`SipEvent`]s. It never decides
@@ -269,10 +269,10 @@ impl Endpoint {
         }
     }
 
-    /// Publishes the table size and wakes the timer task when a new
+    /// Publishes the table sizes and wakes the timer task when a new
     /// deadline is earlier than the one it sleeps until.
     fn gauge(&self) {
-        let (n, wake) = {
+        let (live, absorbing, evicted, wake) = {
             let core = self.core();
             let next = core.next_deadline();
             let wake = match (next, core.armed) {
@@ -280,9 +280,16 @@ impl Endpoint {
                 (Some(_), None) => true,
                 _ => false,
             };
-            (core.txl.len(), wake)
+            (
+                core.txl.len(),
+                core.txl.absorbing_len(),
+                core.txl.absorbing_evicted(),
+                wake,
+            )
         };
-        metrics::gauge!(m::SIP_TRANSACTIONS_ACTIVE).set(n as f64);
+        metrics::gauge!(m::SIP_TRANSACTIONS_ACTIVE).set(live as f64);
+        metrics::gauge!(m::SIP_TRANSACTIONS_ABSORBING).set(absorbing as f64);
+        metrics::counter!(m::SIP_ABSORBING_EVICTED_TOTAL).absolute(evicted);
         if wake {
             self.wake.notify_one();
         }

@@ -15,6 +15,7 @@ pub mod header;
 pub mod message;
 pub mod uri;
 
+mod absorb;
 pub mod dialog;
 pub mod digest;
 pub mod guard;

@@ -9,30 +9,54 @@
 //! [`TransactionLayer::handle_timeout`]. Tests drive it with virtual time.
 //!
 //! What it does, per RFC 3261 §17 and RFC 6026 §7–8:
-//! - server INVITE: Proceeding → (2xx) Accepted + Timer L, or (300–699)
+//! - server INVITE: Proceeding → (2xx) Accepted for Timer L, or (300–699)
 //!   Completed with Timer G retransmitting the final response over unreliable
 //!   transports until the ACK arrives, Timer H giving up ([`Action::TimedOut`]),
-//!   then Confirmed + Timer I. Retransmitted INVITEs are answered with the last
-//!   response sent (Proceeding, Completed) or silently absorbed (Accepted,
-//!   Confirmed); retransmitting a 2xx is the UAS core's job
+//!   then Confirmed for Timer I. Retransmitted INVITEs are answered with the
+//!   last response sent (Proceeding, Completed) or silently absorbed
+//!   (Accepted, Confirmed); retransmitting a 2xx is the UAS core's job
 //!   ([`Uas2xxRetransmitter`]).
-//! - server non-INVITE: Trying → Proceeding → Completed + Timer J.
-//! - client INVITE: Calling with Timers A/B → Proceeding → Accepted + Timer M on
-//!   2xx (every 2xx is delivered, so forked answers each get their ACK from the
-//!   dialog layer), or Completed + Timer D on 300–699, where the ACK built by
-//!   the caller ([`TransactionLayer::client_ack`]) is re-sent for every
-//!   retransmitted final response.
-//! - client non-INVITE: Trying/Proceeding with Timers E/F → Completed + Timer K.
-//! - reliable transports: no retransmission timers; Timers D, I, J and K are
-//!   zero-length: they are armed at `now`, so `poll_timeout()` returns `now`
-//!   and the next `handle_timeout(now)` ends the transaction.
+//! - server non-INVITE: Trying → Proceeding → Completed for Timer J.
+//! - client INVITE: Calling with Timers A/B → Proceeding → Accepted on 2xx, or
+//!   Completed + Timer D on 300–699, where the ACK built by the caller
+//!   ([`TransactionLayer::client_ack`]) is re-sent for every retransmitted
+//!   final response.
+//! - client non-INVITE: Trying/Proceeding with Timers E/F → Completed.
+//! - reliable transports: no retransmission timers and nothing to absorb:
+//!   Timers D (once ACKed), I, J and K are zero.
+//!
+//! Live and absorbing. A transaction is *live* while the TU or the network
+//! still owes it something: a request the TU has not answered, a request of
+//! ours with no final answer, a non-2xx answer the TU still has to ACK. Only
+//! live transactions have a [`TxId`] and only they count against
+//! `max_transactions`, the admission limit (beyond it new requests get
+//! [`ServerVerdict::Full`], a 503). Once the final response is sent (server)
+//! or ACKed (client INVITE), the transaction ends for the shell
+//! ([`Action::Terminated`]) and its key moves into a compact, separately
+//! bounded set (`absorb`) that keeps only what answers a retransmission,
+//! until Timer L, H (then I), J or D would have ended it: server INVITEs in
+//! Accepted, Completed (where Timer G still resends the non-2xx response
+//! until the ACK) and Confirmed, server non-INVITEs in Completed, client
+//! INVITEs in Completed. At 1,000 calls/s the two finished transactions of
+//! every call lingering 32 s would otherwise fill a 50,000 limit with no
+//! live work at all, and so would callers refused with 503 that never ACK.
+//! Timer H no longer reports [`Action::TimedOut`]: the TU had given its
+//! answer and nothing waited on it.
+//!
+//! Two RFC timers keep nothing: a client non-INVITE transaction ends as soon
+//! as its final response arrives (Timer K only absorbs responses, and a
+//! response matching no transaction is dropped the same way), and a client
+//! INVITE ends as soon as it is Accepted (Timer M only passes further 2xx to
+//! the TU, which the shell does for any 2xx to INVITE without a
+//! transaction). Both end through a zero-length timer: `poll_timeout()`
+//! returns `now` and the next `handle_timeout(now)` reports them.
 //!
 //! Every transaction ends with exactly one [`Action::Terminated`] or
 //! [`Action::TimedOut`], except ones dropped by [`TransactionLayer::remove`].
 //! Retransmissions are counted HERE in
 //! `conmutador_sip_retransmissions_total{kind="request"|"response"|"ack"}`;
 //! the shell must not count `retransmission: true` again (the flag is for
-//! logging). The table is bounded by `max_transactions`.
+//! logging).
 //!
 //! Must not touch: sockets, the codec, dialogs or call state.
 
@@ -41,6 +65,18 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+
+use super::absorb::{Absorbing, Keep};
+
+/// Finished transactions kept for absorbing, per live one allowed: 8 ×
+/// 50,000 by default, 5,000 calls/s for the whole 32 s at two per call,
+/// with room to spare. Beyond it the entry nearest its end is dropped.
+pub const ABSORBING_PER_LIVE: usize = 8;
+
+/// Expired absorbing entries are cleared in batches this far apart (a
+/// lookup honours the exact deadline; this only bounds how long the memory
+/// is held and how often the shell wakes for it).
+const ABSORB_SWEEP: Duration = Duration::from_millis(100);
 
 /// Identifies a transaction: RFC 3261 §17.1.3 / §17.2.3 matching.
 ///
@@ -140,8 +176,10 @@ pub enum Role {
     Server,
 }
 
-/// Transaction states of RFC 3261 §17 plus RFC 6026 "Accepted". There is no
-/// `Terminated`: a terminated transaction is removed at once.
+/// Transaction states of RFC 3261 §17 plus RFC 6026 "Accepted" of a live
+/// transaction. There is no `Terminated`: a terminated transaction is
+/// removed at once. A server transaction is never seen past Proceeding: with
+/// its final response it moves to the absorbing set instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxState {
     /// Client INVITE, no response yet.
@@ -166,10 +204,10 @@ pub enum Action<D> {
         bytes: Bytes,
         retransmission: bool,
     },
-    /// Timer B, F or H fired: the peer never answered (client) or never sent
-    /// the ACK (server). The transaction is gone.
+    /// Timer B or F fired: the peer never answered. The transaction is gone.
     TimedOut { id: TxId },
-    /// The transaction ended normally and is gone.
+    /// The transaction ended normally and its id is gone (it may still
+    /// absorb retransmissions by its key, see the module docs).
     Terminated { id: TxId },
 }
 
@@ -181,7 +219,7 @@ pub enum ServerVerdict<D> {
     /// A retransmission: do NOT pass it to the TU; perform these actions (the
     /// last response again, or nothing).
     Retransmission(Vec<Action<D>>),
-    /// The table is full: answer 503 statelessly.
+    /// The live table is full: answer 503 statelessly.
     Full,
 }
 
@@ -225,12 +263,7 @@ enum Timer {
     D,
     E,
     F,
-    G,
-    H,
-    I,
-    J,
     K,
-    L,
     M,
 }
 
@@ -264,6 +297,9 @@ pub struct TransactionLayer<D> {
     server_index: HashMap<TxKey, TxId>,
     client_index: HashMap<(String, String), TxId>,
     wheel: BTreeMap<(Instant, u64), (TxId, Timer)>,
+    /// Finished transactions that only absorb retransmissions; not counted
+    /// against `max_transactions`.
+    absorbing: Absorbing<D>,
 }
 
 fn is_final(status: u16) -> bool {
@@ -279,7 +315,18 @@ fn count_retransmission(kind: &'static str) {
 }
 
 impl<D: Clone> TransactionLayer<D> {
+    /// `max_transactions` live transactions; finished ones absorbing
+    /// retransmissions up to [`ABSORBING_PER_LIVE`] times as many.
     pub fn new(timers: Timers, max_transactions: usize) -> Self {
+        Self::with_absorbing(
+            timers,
+            max_transactions,
+            max_transactions.saturating_mul(ABSORBING_PER_LIVE),
+        )
+    }
+
+    /// Like [`Self::new`] with the absorbing set's own cap.
+    pub fn with_absorbing(timers: Timers, max_transactions: usize, max_absorbing: usize) -> Self {
         Self {
             timers,
             max_transactions,
@@ -289,6 +336,7 @@ impl<D: Clone> TransactionLayer<D> {
             server_index: HashMap::new(),
             client_index: HashMap::new(),
             wheel: BTreeMap::new(),
+            absorbing: Absorbing::new(max_absorbing),
         }
     }
 
@@ -296,10 +344,20 @@ impl<D: Clone> TransactionLayer<D> {
         self.timers
     }
 
-    /// Live transactions (for the `conmutador_sip_transactions_active` gauge,
-    /// which the shell sets).
+    /// Live transactions, the ones `max_transactions` bounds (for the
+    /// `conmutador_sip_transactions_active` gauge, which the shell sets).
     pub fn len(&self) -> usize {
         self.txs.len()
+    }
+
+    /// Finished transactions still absorbing retransmissions.
+    pub fn absorbing_len(&self) -> usize {
+        self.absorbing.len()
+    }
+
+    /// Absorbing entries dropped before their time because that set was full.
+    pub fn absorbing_evicted(&self) -> u64 {
+        self.absorbing.evicted()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -345,7 +403,7 @@ impl<D: Clone> TransactionLayer<D> {
         kind: TxKind,
         reliable: bool,
         dest: D,
-        _now: Instant,
+        now: Instant,
     ) -> ServerVerdict<D> {
         if let Some(id) = self.server_index.get(key).copied() {
             let Some(tx) = self.txs.get(&id) else {
@@ -358,6 +416,27 @@ impl<D: Clone> TransactionLayer<D> {
                 actions.push(Action::Transmit {
                     dest: tx.dest.clone(),
                     bytes: bytes.clone(),
+                    retransmission: true,
+                });
+            }
+            return ServerVerdict::Retransmission(actions);
+        }
+        let digest = self
+            .absorbing
+            .digest(true, &key.branch, &key.method, &key.sent_by);
+        if let Some(keep) = self.absorbing.get(&digest, now) {
+            let mut actions = Vec::new();
+            if let Keep::Response(bytes)
+            | Keep::InviteCompleted {
+                response: bytes, ..
+            } = keep
+            {
+                count_retransmission("response");
+                // To where the copy came from: the same Via, so the same
+                // place the response first went, or a fresh connection.
+                actions.push(Action::Transmit {
+                    dest,
+                    bytes,
                     retransmission: true,
                 });
             }
@@ -390,31 +469,31 @@ impl<D: Clone> TransactionLayer<D> {
     /// method `INVITE`.
     pub fn server_ack(&mut self, invite_key: &TxKey, now: Instant) -> AckVerdict {
         let Some(id) = self.server_index.get(invite_key).copied() else {
-            return AckVerdict::NotFound;
+            let digest = self.absorbing.digest(
+                true,
+                &invite_key.branch,
+                &invite_key.method,
+                &invite_key.sent_by,
+            );
+            // Completed: the ACK confirms it. Accepted: the ACK is for the
+            // 2xx and goes to the dialog.
+            if self.absorbing.confirm(digest, now, self.timers.t4) {
+                return AckVerdict::Absorbed;
+            }
+            return match self.absorbing.get(&digest, now) {
+                Some(Keep::InviteConfirmed) => AckVerdict::Absorbed,
+                _ => AckVerdict::NotFound,
+            };
         };
-        let Some(tx) = self.txs.get_mut(&id) else {
+        let Some(tx) = self.txs.get(&id) else {
             return AckVerdict::NotFound;
         };
         if tx.kind != TxKind::Invite {
             return AckVerdict::NotFound;
         }
-        match tx.state {
-            TxState::Completed => {
-                tx.state = TxState::Confirmed;
-                let i = if tx.reliable {
-                    Duration::ZERO
-                } else {
-                    self.timers.t4
-                };
-                self.disarm_all(id);
-                self.arm(id, Timer::I, now + i);
-                AckVerdict::Absorbed
-            }
-            TxState::Accepted => AckVerdict::NotFound,
-            // Confirmed: ACK retransmissions. Proceeding: an ACK before any
-            // final response is meaningless; drop it here.
-            _ => AckVerdict::Absorbed,
-        }
+        // Live INVITE transactions are in Proceeding: an ACK before any
+        // final response is meaningless; drop it here.
+        AckVerdict::Absorbed
     }
 
     /// The TU sends a response on server transaction `id`. Unknown ids,
@@ -442,42 +521,45 @@ impl<D: Clone> TransactionLayer<D> {
             bytes: bytes.clone(),
             retransmission: false,
         };
-        let mut arm: Vec<(Timer, Duration)> = Vec::new();
         match (tx.kind, tx.state) {
             (TxKind::Invite, TxState::Proceeding) => {
-                tx.message = Some(bytes);
                 if (200..300).contains(&status) {
-                    tx.state = TxState::Accepted;
-                    arm.push((Timer::L, timers.t1x64()));
-                } else if is_final(status) {
-                    tx.state = TxState::Completed;
-                    tx.interval = timers.t1;
-                    if !tx.reliable {
-                        arm.push((Timer::G, timers.t1));
-                    }
-                    arm.push((Timer::H, timers.t1x64()));
+                    // Accepted: INVITE copies are swallowed until Timer L;
+                    // the 2xx itself is the UAS core's to resend.
+                    let until = now + timers.t1x64();
+                    self.retire(id, Some((Keep::InviteAccepted, until)));
+                    return vec![transmit, Action::Terminated { id }];
                 }
-            }
-            // RFC 6026 §8.6: further 2xx from the TU pass straight through.
-            (TxKind::Invite, TxState::Accepted) if (200..300).contains(&status) => {}
-            (TxKind::NonInvite, TxState::Trying | TxState::Proceeding) => {
-                tx.message = Some(bytes);
                 if is_final(status) {
-                    tx.state = TxState::Completed;
-                    let j = if tx.reliable {
-                        Duration::ZERO
-                    } else {
-                        timers.t1x64()
+                    // Completed: the TU is done; the response is resent on
+                    // Timer G and for INVITE copies until the ACK, or until
+                    // Timer H gives up. That is the absorbing set's work,
+                    // outside the admission limit: a peer that never ACKs
+                    // (a flood, or a caller refused with 503 under load)
+                    // must not fill the table that admits new calls.
+                    let keep = Keep::InviteCompleted {
+                        response: bytes,
+                        dest: tx.dest.clone(),
+                        resend_at: (!tx.reliable).then(|| now + timers.t1),
                     };
-                    arm.push((Timer::J, j));
-                } else {
-                    tx.state = TxState::Proceeding;
+                    self.retire(id, Some((keep, now + timers.t1x64())));
+                    return vec![transmit, Action::Terminated { id }];
                 }
+                tx.message = Some(bytes);
+            }
+            (TxKind::NonInvite, TxState::Trying | TxState::Proceeding) => {
+                if is_final(status) {
+                    // Completed: copies of the request get this response
+                    // again until Timer J (zero over reliable transports).
+                    let keep =
+                        (!tx.reliable).then(|| (Keep::Response(bytes), now + timers.t1x64()));
+                    self.retire(id, keep);
+                    return vec![transmit, Action::Terminated { id }];
+                }
+                tx.message = Some(bytes);
+                tx.state = TxState::Proceeding;
             }
             _ => return Vec::new(),
-        }
-        for (timer, after) in arm {
-            self.arm(id, timer, now + after);
         }
         vec![transmit]
     }
@@ -539,7 +621,20 @@ impl<D: Clone> TransactionLayer<D> {
             .get(&(key.branch.clone(), key.method.clone()))
             .copied()
         else {
-            return ClientVerdict::NotFound;
+            let digest = self.absorbing.digest(false, &key.branch, &key.method, "");
+            return match self.absorbing.get(&digest, now) {
+                Some(Keep::Ack(to)) if is_final(status) && !(200..300).contains(&status) => {
+                    count_retransmission("ack");
+                    let (dest, ack) = *to;
+                    ClientVerdict::Absorbed(vec![Action::Transmit {
+                        dest,
+                        bytes: ack,
+                        retransmission: true,
+                    }])
+                }
+                Some(_) => ClientVerdict::Absorbed(Vec::new()),
+                None => ClientVerdict::NotFound,
+            };
         };
         let timers = self.timers;
         let Some(tx) = self.txs.get_mut(&id) else {
@@ -554,9 +649,10 @@ impl<D: Clone> TransactionLayer<D> {
                     // Timers A and B only run in Calling.
                     self.disarm_all(id);
                 } else if success {
+                    // Timer M is zero: see the module docs.
                     tx.state = TxState::Accepted;
                     self.disarm_all(id);
-                    self.arm(id, Timer::M, now + timers.t1x64());
+                    self.arm(id, Timer::M, now);
                 } else {
                     tx.state = TxState::Completed;
                     // Over a reliable transport the ACK itself ends the
@@ -590,14 +686,10 @@ impl<D: Clone> TransactionLayer<D> {
                     // Timer E keeps running; it switches to T2 when it fires.
                     tx.state = TxState::Proceeding;
                 } else {
+                    // Timer K is zero: see the module docs.
                     tx.state = TxState::Completed;
-                    let k = if tx.reliable {
-                        Duration::ZERO
-                    } else {
-                        timers.t4
-                    };
                     self.disarm_all(id);
-                    self.arm(id, Timer::K, now + k);
+                    self.arm(id, Timer::K, now);
                 }
                 ClientVerdict::Deliver(id)
             }
@@ -619,28 +711,54 @@ impl<D: Clone> TransactionLayer<D> {
         {
             return Vec::new();
         }
-        let mut actions = vec![Action::Transmit {
-            dest: tx.dest.clone(),
-            bytes: ack.clone(),
-            retransmission: false,
-        }];
-        if tx.reliable {
-            self.destroy(id);
-            actions.push(Action::Terminated { id });
-        } else {
-            tx.ack = Some(ack);
-        }
+        let actions = vec![
+            Action::Transmit {
+                dest: tx.dest.clone(),
+                bytes: ack.clone(),
+                retransmission: false,
+            },
+            Action::Terminated { id },
+        ];
+        // Over UDP the ACK is re-sent for repeated final responses until
+        // Timer D, armed when the final response came.
+        let keep = match tx.armed.iter().map(|(at, _)| *at).max() {
+            Some(until) if !tx.reliable => {
+                Some((Keep::Ack(Box::new((tx.dest.clone(), ack))), until))
+            }
+            _ => None,
+        };
+        self.retire(id, keep);
         actions
     }
 
-    /// The earliest deadline at which [`Self::handle_timeout`] has work.
+    /// The earliest deadline at which [`Self::handle_timeout`] has work
+    /// (for absorbing entries that expired, up to 100 ms late: they are
+    /// cleared in batches).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wheel.first_key_value().map(|((at, _), _)| *at)
+        let timer = self.wheel.first_key_value().map(|((at, _), _)| *at);
+        let sweep = self.absorbing.next_deadline().map(|t| t + ABSORB_SWEEP);
+        [timer, sweep, self.absorbing.next_resend()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Fires every timer due at or before `now`, in deadline order.
+    /// Fires every timer due at or before `now`, in deadline order, and
+    /// forgets absorbing entries past their deadline.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action<D>> {
+        self.absorbing.expire(now);
         let mut actions = Vec::new();
+        for (dest, bytes) in self
+            .absorbing
+            .due_resends(now, self.timers.t1, self.timers.t2)
+        {
+            count_retransmission("response");
+            actions.push(Action::Transmit {
+                dest,
+                bytes,
+                retransmission: true,
+            });
+        }
         while let Some(entry) = self.wheel.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -677,21 +795,11 @@ impl<D: Clone> TransactionLayer<D> {
                 Self::retransmit(tx, "request", actions);
                 self.arm(id, Timer::E, now + next);
             }
-            (Timer::G, TxState::Completed) => {
-                tx.interval = tx.interval.saturating_mul(2).min(timers.t2);
-                let next = tx.interval;
-                Self::retransmit(tx, "response", actions);
-                self.arm(id, Timer::G, now + next);
-            }
-            (Timer::B, TxState::Calling)
-            | (Timer::F, TxState::Trying | TxState::Proceeding)
-            | (Timer::H, TxState::Completed) => {
+            (Timer::B, TxState::Calling) | (Timer::F, TxState::Trying | TxState::Proceeding) => {
                 self.destroy(id);
                 actions.push(Action::TimedOut { id });
             }
-            (Timer::D | Timer::K | Timer::J, TxState::Completed)
-            | (Timer::I, TxState::Confirmed)
-            | (Timer::L | Timer::M, TxState::Accepted) => {
+            (Timer::D | Timer::K, TxState::Completed) | (Timer::M, TxState::Accepted) => {
                 self.destroy(id);
                 actions.push(Action::Terminated { id });
             }
@@ -735,6 +843,24 @@ impl<D: Clone> TransactionLayer<D> {
                 self.wheel.remove(&slot);
             }
         }
+    }
+
+    /// Ends live transaction `id`; with `keep`, its key goes on absorbing
+    /// retransmissions as `keep` says until the deadline.
+    fn retire(&mut self, id: TxId, keep: Option<(Keep<D>, Instant)>) {
+        if let (Some(tx), Some((keep, until))) = (self.txs.get(&id), keep) {
+            let digest = match tx.role {
+                Role::Server => {
+                    self.absorbing
+                        .digest(true, &tx.key.branch, &tx.key.method, &tx.key.sent_by)
+                }
+                Role::Client => self
+                    .absorbing
+                    .digest(false, &tx.key.branch, &tx.key.method, ""),
+            };
+            self.absorbing.insert(digest, keep, until);
+        }
+        self.destroy(id);
     }
 
     fn destroy(&mut self, id: TxId) -> bool {
@@ -991,13 +1117,15 @@ mod tests {
     }
 
     #[test]
-    fn server_invite_non2xx_timer_g_doubles_to_t2_then_timer_h_times_out() {
+    fn server_invite_non2xx_timer_g_doubles_to_t2_then_timer_h_ends_it() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", false, t0);
         let a = l.send_response(id, 486, Bytes::from_static(b"486"), t0);
+        // Sent, and out of the live table: the rest is the absorbing set's.
         assert_eq!(transmits(&a).len(), 1);
-        assert_eq!(l.state(id), Some(TxState::Completed));
+        assert_eq!(a.last(), Some(&Action::Terminated { id }));
+        assert_eq!((l.len(), l.absorbing_len()), (0, 1));
         let fired = run_until(&mut l, t0, Duration::from_secs(40));
         let resend_at: Vec<u64> = fired
             .iter()
@@ -1012,21 +1140,25 @@ mod tests {
             })
             .map(|(t, _)| t.as_millis() as u64)
             .collect();
-        // G: 0.5, +1, +2, +4 (capped at T2), +4 ... until H at 32 s.
+        // G: 0.5, +1, +2, +4 (capped at T2), +4 ... until H at 32 s, which
+        // reports nothing: the TU had answered and nothing waits on it.
         assert_eq!(
             resend_at,
             vec![
                 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
             ]
         );
-        let last = fired.last().expect("H fired");
-        assert_eq!(last, &(Duration::from_secs(32), Action::TimedOut { id }));
-        assert!(l.is_empty());
+        assert_eq!(fired.len(), resend_at.len());
+        assert!(fired.iter().all(|(_, a)| matches!(
+            a,
+            Action::Transmit { dest: "peer", bytes, .. } if bytes == &Bytes::from_static(b"486")
+        )));
+        assert_eq!(l.absorbing_len(), 0);
         assert_eq!(l.poll_timeout(), None);
     }
 
     #[test]
-    fn server_invite_ack_confirms_and_timer_i_terminates() {
+    fn server_invite_ack_confirms_and_timer_i_ends_absorbing() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", false, t0);
@@ -1037,12 +1169,10 @@ mod tests {
             l.server_ack(&key("INVITE"), t0 + ms(600)),
             AckVerdict::Absorbed
         );
-        assert_eq!(l.state(id), Some(TxState::Confirmed));
-        // Timer I = T4 from the ACK; G and H are gone.
-        assert_eq!(
-            l.poll_timeout(),
-            Some(t0 + ms(600) + Duration::from_secs(5))
-        );
+        // G and H are gone; Confirmed absorbs for Timer I = T4 from the ACK.
+        assert!(l.is_empty());
+        assert_eq!(l.absorbing_len(), 1);
+        assert!(run_until(&mut l, t0, ms(5599)).is_empty(), "no more G");
         // ACK retransmissions and INVITE retransmissions are absorbed silently.
         assert_eq!(
             l.server_ack(&key("INVITE"), t0 + ms(700)),
@@ -1052,16 +1182,20 @@ mod tests {
             l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0 + ms(800)),
             ServerVerdict::Retransmission(vec![])
         );
-        assert!(l.handle_timeout(t0 + ms(5599)).is_empty());
         assert_eq!(
-            l.handle_timeout(t0 + ms(5600)),
-            vec![Action::Terminated { id }]
+            l.server_ack(&key("INVITE"), t0 + ms(5599)),
+            AckVerdict::Absorbed
         );
-        assert!(l.is_empty());
+        assert!(l.handle_timeout(t0 + ms(5600)).is_empty());
         assert_eq!(
-            l.server_ack(&key("INVITE"), t0 + ms(5700)),
+            l.server_ack(&key("INVITE"), t0 + ms(5600)),
             AckVerdict::NotFound
         );
+        assert_eq!(l.absorbing_len(), 0);
+        assert!(matches!(
+            l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0 + ms(5600)),
+            ServerVerdict::New(_)
+        ));
     }
 
     #[test]
@@ -1077,7 +1211,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Further responses from the TU are refused in Completed.
+        // The id is gone: further responses from the TU go nowhere.
         assert!(
             l.send_response(id, 500, Bytes::from_static(b"500"), t0)
                 .is_empty()
@@ -1085,36 +1219,55 @@ mod tests {
     }
 
     #[test]
-    fn server_invite_reliable_no_timer_g_and_zero_timer_i() {
+    fn server_invite_reliable_no_timer_g_and_nothing_after_the_ack() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", true, t0);
-        l.send_response(id, 486, Bytes::from_static(b"486"), t0);
-        // Only Timer H is armed.
-        assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_secs(32)));
-        assert!(l.handle_timeout(t0 + Duration::from_secs(31)).is_empty());
+        let a = l.send_response(id, 486, Bytes::from_static(b"486"), t0);
+        assert_eq!(a.last(), Some(&Action::Terminated { id }));
+        // No Timer G: only the absorbing deadline (Timer H) is left.
+        assert!(run_until(&mut l, t0, Duration::from_secs(31)).is_empty());
         assert_eq!(
             l.server_ack(&key("INVITE"), t0 + ms(50)),
             AckVerdict::Absorbed
         );
-        assert_eq!(l.poll_timeout(), Some(t0 + ms(50)), "zero-length Timer I");
-        assert_eq!(
-            l.handle_timeout(t0 + ms(50)),
-            vec![Action::Terminated { id }]
-        );
+        // Nothing to absorb over a reliable transport once ACKed.
+        assert_eq!(l.absorbing_len(), 0);
+        assert!(run_until(&mut l, t0, Duration::from_secs(60)).is_empty());
+        assert_eq!(l.poll_timeout(), None);
     }
 
     #[test]
-    fn server_invite_reliable_timer_h_times_out() {
+    fn server_invite_reliable_without_ack_is_bounded_by_timer_h() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "INVITE", true, t0);
         l.send_response(id, 500, Bytes::from_static(b"500"), t0);
-        let fired = run_until(&mut l, t0, Duration::from_secs(60));
-        assert_eq!(
-            fired,
-            vec![(Duration::from_secs(32), Action::TimedOut { id })]
-        );
+        assert_eq!(l.absorbing_len(), 1);
+        assert!(run_until(&mut l, t0, Duration::from_secs(60)).is_empty());
+        assert_eq!(l.absorbing_len(), 0);
+    }
+
+    #[test]
+    fn refused_invites_that_are_never_acked_do_not_fill_the_live_table() {
+        // Callers refused with 503 under load that never ACK: each answer is
+        // resent for 32 s, but outside the admission limit, and bounded.
+        let t0 = Instant::now();
+        let mut l: TransactionLayer<Dest> =
+            TransactionLayer::with_absorbing(Timers::default(), 4, 100);
+        for n in 0..1000u64 {
+            let now = t0 + ms(n);
+            l.handle_timeout(now);
+            let k = TxKey::new(format!("r{n}"), "INVITE", "h");
+            let ServerVerdict::New(id) = l.server_request(&k, TxKind::Invite, false, "peer", now)
+            else {
+                panic!("INVITE {n} refused");
+            };
+            l.send_response(id, 503, Bytes::from_static(b"503"), now);
+            assert_eq!(l.len(), 0);
+            assert!(l.absorbing_len() <= 100);
+        }
+        assert_eq!(l.absorbing_evicted(), 900);
     }
 
     #[test]
@@ -1124,8 +1277,20 @@ mod tests {
         let id = new_server(&mut l, "INVITE", false, t0);
         l.send_response(id, 180, Bytes::from_static(b"180"), t0);
         let a = l.send_response(id, 200, Bytes::from_static(b"200"), t0 + ms(100));
-        assert_eq!(transmits(&a), vec![(Bytes::from_static(b"200"), false)]);
-        assert_eq!(l.state(id), Some(TxState::Accepted));
+        // Sent, and the transaction is no longer live: only absorbing is left.
+        assert_eq!(
+            a,
+            vec![
+                Action::Transmit {
+                    dest: "peer",
+                    bytes: Bytes::from_static(b"200"),
+                    retransmission: false
+                },
+                Action::Terminated { id }
+            ]
+        );
+        assert_eq!(l.state(id), None);
+        assert_eq!((l.len(), l.absorbing_len()), (0, 1));
         // Retransmitted INVITE: absorbed, no resend (the UAS core resends 2xx).
         assert_eq!(
             l.server_request(&key("INVITE"), TxKind::Invite, false, "peer", t0 + ms(200)),
@@ -1136,21 +1301,33 @@ mod tests {
             l.server_ack(&key("INVITE"), t0 + ms(300)),
             AckVerdict::NotFound
         );
-        // The TU may pass further 2xx through; nothing else.
-        assert_eq!(
-            transmits(&l.send_response(id, 200, Bytes::from_static(b"200b"), t0 + ms(400))),
-            vec![(Bytes::from_static(b"200b"), false)]
-        );
+        // The id is gone: nothing more goes out through it.
         assert!(
             l.send_response(id, 486, Bytes::from_static(b"486"), t0)
                 .is_empty()
         );
-        // Timer L = 64*T1 from the 2xx; no retransmissions meanwhile.
-        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        // Timer L = 64*T1 from the 2xx; nothing fires, nothing is resent.
         assert_eq!(
-            fired,
-            vec![(Duration::from_millis(32_100), Action::Terminated { id })]
+            l.server_request(
+                &key("INVITE"),
+                TxKind::Invite,
+                false,
+                "peer",
+                t0 + ms(32_099)
+            ),
+            ServerVerdict::Retransmission(vec![])
         );
+        assert!(run_until(&mut l, t0, Duration::from_secs(60)).is_empty());
+        assert!(matches!(
+            l.server_request(
+                &key("INVITE"),
+                TxKind::Invite,
+                false,
+                "peer",
+                t0 + ms(32_100)
+            ),
+            ServerVerdict::New(_)
+        ));
     }
 
     // ---- server non-INVITE ----
@@ -1180,29 +1357,36 @@ mod tests {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "OPTIONS", false, t0);
-        l.send_response(id, 200, Bytes::from_static(b"200"), t0);
-        assert_eq!(l.state(id), Some(TxState::Completed));
-        match l.server_request(
-            &key("OPTIONS"),
-            TxKind::NonInvite,
-            false,
-            "peer",
-            t0 + ms(500),
-        ) {
-            ServerVerdict::Retransmission(a) => {
-                assert_eq!(transmits(&a), vec![(Bytes::from_static(b"200"), true)])
-            }
-            other => panic!("{other:?}"),
+        let a = l.send_response(id, 200, Bytes::from_static(b"200"), t0);
+        assert_eq!(
+            a.last(),
+            Some(&Action::Terminated { id }),
+            "Completed is absorbing only"
+        );
+        assert_eq!((l.len(), l.absorbing_len()), (0, 1));
+        // The final response again, to where the copy came from.
+        for at in [ms(500), ms(31_999)] {
+            assert_eq!(
+                l.server_request(&key("OPTIONS"), TxKind::NonInvite, false, "peer2", t0 + at),
+                ServerVerdict::Retransmission(vec![Action::Transmit {
+                    dest: "peer2",
+                    bytes: Bytes::from_static(b"200"),
+                    retransmission: true
+                }])
+            );
         }
         assert!(l.send_response(id, 500, Bytes::new(), t0).is_empty());
-        let fired = run_until(&mut l, t0, Duration::from_secs(60));
-        assert_eq!(
-            fired,
-            vec![(Duration::from_secs(32), Action::Terminated { id })]
-        );
+        assert!(run_until(&mut l, t0, Duration::from_secs(60)).is_empty());
+        assert_eq!(l.absorbing_len(), 0);
         // After Timer J the same key is a new transaction.
         assert!(matches!(
-            l.server_request(&key("OPTIONS"), TxKind::NonInvite, false, "peer", t0),
+            l.server_request(
+                &key("OPTIONS"),
+                TxKind::NonInvite,
+                false,
+                "peer",
+                t0 + Duration::from_secs(32)
+            ),
             ServerVerdict::New(_)
         ));
     }
@@ -1212,12 +1396,10 @@ mod tests {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_server(&mut l, "BYE", true, t0);
-        l.send_response(id, 200, Bytes::from_static(b"200"), t0 + ms(5));
-        assert_eq!(l.poll_timeout(), Some(t0 + ms(5)));
-        assert_eq!(
-            l.handle_timeout(t0 + ms(5)),
-            vec![Action::Terminated { id }]
-        );
+        let a = l.send_response(id, 200, Bytes::from_static(b"200"), t0 + ms(5));
+        assert_eq!(a.last(), Some(&Action::Terminated { id }));
+        assert_eq!((l.len(), l.absorbing_len()), (0, 0));
+        assert_eq!(l.poll_timeout(), None);
     }
 
     #[test]
@@ -1328,25 +1510,41 @@ mod tests {
             ClientVerdict::Absorbed(vec![])
         );
         let a = l.client_ack(id, Bytes::from_static(b"ACK"));
-        assert_eq!(transmits(&a), vec![(Bytes::from_static(b"ACK"), false)]);
+        // Once ACKed, only absorbing is left: the id ends.
+        assert_eq!(
+            a,
+            vec![
+                Action::Transmit {
+                    dest: "peer",
+                    bytes: Bytes::from_static(b"ACK"),
+                    retransmission: false
+                },
+                Action::Terminated { id }
+            ]
+        );
+        assert_eq!((l.len(), l.absorbing_len()), (0, 1));
         // A second ACK from the TU is refused.
         assert!(l.client_ack(id, Bytes::from_static(b"ACK2")).is_empty());
-        match l.client_response(&key("INVITE"), 486, t0 + ms(1500)) {
-            ClientVerdict::Absorbed(a) => {
-                assert_eq!(transmits(&a), vec![(Bytes::from_static(b"ACK"), true)])
-            }
-            other => panic!("{other:?}"),
+        // Timer D: 32 s from the final response, the ACK for every copy.
+        for at in [ms(1500), ms(32_999)] {
+            assert_eq!(
+                l.client_response(&key("INVITE"), 486, t0 + at),
+                ClientVerdict::Absorbed(vec![Action::Transmit {
+                    dest: "peer",
+                    bytes: Bytes::from_static(b"ACK"),
+                    retransmission: true
+                }])
+            );
         }
         // Provisionals and 2xx in Completed are dropped.
         assert_eq!(
             l.client_response(&key("INVITE"), 180, t0 + ms(1600)),
             ClientVerdict::Absorbed(vec![])
         );
-        // Timer D: 32 s from the final response.
-        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert!(run_until(&mut l, t0, Duration::from_secs(60)).is_empty());
         assert_eq!(
-            fired,
-            vec![(Duration::from_secs(33), Action::Terminated { id })]
+            l.client_response(&key("INVITE"), 486, t0 + ms(33_000)),
+            ClientVerdict::NotFound
         );
     }
 
@@ -1389,7 +1587,7 @@ mod tests {
     }
 
     #[test]
-    fn client_invite_2xx_accepted_delivers_every_2xx_until_timer_m() {
+    fn client_invite_2xx_ends_at_once_and_later_2xx_go_on_without_it() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_client(&mut l, "INVITE", false, t0);
@@ -1398,23 +1596,23 @@ mod tests {
             ClientVerdict::Deliver(id)
         );
         assert_eq!(l.state(id), Some(TxState::Accepted));
-        // Retransmitted or forked 2xx reach the TU, which ACKs each.
+        // Until the zero-length Timer M runs, a forked 2xx still names it.
+        assert_eq!(
+            l.client_response(&key("INVITE"), 200, t0 + ms(700)),
+            ClientVerdict::Deliver(id)
+        );
+        assert_eq!(l.poll_timeout(), Some(t0 + ms(700)));
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(fired, vec![(ms(700), Action::Terminated { id })]);
+        assert_eq!((l.len(), l.absorbing_len()), (0, 0));
+        // Later 2xx are NotFound: the shell hands a 2xx to INVITE without a
+        // transaction to the TU, which ACKs each; anything else is dropped.
         assert_eq!(
             l.client_response(&key("INVITE"), 200, t0 + ms(1200)),
-            ClientVerdict::Deliver(id)
+            ClientVerdict::NotFound
         );
         assert_eq!(
             l.client_response(&key("INVITE"), 486, t0 + ms(1300)),
-            ClientVerdict::Absorbed(vec![])
-        );
-        // No request retransmissions after the 2xx; Timer M = 64*T1.
-        let fired = run_until(&mut l, t0, Duration::from_secs(60));
-        assert_eq!(
-            fired,
-            vec![(Duration::from_millis(32_700), Action::Terminated { id })]
-        );
-        assert_eq!(
-            l.client_response(&key("INVITE"), 200, t0 + Duration::from_secs(40)),
             ClientVerdict::NotFound
         );
     }
@@ -1483,7 +1681,7 @@ mod tests {
     }
 
     #[test]
-    fn client_non_invite_final_absorbs_retransmissions_and_timer_k() {
+    fn client_non_invite_ends_with_its_final_response() {
         let t0 = Instant::now();
         let mut l = layer();
         let id = new_client(&mut l, "REGISTER", false, t0);
@@ -1492,12 +1690,15 @@ mod tests {
             ClientVerdict::Deliver(id)
         );
         assert_eq!(l.state(id), Some(TxState::Completed));
+        // Zero-length Timer K: a copy of the response then matches nothing
+        // and is dropped, as Completed would have absorbed it.
+        let fired = run_until(&mut l, t0, Duration::from_secs(60));
+        assert_eq!(fired, vec![(ms(100), Action::Terminated { id })]);
+        assert_eq!((l.len(), l.absorbing_len()), (0, 0));
         assert_eq!(
             l.client_response(&key("REGISTER"), 401, t0 + ms(200)),
-            ClientVerdict::Absorbed(vec![])
+            ClientVerdict::NotFound
         );
-        let fired = run_until(&mut l, t0, Duration::from_secs(60));
-        assert_eq!(fired, vec![(ms(5100), Action::Terminated { id })]);
     }
 
     #[test]
@@ -1629,8 +1830,8 @@ mod tests {
             ),
             ServerVerdict::Retransmission(vec![])
         );
-        l.send_response(a, 200, Bytes::new(), t0);
-        assert_eq!(l.handle_timeout(t0), vec![Action::Terminated { id: a }]);
+        let done = l.send_response(a, 200, Bytes::new(), t0);
+        assert_eq!(done.last(), Some(&Action::Terminated { id: a }));
         assert_eq!(l.len(), 1);
         assert!(
             l.client_request(
@@ -1643,6 +1844,112 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    /// One short call over UDP at `now`: INVITE answered 200 (its ACK goes
+    /// to the dialog), then BYE answered 200. Returns whether both
+    /// transactions were admitted.
+    fn short_call(l: &mut TransactionLayer<Dest>, n: u64, now: Instant) -> bool {
+        let invite = TxKey::new(format!("z9hG4bK-i{n}"), "INVITE", "10.0.0.1:5060");
+        let bye = TxKey::new(format!("z9hG4bK-b{n}"), "BYE", "10.0.0.1:5060");
+        let ServerVerdict::New(i) = l.server_request(&invite, TxKind::Invite, false, "peer", now)
+        else {
+            return false;
+        };
+        l.send_response(i, 100, Bytes::from_static(b"100"), now);
+        l.send_response(i, 200, Bytes::from_static(b"200"), now);
+        assert_eq!(l.server_ack(&invite, now), AckVerdict::NotFound);
+        let ServerVerdict::New(b) = l.server_request(&bye, TxKind::NonInvite, false, "peer", now)
+        else {
+            return false;
+        };
+        l.send_response(b, 200, Bytes::from_static(b"200 BYE"), now);
+        true
+    }
+
+    #[test]
+    fn limit_counts_only_live_work() {
+        // The shipped limit, 1,000 short calls/s for 40 s: finished
+        // transactions absorb for 32 s but never refuse a new one (counted
+        // against the limit, call 25,001 was refused).
+        let t0 = Instant::now();
+        let mut l: TransactionLayer<Dest> = TransactionLayer::new(Timers::default(), 50_000);
+        let mut most_absorbing = 0;
+        for n in 0..40_000u64 {
+            let now = t0 + Duration::from_millis(n);
+            l.handle_timeout(now);
+            assert!(short_call(&mut l, n, now), "call {n} refused");
+            assert_eq!(l.len(), 0, "nothing live between calls");
+            most_absorbing = most_absorbing.max(l.absorbing_len());
+        }
+        // Two per call for 32 s (plus one sweep's worth).
+        assert!(
+            (64_000..=64_400).contains(&most_absorbing),
+            "{most_absorbing}"
+        );
+        assert_eq!(l.absorbing_evicted(), 0);
+        // A copy of the latest BYE still gets its 200 again.
+        let bye = TxKey::new("z9hG4bK-b39999", "BYE", "10.0.0.1:5060");
+        assert_eq!(
+            l.server_request(&bye, TxKind::NonInvite, false, "peer", t0 + ms(40_000)),
+            ServerVerdict::Retransmission(vec![Action::Transmit {
+                dest: "peer",
+                bytes: Bytes::from_static(b"200 BYE"),
+                retransmission: true
+            }])
+        );
+
+        // Live work is what the limit counts: two unanswered INVITEs fill a
+        // table of two, whatever is absorbing.
+        let mut l: TransactionLayer<Dest> =
+            TransactionLayer::with_absorbing(Timers::default(), 2, 100);
+        for n in 0..10 {
+            assert!(short_call(&mut l, n, t0));
+        }
+        for n in 0..2 {
+            let k = TxKey::new(format!("live{n}"), "INVITE", "h");
+            assert!(matches!(
+                l.server_request(&k, TxKind::Invite, false, "peer", t0),
+                ServerVerdict::New(_)
+            ));
+        }
+        let k = TxKey::new("live2", "INVITE", "h");
+        assert_eq!(
+            l.server_request(&k, TxKind::Invite, false, "peer", t0),
+            ServerVerdict::Full
+        );
+        // Copies of finished ones are still recognised while full.
+        let bye = TxKey::new("z9hG4bK-b3", "BYE", "10.0.0.1:5060");
+        assert!(matches!(
+            l.server_request(&bye, TxKind::NonInvite, false, "peer", t0),
+            ServerVerdict::Retransmission(a) if a.len() == 1
+        ));
+        assert_eq!((l.len(), l.absorbing_len()), (2, 20));
+    }
+
+    #[test]
+    fn absorbing_set_is_bounded_and_drops_the_oldest() {
+        let t0 = Instant::now();
+        let mut l: TransactionLayer<Dest> =
+            TransactionLayer::with_absorbing(Timers::default(), 4, 10);
+        for n in 0..100u64 {
+            assert!(short_call(&mut l, n, t0 + ms(n)));
+            assert!(l.absorbing_len() <= 10);
+        }
+        assert_eq!(l.absorbing_evicted(), 190);
+        let now = t0 + ms(100);
+        // The newest calls still absorb; the oldest were dropped and a copy
+        // of their BYE now reads as new (as after 32 s).
+        let newest = TxKey::new("z9hG4bK-b99", "BYE", "10.0.0.1:5060");
+        assert!(matches!(
+            l.server_request(&newest, TxKind::NonInvite, false, "peer", now),
+            ServerVerdict::Retransmission(_)
+        ));
+        let oldest = TxKey::new("z9hG4bK-b0", "BYE", "10.0.0.1:5060");
+        assert!(matches!(
+            l.server_request(&oldest, TxKind::NonInvite, false, "peer", now),
+            ServerVerdict::New(_)
+        ));
     }
 
     #[test]
