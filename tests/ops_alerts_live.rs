@@ -23,12 +23,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::Prometheus;
 use common::ua::Ua;
 use common::vocabulary::{Configured, check_every_family_present, check_label_values};
 use common::{Gw, eventually, http_request, repo, sipp};
@@ -37,79 +36,15 @@ use serde_json::Value;
 /// Generous: the machine is small and shared.
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// Prometheus, killed by its own handle.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    fn start(target: SocketAddr, rules: &Path) -> Prometheus {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             rule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: conmutador\n    static_configs:\n      - targets: [\"{target}\"]\n",
-            rules.display()
-        );
-        std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
-        let child = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus is installed (apt-get install -y prometheus)");
-        Prometheus { child, addr, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// GET over HTTP/1.0, so the body is never chunked; `None` while the
-    /// server is not up.
-    fn get(&self, path: &str) -> Option<Value> {
-        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).ok()?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).ok()?;
-        let (_, body) = resp.split_once("\r\n\r\n")?;
-        serde_json::from_str(body).ok()
-    }
-
-    /// Names of the alerts pending or firing now.
-    fn active_alerts(&self) -> BTreeSet<String> {
-        self.get("/api/v1/alerts")
-            .and_then(|v| v["data"]["alerts"].as_array().cloned())
-            .into_iter()
-            .flatten()
-            .filter(|a| a["state"] == "pending" || a["state"] == "firing")
-            .filter_map(|a| a["labels"]["alertname"].as_str().map(String::from))
-            .collect()
-    }
+/// Names of the alerts pending or firing now.
+fn active_alerts(prom: &Prometheus) -> BTreeSet<String> {
+    prom.get("/api/v1/alerts")
+        .and_then(|v| v["data"]["alerts"].as_array().cloned())
+        .into_iter()
+        .flatten()
+        .filter(|a| a["state"] == "pending" || a["state"] == "firing")
+        .filter_map(|a| a["labels"]["alertname"].as_str().map(String::from))
+        .collect()
 }
 
 /// The alert names of the shipped rules file.
@@ -130,7 +65,7 @@ fn shipped_alerts(rules: &Path) -> BTreeSet<String> {
 fn wait_for(prom: &Prometheus, gw: Option<&Gw>, seen: &mut BTreeSet<String>, want: &[&str]) {
     let deadline = Instant::now() + LIMIT;
     loop {
-        seen.extend(prom.active_alerts());
+        seen.extend(active_alerts(prom));
         if want.iter().all(|w| seen.contains(*w)) {
             return;
         }
@@ -198,7 +133,7 @@ fn every_shipped_alert_goes_pending_against_the_live_gateway() {
     );
     let gw = Gw::start(&extra);
     let http = gw.http.expect("http listener");
-    let prom = Prometheus::start(http, &rules);
+    let prom = Prometheus::start(http, Some(&rules));
 
     // Prometheus scrapes the gateway and has evaluated the rules.
     assert!(

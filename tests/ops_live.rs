@@ -180,40 +180,6 @@ fn selector_labels(expr: &str) -> Vec<(String, String)> {
     out
 }
 
-fn dashboard_and_alert_exprs() -> Vec<(String, String)> {
-    fn walk(panels: &Value, out: &mut Vec<(String, String)>) {
-        for p in panels.as_array().into_iter().flatten() {
-            let title = p["title"].as_str().unwrap_or("?");
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(e) = t["expr"].as_str() {
-                    out.push((format!("panel {title:?}"), e.to_owned()));
-                }
-            }
-            walk(&p["panels"], out);
-        }
-    }
-    let d: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("docker/grafana/dashboards/conmutador.json"))
-            .expect("dashboard"),
-    )
-    .expect("dashboard JSON");
-    let mut out = Vec::new();
-    walk(&d["panels"], &mut out);
-    let rules: Value = serde_norway::from_str(
-        &std::fs::read_to_string(repo().join("docker/prometheus/alerts.yml")).expect("alerts"),
-    )
-    .expect("alerts YAML");
-    for g in rules["groups"].as_array().expect("groups") {
-        for r in g["rules"].as_array().expect("rules") {
-            out.push((
-                format!("alert {}", r["alert"].as_str().unwrap_or("?")),
-                r["expr"].as_str().expect("expr").to_owned(),
-            ));
-        }
-    }
-    out
-}
-
 // ------------------------------------------------------------------ processes
 
 /// Fails the test when `tool` is missing: a check that cannot run is no pass.
@@ -267,13 +233,6 @@ fn run_bounded(cmd: &mut Command, stdin: Option<&str>, limit: Duration) -> (bool
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
     let err = std::fs::read_to_string(&err_path).unwrap_or_default();
     (status.is_some_and(|s| s.success()), out, err)
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// A unique Call-ID prefix for this test run (PostgreSQL is shared).
@@ -439,7 +398,7 @@ fn live_metrics_pass_promtool_and_match_catalog_dashboard_and_alerts() {
     // The dashboard and the alerts read only cataloged names and labels,
     // and every name they read is in the live dump.
     let mut missing = Vec::new();
-    for (what, expr) in dashboard_and_alert_exprs() {
+    for (what, expr) in common::vocabulary::dashboard_and_alert_exprs() {
         for name in metric_names(&expr) {
             if is_prometheus_builtin(&name) {
                 continue;
@@ -542,32 +501,9 @@ fn prom_value(prom: SocketAddr, q: &str) -> Option<f64> {
 fn real_prometheus_scrapes_the_live_gateway_during_calls() {
     require_tool("prometheus", "prometheus");
     let gw = Gw::start("");
-    let target = gw_http(&gw);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: conmutador\n    static_configs:\n      - targets: [\"{target}\"]\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).expect("config");
-    let prom: SocketAddr = format!("127.0.0.1:{}", free_tcp_port())
-        .parse()
-        .expect("addr");
-    let log = dir.path().join("prometheus.log");
-    let child = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={prom}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start prometheus");
-    let _prom = Owned(child);
-    let prom_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let server = common::prometheus::Prometheus::start(gw_http(&gw), None);
+    let prom = server.addr;
+    let prom_log = || server.log();
     assert!(
         eventually(Duration::from_secs(90), || {
             TcpStream::connect(prom).is_ok()

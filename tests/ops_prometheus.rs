@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,11 @@ use conmutador::ops::metrics as m;
 use serde_json::Value;
 
 mod ops_support;
+#[allow(dead_code)] // this test queries over its own async client
+#[path = "common/prometheus.rs"]
+mod prometheus;
 use ops_support::req;
+use prometheus::Prometheus;
 
 struct NoCalls;
 
@@ -64,15 +68,6 @@ impl AdminBackend for NoCalls {
     }
 }
 
-/// Kills the Prometheus we started (by its own handle, never by name).
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -96,13 +91,6 @@ async fn query(prom: SocketAddr, q: &str) -> Vec<Value> {
     let v = r.json();
     assert_eq!(v["status"], "success", "{q}: {}", r.body);
     v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,30 +134,9 @@ async fn real_prometheus_scrapes_the_ops_listener_and_runs_the_alert_rules() {
     }));
 
     // Prometheus scraping it every second and evaluating the shipped rules.
-    let dir = tempfile::tempdir().expect("tempdir");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/prometheus/alerts.yml");
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: conmutador\n    static_configs:\n      - targets: [\"{gateway}\"]\n",
-        rules.display()
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
-    let prom: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-    let child = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={prom}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-    let _guard = Killed(child);
+    let server = Prometheus::start(gateway, Some(&rules));
+    let prom = server.addr;
 
     // Bounded wait for the first scrape and the first rule evaluation.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -177,7 +144,7 @@ async fn real_prometheus_scrapes_the_ops_listener_and_runs_the_alert_rules() {
         assert!(
             Instant::now() < deadline,
             "no scrape within 60 s; prometheus log:\n{}",
-            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+            server.log()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         if tokio::net::TcpStream::connect(prom).await.is_err() {

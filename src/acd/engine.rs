@@ -422,25 +422,37 @@ impl Acd {
         }
     }
 
-    fn caller_left(&mut self, call: CallId, now: Instant) {
+    /// The caller's leg is gone, or the gateway takes it out: a connected
+    /// call ends as usual (`None`); a waiting caller leaves the line, and
+    /// what the queue log says of it is returned:
+    /// (queue, position, waited, announced, entry position).
+    fn leave_line(
+        &mut self,
+        call: CallId,
+        now: Instant,
+    ) -> Option<(usize, usize, Duration, Option<Duration>, usize)> {
         if self.st.connected.contains_key(&call) {
             self.call_ended(call, Party::Caller, now);
-            return;
+            return None;
         }
-        let Some((qi, position, waited, announced, entry_position)) =
-            self.st.callers.get(&call).map(|c| {
-                (
-                    c.queue,
-                    self.position(call).unwrap_or(0),
-                    now.saturating_duration_since(c.joined),
-                    c.announced,
-                    c.entry_position,
-                )
-            })
+        let left = self.st.callers.get(&call).map(|c| {
+            (
+                c.queue,
+                self.position(call).unwrap_or(0),
+                now.saturating_duration_since(c.joined),
+                c.announced,
+                c.entry_position,
+            )
+        })?;
+        self.remove_caller(call, now);
+        Some(left)
+    }
+
+    fn caller_left(&mut self, call: CallId, now: Instant) {
+        let Some((qi, position, waited, announced, entry_position)) = self.leave_line(call, now)
         else {
             return;
         };
-        self.remove_caller(call, now);
         let q = &mut self.st.queues[qi];
         q.stats.abandoned += 1;
         q.est.record_wait(waited, true);
@@ -467,24 +479,10 @@ impl Acd {
     /// abandonment: no abandon counter, no patience sample for the
     /// estimator, its own queue-log record.
     fn caller_removed(&mut self, call: CallId, by: Removal, now: Instant) {
-        if self.st.connected.contains_key(&call) {
-            self.call_ended(call, Party::Caller, now);
-            return;
-        }
-        let Some((qi, position, waited, announced, entry_position)) =
-            self.st.callers.get(&call).map(|c| {
-                (
-                    c.queue,
-                    self.position(call).unwrap_or(0),
-                    now.saturating_duration_since(c.joined),
-                    c.announced,
-                    c.entry_position,
-                )
-            })
+        let Some((qi, position, waited, announced, entry_position)) = self.leave_line(call, now)
         else {
             return;
         };
-        self.remove_caller(call, now);
         self.outcome(qi, "removed");
         self.log(
             qi,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod prometheus;
 pub mod ua;
 pub mod vocabulary;
 
