@@ -130,9 +130,10 @@
 //! - If the figure runs past what the queue allows (the rest of
 //!   `max_wait`), no figure: the caller is told so and offered the plan's
 //!   way out (`WaitSpeech::Beyond`).
-//! - Under 2¾ min, seconds: 15 s steps below a minute, 30 s steps above,
-//!   at least 15 s. Short waits are known to within seconds; whole minutes
-//!   would throw that away.
+//! - Under 2¾ min, seconds: 10 s steps below two minutes ("un minuto y
+//!   cuarenta segundos"), 15 s steps above, at least 10 s. Short waits
+//!   are known to within seconds; whole minutes would throw that away,
+//!   and coarser steps add their own rounding to what callers hear.
 //! - From 8 min on, when the interval's spoken ends are 4 minutes or more
 //!   apart, a range centred on the figure in whole minutes and as wide as
 //!   the interval's wider side ("entre dieciocho y veintiocho minutos"), so
@@ -578,12 +579,30 @@ const RANGE_FROM: f64 = 8.0 * 60.0;
 /// apart; narrower, a single figure says as much.
 const RANGE_MIN_WIDTH: u32 = 4;
 
+/// Below this expected wait (s) the seconds are said in 10 s steps; from it
+/// to `SECONDS_BELOW`, in 15 s steps.
+const TEN_SECOND_STEPS_BELOW: f64 = 120.0;
+
+/// The seconds a short figure is said as: 10 s steps under two minutes
+/// ("un minuto y cuarenta segundos"), 15 s steps to 2¾ min, at least 10 s.
+/// A wait of about a minute is known to within some 15–20 s (the spread
+/// of a handful of releases); coarser steps would add their own rounding
+/// to that error, finer ones would claim a precision the figure lacks.
+fn spoken_seconds(expected: f64) -> f64 {
+    let step = if expected < TEN_SECOND_STEPS_BELOW {
+        10.0
+    } else {
+        15.0
+    };
+    ((expected / step).round() * step).max(10.0)
+}
+
 /// How a forecast is said, `allowed` being the most the queue will still
 /// keep this caller waiting (what is left of `max_wait`, or of the day).
 ///
 /// - past `allowed`: `Beyond`, never a figure the queue will not honour;
-/// - under 2¾ min: `Seconds`, in 15 s steps below a minute and 30 s steps
-///   above (15 s at least: never "zero");
+/// - under 2¾ min: `Seconds`, in 10 s steps below two minutes and 15 s
+///   steps above (10 s at least: never "zero");
 /// - a wide interval: `Range`, centred on the figure in whole minutes and
 ///   as wide as the interval's wider side ("entre dieciocho y veintiocho
 ///   minutos"), so its middle is the figure; the top capped at `allowed`;
@@ -596,8 +615,7 @@ pub fn speech(f: &Forecast, allowed: Option<Duration>) -> WaitSpeech {
     if f.expected < SECONDS_BELOW {
         // Short waits are known to within seconds; whole minutes would
         // throw that away (and "one minute" for a 10 s wait is no help).
-        let step = if f.expected < 60.0 { 15.0 } else { 30.0 };
-        let secs = ((f.expected / step).round() * step).max(15.0);
+        let secs = spoken_seconds(f.expected);
         return WaitSpeech::Seconds(secs as u32);
     }
     let minutes = heard_minutes(Duration::from_secs_f64(f.expected));
@@ -1362,11 +1380,20 @@ mod tests {
             WaitSpeech::Minutes(5)
         );
         // Short waits in seconds, never zero.
-        assert_eq!(speech(&fc(3.0, 0.0, 10.0), None), WaitSpeech::Seconds(15));
-        assert_eq!(speech(&fc(38.0, 20.0, 60.0), None), WaitSpeech::Seconds(45));
+        assert_eq!(speech(&fc(3.0, 0.0, 10.0), None), WaitSpeech::Seconds(10));
+        assert_eq!(speech(&fc(38.0, 20.0, 60.0), None), WaitSpeech::Seconds(40));
         assert_eq!(
             speech(&fc(100.0, 60.0, 130.0), None),
-            WaitSpeech::Seconds(90)
+            WaitSpeech::Seconds(100)
+        );
+        // From two minutes, 15 s steps; from 2¾ min, whole minutes.
+        assert_eq!(
+            speech(&fc(128.0, 90.0, 170.0), None),
+            WaitSpeech::Seconds(135)
+        );
+        assert_eq!(
+            speech(&fc(170.0, 120.0, 220.0), None),
+            WaitSpeech::Minutes(3)
         );
         // Nobody staffed for ever: no figure.
         assert_eq!(

@@ -177,7 +177,7 @@ pub enum AcdCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitSpeech {
     /// A short wait said in seconds ("treinta segundos", "un minuto y
-    /// treinta segundos"): 15 s steps under a minute, 30 s steps to three.
+    /// cuarenta segundos"): 10 s steps under two minutes, 15 s steps to 2¾.
     Seconds(u32),
     /// "About N minutes" (N ≥ 1).
     Minutes(u32),

@@ -896,6 +896,20 @@ mod tests {
         );
         assert_eq!(
             spoken(
+                "es-MX",
+                &wait_announcement("es-MX", 2, WaitWords::Seconds(100), false)
+            ),
+            "Usted ocupa el lugar número dos El tiempo estimado de espera es de un minuto y cuarenta segundos"
+        );
+        assert_eq!(
+            spoken(
+                "en",
+                &wait_announcement("en", 3, WaitWords::Seconds(130), false)
+            ),
+            "You are caller number three Your estimated wait time is two minutes and ten seconds"
+        );
+        assert_eq!(
+            spoken(
                 "en",
                 &wait_announcement("en", 1, WaitWords::Seconds(45), false)
             ),
@@ -943,6 +957,13 @@ mod tests {
             for secs in [0, 1, 61, 3661, 86399] {
                 for name in duration(lang, Duration::from_secs(secs)) {
                     assert!(word(lang, &name).is_some(), "{lang} {name}");
+                }
+            }
+            // Every figure the queue core says in seconds (10 s steps to
+            // two minutes, 15 s steps to 2¾).
+            for x in (10..120).step_by(10).chain((120..=165).step_by(15)) {
+                for name in wait_announcement(lang, 2, WaitWords::Seconds(x), true) {
+                    assert!(word(lang, &name).is_some(), "{lang} {x} s: {name}");
                 }
             }
             for w in [
