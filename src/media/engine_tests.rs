@@ -945,8 +945,8 @@ fn srtp_prompts_are_protected_and_digits_read_after_decryption() {
         assert_eq!(pk.payload.as_slice(), music.pcma[i].as_slice());
         assert_eq!(pk.marker, i == 0);
     }
-    let mut seq = 1;
-    for (end, d) in [(false, 160u16), (true, 640), (true, 640), (true, 640)] {
+    let press = [(false, 160u16), (true, 640), (true, 640), (true, 640)];
+    for (seq, (end, d)) in (1u16..).zip(press) {
         send_srtp(
             &p,
             local,
@@ -957,7 +957,6 @@ fn srtp_prompts_are_protected_and_digits_read_after_decryption() {
             9,
             &event_payload(2, end, 10, d),
         );
-        seq += 1;
     }
     assert_eq!(
         next_non_first(&mut rx, Duration::from_secs(1)),
