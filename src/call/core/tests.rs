@@ -1766,3 +1766,34 @@ fn a_long_interval_is_lowered_to_ours_and_no_header_means_no_timer() {
     );
     assert!(t.core.trunk.timer.is_none());
 }
+
+#[test]
+fn shutdown_while_an_operator_rings_cancels_the_ring_and_removes_the_caller() {
+    let mut t = T::queued();
+    let invite = t.ring("ana");
+    t.answer_leg(&invite, 180);
+    let outs = t.input(Input::Shutdown);
+    assert_eq!(requests(&outs, Method::Cancel).len(), 1);
+    assert_eq!(
+        acd_events(&outs),
+        [AcdEvent::CallerRemoved {
+            call: 42,
+            by: Removal::Shutdown
+        }]
+    );
+    // The 487 to the CANCEL, while our BYE to the caller is out, is only
+    // acknowledged.
+    let outs = t.answer_leg(&invite, 487);
+    assert!(outs.iter().any(|o| matches!(o, Output::AckFailure { .. })));
+    assert!(acd_events(&outs).is_empty());
+}
+
+#[test]
+fn an_update_from_a_ringing_operators_phone_is_answered() {
+    let mut t = T::queued();
+    let invite = t.ring("ana");
+    t.answer_leg(&invite, 180);
+    let (tx, outs) = t.operator_request(&invite, Method::Update, None);
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(200));
+    assert!(acd_events(&outs).is_empty());
+}
