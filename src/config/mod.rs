@@ -240,6 +240,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Bearer token for the admin API; empty disables the admin API.
     pub admin_token: String,
+    /// Read-only token of the wallboard (`/wallboard?token=...`); it opens
+    /// nothing under `/api`. Empty closes the wallboard.
+    pub viewer_token: String,
 }
 
 impl Default for HttpConfig {
@@ -247,6 +250,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "127.0.0.1:9090".parse().expect("literal address"),
             admin_token: String::new(),
+            viewer_token: String::new(),
         }
     }
 }
@@ -404,6 +408,11 @@ impl Config {
         self.guard.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             bail!("sip timers: need 0 < t1_ms <= t2_ms");
+        }
+        // A wall screen's URL carries the viewer token; were it the admin
+        // token, anyone reading the screen's address could act as admin.
+        if !self.http.viewer_token.is_empty() && self.http.viewer_token == self.http.admin_token {
+            bail!("http.viewer_token must differ from http.admin_token");
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Operations room: metric catalog, HTTP (metrics, health, admin API), call
+//! Operations room: metric catalog, HTTP (metrics, health, admin API, the
+//! wallboard), call
 //! records and queue events, logging setup.
 //!
 //! It observes and stores; it never decides anything about a call. Admin
@@ -11,3 +12,4 @@ pub mod metrics;
 pub mod promql;
 pub mod records;
 pub mod time;
+pub mod wallboard;
