@@ -1,6 +1,5 @@
 //! Operations room: metric catalog, HTTP (metrics, health, admin API, the
-//! wallboard), call
-//! records and queue events, logging setup.
+//! wallboard), call records and queue events, logging setup.
 //!
 //! It observes and stores; it never decides anything about a call. Admin
 //! actions reach the call room through the [`http::AdminBackend`] trait, and
