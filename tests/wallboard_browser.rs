@@ -126,11 +126,18 @@ impl Drop for Driver {
 struct BrowserLog;
 
 impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
         base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
     }
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(json!({"type": "browser"}).to_string()))
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }
 
@@ -180,7 +187,10 @@ where
         if f().await {
             return;
         }
-        assert!(Instant::now() < deadline, "the wallboard never showed {what}");
+        assert!(
+            Instant::now() < deadline,
+            "the wallboard never showed {what}"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
@@ -288,9 +298,11 @@ async fn the_wallboard_follows_the_floor_live_in_a_headless_browser() {
     c.goto(&format!("http://{http}/wallboard?token={VIEWER}"))
         .await
         .expect("open the wallboard");
-    until(Duration::from_secs(20), "the queue with 0 waiting", || async {
-        text(&c, WAITING).await.as_deref() == Some("0")
-    })
+    until(
+        Duration::from_secs(20),
+        "the queue with 0 waiting",
+        || async { text(&c, WAITING).await.as_deref() == Some("0") },
+    )
     .await;
     until(Duration::from_secs(5), "op1 logged out", || async {
         op1_state(&c).await.as_deref() == Some("logged_out")
@@ -301,6 +313,8 @@ async fn the_wallboard_follows_the_floor_live_in_a_headless_browser() {
         Some("live"),
         "the stream is open"
     );
+    // One page open: one stream counted.
+    assert_eq!(gw.metric("conmutador_wallboard_streams", &[]), 1.0);
     let who = text(&c, &format!("{OP1} .who")).await;
     assert_eq!(who.as_deref(), Some("Ana"), "the display name is shown");
     // A queue with nobody staffed tells a new caller no figure.
@@ -368,21 +382,30 @@ async fn the_wallboard_follows_the_floor_live_in_a_headless_browser() {
         .await
         .unwrap();
     assert!(run.ok, "sipp:\n{}\n{}", run.stdout, run.stderr);
-    until(Duration::from_secs(10), "0 callers waiting again", || async {
-        text(&c, WAITING).await.as_deref() == Some("0")
-    })
+    until(
+        Duration::from_secs(10),
+        "0 callers waiting again",
+        || async { text(&c, WAITING).await.as_deref() == Some("0") },
+    )
     .await;
     // The caller hung up while waiting: today's abandon rate is 100 %.
     until(Duration::from_secs(5), "today's abandon rate", || async {
-        text(&c, r#"[data-queue="pasaportes"] [data-field="abandon_rate"]"#)
-            .await
-            .as_deref()
+        text(
+            &c,
+            r#"[data-queue="pasaportes"] [data-field="abandon_rate"]"#,
+        )
+        .await
+        .as_deref()
             == Some("100 %")
     })
     .await;
     let after = state(&gw);
     let today = &after["queues"][0]["today"];
-    assert_eq!((&today["abandoned"], &today["answered"]), (&json!(1), &json!(0)), "{after}");
+    assert_eq!(
+        (&today["abandoned"], &today["answered"]),
+        (&json!(1), &json!(0)),
+        "{after}"
+    );
 
     no_console_errors(&c, "while following the floor").await;
     // The console check can fail: an error of our own is seen.
@@ -391,7 +414,8 @@ async fn the_wallboard_follows_the_floor_live_in_a_headless_browser() {
         .expect("run a script");
     let seen = console(&c).await;
     assert!(
-        seen.iter().any(|(l, m)| l == "SEVERE" && m.contains("wallboard-probe")),
+        seen.iter()
+            .any(|(l, m)| l == "SEVERE" && m.contains("wallboard-probe")),
         "the console channel does not report errors: {seen:?}"
     );
     c.close().await.expect("close the browser session");

@@ -213,10 +213,12 @@ impl Acd {
     /// queue's `max_wait`, as the entry announcement does.
     fn new_caller_wait(&self, qi: usize, now: Instant) -> NewCallerWait {
         let q = &self.st.queues[qi];
-        let unrung = q
-            .waiting
-            .iter()
-            .any(|p| self.st.callers.get(&p.call).is_some_and(|c| c.rings.is_empty()));
+        let unrung = q.waiting.iter().any(|p| {
+            self.st
+                .callers
+                .get(&p.call)
+                .is_some_and(|c| c.rings.is_empty())
+        });
         let allowed = q.cfg.allowed_penalty(Duration::ZERO);
         let free = q
             .members

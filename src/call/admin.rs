@@ -13,9 +13,7 @@ use crate::ops::http::{
     OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport, RemovedCaller, WaitingCaller,
 };
 
-use crate::ops::wallboard::{
-    Counts, NewCallerWords, OperatorInput, QueueInput, WallboardInput,
-};
+use crate::ops::wallboard::{Counts, NewCallerWords, OperatorInput, QueueInput, WallboardInput};
 
 use super::Router;
 

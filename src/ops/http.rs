@@ -596,7 +596,12 @@ pub fn router_with_routes<B: AdminBackend>(state: HttpState<B>) -> (Router, Vec<
         );
     let viewer = Routes::new()
         .add(Method::GET, "/wallboard", true, wallboard::get_page)
-        .add(Method::GET, "/wallboard/state", true, wallboard::get_state::<B>)
+        .add(
+            Method::GET,
+            "/wallboard/state",
+            true,
+            wallboard::get_state::<B>,
+        )
         .add(
             Method::GET,
             "/wallboard/events",

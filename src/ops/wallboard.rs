@@ -391,11 +391,7 @@ impl Hub {
 async fn produce<B: AdminBackend>(hub: Arc<Hub>, backend: Arc<B>) {
     loop {
         if let Some(view) = hub.read(&*backend).await {
-            let changed = hub
-                .frames
-                .borrow()
-                .as_ref()
-                .is_none_or(|p| p.view != view);
+            let changed = hub.frames.borrow().as_ref().is_none_or(|p| p.view != view);
             if changed {
                 let frame = Frame {
                     now_ms: Utc::now().timestamp_millis(),
@@ -528,18 +524,14 @@ pub(super) async fn require_viewer<B: AdminBackend>(
     let mut resp = super::http::unauthorized("missing or wrong viewer token");
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"conmutador wallboard\""),
+        HeaderValue::from_static("Bearer realm=\"conmutador\""),
     );
     private(resp)
 }
 
 pub(super) async fn get_page() -> Response {
     let (page, policy) = &*PAGE_AND_POLICY;
-    let mut resp = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        *page,
-    )
-        .into_response();
+    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], *page).into_response();
     if let Ok(v) = HeaderValue::from_str(policy) {
         resp.headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, v);
@@ -604,24 +596,25 @@ pub(super) async fn get_events<B: AdminBackend>(State(s): State<HttpState<B>>) -
             .into_response();
     };
     let rx = hub.subscribe(&s.backend);
-    let stream = futures_util::stream::unfold((rx, slot, true), |(mut rx, slot, first)| async move {
-        let mut first = first;
-        loop {
-            if !first && rx.changed().await.is_err() {
-                return None;
-            }
-            first = false;
-            let current = rx.borrow_and_update().clone();
-            match current {
-                Some(p) => {
-                    let ev = Event::default().data(&*p.json);
-                    return Some((Ok::<_, Infallible>(ev), (rx, slot, false)));
+    let stream =
+        futures_util::stream::unfold((rx, slot, true), |(mut rx, slot, first)| async move {
+            let mut first = first;
+            loop {
+                if !first && rx.changed().await.is_err() {
+                    return None;
                 }
-                None if slot.0.closed.load(Ordering::Acquire) => return None,
-                None => {}
+                first = false;
+                let current = rx.borrow_and_update().clone();
+                match current {
+                    Some(p) => {
+                        let ev = Event::default().data(&*p.json);
+                        return Some((Ok::<_, Infallible>(ev), (rx, slot, false)));
+                    }
+                    None if slot.0.closed.load(Ordering::Acquire) => return None,
+                    None => {}
+                }
             }
-        }
-    });
+        });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
@@ -686,7 +679,10 @@ mod tests {
 
         input.queues[0].since_start = counts(11, 3, 7);
         let t = compose(&mut book, input, at(23, 59, 59), day(8)).queues[0].today;
-        assert_eq!((t.answered, t.abandoned, t.answered_within_threshold), (3, 1, 1));
+        assert_eq!(
+            (t.answered, t.abandoned, t.answered_within_threshold),
+            (3, 1, 1)
+        );
         assert_eq!(t.service_level, Some(0.25));
         assert_eq!(t.abandon_rate, Some(0.25));
     }
@@ -714,7 +710,10 @@ mod tests {
             a.queues[0].oldest_waiting_since_ms,
             Some(at(9, 59, 50).timestamp_millis())
         );
-        assert_eq!(a.operators[0].state_since_ms, at(9, 58, 55).timestamp_millis());
+        assert_eq!(
+            a.operators[0].state_since_ms,
+            at(9, 58, 55).timestamp_millis()
+        );
         let mut changed = input(11.2, 66.0);
         changed.queues[0].waiting = 2;
         assert_ne!(a, compose(&mut book, changed, at(10, 0, 1), day(7)));
@@ -739,7 +738,10 @@ mod tests {
     #[test]
     fn new_caller_words_serialise_with_their_kind() {
         let j = serde_json::to_value(NewCallerWords::Range { low: 18, high: 28 }).unwrap();
-        assert_eq!(j, serde_json::json!({"kind": "range", "low": 18, "high": 28}));
+        assert_eq!(
+            j,
+            serde_json::json!({"kind": "range", "low": 18, "high": 28})
+        );
         let j = serde_json::to_value(NewCallerWords::AtOnce).unwrap();
         assert_eq!(j, serde_json::json!({"kind": "at_once"}));
     }
