@@ -467,6 +467,20 @@ mod tests {
         assert!(format!("{:#}", bad.unwrap_err()).contains("guard.sources.invite"));
     }
 
+    /// The wall screen's URL carries the viewer token: it may not be the
+    /// admin token too.
+    #[test]
+    fn the_viewer_token_must_differ_from_the_admin_token() {
+        let same = "[http]\nadmin_token = \"t\"\nviewer_token = \"t\"\n";
+        let err = Config::parse_text(same, Path::new(".")).unwrap_err();
+        assert!(format!("{err:#}").contains("viewer_token"), "{err:#}");
+        let apart = "[http]\nadmin_token = \"t\"\nviewer_token = \"v\"\n";
+        let cfg = Config::parse_text(apart, Path::new(".")).unwrap();
+        assert_eq!(cfg.http.viewer_token, "v");
+        let closed = Config::parse_text("[http]\nadmin_token = \"\"\n", Path::new(".")).unwrap();
+        assert!(closed.http.viewer_token.is_empty());
+    }
+
     #[test]
     fn unknown_keys_are_rejected() {
         let err = Config::parse_text("[sip]\nlisten_on = []\n", Path::new(".")).unwrap_err();
