@@ -25,6 +25,7 @@
 mod common;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,8 +81,9 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
-/// chromedriver on a loopback port, stopped by PID on drop (it takes its
-/// chromium with it; the session is closed before that).
+/// chromedriver on a loopback port, in a process group of its own (the
+/// group's id is its PID) so that on drop the chromium it started goes too,
+/// even when a failing test never closed the session.
 struct Driver {
     child: Child,
     port: u16,
@@ -93,6 +95,7 @@ impl Driver {
         let port = free_tcp_port();
         let log = dir.join("chromedriver.log");
         let child = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .arg(format!("--log-path={}", log.display()))
@@ -115,7 +118,11 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The negative PID names the group: chromedriver and the browser
+        // processes it started, nothing else.
+        common::unsafe_kill(self.child.id(), "KILL");
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
