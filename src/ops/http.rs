@@ -357,7 +357,8 @@ pub trait AdminBackend: Send + Sync + 'static {
     }
     /// What the wallboard shows, read in one go. The default builds it from
     /// [`Self::queues`] and [`Self::operators`], without what a new caller
-    /// would hear and with the queues' all-time counters.
+    /// would hear and with the views' counters (which may include history);
+    /// the gateway's backend overrides it with the ACD's own figures.
     fn wallboard(&self) -> impl Future<Output = WallboardInput> + Send {
         async move {
             let queues = self.queues().await;
@@ -366,15 +367,19 @@ pub trait AdminBackend: Send + Sync + 'static {
                 queues: queues
                     .into_iter()
                     .map(|q| QueueInput {
+                        since_start: Counts {
+                            answered: q.stats.answered,
+                            abandoned: q.stats.abandoned,
+                            // The view's service level is this count over
+                            // answered + abandoned: give it back.
+                            answered_within_threshold: q.stats.service_level.map_or(0, |sl| {
+                                (sl * (q.stats.answered + q.stats.abandoned) as f64).round() as u64
+                            }),
+                        },
                         waiting: q.waiting.len() as u32,
                         oldest_wait_seconds: q.stats.oldest_wait_seconds,
                         new_caller: NewCallerWords::NoEstimate,
                         service_level_threshold_seconds: q.stats.service_level_threshold_seconds,
-                        since_start: Counts {
-                            answered: q.stats.answered,
-                            abandoned: q.stats.abandoned,
-                            answered_within_threshold: 0,
-                        },
                         operators_staffed: q.stats.operators_logged_in,
                         operators_available: q.stats.operators_available,
                         name: q.name,
