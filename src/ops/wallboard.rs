@@ -423,18 +423,7 @@ async fn produce<B: AdminBackend>(hub: Arc<Hub>, backend: Arc<B>) {
 /// first look the next morning.
 pub async fn midnight_rollover<B: AdminBackend>(hub: Arc<Hub>, backend: Arc<B>) {
     loop {
-        let now = Local::now();
-        let next = now
-            .date_naive()
-            .succ_opt()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .and_then(|t| Local.from_local_datetime(&t).earliest());
-        // Capped so a clock or zone change is noticed within a minute.
-        let wait = next
-            .and_then(|n| (n - now).to_std().ok())
-            .unwrap_or(Duration::from_secs(60))
-            .min(Duration::from_secs(60));
-        tokio::time::sleep(wait + Duration::from_millis(5)).await;
+        tokio::time::sleep(next_look(Local::now())).await;
         if hub.closed.load(Ordering::Acquire) {
             return;
         }
@@ -444,6 +433,21 @@ pub async fn midnight_rollover<B: AdminBackend>(hub: Arc<Hub>, backend: Arc<B>) 
             let _ = hub.read(&*backend).await;
         }
     }
+}
+
+/// How long to sleep from `now` before looking at the date again: just past
+/// the next local midnight, but never more than a minute, so a clock or
+/// zone change is noticed soon.
+fn next_look<Tz: TimeZone>(now: DateTime<Tz>) -> Duration {
+    let next = now
+        .date_naive()
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| now.timezone().from_local_datetime(&t).earliest());
+    next.and_then(|n| (n - now).to_std().ok())
+        .unwrap_or(Duration::from_secs(60))
+        .min(Duration::from_secs(60))
+        + Duration::from_millis(5)
 }
 
 // ---------------------------------------------------------------- page
@@ -722,6 +726,23 @@ mod tests {
         empty.queues[0].waiting = 0;
         let v = compose(&mut book, empty, at(10, 0, 1), day(7));
         assert_eq!(v.queues[0].oldest_waiting_since_ms, None);
+    }
+
+    /// The midnight look lands just past local midnight, in the zone's own
+    /// terms, and is never put off for more than a minute.
+    #[test]
+    fn the_midnight_look_lands_just_past_local_midnight() {
+        let tz = chrono_tz::America::Mexico_City;
+        let late = tz.with_ymd_and_hms(2026, 12, 7, 23, 59, 30).unwrap();
+        assert_eq!(next_look(late), Duration::from_millis(30_005));
+        let morning = tz.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+        assert_eq!(next_look(morning), Duration::from_millis(60_005));
+        // 23:59:30 UTC is not midnight in Mexico City: no early rollover.
+        let utc_late = Utc.with_ymd_and_hms(2026, 12, 7, 23, 59, 30).unwrap();
+        assert_eq!(
+            next_look(utc_late.with_timezone(&tz)),
+            Duration::from_millis(60_005)
+        );
     }
 
     /// The policy pins the page's own inline blocks and nothing else.
