@@ -147,13 +147,20 @@ impl Gateway {
             prompts: RwLock::new(prompts),
             swap: RwLock::new(()),
             plans,
-            codecs,
-            media_ip: cfg.media.public_ip.unwrap_or(cfg.media.bind),
-            ring_delay: Duration::from_millis(cfg.calls.ring_ms),
+            call: Arc::new(super::core::CallConfig {
+                codecs,
+                media_ip: cfg.media.public_ip.unwrap_or(cfg.media.bind),
+                ring_delay: Duration::from_millis(cfg.calls.ring_ms),
+                user_agent: cfg.sip.user_agent.clone(),
+                retry_after: cfg.sip.retry_after,
+                hold_music: Arc::new(crate::media::Prompt::hold_music("moh")),
+                has_acd: acd.is_some(),
+                session_min_se: cfg.calls.session_min_se,
+                session_expires: cfg.calls.session_expires,
+            }),
             records,
             acd,
             operators,
-            hold_music: Arc::new(crate::media::Prompt::hold_music("moh")),
             transfer_proxy: cfg.calls.transfer_proxy,
             guard: guard.clone(),
             places: super::places::CallerPlaces::new(cfg.guard.caller_places),
@@ -250,7 +257,8 @@ impl Gateway {
             router: router.clone(),
             readiness: readiness.clone(),
         });
-        let state = HttpState::new(metrics, readiness.clone(), &cfg.http.admin_token, backend);
+        let state = HttpState::new(metrics, readiness.clone(), &cfg.http.admin_token, backend)
+            .with_viewer_token(&cfg.http.viewer_token);
         let (http_stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let shutdown = async move {

@@ -138,10 +138,11 @@ pub const OVERLOAD_REASONS: &[&str] = &[
     "draining",
     "rtp_ports",
     "transactions",
+    "acd_backlog",
 ];
-/// `call::state_label`.
+/// `call::routes::state_label`.
 pub const CALL_STATES: &[&str] = &["ivr", "queued", "ringing", "bridged"];
-/// `call::session::result_label`.
+/// `call::core::record::result_label`.
 pub const CALL_RESULTS: &[&str] = &[
     "completed",
     "abandoned",
@@ -151,7 +152,7 @@ pub const CALL_RESULTS: &[&str] = &[
     "failed",
     "removed",
 ];
-/// `call::session::End::label` and the refusals of `call::Router::reject`.
+/// `call::core::End::label` and the refusals of `call::Router::reject`.
 pub const CALL_END_REASONS: &[&str] = &[
     "caller_hangup",
     "plan_hangup",
@@ -163,12 +164,15 @@ pub const CALL_END_REASONS: &[&str] = &[
     "operator_hangup",
     "transfer_failed",
     "removed",
+    "session_expired",
     "overloaded",
     "forbidden",
     "not_found",
     "not_acceptable",
     "rejected",
 ];
+/// Who refreshed a session timer.
+pub const SESSION_REFRESHERS: &[&str] = &["gateway", "carrier"];
 pub const DTMF_METHODS: &[&str] = &["rfc4733", "inband", "sip_info"];
 pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
 /// Whether an answered caller's wait fell inside the range they heard.
@@ -337,7 +341,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         SIP_OVERLOAD_REJECTIONS_TOTAL,
-        "New work refused because a limit was reached, by reason (calls|cps|media|signalling|draining|rtp_ports|transactions); every 503 sent is in conmutador_sip_503_sent_total.",
+        "New work refused because a limit was reached, by reason (calls|cps|media|signalling|draining|rtp_ports|transactions|acd_backlog); every 503 sent is in conmutador_sip_503_sent_total.",
         &["reason"],
     )
     .with(&[Values::Each(OVERLOAD_REASONS)]),
@@ -407,8 +411,14 @@ pub const CATALOG: &[MetricDef] = &[
         &[],
     ),
     counter(
+        SESSION_REFRESHES_TOTAL,
+        "Session-timer refreshes (RFC 4028) of trunk calls, by who refreshed (gateway|carrier); a session not refreshed in time ends with reason session_expired.",
+        &["by"],
+    )
+    .with(&[Values::Each(SESSION_REFRESHERS)]),
+    counter(
         ACD_EVENTS_DROPPED_TOTAL,
-        "Queue events lost because the ACD task's inbox was full.",
+        "Operator events (log-in, pause, reachability) dropped because the ACD task was far behind; a call's own events are never dropped (new calls are refused with 503 first).",
         &[],
     ),
     counter(
@@ -698,6 +708,12 @@ pub const CATALOG: &[MetricDef] = &[
     counter(
         SIP_ABSORBING_EVICTED_TOTAL,
         "Finished SIP transactions dropped before their 32 s because the absorbing set was full (8 x sip.max_transactions).",
+        &[],
+    ),
+    gauge(
+        WALLBOARD_STREAMS,
+        Unit::Count,
+        "Wallboard event streams open now (one per open wallboard page), at most 32.",
         &[],
     ),
 ];
@@ -1054,6 +1070,7 @@ pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 /// SRTP packets dropped, label `reason`: auth, replay, malformed, ssrc_limit.
 pub const SRTP_DROPPED_TOTAL: &str = "conmutador_srtp_dropped_total";
 pub const SRTP_LEGS: &str = "conmutador_srtp_legs";
+pub const SESSION_REFRESHES_TOTAL: &str = "conmutador_session_refreshes_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
 pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";
@@ -1071,3 +1088,6 @@ pub const GUARD_CALLER_PLACES_REFUSED_TOTAL: &str = "conmutador_guard_caller_pla
 // SIP transactions (appended by the sip room)
 pub const SIP_TRANSACTIONS_ABSORBING: &str = "conmutador_sip_transactions_absorbing";
 pub const SIP_ABSORBING_EVICTED_TOTAL: &str = "conmutador_sip_absorbing_evicted_total";
+
+// Wallboard (appended by the wallboard room)
+pub const WALLBOARD_STREAMS: &str = "conmutador_wallboard_streams";
