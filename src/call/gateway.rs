@@ -157,6 +157,7 @@ impl Gateway {
                 has_acd: acd.is_some(),
                 session_min_se: cfg.calls.session_min_se,
                 session_expires: cfg.calls.session_expires,
+                srtp: cfg.media.srtp_mode(),
             }),
             records,
             acd,

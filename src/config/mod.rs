@@ -186,6 +186,21 @@ pub struct MediaConfig {
     /// SDP address, or a few in a row from elsewhere): other sources are
     /// dropped by the kernel. Off: follow a source that moves mid-call.
     pub strict_rtp: bool,
+    /// SRTP (SDES keys, RFC 4568) on each leg: `off`; `optional` (SRTP
+    /// when the peer offers or accepts it and its signalling is TLS, plain
+    /// otherwise: a carrier may stay plain while operators encrypt); or
+    /// `required` (a leg without SRTP over TLS is refused 488).
+    pub srtp: String,
+}
+
+impl MediaConfig {
+    pub fn srtp_mode(&self) -> crate::sdp::SrtpMode {
+        match self.srtp.as_str() {
+            "off" => crate::sdp::SrtpMode::Off,
+            "required" => crate::sdp::SrtpMode::Required,
+            _ => crate::sdp::SrtpMode::Optional,
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -202,6 +217,7 @@ impl Default for MediaConfig {
             workers: 0,
             realtime_priority: None,
             strict_rtp: true,
+            srtp: "optional".into(),
         }
     }
 }
@@ -403,6 +419,12 @@ impl Config {
             if !matches!(c.to_ascii_uppercase().as_str(), "PCMU" | "PCMA") {
                 bail!("media.codecs: unsupported codec {c:?} (PCMU, PCMA)");
             }
+        }
+        if !matches!(self.media.srtp.as_str(), "off" | "optional" | "required") {
+            bail!(
+                "media.srtp: {:?} is not off, optional or required",
+                self.media.srtp
+            );
         }
         if self.sip.auth_algorithms.is_empty() {
             bail!("sip.auth_algorithms names no algorithm");
