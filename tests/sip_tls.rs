@@ -425,6 +425,34 @@ async fn operators_held_to_tls_are_refused_over_udp_and_challenged_over_tls() {
     );
     assert!(header(&resp, "WWW-Authenticate").is_none(), "{resp}");
 
+    // A feature code (pause, *21) dialled over UDP: the same refusal.
+    let invite = format!(
+        "INVITE sip:*21@{gw} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKfeat\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:op1@127.0.0.1>;tag=feat\r\n\
+         To: <sip:*21@{gw}>\r\n\
+         Call-ID: feat@tls-test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:op1@{local}>\r\n\
+         Content-Length: 0\r\n\r\n",
+        gw = gw.udp
+    );
+    udp.send_to(invite.as_bytes(), gw.udp).unwrap();
+    let resp = loop {
+        let (n, _) = udp.recv_from(&mut b).expect("an answer to the INVITE");
+        let r = String::from_utf8_lossy(&b[..n]).into_owned();
+        if !r.starts_with("SIP/2.0 100") {
+            break r;
+        }
+    };
+    assert!(resp.starts_with("SIP/2.0 403"), "{resp}");
+    assert!(
+        header(&resp, "Warning").is_some_and(|w| w.contains("TLS")),
+        "{resp}"
+    );
+    assert!(header(&resp, "Proxy-Authenticate").is_none(), "{resp}");
+
     // The same REGISTER over TLS gets the digest challenge.
     let mut s = connect(addr, &pki.ca_pem).await.unwrap();
     let local = s.get_ref().0.local_addr().unwrap();
@@ -493,22 +521,10 @@ fn baresip_registered_over_tls_is_rung_over_that_connection_and_bridged() {
         tls_config(&leaf, "require_for_operators = true")
     );
     let gw = Gw::start(&cfg);
-    let tls = gw.tls.unwrap();
 
     let wav = tmp.path().join("op-tone.wav");
     write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
-    let mut opts = BaresipOpts::operator("op1", "s3cret", gw.udp);
-    opts.account = format!("<sip:op1@{tls};transport=tls>;auth_pass=s3cret;regint=600");
-    opts.extra_config = format!("sip_cafile\t\t{}\n", pki.ca("gw").display());
-    opts.source_wav = Some(wav);
-    opts.quit_after = Duration::from_secs(120);
-    let phone = Baresip::start(opts);
-    assert!(
-        phone.wait_registered(Duration::from_secs(20)),
-        "op1 did not register over TLS\n{}\n{}",
-        phone.log(),
-        gw.log_text()
-    );
+    let phone = tls_operator(&gw, &pki, wav);
     assert_eq!(gw.metric("conmutador_sip_tls_connections", &[]), 1.0);
     assert_eq!(gw.metric("conmutador_registrations_active", &[]), 1.0);
 
@@ -542,6 +558,70 @@ fn baresip_registered_over_tls_is_rung_over_that_connection_and_bridged() {
         "conmutador_calls_ended_total",
         &["reason=\"caller_hangup\"", "result=\"completed\""]
     ) >= 1.0));
+}
+
+/// baresip over TLS as the operator, registered and held to TLS.
+fn tls_operator(gw: &Gw, pki: &Pki, wav: PathBuf) -> Baresip {
+    let tls = gw.tls.expect("TLS listener");
+    let mut opts = BaresipOpts::operator("op1", "s3cret", gw.udp);
+    opts.account = format!("<sip:op1@{tls};transport=tls>;auth_pass=s3cret;regint=600");
+    opts.extra_config = format!("sip_cafile\t\t{}\n", pki.ca("gw").display());
+    opts.source_wav = Some(wav);
+    opts.quit_after = Duration::from_secs(90);
+    let phone = Baresip::start(opts);
+    assert!(
+        phone.wait_registered(Duration::from_secs(20)),
+        "op1 did not register over TLS\n{}\n{}",
+        phone.log(),
+        gw.log_text()
+    );
+    phone
+}
+
+#[test]
+fn a_sipp_trunk_caller_reaches_a_tls_operator_whose_hang_up_comes_back_over_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "gw");
+    let leaf = pki.leaf("server");
+    let plans = common::pasaportes_plan(tmp.path());
+    let cfg = format!(
+        "{}{}",
+        operator_config(&plans),
+        tls_config(&leaf, "require_for_operators = true")
+    );
+    let gw = Gw::start(&cfg);
+    // baresip hangs up when its microphone WAV ends: 3 s after answering.
+    let wav = tmp.path().join("short.wav");
+    write_tone_wav(&wav, 440.0, 3.0, 8000).unwrap();
+    let phone = tls_operator(&gw, &pki, wav);
+
+    // SIPp over UDP from the trunk waits in the queue, is bridged, and
+    // gets the gateway's BYE once the operator's BYE arrived over TLS.
+    let r = common::sipp(
+        "uac_wait_bye.xml",
+        gw.udp,
+        &["-m", "1", "-s", "100"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        r.ok,
+        "SIPp caller failed\n{}\n{}\n{}",
+        r.stdout,
+        r.stderr,
+        gw.log_text()
+    );
+    assert!(phone.wait_call_established(Duration::from_secs(5)));
+    assert!(phone.wait_call_closed(Duration::from_secs(5)));
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_calls_ended_total",
+        &["reason=\"operator_hangup\""]
+    ) == 1.0));
+    // The phone's BYE came over TLS (Via TLS) on the one connection.
+    let log = phone.log();
+    let at = log.rfind("BYE sip:").expect("baresip traced its BYE");
+    let bye: String = log[at..].chars().take(1000).collect();
+    assert!(bye.contains("SIP/2.0/TLS"), "{bye}");
+    assert_eq!(gw.metric("conmutador_sip_tls_connections", &[]), 1.0);
 }
 
 /// A sink that keeps what the transports deliver.
