@@ -236,6 +236,54 @@ async fn options_over_tls_are_answered_on_the_same_connection_with_via_tls() {
         == 0.0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_streams_have_the_tcp_framing_size_cap_and_connection_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "gw");
+    let leaf = pki.leaf("server");
+    let gw = Gw::start(&format!(
+        "[sip]\nmax_tcp_message = 4096\n{}",
+        tls_config(&leaf, "max_connections = 1")
+    ));
+    let addr = gw.tls.unwrap();
+    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
+    let local = s.get_ref().0.local_addr().unwrap();
+
+    // Two requests in one write: two answers, in order.
+    let uri = format!("sip:{addr};transport=tls");
+    let two = options(&uri, local, "a", "TLS") + &options(&uri, local, "b", "TLS");
+    s.write_all(two.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    for b in ["a", "b"] {
+        let resp = read_message(&mut s, &mut buf).await;
+        assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
+        assert!(resp.contains(&format!("branch=z9hG4bK{b}")), "{resp}");
+    }
+
+    // A second connection is over tls.max_connections: closed at accept,
+    // before any handshake.
+    let second = connect(addr, &pki.ca_pem).await;
+    assert!(second.is_err(), "a second connection is refused");
+    assert!(eventually(Duration::from_secs(5), || gw
+        .metric("conmutador_sip_tls_refused_total", &[])
+        == 1.0));
+
+    // A message announcing more than sip.max_tcp_message closes the stream.
+    let big =
+        options(&uri, local, "big", "TLS").replace("Content-Length: 0", "Content-Length: 100000");
+    s.write_all(big.as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the gateway closes an oversize stream");
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_sip_oversize_total",
+        &["transport=\"TLS\""]
+    ) == 1.0));
+    assert!(eventually(Duration::from_secs(5), || gw
+        .metric("conmutador_sip_tls_connections", &[])
+        == 0.0));
+}
+
 /// A ClientHello that offers TLS 1.1 at most (legacy_version 0x0302, no
 /// supported_versions extension). It carries the extensions rustls checks
 /// before the version (signature algorithms, groups), so the version is
