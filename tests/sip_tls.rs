@@ -284,6 +284,90 @@ async fn tls_streams_have_the_tcp_framing_size_cap_and_connection_cap() {
         == 0.0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_call_over_tls_gets_its_answers_and_the_gateways_bye_on_that_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "gw");
+    let leaf = pki.leaf("server");
+    // Two seconds without RTP from the caller and the gateway hangs up.
+    let gw = Gw::start(&format!(
+        "[media]\nrtp_timeout = 2\n{}",
+        tls_config(&leaf, "")
+    ));
+    let addr = gw.tls.unwrap();
+    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
+    let local = s.get_ref().0.local_addr().unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sdp = format!(
+        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        rtp.local_addr().unwrap().port()
+    );
+    let from = format!("<sip:+5215512345678@{local};transport=tls>;tag=trunk1");
+    let invite = format!(
+        "INVITE sips:5550000@{addr} SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bKinv1\r\n\
+         Max-Forwards: 70\r\n\
+         From: {from}\r\n\
+         To: <sips:5550000@{addr}>\r\n\
+         Call-ID: trunk-call@tls-test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:trunk@{local};transport=tls>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    s.write_all(invite.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let ok = loop {
+        let m = read_message(&mut s, &mut buf).await;
+        if m.starts_with("SIP/2.0 1") {
+            continue;
+        }
+        break m;
+    };
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let contact = header(&ok, "Contact").unwrap();
+    assert!(contact.contains(";transport=tls"), "{ok}");
+    let target = contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let to = header(&ok, "To").unwrap().to_owned();
+    let ack = format!(
+        "ACK {target} SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bKack1\r\n\
+         Max-Forwards: 70\r\n\
+         From: {from}\r\n\
+         To: {to}\r\n\
+         Call-ID: trunk-call@tls-test\r\n\
+         CSeq: 1 ACK\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    s.write_all(ack.as_bytes()).await.unwrap();
+    // The caller stays silent: the gateway's BYE comes over this connection.
+    let bye = read_message(&mut s, &mut buf).await;
+    assert!(bye.starts_with("BYE sip:trunk@"), "{bye}");
+    let via = header(&bye, "Via").unwrap();
+    assert!(via.starts_with("SIP/2.0/TLS"), "{bye}");
+    assert!(via.contains(&format!("{}", addr.port())), "{bye}");
+    let answer = format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "From").unwrap(),
+        header(&bye, "To").unwrap(),
+        header(&bye, "Call-ID").unwrap(),
+        header(&bye, "CSeq").unwrap(),
+    );
+    s.write_all(answer.as_bytes()).await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_calls_ended_total",
+        &["reason=\"rtp_timeout\""]
+    ) == 1.0));
+}
+
 /// A ClientHello that offers TLS 1.1 at most (legacy_version 0x0302, no
 /// supported_versions extension). It carries the extensions rustls checks
 /// before the version (signature algorithms, groups), so the version is
