@@ -396,11 +396,11 @@ fn tls11_client_hello() -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_1_1_only_client_is_refused() {
+async fn a_tls_1_1_only_client_is_refused_and_a_silent_one_times_out() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new(tmp.path(), "gw");
     let leaf = pki.leaf("server");
-    let gw = Gw::start(&tls_config(&leaf, ""));
+    let gw = Gw::start(&tls_config(&leaf, "handshake_timeout = 1"));
     let addr = gw.tls.unwrap();
 
     let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -429,6 +429,17 @@ async fn a_tls_1_1_only_client_is_refused() {
     );
     // A modern client still gets in.
     assert!(connect(addr, &pki.ca_pem).await.is_ok());
+
+    // A client that never finishes its handshake is closed after
+    // tls.handshake_timeout (1 s here) and counted.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let mut nothing = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut nothing)).await;
+    assert!(read.is_ok(), "a silent client is closed");
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_sip_tls_handshakes_total",
+        &["direction=\"in\"", "result=\"timeout\""]
+    ) == 1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
