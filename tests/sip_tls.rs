@@ -368,6 +368,68 @@ async fn a_trunk_call_over_tls_gets_its_answers_and_the_gateways_bye_on_that_con
     ) == 1.0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_judges_tls_messages_and_closes_a_blocked_source_before_any_handshake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "gw");
+    let leaf = pki.leaf("server");
+    // 127.0.0.1 (the test) is not a trunk: its INVITEs are a scanner's.
+    let gw = Gw::start(&format!(
+        "[trunks]\nallow = [\"127.0.0.2/32\"]\n[guard]\nstrangers_block_after = 5\n{}",
+        tls_config(&leaf, "")
+    ));
+    let addr = gw.tls.unwrap();
+    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
+    let local = s.get_ref().0.local_addr().unwrap();
+    let mut buf = Vec::new();
+    // INVITEs refused over TLS (403 on the connection) until the guard
+    // blocks the source as a scanner: a handful, bounded.
+    let mut refused = 0;
+    for i in 0..10 {
+        let invite = format!(
+            "INVITE sips:100@{addr} SIP/2.0\r\n\
+             Via: SIP/2.0/TLS {local};branch=z9hG4bKscan{i}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:scanner@127.0.0.1>;tag=s{i}\r\n\
+             To: <sips:100@{addr}>\r\n\
+             Call-ID: scan{i}@tls-test\r\n\
+             CSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        s.write_all(invite.as_bytes()).await.unwrap();
+        loop {
+            let m = read_message(&mut s, &mut buf).await;
+            if m.starts_with("SIP/2.0 403") {
+                refused += 1;
+                break;
+            }
+            assert!(m.starts_with("SIP/2.0 100"), "{m}");
+        }
+        if gw.metric("conmutador_guard_blocks_total", &["reason=\"scan\""]) == 1.0 {
+            break;
+        }
+    }
+    assert!(
+        gw.metric("conmutador_guard_blocks_total", &["reason=\"scan\""]) == 1.0,
+        "blocked after {refused} refusals over TLS"
+    );
+    assert!(refused >= 5, "{refused}");
+    let handshakes = gw.metric("conmutador_sip_tls_handshakes_total", &[]);
+    // Blocked: a new connection is closed at accept, no handshake is tried.
+    assert!(connect(addr, &pki.ca_pem).await.is_err());
+    assert_eq!(
+        gw.metric("conmutador_sip_tls_handshakes_total", &[]),
+        handshakes
+    );
+    // And what still comes on the open connection is dropped unanswered.
+    s.write_all(options(&format!("sips:{addr}"), local, "late", "TLS").as_bytes())
+        .await
+        .unwrap();
+    let mut chunk = [0u8; 512];
+    let got = tokio::time::timeout(Duration::from_secs(2), s.read(&mut chunk)).await;
+    assert!(got.is_err(), "no answer to a blocked source");
+}
+
 /// A ClientHello that offers TLS 1.1 at most (legacy_version 0x0302, no
 /// supported_versions extension). It carries the extensions rustls checks
 /// before the version (signature algorithms, groups), so the version is
