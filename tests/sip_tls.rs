@@ -827,15 +827,35 @@ fn a_sipp_trunk_caller_reaches_a_tls_operator_whose_hang_up_comes_back_over_tls(
     let bye: String = log[at..].chars().take(1000).collect();
     assert!(bye.contains("SIP/2.0/TLS"), "{bye}");
     assert_eq!(gw.metric("conmutador_sip_tls_connections", &[]), 1.0);
+
+    // The phone goes away (killed: no un-REGISTER): its connection closes
+    // and the operator is logged out at once, not at the binding's expiry.
+    assert_eq!(gw.metric("conmutador_registrations_active", &[]), 1.0);
+    drop(phone);
+    assert!(
+        eventually(Duration::from_secs(5), || gw
+            .metric("conmutador_registrations_active", &[])
+            == 0.0),
+        "{}",
+        gw.log_text()
+    );
+    assert_eq!(gw.metric("conmutador_sip_tls_connections", &[]), 0.0);
+    assert!(
+        gw.log_text()
+            .contains("connection of a registered phone closed")
+    );
 }
 
-/// A sink that keeps what the transports deliver.
+/// A sink that keeps what the transports deliver, and which flows closed.
 #[derive(Default)]
-struct Collect(Mutex<Vec<(Bytes, Peer)>>);
+struct Collect(Mutex<Vec<(Bytes, Peer)>>, Mutex<Vec<Flow>>);
 
 impl Sink for Collect {
     fn on_message(&self, data: Bytes, peer: Peer) {
         self.0.lock().unwrap().push((data, peer));
+    }
+    fn on_closed(&self, flow: Flow) {
+        self.1.lock().unwrap().push(flow);
     }
 }
 
@@ -938,6 +958,11 @@ async fn outgoing_tls_verifies_the_peer_and_carries_both_ways_on_one_connection(
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].1.flow, peer.flow);
     assert!(seen[0].0.starts_with(b"SIP/2.0 200 OK"));
+    // The server hung up: the flow is reported closed (so a phone bound
+    // to it can be logged out) and a new send opens a new connection.
+    assert!(eventually_async(|| sink.1.lock().unwrap().contains(&peer.flow)).await);
+    let reopened = t.peer_for_uri(&uri).unwrap();
+    assert_ne!(reopened.flow, peer.flow);
     // Plain sip: URIs still go over UDP.
     let udp = t.peer_for_uri(&format!("sip:op@{server}")).unwrap();
     assert!(matches!(udp.flow, Flow::Udp { .. }));
@@ -965,6 +990,7 @@ async fn outgoing_tls_refuses_a_peer_the_ca_does_not_vouch_for() {
     assert!(sink.0.lock().unwrap().is_empty());
     // The failed connection left the table: the next send is refused.
     assert!(eventually_async(|| !t.send(&peer, Bytes::from_static(b"x"))).await);
+    assert_eq!(*sink.1.lock().unwrap(), vec![peer.flow]);
 }
 
 async fn eventually_async(mut f: impl FnMut() -> bool) -> bool {

@@ -25,7 +25,7 @@ use crate::sip::endpoint::{Endpoint, EndpointConfig, EndpointSink};
 use crate::sip::guard::Guard;
 use crate::sip::tls::TlsContext;
 use crate::sip::transaction::Timers;
-use crate::sip::transport::{TransportOptions, Transports};
+use crate::sip::transport::{Flow, Peer, Sink, TransportOptions, Transports};
 
 pub struct Gateway {
     pub udp: Vec<SocketAddr>,
@@ -203,7 +203,13 @@ impl Gateway {
             transports.clone(),
             router.clone(),
         );
-        transports.start(listeners, Arc::new(EndpointSink(Arc::downgrade(&endpoint))));
+        transports.start(
+            listeners,
+            Arc::new(GatewaySink {
+                endpoint: EndpointSink(Arc::downgrade(&endpoint)),
+                operators: router.services.operators.clone(),
+            }),
+        );
         // Blocks run out by themselves: keep their gauge true.
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -338,6 +344,31 @@ impl Gateway {
                 dropped = report.dropped,
                 "call records flushed"
             );
+        }
+    }
+}
+
+/// What the transports report: messages go to the endpoint; a closed TCP
+/// or TLS connection goes to the operator registry, which logs out the
+/// phones registered over it (nothing reaches them through it any more,
+/// and the gateway never opens a connection to a phone by itself).
+struct GatewaySink {
+    endpoint: EndpointSink,
+    operators: Option<Arc<super::queue::Operators>>,
+}
+
+impl Sink for GatewaySink {
+    fn on_message(&self, data: bytes::Bytes, peer: Peer) {
+        self.endpoint.on_message(data, peer);
+    }
+
+    fn accepts(&self, addr: SocketAddr) -> bool {
+        self.endpoint.accepts(addr)
+    }
+
+    fn on_closed(&self, flow: Flow) {
+        if let Some(ops) = &self.operators {
+            ops.flow_closed(flow);
         }
     }
 }

@@ -678,6 +678,16 @@ impl Operators {
         metrics::gauge!(m::REGISTRATIONS_ACTIVE).set(n as f64);
     }
 
+    /// Logs out the phones registered over a TCP or TLS connection that
+    /// closed: calls could not reach them through it.
+    pub fn flow_closed(&self, flow: crate::sip::transport::Flow) {
+        let events = self.inner().registrar.remove_sources(|p| p.flow == flow);
+        if !events.is_empty() {
+            info!(?flow, "connection of a registered phone closed");
+            self.publish(events);
+        }
+    }
+
     /// Expires bindings; call about once a second.
     pub fn sweep(&self) {
         let events = self.inner().registrar.handle_timeout(Instant::now());

@@ -74,6 +74,8 @@ pub trait Sink: Send + Sync + 'static {
     fn accepts(&self, _addr: SocketAddr) -> bool {
         true
     }
+    /// A TCP or TLS connection ended: nothing more goes out on `flow`.
+    fn on_closed(&self, _flow: Flow) {}
 }
 
 /// Capacity of one TCP connection's outgoing queue, in messages.
@@ -288,9 +290,10 @@ impl Transports {
             };
             if let Some(stream) = tls.connect(addr, name).await {
                 let (rd, wr) = tokio::io::split(stream);
-                me.connection(rd, wr, peer, rx, sink).await;
+                me.connection(rd, wr, peer, rx, sink.clone()).await;
             }
             me.forget(peer.flow);
+            sink.on_closed(peer.flow);
         });
         Some(Flow::Tls { conn })
     }
@@ -442,9 +445,10 @@ impl Transports {
                 let _ = stream.set_nodelay(true);
                 if let Some(stream) = tls.accept(stream, addr).await {
                     let (rd, wr) = tokio::io::split(stream);
-                    me.connection(rd, wr, peer, rx, sink).await;
+                    me.connection(rd, wr, peer, rx, sink.clone()).await;
                 }
                 me.forget(peer.flow);
+                sink.on_closed(peer.flow);
             });
         }
     }
@@ -485,8 +489,9 @@ impl Transports {
                 };
                 let _ = stream.set_nodelay(true);
                 let (rd, wr) = stream.into_split();
-                me.connection(rd, wr, peer, rx, sink).await;
+                me.connection(rd, wr, peer, rx, sink.clone()).await;
                 me.forget(peer.flow);
+                sink.on_closed(peer.flow);
             });
         }
     }
