@@ -22,7 +22,10 @@ pub use config::{
     ConfigError, EmptyWhen, Membership, OperatorConfig, PenaltyStep, QueueConfig, Strategy,
 };
 pub use engine::{AUTOPAUSE_REASON, Acd, QueueHistory, spoken_minutes};
-pub use snapshot::{CallerSnapshot, OperatorSnapshot, QueueSnapshot, QueueStatsSnapshot};
+pub use snapshot::{
+    CallerSnapshot, NewCallerWait, OperatorSnapshot, QueueSnapshot, QueueStatsSnapshot,
+    SinceStartCounts,
+};
 pub use types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
     Removal, RingFailure, WaitSpeech,

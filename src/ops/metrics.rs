@@ -723,6 +723,12 @@ pub const CATALOG: &[MetricDef] = &[
         &["result"],
     )
     .with(&[Values::Each(RELOAD_RESULTS)]),
+    gauge(
+        WALLBOARD_STREAMS,
+        Unit::Count,
+        "Wallboard event streams open now (one per open wallboard page), at most 32.",
+        &[],
+    ),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -1098,3 +1104,5 @@ pub const SIP_TLS_HANDSHAKES_TOTAL: &str = "conmutador_sip_tls_handshakes_total"
 pub const SIP_TLS_CONNECTIONS: &str = "conmutador_sip_tls_connections";
 pub const SIP_TLS_REFUSED_TOTAL: &str = "conmutador_sip_tls_refused_total";
 pub const SIP_TLS_RELOADS_TOTAL: &str = "conmutador_sip_tls_reloads_total";
+// Wallboard (appended by the wallboard room)
+pub const WALLBOARD_STREAMS: &str = "conmutador_wallboard_streams";
