@@ -45,6 +45,9 @@ pub struct Config {
     /// `[guard]`: per-source limits, blocks and password-guessing limits.
     #[serde(default)]
     pub guard: crate::sip::guard::GuardConfig,
+    /// `[tls]`: SIP over TLS (off unless it names a listener or a CA file).
+    #[serde(default)]
+    pub tls: crate::sip::tls::TlsConfig,
     /// `[[queues]]`: the ACD's queues (see the ACD room for every key).
     #[serde(default)]
     pub queues: Vec<crate::acd::QueueConfig>,
@@ -437,6 +440,7 @@ impl Config {
         crate::acd::config::validate(&self.queues, &self.operators)
             .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
         self.guard.validate().map_err(|e| anyhow::anyhow!(e))?;
+        self.tls.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             bail!("sip timers: need 0 < t1_ms <= t2_ms");
         }
@@ -463,6 +467,15 @@ impl Config {
 
     pub fn dialplan_dir(&self) -> PathBuf {
         self.resolve(&self.dialplans.dir)
+    }
+
+    /// The TLS files with their paths resolved.
+    pub fn tls_files(&self) -> crate::sip::tls::TlsFiles {
+        crate::sip::tls::TlsFiles {
+            cert: self.tls.cert.as_deref().map(|p| self.resolve(p)),
+            key: self.tls.key.as_deref().map(|p| self.resolve(p)),
+            ca: self.tls.ca.as_deref().map(|p| self.resolve(p)),
+        }
     }
 
     /// The records settings with the data folder resolved.
@@ -514,6 +527,24 @@ mod tests {
         assert_eq!(cfg.http.viewer_token, "v");
         let closed = Config::parse_text("[http]\nadmin_token = \"\"\n", Path::new(".")).unwrap();
         assert!(closed.http.viewer_token.is_empty());
+    }
+
+    #[test]
+    fn shipped_tls_section_is_the_built_in_default_and_off() {
+        let cfg = Config::parse_text(EMBEDDED, Path::new(".")).unwrap();
+        assert_eq!(cfg.tls, crate::sip::tls::TlsConfig::default());
+        assert!(!cfg.tls.enabled());
+        let bad = Config::parse_text("[tls]\nlisten = [\"127.0.0.1:5061\"]\n", Path::new("."));
+        assert!(format!("{:#}", bad.unwrap_err()).contains("tls.cert"));
+        let ok = Config::parse_text(
+            "[tls]\nlisten = [\"127.0.0.1:5061\"]\ncert = \"tls/c.pem\"\nkey = \"tls/k.pem\"\n",
+            Path::new("/etc/conmutador"),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.tls_files().cert,
+            Some(PathBuf::from("/etc/conmutador/tls/c.pem"))
+        );
     }
 
     #[test]
