@@ -1095,3 +1095,122 @@ async fn eventually_async(mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A transfer to a carrier that wants TLS: `calls.transfer_proxy` is a
+/// `sips:` URI, the gateway opens a TLS connection to it, verified against
+/// `tls.ca`, and sends the plan's transfer INVITE over it (Via TLS). The
+/// carrier here is a TLS server of the test's that answers 486; the
+/// gateway acknowledges on the same connection and ends the call as a
+/// failed transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_goes_to_a_sips_proxy_over_a_verified_tls_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "carrier");
+    let leaf = pki.leaf("carrier");
+    let chain = CertificateDer::pem_file_iter(&leaf.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&leaf.key).unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = l.local_addr().unwrap();
+    let carrier = tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.ok()?;
+        let mut s = acceptor.accept(tcp).await.ok()?;
+        let mut buf = Vec::new();
+        let invite = read_message(&mut s, &mut buf).await;
+        let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            let v = header(&invite, name)?;
+            let v = if name == "To" {
+                format!("{v};tag=carrier")
+            } else {
+                v.to_owned()
+            };
+            busy.push_str(&format!("{name}: {v}\r\n"));
+        }
+        busy.push_str("Content-Length: 0\r\n\r\n");
+        s.write_all(busy.as_bytes()).await.ok()?;
+        s.flush().await.ok()?;
+        let ack = read_message(&mut s, &mut buf).await;
+        Some((invite, ack))
+    });
+
+    let plans = common::plan_dir_with_prompts(tmp.path());
+    std::fs::write(
+        plans.join("pasar.toml"),
+        r#"
+[plan]
+name = "pasar"
+start = "pasar"
+languages = ["es-MX"]
+numbers = ["100"]
+default = true
+
+[nodes.pasar]
+type = "transfer"
+uri = "sip:consulado@192.0.2.1"
+"#,
+    )
+    .unwrap();
+    let ca = pki.ca("carrier");
+    let gw = tokio::task::spawn_blocking(move || {
+        Gw::start(&format!(
+            "[dialplans]\ndir = \"{}\"\n[calls]\ntransfer_proxy = \"sips:{proxy}\"\n[tls]\nca = \"{}\"\n",
+            plans.display(),
+            ca.display()
+        ))
+    })
+    .await
+    .unwrap();
+    let udp = gw.udp;
+    let ua = tokio::task::spawn_blocking(move || {
+        let mut ua = Ua::new(udp);
+        let resp = ua.call("100", "0", true);
+        (ua, resp)
+    });
+    let (invite, ack) = tokio::time::timeout(Duration::from_secs(20), carrier)
+        .await
+        .expect("the carrier got the transfer")
+        .unwrap()
+        .expect("a verified TLS connection carried the INVITE and its ACK");
+    assert!(
+        invite.starts_with("INVITE sip:consulado@192.0.2.1 SIP/2.0"),
+        "{invite}"
+    );
+    assert!(
+        header(&invite, "Via").unwrap().starts_with("SIP/2.0/TLS"),
+        "{invite}"
+    );
+    assert!(ack.starts_with("ACK sip:consulado@192.0.2.1"), "{ack}");
+    let (_ua, _resp) = ua.await.unwrap();
+    let gw = std::sync::Arc::new(gw);
+    let g = gw.clone();
+    let ended = tokio::task::spawn_blocking(move || {
+        eventually(Duration::from_secs(10), || {
+            g.metric(
+                "conmutador_calls_ended_total",
+                &["reason=\"transfer_failed\""],
+            ) == 1.0
+        })
+    })
+    .await
+    .unwrap();
+    assert!(ended, "{}", gw.log_text());
+    assert_eq!(
+        gw.metric(
+            "conmutador_sip_tls_handshakes_total",
+            &["direction=\"out\"", "result=\"ok\""]
+        ),
+        1.0
+    );
+}

@@ -65,14 +65,10 @@ impl Env for ShellEnv {
     }
 
     fn transfer(&self, uri: &str) -> Option<Peer> {
-        match self.svc.transfer_proxy {
-            Some(addr) => self
-                .ep
-                .transports
-                .udp_flow_for(addr)
-                .map(|flow| Peer { flow, addr }),
-            None => static_peer(uri, &self.ep),
-        }
+        // Through the carrier's proxy (UDP, or TLS for a sips: proxy), or
+        // straight to the URI's own IP address.
+        let via = self.svc.transfer_proxy.as_deref().unwrap_or(uri);
+        static_peer(via, &self.ep)
     }
 
     fn take_place(&self, caller: &str) -> Option<super::places::Place> {

@@ -167,7 +167,7 @@ impl Gateway {
             records,
             acd,
             operators,
-            transfer_proxy: cfg.calls.transfer_proxy,
+            transfer_proxy: cfg.calls.transfer_proxy_uri(),
             guard: guard.clone(),
             places: super::places::CallerPlaces::new(cfg.guard.caller_places),
         });

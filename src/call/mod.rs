@@ -66,7 +66,7 @@ pub struct Services {
     pub operators: Option<Arc<queue::Operators>>,
     /// Where transfers to SIP URIs are sent (the carrier's proxy); None:
     /// only URIs with an IP address can be reached.
-    pub transfer_proxy: Option<std::net::SocketAddr>,
+    pub transfer_proxy: Option<String>,
     /// Per-source limits, blocks and password-guessing limits.
     pub guard: Arc<crate::sip::guard::Guard>,
     /// Queue places held per calling number.

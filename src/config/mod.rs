@@ -318,9 +318,11 @@ pub struct CallsConfig {
     /// Number an operator dials to take calls again.
     pub unpause_code: String,
     /// Where the dialplan's transfers go (the carrier's SIP proxy, which
-    /// routes by Request-URI). Without it only `sip:user@IP` targets work:
-    /// the gateway does no DNS.
-    pub transfer_proxy: Option<SocketAddr>,
+    /// routes by Request-URI): `IP:port` (UDP), or a URI such as
+    /// `sips:IP:port` or `sip:IP:port;transport=tls` for a carrier that
+    /// wants TLS (verified against `tls.ca`). Without it only `sip:user@IP`
+    /// targets work: the gateway does no DNS.
+    pub transfer_proxy: Option<String>,
     /// Session timers (RFC 4028): the shortest Session-Expires we accept
     /// (a shorter one gets 422 with this Min-SE). RFC 4028 allows no less
     /// than 90 seconds.
@@ -328,6 +330,30 @@ pub struct CallsConfig {
     /// The longest Session-Expires we keep: a carrier asking for more is
     /// answered with this, so a dead call is noticed in at most this long.
     pub session_expires: u32,
+}
+
+impl CallsConfig {
+    /// The transfer proxy as a URI (`IP:port` is `sip:IP:port`, UDP);
+    /// None when unset or unusable (no IP address).
+    pub fn transfer_proxy_uri(&self) -> Option<String> {
+        let p = self.calls_proxy()?;
+        let uri = if p.parse::<SocketAddr>().is_ok() {
+            format!("sip:{p}")
+        } else {
+            p.to_owned()
+        };
+        let parsed = crate::sip::Uri::parse(&uri).ok()?;
+        let sip = parsed.as_sip()?;
+        let ip_host = match &sip.host {
+            crate::sip::Host::V4(_) | crate::sip::Host::V6(_) => true,
+            crate::sip::Host::Domain(d) => d.parse::<std::net::IpAddr>().is_ok(),
+        };
+        ip_host.then_some(uri)
+    }
+
+    fn calls_proxy(&self) -> Option<&str> {
+        self.transfer_proxy.as_deref().map(str::trim)
+    }
 }
 
 impl Default for CallsConfig {
@@ -422,6 +448,13 @@ impl Config {
             if !matches!(c.to_ascii_uppercase().as_str(), "PCMU" | "PCMA") {
                 bail!("media.codecs: unsupported codec {c:?} (PCMU, PCMA)");
             }
+        }
+        if let Some(p) = &self.calls.transfer_proxy
+            && self.calls.transfer_proxy_uri().is_none()
+        {
+            bail!(
+                "calls.transfer_proxy: {p:?} is neither IP:port nor a sip:/sips: URI with an IP address"
+            );
         }
         if !matches!(self.media.srtp.as_str(), "off" | "optional" | "required") {
             bail!(
@@ -527,6 +560,35 @@ mod tests {
         assert_eq!(cfg.http.viewer_token, "v");
         let closed = Config::parse_text("[http]\nadmin_token = \"\"\n", Path::new(".")).unwrap();
         assert!(closed.http.viewer_token.is_empty());
+    }
+
+    #[test]
+    fn a_transfer_proxy_is_ip_port_over_udp_or_a_sip_uri_with_an_ip() {
+        let proxy = |p: &str| {
+            Config::parse_text(
+                &format!("[calls]\ntransfer_proxy = \"{p}\"\n"),
+                Path::new("."),
+            )
+            .map(|c| c.calls.transfer_proxy_uri())
+        };
+        assert_eq!(
+            proxy("192.0.2.10:5060").unwrap().as_deref(),
+            Some("sip:192.0.2.10:5060")
+        );
+        assert_eq!(
+            proxy("sips:192.0.2.10:5061").unwrap().as_deref(),
+            Some("sips:192.0.2.10:5061")
+        );
+        assert_eq!(
+            proxy("sip:[2001:db8::1]:5061;transport=tls")
+                .unwrap()
+                .as_deref(),
+            Some("sip:[2001:db8::1]:5061;transport=tls")
+        );
+        // The gateway does no DNS: a name is refused at load, not at the
+        // first transfer.
+        assert!(proxy("sips:proxy.example.com:5061").is_err());
+        assert!(proxy("not a uri").is_err());
     }
 
     #[test]
