@@ -72,7 +72,9 @@ impl AcdHandle {
         let (tx, rx) = mpsc::channel(ACD_INBOX);
         // The queue and operator gauges hold their true values before the
         // first scrape can happen.
-        acd.export_start(Instant::now());
+        let now = Instant::now();
+        acd.start(now);
+        crate::ops::figures::record_acd(acd.take_figures(now));
         tokio::spawn(run(acd, rx, records));
         AcdHandle { tx }
     }
@@ -126,7 +128,8 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
     let mut calls: HashMap<CallId, Attached> = HashMap::new();
     // Instant → wall clock, for stamping queue-log records.
     let origin = (Instant::now(), chrono::Utc::now());
-    // Waits grow while nothing happens: the gauges are refreshed each second.
+    // Waits grow while nothing happens: the figures are taken each second
+    // as well as after every turn.
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -159,11 +162,9 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
                 }
             },
             _ = sleep => acd.handle_timeout(Instant::now()),
-            _ = refresh.tick() => {
-                acd.export_gauges(Instant::now());
-                continue;
-            }
+            _ = refresh.tick() => Vec::new(),
         };
+        crate::ops::figures::record_acd(acd.take_figures(Instant::now()));
         for cmd in cmds {
             let target = match &cmd {
                 AcdCommand::Ring { call, .. }
@@ -512,7 +513,11 @@ impl Operators {
                 Ok(cfg.id.clone())
             }
             Verdict::Stale => Err(self.challenge(req, header, now, true)),
-            Verdict::Rejected(_) => Err(refuse()),
+            Verdict::Rejected(r) => {
+                // The digest core only answers; the failure is counted here.
+                metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => r.label()).increment(1);
+                Err(refuse())
+            }
         }
     }
 

@@ -676,6 +676,7 @@ impl Call {
     }
 
     fn apply(&mut self, cmds: Vec<IvrCommand>) -> Result<(), End> {
+        crate::ops::figures::record_ivr(&mut self.interp);
         for cmd in cmds {
             match cmd {
                 IvrCommand::Play {

@@ -249,7 +249,7 @@ impl Endpoint {
         let mut events = Vec::new();
         for a in actions {
             match a {
-                // Retransmissions are counted by the transaction layer.
+                // Retransmissions are counted by the cores (see `gauge`).
                 Action::Transmit { dest, bytes, .. } => {
                     self.transports.send(&dest, bytes);
                 }
@@ -269,10 +269,11 @@ impl Endpoint {
         }
     }
 
-    /// Publishes the table sizes and wakes the timer task when a new
-    /// deadline is earlier than the one it sleeps until.
+    /// Publishes the table sizes and the cores' retransmission counts, and
+    /// wakes the timer task when a new deadline is earlier than the one it
+    /// sleeps until.
     fn gauge(&self) {
-        let (live, absorbing, evicted, wake) = {
+        let (live, absorbing, evicted, resent, wake) = {
             let core = self.core();
             let next = core.next_deadline();
             let wake = match (next, core.armed) {
@@ -284,12 +285,19 @@ impl Endpoint {
                 core.txl.len(),
                 core.txl.absorbing_len(),
                 core.txl.absorbing_evicted(),
+                core.txl
+                    .retransmissions()
+                    .plus(core.pending_2xx.retransmissions()),
                 wake,
             )
         };
         metrics::gauge!(m::SIP_TRANSACTIONS_ACTIVE).set(live as f64);
         metrics::gauge!(m::SIP_TRANSACTIONS_ABSORBING).set(absorbing as f64);
         metrics::counter!(m::SIP_ABSORBING_EVICTED_TOTAL).absolute(evicted);
+        // The cores count since they were made; the registry keeps the most.
+        for (kind, n) in resent.by_kind() {
+            metrics::counter!(m::SIP_RETRANSMISSIONS_TOTAL, "kind" => kind).absolute(n);
+        }
         if wake {
             self.wake.notify_one();
         }
@@ -540,6 +548,9 @@ impl Endpoint {
             core.armed = next;
             (resends, next)
         };
+        if !resends.is_empty() {
+            self.gauge();
+        }
         for r in resends {
             match r {
                 Uas2xxAction::Transmit { dest, bytes } => {
