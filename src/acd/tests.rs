@@ -1332,50 +1332,25 @@ fn timers_of_callers_who_left_do_not_pile_up() {
 }
 
 #[test]
-fn gauges_hold_true_values_from_the_start_and_waits_grow_without_events() {
-    let recorder = crate::ops::metrics::build_recorder();
-    let handle = recorder.handle();
-    let mut q = QueueConfig::named("q");
-    q.wait_alert = s(90);
-    let t0 = Instant::now();
-    let mut acd = Acd::new(vec![q], vec![op("a", &[("q", 0)])]).expect("valid config");
-    // The shell's path: the core's figures, turned into metrics.
-    acd.start(t0);
-    let figures = acd.take_figures(t0);
-    metrics::with_local_recorder(&recorder, || crate::ops::figures::record_acd(figures));
-    let text = handle.render();
-    for line in [
-        "conmutador_operators{queue=\"q\",state=\"logged_out\"} 1",
-        "conmutador_operators{queue=\"q\",state=\"available\"} 0",
-        "conmutador_queue_callers_waiting{queue=\"q\"} 0",
-        // Nothing to divide yet: unknown, not 0 and not 1.
-        "conmutador_queue_service_level_ratio{queue=\"q\"} NaN",
-        "conmutador_queue_abandon_ratio{queue=\"q\"} NaN",
-        "conmutador_operator_occupancy_ratio{queue=\"q\"} NaN",
-        "conmutador_queue_estimated_wait_seconds{queue=\"q\"} NaN",
-        "conmutador_queue_wait_alert_seconds{queue=\"q\"} 90",
-    ] {
-        assert!(text.contains(line), "{line}\n{text}");
-    }
-    // A caller joins, then nothing happens for 42 s: the shell's periodic
-    // export still shows the wait growing.
-    acd.handle(
-        AcdEvent::CallerJoined {
-            call: 1,
-            queue: "q".into(),
-            priority: 0,
-        },
-        t0,
+fn the_oldest_wait_grows_without_events() {
+    let mut h = H::new(vec![QueueConfig::named("q")], vec![op("a", &[("q", 0)])]);
+    let t0 = h.now;
+    h.acd.start(t0);
+    let g = &h.acd.take_figures(t0).queues[0].gauges;
+    // Nothing to divide yet, no estimate given: unknown.
+    assert_eq!(
+        (
+            g.service_level,
+            g.abandon_ratio,
+            g.occupancy,
+            g.estimated_wait
+        ),
+        (None, None, None, None)
     );
-    let figures = acd.take_figures(t0 + s(42));
-    assert_eq!(figures.queues[0].gauges.oldest_wait, s(42));
-    metrics::with_local_recorder(&recorder, || crate::ops::figures::record_acd(figures));
-    let text = handle.render();
-    assert!(
-        text.contains("conmutador_queue_oldest_wait_seconds{queue=\"q\"} 42"),
-        "{text}"
-    );
-    assert!(text.contains("conmutador_queue_callers_waiting{queue=\"q\"} 1"));
+    h.join(1, 0);
+    // Nothing happens for 42 s: the shell's periodic take sees the wait grow.
+    let g = &h.acd.take_figures(t0 + s(42)).queues[0].gauges;
+    assert_eq!((g.callers_waiting, g.oldest_wait), (1, s(42)));
 }
 
 #[test]
