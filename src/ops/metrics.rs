@@ -298,7 +298,7 @@ pub const CATALOG: &[MetricDef] = &[
     .with(&[Values::Each(SIP_PARSE_KINDS)]),
     counter(
         SIP_RETRANSMISSIONS_TOTAL,
-        "SIP retransmissions sent by the transaction layer, by kind of transaction and message.",
+        "SIP retransmissions sent by the transaction layer, by kind: request (ours, unanswered), response (ours, to a repeated request or until the ACK), ack (ours, to a repeated non-2xx answer).",
         &["kind"],
     )
     .with(&[Values::Each(SIP_RETRANSMISSION_KINDS)]),
