@@ -1,5 +1,5 @@
 //! The ACD's figures as plain data: what the core counted, measured and
-//! holds, for the shell to turn into metrics (`ops::figures::record_acd`).
+//! holds, for the shell to turn into metrics (`ops::figures::AcdMetrics`).
 //!
 //! The core never touches the metrics recorder, so a simulation runs with
 //! nothing to switch off and a test reads the core's own figures. Three

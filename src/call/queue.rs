@@ -74,8 +74,9 @@ impl AcdHandle {
         // first scrape can happen.
         let now = Instant::now();
         acd.start(now);
-        crate::ops::figures::record_acd(acd.take_figures(now));
-        tokio::spawn(run(acd, rx, records));
+        let mut figures = crate::ops::figures::AcdMetrics::default();
+        figures.record(acd.take_figures(now));
+        tokio::spawn(run(acd, rx, records, figures));
         AcdHandle { tx }
     }
 
@@ -124,7 +125,12 @@ struct Attached {
     inbox: mpsc::Sender<CallMsg>,
 }
 
-async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) {
+async fn run(
+    mut acd: Acd,
+    mut rx: mpsc::Receiver<AcdMsg>,
+    records: RecordSink,
+    mut figures: crate::ops::figures::AcdMetrics,
+) {
     let mut calls: HashMap<CallId, Attached> = HashMap::new();
     // Instant → wall clock, for stamping queue-log records.
     let origin = (Instant::now(), chrono::Utc::now());
@@ -164,7 +170,7 @@ async fn run(mut acd: Acd, mut rx: mpsc::Receiver<AcdMsg>, records: RecordSink) 
             _ = sleep => acd.handle_timeout(Instant::now()),
             _ = refresh.tick() => Vec::new(),
         };
-        crate::ops::figures::record_acd(acd.take_figures(Instant::now()));
+        figures.record(acd.take_figures(Instant::now()));
         for cmd in cmds {
             let target = match &cmd {
                 AcdCommand::Ring { call, .. }

@@ -5,7 +5,7 @@
 //! The cores (ACD, IVR interpreter, transactions, digest) never touch the
 //! metrics recorder, so simulations and unit tests run without one and read
 //! the cores' own figures. The tasks that drive them call in here: the ACD
-//! task after every turn ([`record_acd`]), the call after every IVR step
+//! task after every turn ([`AcdMetrics::record`]), the call after every IVR step
 //! ([`record_ivr`]); the SIP endpoint exports the transaction counts itself.
 //!
 //! Counts a core keeps since it was made become counters by `absolute` (the
@@ -14,72 +14,135 @@
 //!
 //! Must not touch: any core's state (it only reads what was returned).
 
-use crate::acd::{AcdFigures, OperatorState};
+use metrics::{Counter, Gauge, Histogram};
+
+use crate::acd::{AcdFigures, OperatorState, Outcome};
 use crate::dialplan::{Interpreter, IvrCount};
 use crate::ops::metrics as m;
 
-/// Records what the ACD core returned from `take_figures`.
-pub fn record_acd(figures: AcdFigures) {
-    for q in figures.queues {
-        let name = q.queue;
-        let c = &q.counts;
-        for (outcome, n) in c.by_outcome() {
-            metrics::counter!(m::QUEUE_CALLERS_TOTAL, "queue" => name.clone(), "outcome" => outcome)
-                .absolute(n);
-        }
-        metrics::counter!(m::OPERATOR_RING_NO_ANSWER_TOTAL, "queue" => name.clone())
-            .absolute(c.rings_unanswered);
-        for (result, n) in m::WAIT_RANGE_RESULTS
-            .iter()
-            .zip([c.ranges_inside, c.ranges_outside])
-        {
-            metrics::counter!(m::QUEUE_WAIT_RANGES_TOTAL, "queue" => name.clone(), "result" => *result)
-                .absolute(n);
-        }
-        metrics::counter!(m::QUEUE_WAIT_UNANNOUNCED_TOTAL, "queue" => name.clone())
-            .absolute(c.unannounced);
+/// Turns the ACD core's figures into metrics. Keeps the metric handles of
+/// each queue, resolved once: a registry look-up per series on every event
+/// would cost more than the core's own work.
+#[derive(Default)]
+pub struct AcdMetrics {
+    queues: Vec<QueueMetrics>,
+}
 
-        let s = &q.samples;
-        for (metric, values) in [
-            (m::QUEUE_WAIT_ANSWERED_SECONDS, &s.wait_answered),
-            (m::QUEUE_WAIT_ABANDONED_SECONDS, &s.wait_abandoned),
-            (m::QUEUE_WAIT_PREDICTION_ERROR_SECONDS, &s.prediction_errors),
-            (m::OPERATOR_HANDLE_SECONDS, &s.handle),
-            (m::OPERATOR_WRAPUP_SECONDS, &s.wrapup),
-        ] {
-            if !values.is_empty() {
-                let h = metrics::histogram!(metric, "queue" => name.clone());
+/// One queue's handles, in the order of the figures they show.
+struct QueueMetrics {
+    queue: String,
+    outcomes: Vec<Counter>,
+    rings_unanswered: Counter,
+    /// By `WAIT_RANGE_RESULTS`: inside, outside.
+    ranges: [Counter; 2],
+    unannounced: Counter,
+    /// wait answered, wait abandoned, prediction error, handle, wrap-up.
+    samples: [Histogram; 5],
+    wait_alert: Gauge,
+    callers_waiting: Gauge,
+    oldest_wait: Gauge,
+    service_level: Gauge,
+    abandon_ratio: Gauge,
+    prediction_mae: Gauge,
+    range_coverage: Gauge,
+    estimated_wait: Gauge,
+    operators: Vec<Gauge>,
+    occupancy: Gauge,
+}
+
+impl QueueMetrics {
+    fn new(name: &str) -> QueueMetrics {
+        let q = || name.to_owned();
+        let gauge = |metric: &'static str| metrics::gauge!(metric, "queue" => q());
+        let histogram = |metric: &'static str| metrics::histogram!(metric, "queue" => q());
+        QueueMetrics {
+            queue: q(),
+            outcomes: Outcome::LABELS
+                .iter()
+                .map(|o| metrics::counter!(m::QUEUE_CALLERS_TOTAL, "queue" => q(), "outcome" => *o))
+                .collect(),
+            rings_unanswered: metrics::counter!(m::OPERATOR_RING_NO_ANSWER_TOTAL, "queue" => q()),
+            ranges: [0, 1].map(|r| {
+                let result = m::WAIT_RANGE_RESULTS[r];
+                metrics::counter!(m::QUEUE_WAIT_RANGES_TOTAL, "queue" => q(), "result" => result)
+            }),
+            unannounced: metrics::counter!(m::QUEUE_WAIT_UNANNOUNCED_TOTAL, "queue" => q()),
+            samples: [
+                histogram(m::QUEUE_WAIT_ANSWERED_SECONDS),
+                histogram(m::QUEUE_WAIT_ABANDONED_SECONDS),
+                histogram(m::QUEUE_WAIT_PREDICTION_ERROR_SECONDS),
+                histogram(m::OPERATOR_HANDLE_SECONDS),
+                histogram(m::OPERATOR_WRAPUP_SECONDS),
+            ],
+            wait_alert: gauge(m::QUEUE_WAIT_ALERT_SECONDS),
+            callers_waiting: gauge(m::QUEUE_CALLERS_WAITING),
+            oldest_wait: gauge(m::QUEUE_OLDEST_WAIT_SECONDS),
+            service_level: gauge(m::QUEUE_SERVICE_LEVEL_RATIO),
+            abandon_ratio: gauge(m::QUEUE_ABANDON_RATIO),
+            prediction_mae: gauge(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS),
+            range_coverage: gauge(m::QUEUE_WAIT_RANGE_COVERAGE_RATIO),
+            estimated_wait: gauge(m::QUEUE_ESTIMATED_WAIT_SECONDS),
+            operators: OperatorState::LABELS
+                .iter()
+                .map(|s| metrics::gauge!(m::OPERATORS, "queue" => q(), "state" => *s))
+                .collect(),
+            occupancy: gauge(m::OPERATOR_OCCUPANCY_RATIO),
+        }
+    }
+}
+
+impl AcdMetrics {
+    /// Records what the ACD core returned from `take_figures`.
+    pub fn record(&mut self, figures: AcdFigures) {
+        for (i, f) in figures.queues.into_iter().enumerate() {
+            if self.queues.get(i).is_none_or(|h| h.queue != f.queue) {
+                self.queues.truncate(i);
+                self.queues.push(QueueMetrics::new(&f.queue));
+            }
+            let h = &self.queues[i];
+            let c = &f.counts;
+            for (counter, (_, n)) in h.outcomes.iter().zip(c.by_outcome()) {
+                counter.absolute(n);
+            }
+            h.rings_unanswered.absolute(c.rings_unanswered);
+            h.ranges[0].absolute(c.ranges_inside);
+            h.ranges[1].absolute(c.ranges_outside);
+            h.unannounced.absolute(c.unannounced);
+
+            let s = &f.samples;
+            let samples = [
+                &s.wait_answered,
+                &s.wait_abandoned,
+                &s.prediction_errors,
+                &s.handle,
+                &s.wrapup,
+            ];
+            for (histogram, values) in h.samples.iter().zip(samples) {
                 for v in values {
-                    h.record(*v);
+                    histogram.record(*v);
                 }
             }
-        }
 
-        let g = &q.gauges;
-        // Unknown is NaN: neither 0 nor 1 (dashboards show a gap).
-        let or_nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-        metrics::gauge!(m::QUEUE_WAIT_ALERT_SECONDS, "queue" => name.clone())
-            .set(g.wait_alert.as_secs_f64());
-        metrics::gauge!(m::QUEUE_CALLERS_WAITING, "queue" => name.clone())
-            .set(g.callers_waiting as f64);
-        metrics::gauge!(m::QUEUE_OLDEST_WAIT_SECONDS, "queue" => name.clone())
-            .set(g.oldest_wait.as_secs_f64());
-        metrics::gauge!(m::QUEUE_SERVICE_LEVEL_RATIO, "queue" => name.clone())
-            .set(or_nan(g.service_level));
-        metrics::gauge!(m::QUEUE_ABANDON_RATIO, "queue" => name.clone())
-            .set(or_nan(g.abandon_ratio));
-        metrics::gauge!(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS, "queue" => name.clone())
-            .set(or_nan(g.prediction_mae));
-        // Left alone until a range was scored, as before the figures moved.
-        if let Some(cov) = g.range_coverage {
-            metrics::gauge!(m::QUEUE_WAIT_RANGE_COVERAGE_RATIO, "queue" => name.clone()).set(cov);
+            let g = &f.gauges;
+            // Unknown is NaN: neither 0 nor 1 (dashboards show a gap).
+            let or_nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+            h.wait_alert.set(g.wait_alert.as_secs_f64());
+            h.callers_waiting.set(g.callers_waiting as f64);
+            h.oldest_wait.set(g.oldest_wait.as_secs_f64());
+            h.service_level.set(or_nan(g.service_level));
+            h.abandon_ratio.set(or_nan(g.abandon_ratio));
+            h.prediction_mae.set(or_nan(g.prediction_mae));
+            // Left alone until a range was scored, as before the figures moved.
+            if let Some(cov) = g.range_coverage {
+                h.range_coverage.set(cov);
+            }
+            h.estimated_wait
+                .set(g.estimated_wait.map_or(f64::NAN, |e| e.as_secs_f64()));
+            for (gauge, n) in h.operators.iter().zip(g.operators) {
+                gauge.set(n as f64);
+            }
+            h.occupancy.set(or_nan(g.occupancy));
         }
-        metrics::gauge!(m::QUEUE_ESTIMATED_WAIT_SECONDS, "queue" => name.clone())
-            .set(g.estimated_wait.map_or(f64::NAN, |e| e.as_secs_f64()));
-        for (state, n) in OperatorState::LABELS.iter().zip(g.operators) {
-            metrics::gauge!(m::OPERATORS, "queue" => name.clone(), "state" => *state).set(n as f64);
-        }
-        metrics::gauge!(m::OPERATOR_OCCUPANCY_RATIO, "queue" => name).set(or_nan(g.occupancy));
     }
 }
 
@@ -128,9 +191,10 @@ mod tests {
         q.wait_alert = Duration::from_secs(90);
         let t0 = Instant::now();
         let mut acd = Acd::new(vec![q], vec![op("a")]).expect("valid config");
+        let mut shell = super::AcdMetrics::default();
         acd.start(t0);
         let figures = acd.take_figures(t0);
-        metrics::with_local_recorder(&recorder, || super::record_acd(figures));
+        metrics::with_local_recorder(&recorder, || shell.record(figures));
         let text = handle.render();
         for line in [
             "conmutador_operators{queue=\"q\",state=\"logged_out\"} 1",
@@ -157,7 +221,7 @@ mod tests {
             t0,
         );
         let figures = acd.take_figures(t0 + Duration::from_secs(42));
-        metrics::with_local_recorder(&recorder, || super::record_acd(figures));
+        metrics::with_local_recorder(&recorder, || shell.record(figures));
         let text = handle.render();
         assert!(
             text.contains("conmutador_queue_oldest_wait_seconds{queue=\"q\"} 42"),
@@ -169,7 +233,7 @@ mod tests {
         // Taken twice: counts since start are not recorded twice.
         for _ in 0..2 {
             let figures = acd.take_figures(t1);
-            metrics::with_local_recorder(&recorder, || super::record_acd(figures));
+            metrics::with_local_recorder(&recorder, || shell.record(figures));
         }
         let text = handle.render();
         for line in [
