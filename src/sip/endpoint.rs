@@ -21,8 +21,8 @@ use tracing::debug;
 use super::guard::Guard;
 use super::message::is_keepalive;
 use super::transaction::{
-    AckVerdict, Action, ClientVerdict, ServerVerdict, Timers, TransactionLayer, TxId, TxKey,
-    TxKind, Uas2xxAction, Uas2xxRetransmitter,
+    AckVerdict, Action, ClientVerdict, Retransmissions, ServerVerdict, Timers, TransactionLayer,
+    TxId, TxKey, TxKind, Uas2xxAction, Uas2xxRetransmitter,
 };
 use super::transport::{Flow, Peer, Sink, Transports};
 use super::{Message, Method, response_to};
@@ -67,9 +67,24 @@ struct Core {
     pending_2xx: Uas2xxRetransmitter<Peer>,
     /// The deadline the timer task sleeps until; an earlier one wakes it.
     armed: Option<Instant>,
+    /// The retransmission counts last exported.
+    resent: Retransmissions,
 }
 
 impl Core {
+    /// Both cores' retransmission counts, when they changed since the last
+    /// call (most messages cause none: no registry work for them).
+    fn new_retransmissions(&mut self) -> Option<Retransmissions> {
+        let now = self
+            .txl
+            .retransmissions()
+            .plus(self.pending_2xx.retransmissions());
+        (now != self.resent).then(|| {
+            self.resent = now;
+            now
+        })
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         match (self.txl.poll_timeout(), self.pending_2xx.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -114,6 +129,7 @@ impl Endpoint {
                 invite_keys: HashMap::new(),
                 pending_2xx: Uas2xxRetransmitter::new(cfg.timers, cfg.max_transactions),
                 armed: None,
+                resent: Retransmissions::default(),
             }),
             transports,
             tu,
@@ -274,7 +290,7 @@ impl Endpoint {
     /// sleeps until.
     fn gauge(&self) {
         let (live, absorbing, evicted, resent, wake) = {
-            let core = self.core();
+            let mut core = self.core();
             let next = core.next_deadline();
             let wake = match (next, core.armed) {
                 (Some(n), Some(a)) => n < a,
@@ -285,9 +301,7 @@ impl Endpoint {
                 core.txl.len(),
                 core.txl.absorbing_len(),
                 core.txl.absorbing_evicted(),
-                core.txl
-                    .retransmissions()
-                    .plus(core.pending_2xx.retransmissions()),
+                core.new_retransmissions(),
                 wake,
             )
         };
@@ -295,8 +309,10 @@ impl Endpoint {
         metrics::gauge!(m::SIP_TRANSACTIONS_ABSORBING).set(absorbing as f64);
         metrics::counter!(m::SIP_ABSORBING_EVICTED_TOTAL).absolute(evicted);
         // The cores count since they were made; the registry keeps the most.
-        for (kind, n) in resent.by_kind() {
-            metrics::counter!(m::SIP_RETRANSMISSIONS_TOTAL, "kind" => kind).absolute(n);
+        if let Some(resent) = resent {
+            for (kind, n) in resent.by_kind() {
+                metrics::counter!(m::SIP_RETRANSMISSIONS_TOTAL, "kind" => kind).absolute(n);
+            }
         }
         if wake {
             self.wake.notify_one();
