@@ -1,25 +1,37 @@
 //! The call room: one call end to end, the B2BUA that ties the trunk leg, the
 //! IVR, the queue and the operator leg.
 //!
-//! [`Router`] is the SIP endpoint's transaction user: it admits or refuses new
-//! INVITEs (403 for strangers, 404 for numbers no plan answers, 488 for no
-//! common codec, 503 with Retry-After when full or draining), and routes
-//! in-dialog requests to the call that owns the dialog. Each admitted call
-//! runs as its own task ([`session`]) that turns SIP, media and timer events
-//! into interpreter events, and interpreter commands into media and SIP
-//! actions. This room orchestrates; decisions live in `dialplan` and `acd`.
+//! - [`core`]: the call itself, a sans-I/O state machine (`handle(input,
+//!   now) -> outputs`, `poll_timeout`) with its state in parts (trunk leg,
+//!   outgoing legs, IVR, queue part, record); unit-tested in virtual time.
+//! - [`driver`]: the thin tokio task around one core.
+//! - [`routes`]: the one owner of routing (dialogs, INVITE and client
+//!   transactions → call), and the call's two inboxes (network, bounded;
+//!   the gateway's own events, lossless).
+//! - [`Router`] (here): the SIP endpoint's transaction user. It admits or
+//!   refuses new INVITEs (403 for strangers, 404 for numbers no plan
+//!   answers, 503 with Retry-After when full, draining or behind), answers
+//!   REGISTER and feature codes through the operator registry
+//!   ([`queue::Operators`]), and hands every other message to the call
+//!   [`routes`] names.
+//! - [`queue`]: the ACD's task and the operator registry; [`admin`]: the
+//!   views the admin API shows.
+//!
+//! This room orchestrates; decisions live in `dialplan` and `acd`.
 
 pub mod admin;
+pub mod core;
+pub mod driver;
+pub mod feature;
 pub mod gateway;
 pub mod load;
 pub mod places;
 pub mod queue;
-pub mod session;
+pub mod routes;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -32,43 +44,10 @@ use crate::media::{MediaEngine, PromptLibrary};
 use crate::ops::http::{AdminError, CallState, CallView, OperatorView, QueueView, RemovedCaller};
 use crate::ops::metrics as m;
 use crate::ops::records::{Cdr, Disposition, HangupSide, QueueEvent, RecordSink};
-use crate::sdp::Codec;
 use crate::sip::endpoint::{Endpoint, SipEvent, TransactionUser};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::Peer;
 use crate::sip::{Message, Method, new_tag, response_to};
-
-/// Messages a call task receives from the router.
-#[derive(Debug)]
-pub enum CallMsg {
-    Request {
-        req: Message,
-        tx: TxId,
-        peer: Peer,
-    },
-    Ack {
-        req: Message,
-    },
-    Cancel,
-    Response {
-        resp: Message,
-        tx: Option<TxId>,
-    },
-    Timeout {
-        tx: TxId,
-    },
-    AckTimeout,
-    /// The gateway is shutting down: end the call politely.
-    Shutdown,
-    /// An admin removed this caller from its queue (admin API).
-    Remove,
-    /// A decision of the ACD for this caller.
-    Acd(crate::acd::AcdCommand),
-}
-
-/// How deep a call's inbox may grow; a peer flooding one dialog loses
-/// messages (retransmissions recover them) instead of growing memory.
-const CALL_INBOX: usize = 64;
 
 /// Everything calls share.
 pub struct Services {
@@ -78,16 +57,13 @@ pub struct Services {
     /// Makes a reload's swap of plans and prompts one step for new calls.
     pub swap: RwLock<()>,
     pub plans: DialplanStore,
-    pub codecs: Vec<Codec>,
-    pub media_ip: IpAddr,
-    pub ring_delay: Duration,
+    /// What every call shares: codecs, media address, ringing, hold music.
+    pub call: Arc<core::CallConfig>,
     /// Where call records go; never blocks (a full buffer is counted).
     pub records: RecordSink,
     /// The queue engine; None when the config has no queues.
     pub acd: Option<queue::AcdHandle>,
     pub operators: Option<Arc<queue::Operators>>,
-    /// Played while waiting when the plan ships no `musica_espera` prompt.
-    pub hold_music: Arc<crate::media::Prompt>,
     /// Where transfers to SIP URIs are sent (the carrier's proxy); None:
     /// only URIs with an IP address can be reached.
     pub transfer_proxy: Option<std::net::SocketAddr>,
@@ -144,35 +120,20 @@ pub(crate) fn plan_nodes(
         .collect()
 }
 
-/// A call's entry in the admin API, updated by its task.
-pub type SharedView = Arc<Mutex<CallView>>;
-
-#[derive(Default)]
-struct Table {
-    /// Dialog (Call-ID, our tag) → the call's inbox.
-    dialogs: HashMap<(String, String), mpsc::Sender<CallMsg>>,
-    /// What the admin API shows of each call; the call task keeps it current.
-    views: HashMap<(String, String), SharedView>,
-    /// INVITE server transaction → dialog, until the INVITE is answered.
-    invites: HashMap<TxId, (String, String)>,
-    /// Call-ID → our tag, to match ACK timeouts and requests without tags.
-    by_call_id: HashMap<String, String>,
-    /// The ACD's number for a call → its dialog.
-    ids: HashMap<u64, (String, String)>,
-}
+pub use routes::SharedView;
 
 pub struct Router {
     pub services: Arc<Services>,
     trunks: TrunkConfig,
     max_calls: usize,
     max_cps: u32,
-    table: Mutex<Table>,
+    /// Which call owns which dialog and transaction.
+    pub routes: Arc<routes::Routes>,
     draining: AtomicBool,
     next_call: AtomicU64,
     cps_window: Mutex<(Instant, u32)>,
     /// Refuses new calls while the media clock or signalling runs behind.
     pub load: load::LoadGuard,
-    me: std::sync::Weak<Router>,
     queue_cfgs: Vec<crate::acd::QueueConfig>,
     /// Feature codes operators dial: number → action.
     features: Vec<(String, queue::Feature)>,
@@ -182,12 +143,12 @@ pub struct Router {
 
 impl Router {
     pub fn new(cfg: &Config, services: Arc<Services>) -> Arc<Router> {
-        Arc::new_cyclic(|me| Router {
+        Arc::new(Router {
             services,
             trunks: cfg.trunks.clone(),
             max_calls: cfg.sip.max_calls,
             max_cps: cfg.sip.max_cps,
-            table: Mutex::new(Table::default()),
+            routes: Arc::new(routes::Routes::default()),
             draining: AtomicBool::new(false),
             next_call: AtomicU64::new(1),
             cps_window: Mutex::new((Instant::now(), 0)),
@@ -196,7 +157,6 @@ impl Router {
                 Duration::from_millis(cfg.sip.overload_signalling_lag_ms),
                 Instant::now(),
             ),
-            me: me.clone(),
             queue_cfgs: cfg.queues.clone(),
             features: vec![
                 (cfg.calls.pause_code.clone(), queue::Feature::Pause),
@@ -206,43 +166,9 @@ impl Router {
         })
     }
 
-    fn self_arc(&self) -> Option<Arc<Router>> {
-        self.me.upgrade()
-    }
-
-    fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Publishes the dialog count (trunk calls and operator legs).
-    fn dialogs_gauge(t: &Table) {
-        metrics::gauge!(m::SIP_DIALOGS_ACTIVE).set(t.dialogs.len() as f64);
-    }
-
     /// Calls from the trunk in progress (operator legs are not counted).
     pub fn active_calls(&self) -> usize {
-        self.table().views.len()
-    }
-
-    /// Routes an operator leg's dialog to the call that owns it.
-    pub(crate) fn attach_leg(&self, key: (String, String), inbox: mpsc::Sender<CallMsg>) {
-        let mut t = self.table();
-        t.dialogs.insert(key, inbox);
-        Self::dialogs_gauge(&t);
-    }
-
-    pub(crate) fn forget_leg(&self, key: &(String, String)) {
-        let mut t = self.table();
-        t.dialogs.remove(key);
-        Self::dialogs_gauge(&t);
-    }
-
-    /// Keeps `conmutador_calls_active{state}` in step with the calls.
-    pub(crate) fn state_changed(&self, from: CallState, to: CallState) {
-        if from != to {
-            metrics::gauge!(m::CALLS_ACTIVE, "state" => state_label(from)).decrement(1.0);
-            metrics::gauge!(m::CALLS_ACTIVE, "state" => state_label(to)).increment(1.0);
-        }
+        self.routes.len()
     }
 
     /// Stops admitting calls; those in progress go on.
@@ -256,36 +182,9 @@ impl Router {
 
     /// Asks every call to end (BYE) — used on shutdown.
     pub fn hang_up_all(&self) {
-        let inboxes: Vec<_> = self.table().dialogs.values().cloned().collect();
-        for tx in inboxes {
-            let _ = tx.try_send(CallMsg::Shutdown);
+        for call in self.routes.all() {
+            let _ = call.ctl.send(routes::Ctl::Shutdown);
         }
-    }
-
-    /// Called by a call task when it ends.
-    pub(crate) fn forget(
-        &self,
-        id: u64,
-        invite_tx: TxId,
-        key: &(String, String),
-        state: CallState,
-    ) {
-        let mut t = self.table();
-        t.dialogs.remove(key);
-        t.views.remove(key);
-        // By their own keys: a scan for the dialog's value would cost every
-        // ending call a pass over every call in progress.
-        t.invites.remove(&invite_tx);
-        t.ids.remove(&id);
-        Self::dialogs_gauge(&t);
-        if t.by_call_id.get(&key.0) == Some(&key.1) {
-            t.by_call_id.remove(&key.0);
-        }
-        metrics::gauge!(m::CALLS_ACTIVE, "state" => state_label(state)).decrement(1.0);
-    }
-
-    pub(crate) fn invite_answered(&self, tx: TxId) {
-        self.table().invites.remove(&tx);
     }
 
     fn reject(
@@ -370,7 +269,7 @@ impl Router {
         w.1 > self.max_cps
     }
 
-    fn new_invite(self: &Arc<Self>, ep: &Arc<Endpoint>, req: Message, tx: TxId, peer: Peer) {
+    fn new_invite(&self, ep: &Arc<Endpoint>, req: Message, tx: TxId, peer: Peer) {
         // Feature codes are reserved for operators whatever the source
         // address: who dials one is decided by the digest credentials of
         // the operator named in From (407), so a phone inside a trunk
@@ -407,6 +306,15 @@ impl Router {
             .refusal(self.services.media.behind_share(), Instant::now())
         {
             Some(behind)
+        } else if self
+            .services
+            .acd
+            .as_ref()
+            .is_some_and(|acd| acd.backlogged())
+        {
+            // The queues are behind: a new caller waits at the door, the
+            // calls in progress lose nothing.
+            Some("acd_backlog")
         } else if self.cps_exceeded() {
             Some("cps")
         } else {
@@ -425,59 +333,71 @@ impl Router {
             return self.reject(ep, &req, tx, 400, "Missing Call-ID", &[]);
         };
         let local_tag = new_tag();
-        let key = (call_id.clone(), local_tag.clone());
-        let (inbox, rx) = mpsc::channel(CALL_INBOX);
         let caller = req.from().map(|f| f.uri.to_string()).unwrap_or_default();
+        let now = core::Now::system();
         let view = Arc::new(Mutex::new(CallView {
             call_id: call_id.clone(),
             caller,
             called: called.clone(),
             state: CallState::Ivr,
-            started_at: chrono::Utc::now(),
+            started_at: now.wall,
             queue: None,
             operator: None,
             node: None,
         }));
-        {
-            let mut t = self.table();
-            t.dialogs.insert(key.clone(), inbox);
-            t.views.insert(key.clone(), view.clone());
-            t.invites.insert(tx, key.clone());
-            t.by_call_id.insert(call_id.clone(), local_tag.clone());
-            Self::dialogs_gauge(&t);
-        }
-        metrics::gauge!(m::CALLS_ACTIVE, "state" => "ivr").increment(1.0);
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let own_inbox = {
-            let mut t = self.table();
-            t.ids.insert(id, key.clone());
-            t.dialogs.get(&key).cloned()
-        };
+        let (net_tx, net_rx) = mpsc::channel(routes::NET_INBOX);
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let (media_tx, media_rx) = mpsc::channel(64);
+        self.routes.admit(
+            routes::CallHandle {
+                id,
+                net: net_tx,
+                ctl: ctl_tx.clone(),
+                view: view.clone(),
+            },
+            (call_id.clone(), local_tag.clone()),
+            tx,
+        );
+        metrics::gauge!(m::CALLS_ACTIVE, "state" => "ivr").increment(1.0);
         info!(call = id, %call_id, from = %peer.addr, called = %called, "new call");
-        let call = session::Call::new(session::CallSetup {
+        let setup = core::Setup {
             id,
-            ep: ep.clone(),
-            router: Arc::downgrade(self),
-            services: self.services.clone(),
+            env: driver::ShellEnv {
+                ep: ep.clone(),
+                svc: self.services.clone(),
+            },
+            cfg: self.services.call.clone(),
             invite: req,
             invite_tx: tx,
             peer,
             local_tag,
             plan,
             called,
-            view,
-            inbox: own_inbox.expect("inserted above under the same key"),
-        });
+            prompts: self.services.prompts(),
+            now,
+        };
         drop(swap_guard);
-        tokio::spawn(call.run(rx));
+        let driver = driver::Driver::new(
+            setup,
+            ep.clone(),
+            self.services.clone(),
+            self.routes.clone(),
+            view,
+            ctl_tx,
+            media_tx,
+        );
+        tokio::spawn(driver.run(
+            driver::Inboxes {
+                net: net_rx,
+                ctl: ctl_rx,
+            },
+            media_rx,
+        ));
     }
 
     pub fn call_views(&self) -> Vec<CallView> {
-        let views: Vec<SharedView> = self.table().views.values().cloned().collect();
-        views
-            .iter()
-            .map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .collect()
+        self.routes.views()
     }
 
     pub async fn queue_views(&self) -> Vec<QueueView> {
@@ -576,21 +496,15 @@ impl Router {
     /// Takes a waiting caller out of a queue (they hear the plan's
     /// goodbye): the call is hung up and counted as removed by an admin.
     pub fn remove_caller(&self, queue: &str, call_id: &str) -> Result<RemovedCaller, AdminError> {
-        let inbox = {
-            let t = self.table();
-            t.views
-                .iter()
-                .find(|(_, v)| {
-                    let v = v.lock().unwrap_or_else(|p| p.into_inner());
-                    v.call_id == call_id
-                        && v.queue.as_deref() == Some(queue)
-                        && v.state != CallState::Bridged
-                })
-                .and_then(|(k, _)| t.dialogs.get(k).cloned())
-        };
-        match inbox {
-            Some(inbox) => {
-                let _ = inbox.try_send(CallMsg::Remove);
+        let call = self.routes.all().into_iter().find(|c| {
+            let v = c.view.lock().unwrap_or_else(|p| p.into_inner());
+            v.call_id == call_id
+                && v.queue.as_deref() == Some(queue)
+                && v.state != CallState::Bridged
+        });
+        match call {
+            Some(call) => {
+                let _ = call.ctl.send(routes::Ctl::Remove);
                 Ok(RemovedCaller {
                     queue: queue.to_owned(),
                     call_id: call_id.to_owned(),
@@ -603,14 +517,7 @@ impl Router {
     }
 
     fn call_views_by_id(&self) -> HashMap<u64, CallView> {
-        let t = self.table();
-        t.ids
-            .iter()
-            .filter_map(|(id, k)| {
-                let v = t.views.get(k)?;
-                Some((*id, v.lock().unwrap_or_else(|p| p.into_inner()).clone()))
-            })
-            .collect()
+        self.routes.views_by_id()
     }
 
     /// REGISTER from an operator's phone: digest-authenticated bindings.
@@ -713,7 +620,7 @@ impl Router {
         match ops.authenticate(&req, &user, "Proxy-Authorization", peer) {
             Ok(op) => {
                 ops.feature(&op, feature);
-                tokio::spawn(session::confirm_feature(
+                tokio::spawn(feature::confirm_feature(
                     ep.clone(),
                     self.services.clone(),
                     req,
@@ -723,19 +630,6 @@ impl Router {
             }
             Err(outcome) => self.answer_auth(ep, &req, tx, peer, outcome),
         }
-    }
-
-    fn route_in_dialog(
-        &self,
-        call_id: &str,
-        local_tag: Option<&str>,
-    ) -> Option<mpsc::Sender<CallMsg>> {
-        let t = self.table();
-        let tag = match local_tag {
-            Some(t) => t.to_owned(),
-            None => t.by_call_id.get(call_id)?.clone(),
-        };
-        t.dialogs.get(&(call_id.to_owned(), tag)).cloned()
     }
 }
 
@@ -748,97 +642,73 @@ impl TransactionUser for Router {
                     .cloned()
                     .unwrap_or(Method::Extension(String::new()));
                 let to_tag = req.to().ok().and_then(|t| t.tag().map(str::to_owned));
-                let call_id = req.call_id().unwrap_or("").to_owned();
                 if to_tag.is_none() {
-                    match method {
-                        Method::Invite => {
-                            if let Some(me) = self.self_arc() {
-                                me.new_invite(ep, req, tx, peer);
-                            }
-                            return;
-                        }
-                        Method::Register => return self.register(ep, &req, tx, peer),
+                    return match method {
+                        Method::Invite => self.new_invite(ep, req, tx, peer),
+                        Method::Register => self.register(ep, &req, tx, peer),
                         Method::Bye | Method::Info | Method::Update => {
-                            return self.reject(
-                                ep,
-                                &req,
-                                tx,
-                                481,
-                                "Call/Transaction Does Not Exist",
-                                &[],
-                            );
+                            self.reject(ep, &req, tx, 481, "Call/Transaction Does Not Exist", &[])
                         }
-                        _ => {
-                            return self.reject(
-                                ep,
-                                &req,
-                                tx,
-                                405,
-                                "Method Not Allowed",
-                                &[("Allow", crate::sip::endpoint::ALLOW.to_owned())],
-                            );
-                        }
-                    }
+                        _ => self.reject(
+                            ep,
+                            &req,
+                            tx,
+                            405,
+                            "Method Not Allowed",
+                            &[("Allow", crate::sip::endpoint::ALLOW.to_owned())],
+                        ),
+                    };
                 }
-                match self.route_in_dialog(&call_id, to_tag.as_deref()) {
-                    Some(inbox) => {
-                        if inbox.try_send(CallMsg::Request { req, tx, peer }).is_err() {
-                            // The call is busy or gone; the peer will retransmit.
-                        }
+                let call_id = req.call_id().unwrap_or("");
+                match self.routes.by_dialog(call_id, to_tag.as_deref()) {
+                    // A full network inbox drops the request; the peer
+                    // retransmits it.
+                    Some(call) => {
+                        let _ = call.net.try_send(routes::NetMsg::Request { req, tx });
                     }
                     None => self.reject(ep, &req, tx, 481, "Call/Transaction Does Not Exist", &[]),
                 }
             }
             SipEvent::Ack { req, .. } => {
-                let call_id = req.call_id().unwrap_or("").to_owned();
                 let tag = req.to().ok().and_then(|t| t.tag().map(str::to_owned));
-                if let Some(inbox) = self.route_in_dialog(&call_id, tag.as_deref()) {
-                    let _ = inbox.try_send(CallMsg::Ack { req });
+                let call_id = req.call_id().unwrap_or("");
+                if let Some(call) = self.routes.by_dialog(call_id, tag.as_deref()) {
+                    let _ = call.net.try_send(routes::NetMsg::Ack { req });
                 }
             }
             SipEvent::Cancel { invite_tx } => {
-                let inbox = {
-                    let t = self.table();
-                    t.invites
-                        .get(&invite_tx)
-                        .and_then(|k| t.dialogs.get(k))
-                        .cloned()
-                };
-                if let Some(inbox) = inbox {
-                    let _ = inbox.try_send(CallMsg::Cancel);
+                if let Some(call) = self.routes.by_invite(invite_tx) {
+                    let _ = call.ctl.send(routes::Ctl::Cancel);
                 }
             }
             SipEvent::Response { resp, tx } => {
-                let call_id = resp.call_id().unwrap_or("").to_owned();
-                if call_id.starts_with(queue::PING_CALL_ID_PREFIX) {
-                    if let (Some(ops), Some(tx)) = (&self.services.operators, tx) {
-                        if resp.status().unwrap_or(0) >= 200 {
-                            ops.ping_answered(tx);
-                        }
+                if let (Some(ops), Some(tx)) = (&self.services.operators, tx)
+                    && ops.is_ping(tx)
+                {
+                    if resp.status().unwrap_or(0) >= 200 {
+                        ops.ping_answered(tx);
                     }
                     return;
                 }
                 let tag = resp.from().ok().and_then(|f| f.tag().map(str::to_owned));
-                if let Some(inbox) = self.route_in_dialog(&call_id, tag.as_deref()) {
-                    let _ = inbox.try_send(CallMsg::Response { resp, tx });
+                let call_id = resp.call_id().unwrap_or("");
+                if let Some(call) = self.routes.by_dialog(call_id, tag.as_deref()) {
+                    let _ = call.net.try_send(routes::NetMsg::Response { resp, tx });
                 }
             }
             SipEvent::Timeout { tx } => {
-                if let Some(ops) = &self.services.operators {
-                    if ops.ping_timed_out(tx) {
-                        return;
-                    }
+                if let Some(ops) = &self.services.operators
+                    && ops.ping_timed_out(tx)
+                {
+                    return;
                 }
-                let inboxes: Vec<_> = self.table().dialogs.values().cloned().collect();
-                // Timeouts are rare (a dead peer); tell every call, the owner
-                // recognises its transaction.
-                for inbox in inboxes {
-                    let _ = inbox.try_send(CallMsg::Timeout { tx });
+                if let Some(call) = self.routes.by_client(tx) {
+                    let _ = call.ctl.send(routes::Ctl::Timeout { tx });
                 }
             }
             SipEvent::AckTimeout { call_id, .. } => {
-                if let Some(inbox) = self.route_in_dialog(&call_id, None) {
-                    let _ = inbox.try_send(CallMsg::AckTimeout);
+                if let Some(call) = self.routes.by_dialog(&call_id, None) {
+                    let _ = call.ctl.send(routes::Ctl::AckTimeout);
                 }
             }
         }
@@ -879,6 +749,8 @@ impl LogSampler {
     }
 }
 
+pub use feature::parse_dtmf_relay;
+
 /// The number the caller dialled: the Request-URI user part, else the To user.
 pub fn called_number(req: &Message) -> String {
     use crate::sip::uri::Uri;
@@ -891,15 +763,6 @@ pub fn called_number(req: &Message) -> String {
         .and_then(user)
         .or_else(|| req.to().ok().and_then(|t| user(&t.uri)))
         .unwrap_or_default()
-}
-
-fn state_label(s: CallState) -> &'static str {
-    match s {
-        CallState::Ivr => "ivr",
-        CallState::Queued => "queued",
-        CallState::Ringing => "ringing",
-        CallState::Bridged => "bridged",
-    }
 }
 
 #[cfg(test)]

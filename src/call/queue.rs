@@ -2,7 +2,11 @@
 //! to the calls, and the operator registry (registrar + digest auth).
 //!
 //! The ACD core decides who rings whom; this room only moves events in and
-//! commands out. Commands for a caller go to that call's inbox; queue-log
+//! commands out, and loses none of either: a call's events and the
+//! commands for it travel on unbounded channels whose depth is bounded by
+//! admission (past [`ACD_BACKLOG`] waiting events the router refuses new
+//! calls with 503), so an operator is never left ringing for a caller the
+//! ACD forgot, nor a caller bridged to no one. Commands for a caller go to that call's inbox; queue-log
 //! records go to the records writer with wall-clock time stamped here (the
 //! core only knows `Instant`s). Operators log in by REGISTER with a
 //! password; their bindings feed `OperatorOnline`/`OperatorOffline` (every
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::CallMsg;
+use super::routes::Ctl;
 use crate::acd::{
     Acd, AcdCommand, AcdEvent, CallId, OperatorConfig, OperatorSnapshot, QueueEvent as AcdLog,
     QueueEventKind as K, QueueSnapshot,
@@ -32,7 +36,7 @@ use crate::sip::registrar::{
 };
 use crate::sip::transaction::TxId;
 use crate::sip::transport::Peer;
-use crate::sip::{Contacts, Message, Method, RequestBuilder, new_branch, new_tag};
+use crate::sip::{Contacts, Message, Method, RequestBuilder, new_branch, new_call_id, new_tag};
 
 /// Messages to the ACD task.
 enum AcdMsg {
@@ -41,7 +45,7 @@ enum AcdMsg {
         call: CallId,
         call_id: String,
         caller: String,
-        inbox: mpsc::Sender<CallMsg>,
+        inbox: mpsc::UnboundedSender<Ctl>,
     },
     Detach {
         call: CallId,
@@ -56,40 +60,85 @@ enum AcdMsg {
     },
 }
 
-/// How many events may wait for the ACD task; beyond it events are dropped
-/// and counted (the core is fast: ~17 µs per event).
-const ACD_INBOX: usize = 4096;
+/// Events waiting for the ACD task beyond which new calls are refused at
+/// the door (the core is fast: ~17 µs per event, so this is a stall of
+/// tens of milliseconds, not a normal load).
+pub const ACD_BACKLOG: usize = 4096;
+
+/// Beyond this many waiting events, events that are not a call's own
+/// (operator log-in from a REGISTER refresh, admin pauses) are dropped and
+/// counted: they say a state the next refresh says again, and a flood of
+/// them must not grow memory without bound. A call's events never are.
+const ACD_BACKLOG_HARD: usize = 16 * ACD_BACKLOG;
 
 /// A cheap handle to the ACD task.
 #[derive(Clone)]
 pub struct AcdHandle {
-    tx: mpsc::Sender<AcdMsg>,
+    tx: mpsc::UnboundedSender<AcdMsg>,
+    /// Messages sent and not yet taken by the task.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AcdHandle {
     /// Starts the ACD task.
     pub fn start(mut acd: Acd, records: RecordSink) -> AcdHandle {
-        let (tx, rx) = mpsc::channel(ACD_INBOX);
+        let (tx, rx) = mpsc::unbounded_channel();
         // The queue and operator gauges hold their true values before the
         // first scrape can happen.
         let now = Instant::now();
         acd.start(now);
         let mut figures = crate::ops::figures::AcdMetrics::default();
         figures.record(acd.take_figures(now));
-        tokio::spawn(run(acd, rx, records, figures));
-        AcdHandle { tx }
+        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(run(acd, rx, records, backlog.clone(), figures));
+        AcdHandle { tx, backlog }
     }
 
-    pub fn event(&self, ev: AcdEvent) {
-        if self.tx.try_send(AcdMsg::Event(ev)).is_err() {
-            metrics::counter!(m::ACD_EVENTS_DROPPED_TOTAL).increment(1);
-            warn!("ACD inbox full, event dropped");
+    fn send(&self, msg: AcdMsg) {
+        self.backlog
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.tx.send(msg).is_err() {
+            self.backlog
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
+    /// Events waiting for the ACD task.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether new calls should be refused until the ACD catches up.
+    pub fn backlogged(&self) -> bool {
+        self.backlog() >= ACD_BACKLOG
+    }
+
+    /// An event about an operator (log-in, pause…) from a phone or the
+    /// admin API; dropped and counted only past [`ACD_BACKLOG_HARD`].
+    pub fn event(&self, ev: AcdEvent) {
+        if self.backlog() >= ACD_BACKLOG_HARD {
+            metrics::counter!(m::ACD_EVENTS_DROPPED_TOTAL).increment(1);
+            warn!("ACD far behind, operator event dropped");
+            return;
+        }
+        self.send(AcdMsg::Event(ev));
+    }
+
+    /// An event of a call (joined, left, ring answered or failed, ended):
+    /// never dropped.
+    pub fn call_event(&self, ev: AcdEvent) {
+        self.send(AcdMsg::Event(ev));
+    }
+
     /// Registers a caller's inbox before it joins a queue.
-    pub fn attach(&self, call: CallId, call_id: &str, caller: &str, inbox: mpsc::Sender<CallMsg>) {
-        let _ = self.tx.try_send(AcdMsg::Attach {
+    pub fn attach(
+        &self,
+        call: CallId,
+        call_id: &str,
+        caller: &str,
+        inbox: mpsc::UnboundedSender<Ctl>,
+    ) {
+        self.send(AcdMsg::Attach {
             call,
             call_id: call_id.to_owned(),
             caller: caller.to_owned(),
@@ -98,7 +147,7 @@ impl AcdHandle {
     }
 
     pub fn detach(&self, call: CallId) {
-        let _ = self.tx.try_send(AcdMsg::Detach { call });
+        self.send(AcdMsg::Detach { call });
     }
 
     pub async fn queues(&self) -> Vec<QueueSnapshot> {
@@ -112,9 +161,7 @@ impl AcdHandle {
     /// A question to the core's task; empty if the task is gone.
     async fn ask<T: Default>(&self, msg: impl FnOnce(oneshot::Sender<T>) -> AcdMsg) -> T {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(msg(reply)).await.is_err() {
-            return T::default();
-        }
+        self.send(msg(reply));
         rx.await.unwrap_or_default()
     }
 }
@@ -122,13 +169,14 @@ impl AcdHandle {
 struct Attached {
     call_id: String,
     caller: String,
-    inbox: mpsc::Sender<CallMsg>,
+    inbox: mpsc::UnboundedSender<Ctl>,
 }
 
 async fn run(
     mut acd: Acd,
-    mut rx: mpsc::Receiver<AcdMsg>,
+    mut rx: mpsc::UnboundedReceiver<AcdMsg>,
     records: RecordSink,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
     mut figures: crate::ops::figures::AcdMetrics,
 ) {
     let mut calls: HashMap<CallId, Attached> = HashMap::new();
@@ -147,7 +195,9 @@ async fn run(
             }
         };
         let cmds = tokio::select! {
-            msg = rx.recv() => match msg {
+            msg = rx.recv() => match msg.inspect(|_| {
+                backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }) {
                 None => return,
                 Some(AcdMsg::Event(ev)) => acd.handle(ev, Instant::now()),
                 Some(AcdMsg::Attach { call, call_id, caller, inbox }) => {
@@ -191,10 +241,9 @@ async fn run(
             };
             if let Some(call) = target {
                 match calls.get(&call) {
+                    // A call that ended meanwhile has dropped its inbox.
                     Some(a) => {
-                        if a.inbox.try_send(CallMsg::Acd(cmd)).is_err() {
-                            warn!(call, "call inbox full, ACD command dropped");
-                        }
+                        let _ = a.inbox.send(Ctl::Acd(cmd));
                     }
                     None => debug!(call, "ACD command for a call that is gone"),
                 }
@@ -402,10 +451,6 @@ struct OpsInner {
     /// Operators whose phone stopped answering OPTIONS.
     unreachable: std::collections::HashSet<String>,
 }
-
-/// Call-IDs of reachability pings start with this, so their responses are
-/// told apart from calls.
-pub const PING_CALL_ID_PREFIX: &str = "ping-";
 
 impl Operators {
     pub fn new(
@@ -705,7 +750,7 @@ impl Operators {
                     ),
                 )
                 .header("To", format!("<{uri}>"))
-                .header("Call-ID", format!("{PING_CALL_ID_PREFIX}{}", new_tag()))
+                .header("Call-ID", new_call_id(&peer_host(ep, &peer)))
                 .header("CSeq", "1 OPTIONS")
                 .header("User-Agent", ep.user_agent.clone())
                 .build();
@@ -713,6 +758,12 @@ impl Operators {
                 self.inner().pings.insert(tx, op);
             }
         }
+    }
+
+    /// Whether client transaction `tx` is one of our OPTIONS pings: their
+    /// answers are the registry's, not a call's.
+    pub fn is_ping(&self, tx: TxId) -> bool {
+        self.inner().pings.contains_key(&tx)
     }
 
     /// Any response to a ping: the phone is alive.
@@ -791,4 +842,102 @@ fn peer_host(ep: &Endpoint, peer: &Peer) -> String {
         .local_addr(peer.flow)
         .map(|a| a.to_string())
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acd::{Membership, QueueConfig};
+
+    fn operator(id: &str) -> OperatorConfig {
+        OperatorConfig {
+            id: id.into(),
+            display_name: None,
+            password: Some("pw".into()),
+            static_uri: None,
+            queues: vec![Membership {
+                name: "q".into(),
+                penalty: 0,
+            }],
+        }
+    }
+
+    /// A burst far deeper than the old bounded inbox (4,096 events, dropped
+    /// beyond), sent while the ACD task cannot run (one thread, no await):
+    /// every event arrives, every ring reaches its caller, and once every
+    /// caller has left the ACD knows no caller and no ringing operator.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_beyond_the_door_loses_no_event_between_calls_and_the_acd() {
+        const CALLERS: u64 = 2_200;
+        const OPERATORS: usize = 40;
+        let ops: Vec<OperatorConfig> = (0..OPERATORS)
+            .map(|i| operator(&format!("op{i}")))
+            .collect();
+        let mut q = QueueConfig::named("q");
+        q.max_len = 0;
+        let acd = Acd::new(vec![q], ops.clone()).unwrap();
+        let (records, _rx) = RecordSink::channel(1 << 20);
+        let h = AcdHandle::start(acd, records);
+        for o in &ops {
+            h.event(AcdEvent::OperatorOnline { op: o.id.clone() });
+        }
+        let mut inboxes = Vec::new();
+        for call in 1..=CALLERS {
+            let (tx, rx) = mpsc::unbounded_channel();
+            h.attach(call, &format!("c{call}"), "sip:x@127.0.0.1", tx);
+            h.call_event(AcdEvent::CallerJoined {
+                call,
+                queue: "q".into(),
+                priority: 0,
+            });
+            inboxes.push((call, rx));
+        }
+        assert!(
+            h.backlog() > ACD_BACKLOG,
+            "deeper than the old inbox (4,096)"
+        );
+        assert!(h.backlogged(), "new calls would get 503 at the door now");
+
+        // FIFO: when the snapshot answers, everything sent before is handled.
+        let queues = h.queues().await;
+        assert_eq!(
+            queues[0].callers.len(),
+            CALLERS as usize,
+            "every join arrived"
+        );
+        let ringing_in_acd: std::collections::HashSet<(CallId, String)> = queues[0]
+            .callers
+            .iter()
+            .flat_map(|c| c.ringing.iter().map(move |op| (c.call, op.clone())))
+            .collect();
+        assert_eq!(ringing_in_acd.len(), OPERATORS, "every free operator rings");
+        let mut rung_at_calls = std::collections::HashSet::new();
+        for (call, rx) in &mut inboxes {
+            while let Ok(Ctl::Acd(cmd)) = rx.try_recv() {
+                if let AcdCommand::Ring { op, .. } = cmd {
+                    rung_at_calls.insert((*call, op));
+                }
+            }
+        }
+        assert_eq!(
+            rung_at_calls, ringing_in_acd,
+            "each ring reached its caller"
+        );
+        assert!(!h.backlogged());
+
+        for call in 1..=CALLERS {
+            h.call_event(AcdEvent::CallerLeft { call });
+            h.detach(call);
+        }
+        let queues = h.queues().await;
+        assert!(queues[0].callers.is_empty(), "every leave arrived");
+        let ops = h.operators().await;
+        assert!(
+            ops.iter()
+                .all(|o| o.call.is_none() && o.state == "available"),
+            "no operator is left ringing for a caller that left: {:?}",
+            ops.iter().filter(|o| o.call.is_some()).collect::<Vec<_>>()
+        );
+        assert_eq!(h.backlog(), 0);
+    }
 }

@@ -5,8 +5,9 @@
 //! The cores (ACD, IVR interpreter, transactions, digest) never touch the
 //! metrics recorder, so simulations and unit tests run without one and read
 //! the cores' own figures. The tasks that drive them call in here: the ACD
-//! task after every turn ([`AcdMetrics::record`]), the call after every IVR step
-//! ([`record_ivr`]); the SIP endpoint exports the transaction counts itself.
+//! task after every turn ([`AcdMetrics::record`]), the call's driver for
+//! each `Figure::Ivr` its core hands over ([`record_ivr`]); the SIP endpoint
+//! exports the transaction counts itself.
 //!
 //! Counts a core keeps since it was made become counters by `absolute` (the
 //! registry keeps the highest value, so a count is never recorded twice);
@@ -17,7 +18,7 @@
 use metrics::{Counter, Gauge, Histogram};
 
 use crate::acd::{AcdFigures, OperatorState, Outcome};
-use crate::dialplan::{Interpreter, IvrCount};
+use crate::dialplan::IvrCount;
 use crate::ops::metrics as m;
 
 /// Turns the ACD core's figures into metrics. Keeps the metric handles of
@@ -146,22 +147,15 @@ impl AcdMetrics {
     }
 }
 
-/// Records what the IVR counted since the last call: call it after every
-/// `Interpreter::start` and `Interpreter::handle` of a live call.
-pub fn record_ivr(interp: &mut Interpreter) {
-    let figures = interp.take_figures();
-    if figures.is_empty() {
-        return;
-    }
-    let plan = interp.plan().name.clone();
-    for (what, node, n) in figures {
-        let metric = match what {
-            IvrCount::Visit => m::IVR_NODE_VISITS_TOTAL,
-            IvrCount::Invalid => m::IVR_INVALID_TOTAL,
-            IvrCount::Timeout => m::IVR_TIMEOUTS_TOTAL,
-        };
-        metrics::counter!(metric, "plan" => plan.clone(), "node" => node).increment(n);
-    }
+/// Records `n` more of what the IVR counted at `node` of `plan` (the call
+/// core hands them over as `Figure::Ivr`, from `Interpreter::take_figures`).
+pub fn record_ivr(plan: &str, count: IvrCount, node: &str, n: u64) {
+    let metric = match count {
+        IvrCount::Visit => m::IVR_NODE_VISITS_TOTAL,
+        IvrCount::Invalid => m::IVR_INVALID_TOTAL,
+        IvrCount::Timeout => m::IVR_TIMEOUTS_TOTAL,
+    };
+    metrics::counter!(metric, "plan" => plan.to_owned(), "node" => node.to_owned()).increment(n);
 }
 
 #[cfg(test)]
@@ -276,13 +270,19 @@ type = "hangup"
         let (now, wall) = (Instant::now(), chrono::Utc::now());
         let recorder = crate::ops::metrics::build_recorder();
         let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            ivr.start(now, wall);
-            super::record_ivr(&mut ivr);
-            ivr.handle(IvrEvent::Digit('7'), now, wall); // no such option
-            super::record_ivr(&mut ivr);
-            super::record_ivr(&mut ivr); // nothing new: nothing recorded twice
-        });
+        let record = |ivr: &mut Interpreter| {
+            let plan = ivr.plan().name.clone();
+            for (count, node, n) in ivr.take_figures() {
+                metrics::with_local_recorder(&recorder, || {
+                    super::record_ivr(&plan, count, &node, n)
+                });
+            }
+        };
+        ivr.start(now, wall);
+        record(&mut ivr);
+        ivr.handle(IvrEvent::Digit('7'), now, wall); // no such option
+        record(&mut ivr);
+        record(&mut ivr); // nothing new: nothing recorded twice
         let text = handle.render();
         for line in [
             "conmutador_ivr_node_visits_total{plan=\"t\",node=\"menu\"} 1",

@@ -139,10 +139,11 @@ pub const OVERLOAD_REASONS: &[&str] = &[
     "draining",
     "rtp_ports",
     "transactions",
+    "acd_backlog",
 ];
-/// `call::state_label`.
+/// `call::routes::state_label`.
 pub const CALL_STATES: &[&str] = &["ivr", "queued", "ringing", "bridged"];
-/// `call::session::result_label`.
+/// `call::core::record::result_label`.
 pub const CALL_RESULTS: &[&str] = &[
     "completed",
     "abandoned",
@@ -152,7 +153,7 @@ pub const CALL_RESULTS: &[&str] = &[
     "failed",
     "removed",
 ];
-/// `call::session::End::label` and the refusals of `call::Router::reject`.
+/// `call::core::End::label` and the refusals of `call::Router::reject`.
 pub const CALL_END_REASONS: &[&str] = &[
     "caller_hangup",
     "plan_hangup",
@@ -329,7 +330,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         SIP_OVERLOAD_REJECTIONS_TOTAL,
-        "New work refused because a limit was reached, by reason (calls|cps|media|signalling|draining|rtp_ports|transactions); every 503 sent is in conmutador_sip_503_sent_total.",
+        "New work refused because a limit was reached, by reason (calls|cps|media|signalling|draining|rtp_ports|transactions|acd_backlog); every 503 sent is in conmutador_sip_503_sent_total.",
         &["reason"],
     )
     .with(&[Values::Each(OVERLOAD_REASONS)]),
@@ -400,7 +401,7 @@ pub const CATALOG: &[MetricDef] = &[
     ),
     counter(
         ACD_EVENTS_DROPPED_TOTAL,
-        "Queue events lost because the ACD task's inbox was full.",
+        "Operator events (log-in, pause, reachability) dropped because the ACD task was far behind; a call's own events are never dropped (new calls are refused with 503 first).",
         &[],
     ),
     counter(

@@ -303,6 +303,41 @@ impl Dialog {
     }
 }
 
+impl Dialog {
+    /// Starts the next in-dialog request (BYE, re-INVITE, INFO, UPDATE…)
+    /// with everything §12.2.1.1 fixes: Request-URI and Route from
+    /// [`Self::request_target`], From and To from the dialog's URIs and tags,
+    /// Call-ID, a fresh CSeq and the given Via. The caller adds what is its
+    /// own (User-Agent, Contact, a body) and builds it. `None` once the CSeq
+    /// space is used up: end the dialog instead.
+    pub fn request(
+        &mut self,
+        method: crate::sip::Method,
+        via: impl Into<String>,
+    ) -> Option<crate::sip::RequestBuilder> {
+        let seq = self.next_cseq()?;
+        let target = self.request_target();
+        let tagged = |uri: &str, tag: &str| {
+            if tag.is_empty() {
+                format!("<{uri}>")
+            } else {
+                format!("<{uri}>;tag={tag}")
+            }
+        };
+        let mut b = crate::sip::RequestBuilder::new(method.clone(), &target.request_uri)
+            .header("Via", via)
+            .header("Max-Forwards", "70")
+            .header("From", tagged(&self.local_uri, &self.id.local_tag))
+            .header("To", tagged(&self.remote_uri, &self.id.remote_tag))
+            .header("Call-ID", self.id.call_id.clone())
+            .header("CSeq", format!("{seq} {}", method.as_str()));
+        for r in target.routes {
+            b = b.header("Route", r);
+        }
+        Some(b)
+    }
+}
+
 /// The URI inside a Route/Record-Route value: between `<` and `>` when
 /// present, else the whole trimmed value (lenient with peers that omit the
 /// brackets).
@@ -454,6 +489,41 @@ mod tests {
             d.check_remote_cseq(1 << 31, "BYE"),
             Err(CSeqError::OutOfRange(1 << 31))
         );
+    }
+
+    #[test]
+    fn in_dialog_request_carries_the_dialog_and_a_fresh_cseq() {
+        let mut d = Dialog::uas(
+            params(&["<sip:p1.example;lr>"]),
+            10,
+            2,
+            DialogState::Confirmed,
+        );
+        let bye = d
+            .request(
+                crate::sip::Method::Bye,
+                "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx",
+            )
+            .unwrap()
+            .build();
+        let m = crate::sip::Message::parse(bye).unwrap();
+        assert_eq!(
+            m.request_uri_str(),
+            Some("sip:caller@192.0.2.10:5062;transport=udp")
+        );
+        assert_eq!(m.header("Route"), Some("<sip:p1.example;lr>"));
+        assert_eq!(m.header("From"), Some("<sip:mexitel@gw.example>;tag=ours"));
+        assert_eq!(
+            m.header("To"),
+            Some("<sip:+525555555555@trunk.example>;tag=theirs")
+        );
+        assert_eq!(m.header("CSeq"), Some("2 BYE"));
+        assert_eq!(m.header("Call-ID"), Some("c1@host"));
+        let next = d
+            .request(crate::sip::Method::Info, "SIP/2.0/UDP h;branch=z9hG4bKy")
+            .unwrap();
+        let m = crate::sip::Message::parse(next.build()).unwrap();
+        assert_eq!(m.header("CSeq"), Some("3 INFO"));
     }
 
     #[test]

@@ -165,6 +165,14 @@ impl Timers {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TxId(u64);
 
+impl TxId {
+    /// A made-up id, for unit tests of the layers above.
+    #[cfg(test)]
+    pub(crate) fn for_test(n: u64) -> TxId {
+        TxId(n)
+    }
+}
+
 impl fmt::Display for TxId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tx{}", self.0)
