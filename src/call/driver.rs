@@ -334,6 +334,11 @@ fn record_figure(f: &Figure) {
             metrics::histogram!(m::CALL_ANSWER_DELAY_SECONDS).record(d.as_secs_f64())
         }
         Figure::RtpTimeout => metrics::counter!(m::RTP_TIMEOUTS_TOTAL).increment(1),
+        Figure::SessionRefreshed { by_us } => metrics::counter!(
+            m::SESSION_REFRESHES_TOTAL,
+            "by" => if *by_us { "gateway" } else { "carrier" }
+        )
+        .increment(1),
         Figure::InfoDigit => {
             metrics::counter!(m::DTMF_DIGITS_TOTAL, "method" => "sip_info").increment(1)
         }

@@ -155,6 +155,8 @@ impl Gateway {
                 retry_after: cfg.sip.retry_after,
                 hold_music: Arc::new(crate::media::Prompt::hold_music("moh")),
                 has_acd: acd.is_some(),
+                session_min_se: cfg.calls.session_min_se,
+                session_expires: cfg.calls.session_expires,
             }),
             records,
             acd,

@@ -298,6 +298,13 @@ pub struct CallsConfig {
     /// routes by Request-URI). Without it only `sip:user@IP` targets work:
     /// the gateway does no DNS.
     pub transfer_proxy: Option<SocketAddr>,
+    /// Session timers (RFC 4028): the shortest Session-Expires we accept
+    /// (a shorter one gets 422 with this Min-SE). RFC 4028 allows no less
+    /// than 90 seconds.
+    pub session_min_se: u32,
+    /// The longest Session-Expires we keep: a carrier asking for more is
+    /// answered with this, so a dead call is noticed in at most this long.
+    pub session_expires: u32,
 }
 
 impl Default for CallsConfig {
@@ -307,6 +314,8 @@ impl Default for CallsConfig {
             pause_code: "*21".into(),
             unpause_code: "*22".into(),
             transfer_proxy: None,
+            session_min_se: 90,
+            session_expires: 1800,
         }
     }
 }
@@ -404,6 +413,10 @@ impl Config {
         self.guard.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             bail!("sip timers: need 0 < t1_ms <= t2_ms");
+        }
+        if self.calls.session_min_se < 90 || self.calls.session_expires < self.calls.session_min_se
+        {
+            bail!("calls: need 90 <= session_min_se <= session_expires (RFC 4028)");
         }
         Ok(())
     }

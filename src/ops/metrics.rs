@@ -165,12 +165,15 @@ pub const CALL_END_REASONS: &[&str] = &[
     "operator_hangup",
     "transfer_failed",
     "removed",
+    "session_expired",
     "overloaded",
     "forbidden",
     "not_found",
     "not_acceptable",
     "rejected",
 ];
+/// Who refreshed a session timer.
+pub const SESSION_REFRESHERS: &[&str] = &["gateway", "carrier"];
 pub const DTMF_METHODS: &[&str] = &["rfc4733", "inband", "sip_info"];
 pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
 /// Whether an answered caller's wait fell inside the range they heard.
@@ -399,6 +402,12 @@ pub const CATALOG: &[MetricDef] = &[
         "RTP packets missing from received sequence numbers.",
         &[],
     ),
+    counter(
+        SESSION_REFRESHES_TOTAL,
+        "Session-timer refreshes (RFC 4028) of trunk calls, by who refreshed (gateway|carrier); a session not refreshed in time ends with reason session_expired.",
+        &["by"],
+    )
+    .with(&[Values::Each(SESSION_REFRESHERS)]),
     counter(
         ACD_EVENTS_DROPPED_TOTAL,
         "Operator events (log-in, pause, reachability) dropped because the ACD task was far behind; a call's own events are never dropped (new calls are refused with 503 first).",
@@ -1032,6 +1041,7 @@ pub const SIP_TCP_REFUSED_TOTAL: &str = "conmutador_sip_tcp_refused_total";
 /// forward_full, unreachable (the peer's port answered "unreachable").
 pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
 pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
+pub const SESSION_REFRESHES_TOTAL: &str = "conmutador_session_refreshes_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
 pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";

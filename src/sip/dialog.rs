@@ -317,13 +317,6 @@ impl Dialog {
     ) -> Option<crate::sip::RequestBuilder> {
         let seq = self.next_cseq()?;
         let target = self.request_target();
-        let tagged = |uri: &str, tag: &str| {
-            if tag.is_empty() {
-                format!("<{uri}>")
-            } else {
-                format!("<{uri}>;tag={tag}")
-            }
-        };
         let mut b = crate::sip::RequestBuilder::new(method.clone(), &target.request_uri)
             .header("Via", via)
             .header("Max-Forwards", "70")
@@ -335,6 +328,33 @@ impl Dialog {
             b = b.header("Route", r);
         }
         Some(b)
+    }
+
+    /// The ACK for a 2xx to our in-dialog INVITE with CSeq `seq` (§13.2.2.4):
+    /// the dialog's target and routes, the INVITE's number, a new branch in
+    /// `via`. It takes no CSeq of its own.
+    pub fn ack(&self, seq: u32, via: impl Into<String>) -> crate::sip::RequestBuilder {
+        let target = self.request_target();
+        let mut b = crate::sip::RequestBuilder::new(crate::sip::Method::Ack, &target.request_uri)
+            .header("Via", via)
+            .header("Max-Forwards", "70")
+            .header("From", tagged(&self.local_uri, &self.id.local_tag))
+            .header("To", tagged(&self.remote_uri, &self.id.remote_tag))
+            .header("Call-ID", self.id.call_id.clone())
+            .header("CSeq", format!("{seq} ACK"));
+        for r in target.routes {
+            b = b.header("Route", r);
+        }
+        b
+    }
+}
+
+/// A From/To value: the URI in brackets and the tag when there is one.
+fn tagged(uri: &str, tag: &str) -> String {
+    if tag.is_empty() {
+        format!("<{uri}>")
+    } else {
+        format!("<{uri}>;tag={tag}")
     }
 }
 

@@ -21,6 +21,7 @@
 mod ivr;
 mod legs;
 mod record;
+mod session_timer;
 mod trunk;
 mod waiting;
 
@@ -77,6 +78,9 @@ pub struct CallConfig {
     pub hold_music: Arc<Prompt>,
     /// Whether queues exist at all (without them every queue is "empty").
     pub has_acd: bool,
+    /// Session timers: the shortest and the longest interval we keep.
+    pub session_min_se: u32,
+    pub session_expires: u32,
 }
 
 /// Where an outgoing leg is sent.
@@ -190,6 +194,8 @@ pub enum Figure {
     RtpTimeout,
     /// A DTMF digit came by SIP INFO.
     InfoDigit,
+    /// The session timer was refreshed, by us or by the carrier.
+    SessionRefreshed { by_us: bool },
     /// The call is over.
     Ended {
         seconds: f64,
@@ -384,10 +390,14 @@ impl<E: Env> CallCore<E> {
         if let Some(e) = &self.ending {
             return Some(e.until);
         }
-        [self.trunk.ring_until, self.ivr.next_timer()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.trunk.ring_until,
+            self.ivr.next_timer(),
+            self.trunk.timer.as_ref().map(|t| t.at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn step(&mut self, input: Input) -> Result<(), End> {
@@ -404,8 +414,26 @@ impl<E: Env> CallCore<E> {
             }
             Input::Ack { req } => self.on_ack(&req),
             Input::Cancel => self.on_cancel(),
-            Input::Response { resp } => self.on_leg_response(resp),
+            Input::Response { resp } => {
+                let refresh =
+                    resp.top_via().ok().and_then(|v| v.branch).is_some_and(|b| {
+                        self.trunk.timer.as_ref().is_some_and(|t| t.is_refresh(&b))
+                    });
+                if refresh {
+                    self.on_refresh_response(resp)
+                } else {
+                    self.on_leg_response(resp)
+                }
+            }
             Input::ClientTimeout { branch } | Input::SendFailed { branch } => {
+                if self
+                    .trunk
+                    .timer
+                    .as_ref()
+                    .is_some_and(|t| t.is_refresh(&branch))
+                {
+                    return Err(End::SessionExpired);
+                }
                 self.on_leg_lost(&branch)
             }
             Input::AckTimeout => self.on_ack_timeout(),
@@ -429,7 +457,7 @@ impl<E: Env> CallCore<E> {
         for token in self.ivr.due_timers(self.now.at) {
             self.ivr_event(crate::dialplan::IvrEvent::Timer { token })?;
         }
-        Ok(())
+        self.session_timer_due()
     }
 
     /// A media event from the trunk leg or an outgoing leg.

@@ -24,6 +24,8 @@ pub enum End {
     TransferFailed,
     /// Removed from its queue over the admin API.
     Removed,
+    /// The session timer ran out without a refresh (RFC 4028).
+    SessionExpired,
 }
 
 impl End {
@@ -39,6 +41,7 @@ impl End {
             End::OperatorHungUp => "operator_hangup",
             End::TransferFailed => "transfer_failed",
             End::Removed => "removed",
+            End::SessionExpired => "session_expired",
         }
     }
 
@@ -48,7 +51,11 @@ impl End {
                 Disposition::Completed
             }
             End::Cancelled => Disposition::Abandoned,
-            End::RtpTimeout | End::NoAck | End::Failed | End::TransferFailed => Disposition::Failed,
+            End::RtpTimeout
+            | End::NoAck
+            | End::Failed
+            | End::TransferFailed
+            | End::SessionExpired => Disposition::Failed,
             End::Removed => Disposition::Removed,
         }
     }

@@ -112,6 +112,8 @@ struct Opts {
     has_acd: bool,
     offer: Option<Bytes>,
     prompts: PromptLibrary,
+    /// Extra INVITE headers (session timers, Allow…).
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Opts {
@@ -123,6 +125,7 @@ impl Default for Opts {
             has_acd: true,
             offer: Some(caller_offer()),
             prompts: PromptLibrary::new(),
+            headers: Vec::new(),
         }
     }
 }
@@ -154,6 +157,9 @@ impl T {
             .header("Call-ID", "trunk-call-1")
             .header("CSeq", "1 INVITE")
             .header("Contact", "<sip:+525512345678@127.0.0.2:5060>");
+        for (k, v) in &o.headers {
+            b = b.header(k, *v);
+        }
         if let Some(offer) = o.offer {
             b = b.body("application/sdp", offer);
         }
@@ -190,6 +196,8 @@ impl T {
             retry_after: 7,
             hold_music: Arc::new(Prompt::hold_music("moh")),
             has_acd: o.has_acd,
+            session_min_se: 90,
+            session_expires: 1800,
         });
         let core = CallCore::new(Setup {
             id: 42,
@@ -1565,4 +1573,253 @@ fn ivr_counts_come_out_as_figures() {
     assert_eq!(ivr(&outs), [(IvrCount::Invalid, "inicio".to_owned(), 1)]);
     let outs = t.digit('9');
     assert_eq!(ivr(&outs), [(IvrCount::Visit, "adios".to_owned(), 1)]);
+}
+
+// ---- session timers (RFC 4028) ----
+
+fn timed(headers: Vec<(&'static str, &'static str)>) -> (T, Vec<Output>) {
+    let mut t = T::new(Opts {
+        headers,
+        ..Opts::default()
+    });
+    let outs = t.input(Input::Start);
+    t.ack();
+    (t, outs)
+}
+
+fn header_of(outs: &[Output], tx: TxId, name: &str) -> Option<String> {
+    response_for(outs, tx).and_then(|m| m.header(name).map(str::to_owned))
+}
+
+#[test]
+fn a_session_interval_below_our_min_se_is_422_with_our_min_se() {
+    let (_, outs) = timed(vec![("Session-Expires", "60"), ("Supported", "timer")]);
+    let r = response_for(&outs, TxId::for_test(INVITE_TX)).unwrap();
+    assert_eq!(r.status(), Some(422));
+    assert_eq!(r.header("Min-SE"), Some("90"));
+    assert!(done(&outs));
+}
+
+#[test]
+fn a_carrier_that_refreshes_gets_require_timer_and_a_bye_when_it_stops() {
+    let (mut t, outs) = timed(vec![
+        ("Session-Expires", "120;refresher=uac"),
+        ("Supported", "timer"),
+    ]);
+    let invite = TxId::for_test(INVITE_TX);
+    assert_eq!(
+        header_of(&outs, invite, "Session-Expires").as_deref(),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(
+        header_of(&outs, invite, "Require").as_deref(),
+        Some("timer")
+    );
+    // 120 s less min(32, 40): a BYE at 88 s without a refresh.
+    assert!(requests(&t.advance(Duration::from_secs(87)), Method::Bye).is_empty());
+    let outs = t.advance(Duration::from_secs(1));
+    assert_eq!(requests(&outs, Method::Bye).len(), 1);
+    let outs = t.answer_bye(&outs);
+    assert_eq!(ended(&outs), Some(("failed", "session_expired")));
+}
+
+#[test]
+fn a_carrier_refresh_by_reinvite_or_update_keeps_the_call_up() {
+    let (mut t, _) = timed(vec![
+        ("Session-Expires", "120;refresher=uac"),
+        ("Supported", "timer"),
+    ]);
+    t.advance(Duration::from_secs(60));
+    let (tx, outs) = t.caller_request(Method::Invite, Some(("application/sdp", caller_offer())));
+    assert_eq!(
+        header_of(&outs, tx, "Session-Expires").as_deref(),
+        Some("120;refresher=uac")
+    );
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Figure(Figure::SessionRefreshed { by_us: false })))
+    );
+    t.advance(Duration::from_secs(60));
+    let (tx, outs) = t.caller_request(Method::Update, None);
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(200));
+    assert!(header_of(&outs, tx, "Session-Expires").is_some());
+    assert!(requests(&t.advance(Duration::from_secs(87)), Method::Bye).is_empty());
+    assert_eq!(
+        requests(&t.advance(Duration::from_secs(1)), Method::Bye).len(),
+        1
+    );
+}
+
+#[test]
+fn a_refresh_asking_too_little_is_422_and_changes_nothing() {
+    let (mut t, _) = timed(vec![
+        ("Session-Expires", "120;refresher=uac"),
+        ("Supported", "timer"),
+    ]);
+    let (tx, outs) = t.caller_request(Method::Update, None);
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(200));
+    let mut b = RequestBuilder::new(Method::Update, "sip:conmutador@127.0.0.1:5060")
+        .header("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKsmall")
+        .header("From", "<sip:+525512345678@127.0.0.2>;tag=callertag")
+        .header("To", "<sip:5550100@127.0.0.1>;tag=ourtag")
+        .header("Call-ID", "trunk-call-1")
+        .header("CSeq", "50 UPDATE");
+    b = b.header("Session-Expires", "30");
+    let tx = t.tx();
+    let outs = t.input(Input::Request {
+        req: Message::parse(b.build()).unwrap(),
+        tx,
+    });
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(422));
+    assert_eq!(header_of(&outs, tx, "Min-SE").as_deref(), Some("90"));
+}
+
+#[test]
+fn a_carrier_without_timer_support_makes_us_the_refresher_by_reinvite() {
+    // A proxy put the header there; the carrier cannot refresh.
+    let (mut t, outs) = timed(vec![("Session-Expires", "120")]);
+    let invite = TxId::for_test(INVITE_TX);
+    assert_eq!(
+        header_of(&outs, invite, "Session-Expires").as_deref(),
+        Some("120;refresher=uas")
+    );
+    assert_eq!(header_of(&outs, invite, "Require"), None);
+    assert!(t.advance(Duration::from_secs(59)).is_empty());
+    let outs = t.advance(Duration::from_secs(1));
+    let (_, reinvite) = requests(&outs, Method::Invite).pop().expect("our refresh");
+    assert_eq!(
+        reinvite.header("Session-Expires"),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(reinvite.header("CSeq"), Some("2 INVITE"));
+    assert!(!reinvite.body().is_empty(), "re-INVITE carries our SDP");
+    let ok = Message::parse(
+        response_to(&reinvite, 200, "OK")
+            .header("Session-Expires", "120;refresher=uac")
+            .body("application/sdp", caller_offer())
+            .build(),
+    )
+    .unwrap();
+    let outs = t.input(Input::Response { resp: ok });
+    let ack = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Raw { bytes, .. } => Message::parse(bytes.clone()).ok(),
+            _ => None,
+        })
+        .expect("the 2xx to our re-INVITE is acknowledged");
+    assert_eq!(ack.header("CSeq"), Some("2 ACK"));
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Figure(Figure::SessionRefreshed { by_us: true })))
+    );
+    // And again half an interval later.
+    assert!(t.advance(Duration::from_secs(59)).is_empty());
+    let outs = t.advance(Duration::from_secs(1));
+    assert_eq!(
+        requests(&outs, Method::Invite)[0].1.header("CSeq"),
+        Some("3 INVITE")
+    );
+}
+
+#[test]
+fn we_refresh_by_update_when_the_carrier_allows_it() {
+    let (mut t, _) = timed(vec![
+        ("Session-Expires", "100;refresher=uas"),
+        ("Supported", "timer"),
+        ("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE"),
+    ]);
+    let outs = t.advance(Duration::from_secs(50));
+    let (_, update) = requests(&outs, Method::Update)
+        .pop()
+        .expect("an UPDATE refresh");
+    assert!(update.body().is_empty());
+    // A 405 turns us to re-INVITE at once.
+    let no = Message::parse(response_to(&update, 405, "Method Not Allowed").build()).unwrap();
+    let outs = t.input(Input::Response { resp: no });
+    assert_eq!(requests(&outs, Method::Invite).len(), 1);
+}
+
+#[test]
+fn a_refresh_answered_422_is_sent_again_with_the_larger_interval() {
+    let (mut t, _) = timed(vec![("Session-Expires", "100")]);
+    let outs = t.advance(Duration::from_secs(50));
+    let (_, reinvite) = requests(&outs, Method::Invite).pop().unwrap();
+    let too_small = Message::parse(
+        response_to(&reinvite, 422, "Session Interval Too Small")
+            .header("Min-SE", "300")
+            .build(),
+    )
+    .unwrap();
+    let outs = t.input(Input::Response { resp: too_small });
+    let (_, again) = requests(&outs, Method::Invite).pop().expect("sent again");
+    assert_eq!(again.header("Session-Expires"), Some("300;refresher=uac"));
+}
+
+#[test]
+fn a_refresh_that_times_out_or_gets_481_ends_the_session() {
+    for lost in [true, false] {
+        let (mut t, _) = timed(vec![("Session-Expires", "100")]);
+        let outs = t.advance(Duration::from_secs(50));
+        let (branch, reinvite) = requests(&outs, Method::Invite).pop().unwrap();
+        let input = if lost {
+            Input::ClientTimeout { branch }
+        } else {
+            Input::Response {
+                resp: Message::parse(response_to(&reinvite, 481, "Gone").build()).unwrap(),
+            }
+        };
+        let outs = t.input(input);
+        let outs = t.answer_bye(&outs);
+        assert_eq!(ended(&outs), Some(("failed", "session_expired")));
+    }
+}
+
+#[test]
+fn a_long_interval_is_lowered_to_ours_and_no_header_means_no_timer() {
+    let (_, outs) = timed(vec![
+        ("Session-Expires", "7200;refresher=uac"),
+        ("Supported", "timer"),
+    ]);
+    assert_eq!(
+        header_of(&outs, TxId::for_test(INVITE_TX), "Session-Expires").as_deref(),
+        Some("1800;refresher=uac")
+    );
+    let (t, outs) = timed(vec![]);
+    assert_eq!(
+        header_of(&outs, TxId::for_test(INVITE_TX), "Session-Expires"),
+        None
+    );
+    assert!(t.core.trunk.timer.is_none());
+}
+
+#[test]
+fn shutdown_while_an_operator_rings_cancels_the_ring_and_removes_the_caller() {
+    let mut t = T::queued();
+    let invite = t.ring("ana");
+    t.answer_leg(&invite, 180);
+    let outs = t.input(Input::Shutdown);
+    assert_eq!(requests(&outs, Method::Cancel).len(), 1);
+    assert_eq!(
+        acd_events(&outs),
+        [AcdEvent::CallerRemoved {
+            call: 42,
+            by: Removal::Shutdown
+        }]
+    );
+    // The 487 to the CANCEL, while our BYE to the caller is out, is only
+    // acknowledged.
+    let outs = t.answer_leg(&invite, 487);
+    assert!(outs.iter().any(|o| matches!(o, Output::AckFailure { .. })));
+    assert!(acd_events(&outs).is_empty());
+}
+
+#[test]
+fn an_update_from_a_ringing_operators_phone_is_answered() {
+    let mut t = T::queued();
+    let invite = t.ring("ana");
+    t.answer_leg(&invite, 180);
+    let (tx, outs) = t.operator_request(&invite, Method::Update, None);
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(200));
+    assert!(acd_events(&outs).is_empty());
 }

@@ -42,7 +42,7 @@ pub(super) struct Trunk {
     invite_cseq: u32,
     local_sdp: LocalSdp,
     /// Our answer or (late offer) our offer: resent unchanged on re-INVITE.
-    current_sdp: Bytes,
+    pub current_sdp: Bytes,
     pub leg: Option<crate::media::LegId>,
     params: Option<MediaParams>,
     late_offer: bool,
@@ -50,6 +50,11 @@ pub(super) struct Trunk {
     pub ring_until: Option<Instant>,
     /// Our BYE, until its answer.
     pub bye_branch: Option<String>,
+    /// What the INVITE asked of session timers, applied with our 200.
+    asked: super::session_timer::Asked,
+    pub timer: Option<super::session_timer::SessionTimer>,
+    /// The carrier's Allow lists UPDATE: our refreshes need no SDP.
+    pub peer_allows_update: bool,
 }
 
 impl Trunk {
@@ -81,6 +86,10 @@ impl Trunk {
             .map(|v| v.iter().map(|r| r.to_string()).collect())
             .unwrap_or_default();
         let invite_cseq = invite.cseq().map(|c| c.seq).unwrap_or(0);
+        let peer_allows_update = invite
+            .header_values("Allow")
+            .flat_map(|v| v.split(','))
+            .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"));
         let dialog = Dialog::uas(
             DialogParams {
                 call_id: call_id.clone(),
@@ -112,6 +121,9 @@ impl Trunk {
             late_offer: false,
             ring_until: None,
             bye_branch: None,
+            asked: super::session_timer::Asked::Nothing,
+            timer: None,
+            peer_allows_update,
         }
     }
 }
@@ -176,6 +188,17 @@ impl<E: Env> CallCore<E> {
 
     /// Takes an RTP port and works out our SDP; then rings or answers.
     pub(super) fn answer(&mut self) -> Result<(), End> {
+        let asked = super::session_timer::asked(
+            &self.trunk.invite,
+            self.cfg.session_min_se,
+            self.cfg.session_expires,
+        );
+        if asked == super::session_timer::Asked::TooSmall {
+            let min = self.cfg.session_min_se.to_string();
+            self.final_invite_response(422, "Session Interval Too Small", &[("Min-SE", min)]);
+            return Err(End::Failed);
+        }
+        self.trunk.asked = asked;
         let leg = match self.env.allocate(None) {
             Ok((leg, local)) => {
                 self.trunk.local_sdp = LocalSdp::new(self.cfg.media_ip, local.port());
@@ -225,8 +248,12 @@ impl<E: Env> CallCore<E> {
     }
 
     pub(super) fn send_200(&mut self) -> Result<(), End> {
-        let ok = self
-            .response(&self.trunk.invite, 200, "OK")
+        self.carrier_refreshed(self.trunk.asked);
+        let mut b = self.response(&self.trunk.invite, 200, "OK");
+        for (k, v) in self.timer_headers() {
+            b = b.header(k, v);
+        }
+        let ok = b
             .body("application/sdp", self.trunk.current_sdp.clone())
             .build();
         self.out.push(Output::Respond {
@@ -327,15 +354,28 @@ impl<E: Env> CallCore<E> {
                 self.trunk.state = TrunkState::Ended;
                 Err(End::CallerHungUp)
             }
-            Some(Method::Invite) => {
-                self.reinvite(req, tx);
-                Ok(())
-            }
-            Some(Method::Update) => {
-                if req.body().is_empty() {
-                    self.reply(&req, tx, 200, "OK", None);
+            Some(Method::Invite) | Some(Method::Update) => {
+                let asked = super::session_timer::asked(
+                    &req,
+                    self.cfg.session_min_se,
+                    self.cfg.session_expires,
+                );
+                if asked == super::session_timer::Asked::TooSmall {
+                    let b = self
+                        .response(&req, 422, "Session Interval Too Small")
+                        .header("Min-SE", self.cfg.session_min_se.to_string());
+                    self.respond_bytes(tx, 422, b.build());
+                    return Ok(());
+                }
+                if method == Some(Method::Update) && req.body().is_empty() {
+                    self.carrier_refreshed(asked);
+                    let mut b = self.response(&req, 200, "OK");
+                    for (k, v) in self.timer_headers() {
+                        b = b.header(k, v);
+                    }
+                    self.respond_bytes(tx, 200, b.build());
                 } else {
-                    self.reinvite(req, tx);
+                    self.reinvite(req, tx, asked);
                 }
                 Ok(())
             }
@@ -380,8 +420,17 @@ impl<E: Env> CallCore<E> {
         }
     }
 
+    fn respond_bytes(&mut self, tx: TxId, status: u16, bytes: Bytes) {
+        self.out.push(Output::Respond {
+            tx,
+            status,
+            bytes,
+            invite_2xx: None,
+        });
+    }
+
     /// re-INVITE or UPDATE with SDP: hold/resume and session refresh.
-    fn reinvite(&mut self, req: Message, tx: TxId) {
+    fn reinvite(&mut self, req: Message, tx: TxId, asked: super::session_timer::Asked) {
         let is_invite = req.method() == Some(&Method::Invite);
         let offer = req.body().clone();
         if !offer.is_empty() {
@@ -412,8 +461,12 @@ impl<E: Env> CallCore<E> {
                 .dialog
                 .update_remote_target(first.uri.to_string());
         }
-        let bytes = self
-            .response(&req, 200, "OK")
+        self.carrier_refreshed(asked);
+        let mut b = self.response(&req, 200, "OK");
+        for (k, v) in self.timer_headers() {
+            b = b.header(k, v);
+        }
+        let bytes = b
             .body("application/sdp", self.trunk.current_sdp.clone())
             .build();
         let invite_2xx = if is_invite {
