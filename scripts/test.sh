@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(sip-tester baresip sox espeak-ng prometheus postgresql docker-compose sipvicious python3-venv)
+packages=(sip-tester baresip sox espeak-ng prometheus postgresql docker-compose sipvicious python3-venv chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,9 +15,10 @@ use conmutador::ops::http::{
 use serde_json::Value;
 
 mod ops_support;
-use ops_support::{check_response, req, spec};
+use ops_support::{Resp, check_response, req, spec};
 
 const TOKEN: &str = "s3cret-token-for-tests";
+const VIEWER: &str = "viewer-token-for-tests";
 
 // ------------------------------------------------------------------ test backend
 
@@ -236,7 +237,8 @@ async fn start(token: &str) -> Server {
     let recorder = conmutador::ops::metrics::build_recorder();
     let readiness = Arc::new(Readiness::new());
     let backend = Arc::new(TestBackend::new());
-    let state = HttpState::new(recorder.handle(), readiness.clone(), token, backend.clone());
+    let state = HttpState::new(recorder.handle(), readiness.clone(), token, backend.clone())
+        .with_viewer_token(VIEWER);
     let (_, routes) = http::router_with_routes(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -296,7 +298,7 @@ async fn openapi_and_the_route_table_agree_both_ways() {
         unserved.is_empty(),
         "in openapi.yaml but not served (or auth differs): {unserved:?}"
     );
-    assert_eq!(served.len(), 15);
+    assert_eq!(served.len(), 18);
     // Every documented route really answers (not the fallback, not 405).
     for r in &s.routes {
         let path = r
@@ -364,10 +366,20 @@ async fn every_response_matches_its_documented_schema() {
             "/api/blocks/192.0.2.66",
             None,
         ),
+        ("get", "/wallboard", "/wallboard", None),
+        ("get", "/wallboard/state", "/wallboard/state", None),
+        ("get", "/wallboard/events", "/wallboard/events", None),
     ];
     let mut seen = BTreeSet::new();
+    let viewer = format!("Bearer {VIEWER}");
     for (method, template, path, body) in ok_calls {
-        let r = req(s.addr, &method.to_uppercase(), path, bearer(), *body).await;
+        let r = if *template == "/wallboard/events" {
+            first_event(s.addr, &format!("{path}?token={VIEWER}")).await
+        } else if template.starts_with("/wallboard") {
+            req(s.addr, "GET", path, Some(&viewer), None).await
+        } else {
+            req(s.addr, &method.to_uppercase(), path, bearer(), *body).await
+        };
         check_response(&spec, method, template, &r);
         seen.insert((method.to_string(), template.to_string()));
         if *template != "/readyz" {
@@ -675,4 +687,147 @@ async fn oversize_bodies_and_unknown_routes_are_refused() {
         req(s.addr, "DELETE", "/healthz", None, None).await.status,
         405
     );
+}
+
+// ------------------------------------------------------------------ wallboard
+
+/// Opens an event stream and reads up to its first event; the response's
+/// body is that event's `data:` line (the stream itself stays open until
+/// the returned connection is dropped).
+async fn open_stream(addr: SocketAddr, path: &str) -> (Resp, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = s.read(&mut chunk).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+            if !text.contains(" 200 ") || body.contains("\n\n") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("the first event within 10 s");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let mut r = ops_support::parse_response(text.as_bytes());
+    if r.status == 200 {
+        r.body = r
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.trim().to_owned())
+            .unwrap_or_default();
+    }
+    (r, s)
+}
+
+async fn first_event(addr: SocketAddr, path: &str) -> Resp {
+    open_stream(addr, path).await.0
+}
+
+/// The viewer token opens the wallboard's three routes and nothing else;
+/// the page pins its inline code by hash; the stream starts with a frame
+/// of the backend's queues, is capped, and ends when the listener shuts
+/// down.
+#[tokio::test]
+async fn the_wallboard_opens_to_the_viewer_token_only_and_streams_frames() {
+    let s = start(TOKEN).await;
+    let viewer = format!("Bearer {VIEWER}");
+    for route in s.routes.iter().filter(|r| r.path.starts_with("/api")) {
+        let path = route
+            .path
+            .replace("{id}", "op1")
+            .replace("{queue}", "pasaportes")
+            .replace("{call_id}", "x")
+            .replace("{source}", "192.0.2.66");
+        let m = route.method.to_uppercase();
+        let r = req(s.addr, &m, &path, Some(&viewer), None).await;
+        assert_eq!(r.status, 401, "viewer token on {m} {path}: {}", r.body);
+        let r = req(s.addr, &m, &format!("{path}?token={VIEWER}"), None, None).await;
+        assert_eq!(r.status, 401, "viewer token in the URL of {m} {path}");
+    }
+    for path in ["/wallboard", "/wallboard/state"] {
+        for auth in [None, Some("Bearer wrong"), bearer()] {
+            let r = req(s.addr, "GET", path, auth, None).await;
+            assert_eq!(r.status, 401, "{path} with {auth:?}");
+            assert!(!r.body.contains("pasaportes") && !r.body.contains("<html"));
+        }
+        let r = req(s.addr, "GET", &format!("{path}?token={VIEWER}"), None, None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    }
+    let page = req(s.addr, "GET", "/wallboard", Some(&viewer), None).await;
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+
+    let (first, stream) = open_stream(s.addr, &format!("/wallboard/events?token={VIEWER}")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let frame: Value = serde_json::from_str(&first.body).expect("a frame is JSON");
+    let queue = &frame["queues"][0];
+    assert_eq!(
+        (&queue["name"], &queue["waiting"]),
+        (&"pasaportes".into(), &1.into()),
+        "{frame}"
+    );
+    assert!(
+        frame["now_ms"].is_i64() && frame["today"]["since_ms"].is_i64(),
+        "{frame}"
+    );
+    let schema = serde_json::json!({"$ref": "#/components/schemas/WallboardFrame"});
+    if let Err(e) = ops_support::validate(&spec(), &schema, &frame, "event frame") {
+        panic!("{e}\n{frame}");
+    }
+    drop(stream);
+
+    // Capped: past MAX_STREAMS open streams the next one is refused, and a
+    // slot comes back once a board goes away (the server notices at its
+    // next write, the keep-alive at the latest).
+    let events = format!("/wallboard/events?token={VIEWER}");
+    let mut open = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while open.len() < conmutador::ops::wallboard::MAX_STREAMS {
+        let (r, conn) = open_stream(s.addr, &events).await;
+        if r.status == 200 {
+            open.push(conn);
+        } else {
+            // The stream dropped above may still hold its slot a moment.
+            assert_eq!(r.status, 503, "{}", r.body);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a slot never came back"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    let (r, _) = open_stream(s.addr, &events).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+
+    // Shutting the listener down ends open streams instead of waiting on them.
+    let Server { _stop, .. } = s;
+    drop(_stop);
+    for mut conn in open {
+        use tokio::io::AsyncReadExt;
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            conn.read_to_end(&mut rest),
+        )
+        .await
+        .expect("streams end at shutdown")
+        .expect("read");
+    }
 }

@@ -1046,7 +1046,19 @@ impl Acd {
     /// caller's forecast depends only on those ahead of them).
     pub(crate) fn estimates(&self, qi: usize, upto: usize, now: Instant) -> Option<Vec<Forecast>> {
         let q = &self.st.queues[qi];
-        let servers: Vec<ServerStatus> = q
+        let servers = self.servers(qi, now);
+        let callers: Vec<(Duration, i32)> = q
+            .waiting
+            .iter()
+            .take(upto)
+            .map(|p| (now.saturating_duration_since(p.joined), p.key.0.0))
+            .collect();
+        q.est.estimate(&servers, &callers, now)
+    }
+
+    /// The estimator's view of queue `qi`'s staffed members right now.
+    pub(crate) fn servers(&self, qi: usize, now: Instant) -> Vec<ServerStatus> {
+        self.st.queues[qi]
             .members
             .iter()
             .map(|mb| &self.st.ops[mb.op])
@@ -1065,14 +1077,7 @@ impl Acd {
                         .unwrap_or_default(),
                 },
             })
-            .collect();
-        let callers: Vec<(Duration, i32)> = q
-            .waiting
-            .iter()
-            .take(upto)
-            .map(|p| (now.saturating_duration_since(p.joined), p.key.0.0))
-            .collect();
-        q.est.estimate(&servers, &callers, now)
+            .collect()
     }
 
     fn periodic_announcements(&mut self, due: &[CallId], now: Instant) {
@@ -1360,6 +1365,9 @@ impl Acd {
         q.stats.answered += h.answered;
         q.stats.abandoned += h.abandoned;
         q.stats.answered_within_sl += h.answered_within_threshold;
+        q.stats.seeded_answered += h.answered;
+        q.stats.seeded_abandoned += h.abandoned;
+        q.stats.seeded_within_sl += h.answered_within_threshold;
         q.stats.wait_answered_total += h.answered_waits.iter().sum::<Duration>();
         q.stats.abs_error_total += h.prediction_errors.iter().map(|e| e.abs()).sum::<f64>();
         q.stats.scored += h.prediction_errors.len() as u64;

@@ -25,7 +25,10 @@ pub use config::{
 };
 pub use engine::{AUTOPAUSE_REASON, Acd, QueueHistory, spoken_minutes};
 pub use figures::{AcdFigures, Outcome, QueueCounts, QueueFigures, QueueGauges, QueueSamples};
-pub use snapshot::{CallerSnapshot, OperatorSnapshot, QueueSnapshot, QueueStatsSnapshot};
+pub use snapshot::{
+    CallerSnapshot, NewCallerWait, OperatorSnapshot, QueueSnapshot, QueueStatsSnapshot,
+    SinceStartCounts,
+};
 pub use types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
     Removal, RingFailure, WaitSpeech,

@@ -4,13 +4,14 @@
 //! Plain serialisable copies (durations as seconds); building one never
 //! changes the core, and nothing here is fed back into decisions.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::engine::Acd;
+use super::estimator;
 use super::state::Activity;
-use super::types::{CallId, OperatorState};
+use super::types::{CallId, OperatorState, WaitSpeech};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueSnapshot {
@@ -20,6 +21,33 @@ pub struct QueueSnapshot {
     pub stats: QueueStatsSnapshot,
     /// Member operators per visible state label.
     pub operators: Vec<(String, usize)>,
+    /// What a caller joining now (priority 0) would be told.
+    #[serde(skip)]
+    pub new_caller: NewCallerWait,
+}
+
+/// What a caller entering a queue now would hear, decided as the entry
+/// announcement decides it (`estimator::speech` on the same forecast), for
+/// a caller of the default priority 0.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum NewCallerWait {
+    /// An operator is free and nobody in this queue waits unrung: the caller
+    /// would be rung at once and hear no figure.
+    AtOnce,
+    /// These words.
+    Told(WaitSpeech),
+    /// No estimate (nobody staffed): no figure is said.
+    #[default]
+    NoEstimate,
+}
+
+/// Counters of what happened since this start only (the stored history
+/// that seeded the queue left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SinceStartCounts {
+    pub answered: u64,
+    pub abandoned: u64,
+    pub answered_within_threshold: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,6 +78,7 @@ pub struct QueueStatsSnapshot {
     pub mean_wait_answered_secs: Option<f64>,
     pub mean_talk_secs: f64,
     pub prediction_mae_secs: Option<f64>,
+    pub since_start: SinceStartCounts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -129,8 +158,16 @@ impl Acd {
                             .then(|| s.wait_answered_total.as_secs_f64() / s.answered as f64),
                         mean_talk_secs: q.est.mean_talk(),
                         prediction_mae_secs: s.prediction_mae(),
+                        since_start: SinceStartCounts {
+                            answered: s.answered.saturating_sub(s.seeded_answered),
+                            abandoned: s.abandoned.saturating_sub(s.seeded_abandoned),
+                            answered_within_threshold: s
+                                .answered_within_sl
+                                .saturating_sub(s.seeded_within_sl),
+                        },
                     },
                     operators,
+                    new_caller: self.new_caller_wait(qi, now),
                 }
             })
             .collect()
@@ -168,6 +205,45 @@ impl Acd {
                 }
             })
             .collect()
+    }
+
+    /// What a caller of priority 0 joining queue `qi` now would hear: the
+    /// forecast for a caller placed where `enter` would place it (behind
+    /// everyone of priority ≥ 0), said by `estimator::speech` with the
+    /// queue's `max_wait`, as the entry announcement does.
+    fn new_caller_wait(&self, qi: usize, now: Instant) -> NewCallerWait {
+        let q = &self.st.queues[qi];
+        let unrung = q.waiting.iter().any(|p| {
+            self.st
+                .callers
+                .get(&p.call)
+                .is_some_and(|c| c.rings.is_empty())
+        });
+        let allowed = q.cfg.allowed_penalty(Duration::ZERO);
+        let free = q
+            .members
+            .iter()
+            .any(|mb| mb.penalty <= allowed && self.st.ops[mb.op].free(now));
+        if free && !unrung {
+            return NewCallerWait::AtOnce;
+        }
+        let ahead = q.waiting.iter().take_while(|p| p.key.0.0 >= 0).count();
+        let mut callers: Vec<(Duration, i32)> = q
+            .waiting
+            .iter()
+            .take(ahead)
+            .map(|p| (now.saturating_duration_since(p.joined), p.key.0.0))
+            .collect();
+        callers.push((Duration::ZERO, 0));
+        let servers = self.servers(qi, now);
+        match q
+            .est
+            .estimate(&servers, &callers, now)
+            .and_then(|f| f.get(ahead).copied())
+        {
+            Some(f) => NewCallerWait::Told(estimator::speech(&f, q.cfg.max_wait)),
+            None => NewCallerWait::NoEstimate,
+        }
     }
 
     /// One operator's visible state, `None` for an unknown id.

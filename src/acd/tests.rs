@@ -1642,3 +1642,66 @@ fn samples_nobody_takes_stop_at_the_cap() {
         crate::acd::figures::MAX_SAMPLES as u64 + 10
     );
 }
+
+/// The wallboard's "what a new caller would hear": rung at once while an
+/// operator is free and nobody waits unrung; otherwise the very words the
+/// entry announcement gives a caller joining at that moment.
+#[test]
+fn a_new_callers_wait_is_what_the_entry_announcement_would_say() {
+    let mut h = H::simple(Strategy::RingAll, &["a"]);
+    let wait = |h: &H| h.acd.queues_snapshot(h.now)[0].new_caller;
+    assert_eq!(wait(&h), NewCallerWait::AtOnce);
+    h.serve(1, 120);
+    // Busy with caller 2: caller 3 waits and hears an estimate; a caller
+    // joining now (behind 3) would be told what 4 is told on entry.
+    let out = h.join(2, 0);
+    h.answer(2, &rings(&out)[0].1);
+    h.advance(30);
+    h.join(3, 0);
+    h.advance(5);
+    let predicted = wait(&h);
+    let NewCallerWait::Told(words) = predicted else {
+        panic!("an estimate is said while all are busy: {predicted:?}");
+    };
+    let out = h.join(4, 0);
+    let said = out.iter().find_map(|c| match c {
+        AcdCommand::Announce { call: 4, wait, .. } => Some(*wait),
+        _ => None,
+    });
+    assert_eq!(said, Some(Some(words)), "{out:?}");
+    // Nobody staffed: no figure.
+    let mut lone = H::simple(Strategy::RingAll, &[]);
+    lone.join(1, 0);
+    assert_eq!(wait(&lone), NewCallerWait::NoEstimate);
+}
+
+/// "Since this start" leaves the seeded history out, so the wallboard's
+/// figures for today count only calls this process saw.
+#[test]
+fn since_start_counts_leave_the_seeded_history_out() {
+    let mut h = H::simple(Strategy::RingAll, &["a"]);
+    h.acd.seed(
+        "q",
+        &QueueHistory {
+            answered: 40,
+            abandoned: 10,
+            answered_within_threshold: 30,
+            ..QueueHistory::default()
+        },
+    );
+    h.serve(1, 10);
+    h.join(2, 0);
+    h.join(3, 0);
+    h.advance(400);
+    h.ev(AcdEvent::CallerLeft { call: 3 });
+    let s = &h.acd.queues_snapshot(h.now)[0].stats;
+    assert_eq!((s.answered, s.abandoned), (41, 11));
+    assert_eq!(
+        s.since_start,
+        SinceStartCounts {
+            answered: 1,
+            abandoned: 1,
+            answered_within_threshold: 1,
+        }
+    );
+}

@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::acd::{OperatorSnapshot, QueueSnapshot};
+use crate::acd::{NewCallerWait, OperatorSnapshot, QueueSnapshot, WaitSpeech};
 
 use crate::ops::http::{
     AdminBackend, AdminError, BlockView, CallView, DrainStatus, LiftedBlock, OperatorState,
     OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport, RemovedCaller, WaitingCaller,
 };
+
+use crate::ops::wallboard::{Counts, NewCallerWords, OperatorInput, QueueInput, WallboardInput};
 
 use super::Router;
 
@@ -55,6 +57,46 @@ impl AdminBackend for Admin {
 
     async fn operators(&self) -> Vec<OperatorView> {
         self.router.operator_views().await
+    }
+
+    /// Straight from the ACD's snapshots: the since-start counters (so the
+    /// wallboard's "today" leaves the seeded history out) and what a new
+    /// caller would hear, which the admin views do not carry.
+    async fn wallboard(&self) -> WallboardInput {
+        let Some(acd) = &self.router.services.acd else {
+            return WallboardInput::default();
+        };
+        let queues = acd.queues().await;
+        let operators = acd.operators().await;
+        let now = Instant::now();
+        let threshold = |name: &str| {
+            self.router
+                .queue_cfgs
+                .iter()
+                .find(|c| c.name == name)
+                .map_or(0.0, |c| c.service_level_threshold.as_secs_f64())
+        };
+        WallboardInput {
+            queues: queues
+                .into_iter()
+                .map(|q| wallboard_queue(q, threshold))
+                .collect(),
+            operators: operators
+                .into_iter()
+                .map(|o| {
+                    let name = o.display_name.clone();
+                    let v = operator_view(o, &HashMap::new(), now);
+                    OperatorInput {
+                        id: v.id,
+                        name,
+                        state: v.state,
+                        reason: v.reason,
+                        queues: v.queues,
+                        state_seconds: v.state_seconds,
+                    }
+                })
+                .collect(),
+        }
     }
 
     async fn calls(&self) -> Vec<CallView> {
@@ -170,6 +212,44 @@ pub fn queue_view(
             estimated_wait_seconds: q.callers.last().and_then(|c| c.estimate_secs),
             average_handle_seconds: Some(q.stats.mean_talk_secs),
         },
+    }
+}
+
+/// The ACD's view of a queue in the wallboard's shape.
+pub fn wallboard_queue(q: QueueSnapshot, threshold: impl Fn(&str) -> f64) -> QueueInput {
+    let count = |pick: &dyn Fn(&str) -> bool| -> u32 {
+        q.operators
+            .iter()
+            .filter(|(state, _)| pick(state))
+            .map(|(_, n)| *n as u32)
+            .sum()
+    };
+    let staffed = count(&|s| !matches!(s, "logged_out" | "unreachable" | "paused"));
+    let available = count(&|s| s == "available");
+    let new_caller = match q.new_caller {
+        NewCallerWait::AtOnce => NewCallerWords::AtOnce,
+        NewCallerWait::NoEstimate => NewCallerWords::NoEstimate,
+        NewCallerWait::Told(w) => match w {
+            WaitSpeech::Seconds(seconds) => NewCallerWords::Seconds { seconds },
+            WaitSpeech::Minutes(minutes) => NewCallerWords::Minutes { minutes },
+            WaitSpeech::Range { low, high } => NewCallerWords::Range { low, high },
+            WaitSpeech::Beyond => NewCallerWords::Beyond,
+        },
+    };
+    let s = q.stats.since_start;
+    QueueInput {
+        waiting: q.callers.len() as u32,
+        oldest_wait_seconds: q.callers.iter().map(|c| c.waited_secs).fold(0.0, f64::max),
+        new_caller,
+        service_level_threshold_seconds: threshold(&q.name),
+        since_start: Counts {
+            answered: s.answered,
+            abandoned: s.abandoned,
+            answered_within_threshold: s.answered_within_threshold,
+        },
+        operators_staffed: staffed,
+        operators_available: available,
+        name: q.name,
     }
 }
 

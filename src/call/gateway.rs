@@ -257,7 +257,8 @@ impl Gateway {
             router: router.clone(),
             readiness: readiness.clone(),
         });
-        let state = HttpState::new(metrics, readiness.clone(), &cfg.http.admin_token, backend);
+        let state = HttpState::new(metrics, readiness.clone(), &cfg.http.admin_token, backend)
+            .with_viewer_token(&cfg.http.viewer_token);
         let (http_stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let shutdown = async move {

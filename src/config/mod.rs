@@ -240,6 +240,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Bearer token for the admin API; empty disables the admin API.
     pub admin_token: String,
+    /// Read-only token of the wallboard (`/wallboard?token=...`); it opens
+    /// nothing under `/api`. Empty closes the wallboard.
+    pub viewer_token: String,
 }
 
 impl Default for HttpConfig {
@@ -247,6 +250,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "127.0.0.1:9090".parse().expect("literal address"),
             admin_token: String::new(),
+            viewer_token: String::new(),
         }
     }
 }
@@ -414,6 +418,11 @@ impl Config {
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             bail!("sip timers: need 0 < t1_ms <= t2_ms");
         }
+        // A wall screen's URL carries the viewer token; were it the admin
+        // token, anyone reading the screen's address could act as admin.
+        if !self.http.viewer_token.is_empty() && self.http.viewer_token == self.http.admin_token {
+            bail!("http.viewer_token must differ from http.admin_token");
+        }
         if self.calls.session_min_se < 90 || self.calls.session_expires < self.calls.session_min_se
         {
             bail!("calls: need 90 <= session_min_se <= session_expires (RFC 4028)");
@@ -469,6 +478,20 @@ mod tests {
             Path::new("."),
         );
         assert!(format!("{:#}", bad.unwrap_err()).contains("guard.sources.invite"));
+    }
+
+    /// The wall screen's URL carries the viewer token: it may not be the
+    /// admin token too.
+    #[test]
+    fn the_viewer_token_must_differ_from_the_admin_token() {
+        let same = "[http]\nadmin_token = \"t\"\nviewer_token = \"t\"\n";
+        let err = Config::parse_text(same, Path::new(".")).unwrap_err();
+        assert!(format!("{err:#}").contains("viewer_token"), "{err:#}");
+        let apart = "[http]\nadmin_token = \"t\"\nviewer_token = \"v\"\n";
+        let cfg = Config::parse_text(apart, Path::new(".")).unwrap();
+        assert_eq!(cfg.http.viewer_token, "v");
+        let closed = Config::parse_text("[http]\nadmin_token = \"\"\n", Path::new(".")).unwrap();
+        assert!(closed.http.viewer_token.is_empty());
     }
 
     #[test]

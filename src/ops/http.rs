@@ -1,6 +1,8 @@
 //! One HTTP listener for machines and supervisors: `/metrics` (Prometheus
-//! text), `/healthz` and `/readyz` without auth, and the admin API under
-//! `/api` behind `Authorization: Bearer <token>`.
+//! text), `/healthz` and `/readyz` without auth, the admin API under
+//! `/api` behind `Authorization: Bearer <token>`, and the wallboard under
+//! `/wallboard` behind the separate read-only viewer token (see
+//! [`super::wallboard`]); neither token opens the other's routes.
 //!
 //! This room only translates HTTP to calls on [`AdminBackend`], which the call
 //! room implements; it holds no call state itself. The route table built here
@@ -29,6 +31,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::wallboard::{
+    self, Counts, Hub, NewCallerWords, OperatorInput, QueueInput, WallboardInput,
+};
 
 /// Admin request bodies are a reason string at most; anything bigger is abuse.
 const MAX_BODY_BYTES: usize = 4096;
@@ -349,6 +355,50 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn blocks(&self) -> impl Future<Output = Vec<BlockView>> + Send {
         async { Vec::new() }
     }
+    /// What the wallboard shows, read in one go. The default builds it from
+    /// [`Self::queues`] and [`Self::operators`], without what a new caller
+    /// would hear and with the views' counters (which may include history);
+    /// the gateway's backend overrides it with the ACD's own figures.
+    fn wallboard(&self) -> impl Future<Output = WallboardInput> + Send {
+        async move {
+            let queues = self.queues().await;
+            let operators = self.operators().await;
+            WallboardInput {
+                queues: queues
+                    .into_iter()
+                    .map(|q| QueueInput {
+                        since_start: Counts {
+                            answered: q.stats.answered,
+                            abandoned: q.stats.abandoned,
+                            // The view's service level is this count over
+                            // answered + abandoned: give it back.
+                            answered_within_threshold: q.stats.service_level.map_or(0, |sl| {
+                                (sl * (q.stats.answered + q.stats.abandoned) as f64).round() as u64
+                            }),
+                        },
+                        waiting: q.waiting.len() as u32,
+                        oldest_wait_seconds: q.stats.oldest_wait_seconds,
+                        new_caller: NewCallerWords::NoEstimate,
+                        service_level_threshold_seconds: q.stats.service_level_threshold_seconds,
+                        operators_staffed: q.stats.operators_logged_in,
+                        operators_available: q.stats.operators_available,
+                        name: q.name,
+                    })
+                    .collect(),
+                operators: operators
+                    .into_iter()
+                    .map(|o| OperatorInput {
+                        id: o.id,
+                        name: None,
+                        state: o.state,
+                        reason: o.reason,
+                        queues: o.queues,
+                        state_seconds: o.state_seconds,
+                    })
+                    .collect(),
+            }
+        }
+    }
     /// Lifts the block on `source` (an IP address).
     fn unblock(
         &self,
@@ -367,6 +417,9 @@ pub struct HttpState<B> {
     pub backend: Arc<B>,
     /// SHA-256 of the configured token; `None` disables the admin API.
     token_digest: Option<[u8; 32]>,
+    /// SHA-256 of the wallboard's viewer token; `None` closes the wallboard.
+    viewer_digest: Option<[u8; 32]>,
+    wallboard: Arc<Hub>,
 }
 
 impl<B> Clone for HttpState<B> {
@@ -376,6 +429,8 @@ impl<B> Clone for HttpState<B> {
             readiness: self.readiness.clone(),
             backend: self.backend.clone(),
             token_digest: self.token_digest,
+            viewer_digest: self.viewer_digest,
+            wallboard: self.wallboard.clone(),
         }
     }
 }
@@ -396,24 +451,47 @@ impl<B: AdminBackend> HttpState<B> {
             readiness,
             backend,
             token_digest,
+            viewer_digest: None,
+            wallboard: Arc::new(Hub::new()),
         }
+    }
+
+    /// Opens the wallboard to `viewer_token` (empty: the wallboard stays
+    /// closed, every request 401). It opens nothing under `/api`.
+    pub fn with_viewer_token(mut self, viewer_token: &str) -> Self {
+        self.viewer_digest =
+            (!viewer_token.is_empty()).then(|| Sha256::digest(viewer_token.as_bytes()).into());
+        self
+    }
+
+    /// Whether `given` is the viewer token (constant-time, as the admin one).
+    pub(super) fn viewer_authorized(&self, given: Option<&str>) -> bool {
+        digest_matches(self.viewer_digest.as_ref(), given)
+    }
+
+    pub(super) fn wallboard(&self) -> Arc<Hub> {
+        self.wallboard.clone()
     }
 
     /// Comparing digests keeps the comparison constant-time and hides the
     /// token's length too.
     fn authorized(&self, header: Option<&HeaderValue>) -> bool {
-        let Some(expected) = &self.token_digest else {
-            return false;
-        };
-        let Some(given) = header.and_then(|h| h.to_str().ok()).and_then(bearer_token) else {
-            return false;
-        };
-        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-        given.ct_eq(expected).into()
+        let given = header.and_then(|h| h.to_str().ok()).and_then(bearer_token);
+        digest_matches(self.token_digest.as_ref(), given)
     }
 }
 
-fn bearer_token(value: &str) -> Option<&str> {
+/// Comparing digests keeps the comparison constant-time and hides the
+/// token's length too; no expected token matches nothing.
+fn digest_matches(expected: Option<&[u8; 32]>, given: Option<&str>) -> bool {
+    let (Some(expected), Some(given)) = (expected, given) else {
+        return false;
+    };
+    let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    given.ct_eq(expected).into()
+}
+
+pub(super) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -521,15 +599,35 @@ pub fn router_with_routes<B: AdminBackend>(state: HttpState<B>) -> (Router, Vec<
             true,
             delete_block::<B>,
         );
+    let viewer = Routes::new()
+        .add(Method::GET, "/wallboard", true, wallboard::get_page)
+        .add(
+            Method::GET,
+            "/wallboard/state",
+            true,
+            wallboard::get_state::<B>,
+        )
+        .add(
+            Method::GET,
+            "/wallboard/events",
+            true,
+            wallboard::get_events::<B>,
+        );
     let mut table = open.table;
     table.extend(admin.table);
+    table.extend(viewer.table);
     let admin_router = admin.router.route_layer(middleware::from_fn_with_state(
         state.clone(),
         require_token::<B>,
     ));
+    let viewer_router = viewer.router.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        wallboard::require_viewer::<B>,
+    ));
     let router = open
         .router
         .merge(admin_router)
+        .merge(viewer_router)
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
@@ -547,6 +645,17 @@ pub async fn serve<B: AdminBackend>(
     state: HttpState<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = state.wallboard.clone();
+    let rollover = tokio::spawn(wallboard::midnight_rollover(
+        hub.clone(),
+        state.backend.clone(),
+    ));
+    // Open wallboard streams never end by themselves: closing the hub ends
+    // them, so the graceful shutdown does not wait on them.
+    let shutdown = async move {
+        shutdown.await;
+        hub.close();
+    };
     let handle = state.metrics.clone();
     let upkeep = tokio::spawn(async move {
         let mut every = tokio::time::interval(UPKEEP_EVERY);
@@ -563,6 +672,7 @@ pub async fn serve<B: AdminBackend>(
         .with_graceful_shutdown(shutdown)
         .await;
     upkeep.abort();
+    rollover.abort();
     result
 }
 
@@ -689,17 +799,22 @@ async fn require_token<B: AdminBackend>(
     if state.authorized(req.headers().get(header::AUTHORIZATION)) {
         return next.run(req).await;
     }
-    let mut resp = json(
-        StatusCode::UNAUTHORIZED,
-        &ErrorBody {
-            error: "missing or wrong bearer token".into(),
-        },
-    );
+    let mut resp = unauthorized("missing or wrong bearer token");
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"conmutador\""),
     );
     resp
+}
+
+/// A 401 that says only that the token was wrong or missing.
+pub(super) fn unauthorized(error: &str) -> Response {
+    json(
+        StatusCode::UNAUTHORIZED,
+        &ErrorBody {
+            error: error.into(),
+        },
+    )
 }
 
 async fn no_route() -> Response {

@@ -690,6 +690,12 @@ pub const CATALOG: &[MetricDef] = &[
         "Finished SIP transactions dropped before their 32 s because the absorbing set was full (8 x sip.max_transactions).",
         &[],
     ),
+    gauge(
+        WALLBOARD_STREAMS,
+        Unit::Count,
+        "Wallboard event streams open now (one per open wallboard page), at most 32.",
+        &[],
+    ),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -1059,3 +1065,6 @@ pub const GUARD_CALLER_PLACES_REFUSED_TOTAL: &str = "conmutador_guard_caller_pla
 // SIP transactions (appended by the sip room)
 pub const SIP_TRANSACTIONS_ABSORBING: &str = "conmutador_sip_transactions_absorbing";
 pub const SIP_ABSORBING_EVICTED_TOTAL: &str = "conmutador_sip_absorbing_evicted_total";
+
+// Wallboard (appended by the wallboard room)
+pub const WALLBOARD_STREAMS: &str = "conmutador_wallboard_streams";

@@ -1,5 +1,5 @@
-//! Operations room: metric catalog, HTTP (metrics, health, admin API), call
-//! records and queue events, logging setup.
+//! Operations room: metric catalog, HTTP (metrics, health, admin API, the
+//! wallboard), call records and queue events, logging setup.
 //!
 //! It observes and stores; it never decides anything about a call. Admin
 //! actions reach the call room through the [`http::AdminBackend`] trait, and
@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod promql;
 pub mod records;
 pub mod time;
+pub mod wallboard;
