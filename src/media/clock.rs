@@ -54,6 +54,14 @@
 //! leg is freed, the clock also asks the kernel how many datagrams it
 //! dropped at the leg's socket (`ops::kernel`): a full receive buffer is
 //! otherwise invisible. Only this module and `engine.rs` use these types.
+//!
+//! SRTP legs (`srtp.rs`): a received packet is verified and decrypted
+//! before anything else looks at it, latching included, so a packet
+//! without the key can neither be heard, relayed, count as the peer's
+//! first packet nor move the stream; one that fails is dropped and counted
+//! by reason. Every packet the leg sends (prompt, music, relayed audio) is
+//! protected last, after the header is written and any transcoding. Plain
+//! legs have no SRTP state; the packet paths test one `Option` for them.
 
 use std::collections::HashMap;
 use std::io;
@@ -72,9 +80,10 @@ use super::engine::{
 use super::g711;
 use super::prompt::{FRAME_SAMPLES, Prompt};
 use super::recv::{self, RecvBatch};
+use super::srtp::{LegSrtp, Reject, SRTP_DROP_REASONS};
 use crate::ops::kernel::DropWatch;
 use crate::ops::metrics as m;
-use crate::sdp::{Codec, MediaParams};
+use crate::sdp::{Codec, MediaParams, SrtpParams};
 
 pub(crate) enum Command {
     Add {
@@ -85,11 +94,14 @@ pub(crate) enum Command {
     Start {
         leg: LegId,
         params: MediaParams,
+        srtp: Option<SrtpParams>,
         events: tokio::sync::mpsc::Sender<MediaEvent>,
     },
     Update {
         leg: LegId,
         params: MediaParams,
+        /// `None`: SRTP as it was; `Some(None)`: plain from now on.
+        srtp: Option<Option<SrtpParams>>,
     },
     Play {
         leg: LegId,
@@ -275,11 +287,17 @@ struct Counters {
     /// Datagrams the kernel dropped at leg sockets (full receive buffers).
     kernel_drops: u64,
     dropped: [u64; DROP_REASONS.len()],
+    /// SRTP packets refused, by [`Reject`] (the order of SRTP_DROP_REASONS).
+    srtp_dropped: [u64; SRTP_DROP_REASONS.len()],
 }
 
 impl Counters {
     fn drop(&mut self, why: Drop) {
         self.dropped[why as usize] += 1;
+    }
+
+    fn srtp_drop(&mut self, why: Reject) {
+        self.srtp_dropped[why as usize] += 1;
     }
 
     /// Hands the counts to the registry and `stats`; returns the per mille
@@ -312,6 +330,19 @@ impl Counters {
         for (i, reason) in DROP_REASONS.iter().enumerate() {
             inc(m::RTP_DROPPED_TOTAL, &[("reason", reason)], c.dropped[i]);
         }
+        for (i, reason) in SRTP_DROP_REASONS.iter().enumerate() {
+            inc(
+                m::SRTP_DROPPED_TOTAL,
+                &[("reason", reason)],
+                c.srtp_dropped[i],
+            );
+        }
+        stats
+            .srtp_auth_failed
+            .fetch_add(c.srtp_dropped[Reject::Auth as usize], Ordering::Relaxed);
+        stats
+            .srtp_replayed
+            .fetch_add(c.srtp_dropped[Reject::Replay as usize], Ordering::Relaxed);
         stats.packets_in.fetch_add(c.packets_in, Ordering::Relaxed);
         stats.late_frames.fetch_add(c.late, Ordering::Relaxed);
         stats.relayed.fetch_add(c.relayed, Ordering::Relaxed);
@@ -358,6 +389,25 @@ struct Active {
     relay_audio: Option<(u32, u32)>,
     /// The same for telephone-events arriving on an SSRC of their own.
     relay_event: Option<(u32, u32)>,
+    /// Crypto contexts of an SRTP leg; `None` for plain RTP.
+    srtp: Option<Box<LegSrtp>>,
+}
+
+/// Turns SRTP on, off or re-keys it for a started leg, keeping the
+/// `conmutador_srtp_legs` gauge in step.
+fn set_srtp(a: &mut Active, srtp: Option<SrtpParams>) {
+    match (a.srtp.as_mut(), srtp) {
+        (Some(s), Some(p)) => s.rekey(&p),
+        (None, Some(p)) => {
+            a.srtp = Some(Box::new(LegSrtp::new(&p)));
+            metrics::gauge!(m::SRTP_LEGS).increment(1.0);
+        }
+        (Some(_), None) => {
+            a.srtp = None;
+            metrics::gauge!(m::SRTP_LEGS).decrement(1.0);
+        }
+        (None, None) => {}
+    }
 }
 
 struct Leg {
@@ -754,9 +804,14 @@ impl Worker {
             Command::Start {
                 leg,
                 params,
+                srtp,
                 events,
             } => {
                 let Some(l) = self.leg_mut(leg) else { return };
+                // A restarted leg starts its crypto afresh too (new SSRC).
+                if let Some(old) = l.active.as_mut() {
+                    set_srtp(old, None);
+                }
                 let dest = sdp_dest(params.remote);
                 let inband = params
                     .dtmf_pt
@@ -781,9 +836,13 @@ impl Worker {
                     inband,
                     relay_audio: None,
                     relay_event: None,
+                    srtp: None,
                 });
+                if let Some(a) = l.active.as_mut() {
+                    set_srtp(a, srtp);
+                }
             }
-            Command::Update { leg, params } => {
+            Command::Update { leg, params, srtp } => {
                 let Some(l) = self.leg_mut(leg) else { return };
                 let Some(moved) = l.active.as_ref().map(|a| a.params.remote != params.remote)
                 else {
@@ -806,6 +865,9 @@ impl Worker {
                 a.timed_out = false;
                 a.relay_audio = None;
                 a.relay_event = None;
+                if let Some(srtp) = srtp {
+                    set_srtp(a, srtp);
+                }
             }
             Command::Play { leg, prompts, opts } => {
                 let Some(a) = self.leg_mut(leg).and_then(|l| l.active.as_mut()) else {
@@ -994,6 +1056,9 @@ impl Worker {
         let Some(mut leg) = self.legs[idx].take() else {
             return;
         };
+        if let Some(a) = leg.active.as_mut() {
+            set_srtp(a, None);
+        }
         leg.sample_drops(&mut self.ctx.counters);
         let slot = &mut self.slots[leg.slot];
         if let Some(pos) = slot.iter().position(|&i| i == idx) {
@@ -1085,6 +1150,25 @@ impl Worker {
                 continue;
             }
             let Some(src) = src else { continue };
+            // SRTP: only what verifies goes on, as plain RTP.
+            let plain;
+            let data = match self.legs[idx]
+                .as_mut()
+                .and_then(|l| l.active.as_mut())
+                .and_then(|a| a.srtp.as_mut())
+            {
+                None => data,
+                Some(s) => match s.unprotect(data) {
+                    Ok(p) => {
+                        plain = p;
+                        &plain[..]
+                    }
+                    Err(why) => {
+                        self.ctx.counters.srtp_drop(why);
+                        continue;
+                    }
+                },
+            };
             let Some((partner, src_info)) =
                 handle_packet(&mut self.legs, idx, data, src, now, &mut self.ctx)
             else {
@@ -1207,15 +1291,29 @@ fn send_rtp(
         }
     }
     a.seq = a.seq.wrapping_add(1);
+    let protected;
+    let wire = match a.srtp.as_mut() {
+        None => &ctx.out[..len],
+        Some(s) => match s.protect(&ctx.out[..len]) {
+            Some(p) => {
+                protected = p;
+                &protected[..]
+            }
+            None => {
+                ctx.counters.drop(Drop::SendError);
+                return false;
+            }
+        },
+    };
     let sent = if a.connected {
-        socket.send(&ctx.out[..len])
+        socket.send(wire)
     } else {
-        socket.send_to(&ctx.out[..len], dest)
+        socket.send_to(wire, dest)
     };
     match sent {
         Ok(_) => {
             ctx.counters.packets_out += 1;
-            ctx.counters.bytes_out += len as u64;
+            ctx.counters.bytes_out += wire.len() as u64;
             true
         }
         // The peer's port sent back "unreachable" (a locked socket hears

@@ -40,7 +40,13 @@
 //! - Events go out with `try_send`: the clock thread never blocks on a slow
 //!   consumer; an event that finds the channel full is dropped and counted.
 //!
-//! Must not touch: SIP, dialplans, queues. Only `sdp::MediaParams` crosses in.
+//! - SRTP is per leg ([`MediaEngine::start_leg_secure`]): a bridge may join
+//!   an SRTP leg to a plain one, each side protected or not as its own
+//!   SDP said; relayed audio is decrypted on the way in and encrypted on
+//!   the way out (`srtp.rs`, `clock.rs`).
+//!
+//! Must not touch: SIP, dialplans, queues. Only `sdp::MediaParams` and
+//! `sdp::SrtpParams` cross in.
 
 use std::collections::VecDeque;
 use std::io;
@@ -54,7 +60,7 @@ use std::time::Duration;
 use super::clock::{self, Command, Peer, worker_of};
 use super::dtmf::DtmfSource;
 use super::prompt::{Prompt, PromptLibrary};
-use crate::sdp::MediaParams;
+use crate::sdp::{MediaParams, SrtpParams};
 
 /// Engine settings (the `[media]` part of the gateway config).
 #[derive(Debug, Clone)]
@@ -196,6 +202,9 @@ pub struct ClockStats {
     pub(crate) late_frames: AtomicU64,
     pub(crate) packets_in: AtomicU64,
     pub(crate) relayed: AtomicU64,
+    /// SRTP packets dropped because their tag did not verify / as replays.
+    pub(crate) srtp_auth_failed: AtomicU64,
+    pub(crate) srtp_replayed: AtomicU64,
     /// Legs whose socket is in a worker's readiness set (the bridged ones).
     pub(crate) watched: AtomicU64,
     /// Lateness histograms in 10 µs buckets up to 100 ms: wake-up lateness
@@ -234,6 +243,9 @@ pub struct ClockSnapshot {
     pub late_frames: u64,
     pub packets_in: u64,
     pub relayed: u64,
+    /// SRTP packets dropped: tag did not verify, replayed.
+    pub srtp_auth_failed: u64,
+    pub srtp_replayed: u64,
     /// Legs read as soon as a packet arrives (bridged); the rest are read
     /// once per 20 ms in their frame slot.
     pub watched_legs: u64,
@@ -271,6 +283,8 @@ impl ClockStats {
             late_frames: self.late_frames.load(Ordering::Relaxed),
             packets_in: self.packets_in.load(Ordering::Relaxed),
             relayed: self.relayed.load(Ordering::Relaxed),
+            srtp_auth_failed: self.srtp_auth_failed.load(Ordering::Relaxed),
+            srtp_replayed: self.srtp_replayed.load(Ordering::Relaxed),
             watched_legs: self.watched.load(Ordering::Relaxed),
             wake_p50: percentile(&h.wake, 0.5),
             wake_p99: percentile(&h.wake, 0.99),
@@ -289,6 +303,8 @@ impl ClockStats {
             &self.late_frames,
             &self.packets_in,
             &self.relayed,
+            &self.srtp_auth_failed,
+            &self.srtp_replayed,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -497,20 +513,56 @@ impl MediaEngine {
         params: MediaParams,
         events: tokio::sync::mpsc::Sender<MediaEvent>,
     ) {
+        self.start_leg_secure(leg, params, None, events);
+    }
+
+    /// [`MediaEngine::start_leg`] with the SRTP keys the SDP negotiation
+    /// gave (`sdp::answer_secure` / `sdp::accept_answer_secure`); `None` is
+    /// plain RTP. Keys and parameters arrive in one command, so no packet
+    /// ever leaves the leg unprotected.
+    pub fn start_leg_secure(
+        &self,
+        leg: LegId,
+        params: MediaParams,
+        srtp: Option<SrtpParams>,
+        events: tokio::sync::mpsc::Sender<MediaEvent>,
+    ) {
         self.inner.send(
             leg,
             Command::Start {
                 leg,
                 params,
+                srtp,
                 events,
             },
         );
     }
 
     /// New negotiated parameters (re-INVITE, hold/resume). A new remote
-    /// address re-arms symmetric RTP latching.
+    /// address re-arms symmetric RTP latching. SRTP stays as it was.
     pub fn update(&self, leg: LegId, params: MediaParams) {
-        self.inner.send(leg, Command::Update { leg, params });
+        self.inner.send(
+            leg,
+            Command::Update {
+                leg,
+                params,
+                srtp: None,
+            },
+        );
+    }
+
+    /// [`MediaEngine::update`] with the SRTP outcome of the new negotiation:
+    /// unchanged keys keep their crypto context (the packet index runs on),
+    /// changed ones start a new one, `None` turns SRTP off.
+    pub fn update_secure(&self, leg: LegId, params: MediaParams, srtp: Option<SrtpParams>) {
+        self.inner.send(
+            leg,
+            Command::Update {
+                leg,
+                params,
+                srtp: Some(srtp),
+            },
+        );
     }
 
     /// Plays `prompts` in order, replacing whatever the leg was playing.

@@ -767,3 +767,331 @@ fn the_sdp_address_takes_over_from_a_source_learnt_on_probation() {
     let refused = other.recv(&mut [0u8; 64]).unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+// ---- SRTP legs -------------------------------------------------------------
+
+use super::srtp::LegSrtp;
+use crate::sdp::{SrtpKey, SrtpParams, SrtpSuite};
+
+/// Keys for one SRTP leg and the mirrored context its peer uses.
+fn srtp_keys(suite: SrtpSuite) -> (SrtpParams, LegSrtp) {
+    let ours = SrtpParams {
+        suite,
+        local_key: SrtpKey::random(),
+        remote_key: SrtpKey::random(),
+    };
+    let theirs = SrtpParams {
+        suite,
+        local_key: ours.remote_key.clone(),
+        remote_key: ours.local_key.clone(),
+    };
+    (ours, LegSrtp::new(&theirs))
+}
+
+fn start_secure(
+    e: &MediaEngine,
+    codec: Codec,
+    dtmf: Option<u8>,
+    remote: SocketAddr,
+    srtp: SrtpParams,
+) -> (LegId, SocketAddr, mpsc::Receiver<MediaEvent>) {
+    let (leg, local) = e.allocate().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    e.start_leg_secure(leg, params(codec, dtmf, remote), Some(srtp), tx);
+    (leg, local, rx)
+}
+
+/// Protects an RTP packet with the peer's context and sends it.
+#[allow(clippy::too_many_arguments)]
+fn send_srtp(
+    s: &UdpSocket,
+    to: SocketAddr,
+    ctx: &mut LegSrtp,
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let pkt = RtpPacketBuilder::new()
+        .payload_type(pt)
+        .sequence(Seq::from(seq))
+        .timestamp(ts)
+        .ssrc(ssrc)
+        .payload(payload)
+        .build()
+        .unwrap();
+    let wire = ctx.protect(&pkt).unwrap().to_vec();
+    s.send_to(&wire, to).unwrap();
+    wire
+}
+
+/// Receives one SRTP packet and decrypts it with the peer's context.
+fn recv_srtp(s: &UdpSocket, ctx: &mut LegSrtp, tag_len: usize) -> Pkt {
+    let mut buf = [0u8; 2048];
+    let (n, _) = s.recv_from(&mut buf).expect("an SRTP packet within 2 s");
+    let plain = ctx
+        .unprotect(&buf[..n])
+        .expect("verifies with the answered key");
+    assert_eq!(plain.len() + tag_len, n, "the tag is on the wire");
+    let r = RtpReader::new(&plain).expect("valid RTP inside");
+    assert_ne!(
+        &buf[n - tag_len - r.payload().len()..n - tag_len],
+        r.payload(),
+        "the payload on the wire is not the plaintext"
+    );
+    Pkt {
+        pt: r.payload_type(),
+        seq: r.sequence_number().into(),
+        ts: r.timestamp(),
+        ssrc: r.ssrc(),
+        marker: r.mark(),
+        payload: r.payload().to_vec(),
+    }
+}
+
+#[test]
+fn srtp_leg_bridged_to_a_plain_leg_both_ways() {
+    let e = engine(41500, 41519, Duration::from_secs(30));
+    let (pa, pb) = (peer(), peer());
+    // The operator (A) is encrypted, the carrier's caller (B) is not.
+    let (keys, mut peer_ctx) = srtp_keys(SrtpSuite::AesCm128HmacSha1_80);
+    let (a, la, mut rxa) = start_secure(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap(), keys);
+    let (b, lb, _rxb) = start(&e, Codec::Pcma, Some(96), pb.local_addr().unwrap());
+    e.bridge(a, b);
+    assert!(soon(|| e.clock_stats().watched_legs == 2));
+    // SRTP in, plain (and transcoded) out.
+    let frame: Vec<u8> = (0..160).map(|i| (i * 7) as u8).collect();
+    for i in 0..3u16 {
+        send_srtp(
+            &pa,
+            la,
+            &mut peer_ctx,
+            0,
+            100 + i,
+            1000 + 160 * u32::from(i),
+            0x1234,
+            &frame,
+        );
+    }
+    let mut alaw = frame.clone();
+    g711::ulaw_to_alaw_in_place(&mut alaw);
+    for _ in 0..3 {
+        let pk = recv(&pb);
+        assert_eq!((pk.pt, &pk.payload), (8, &alaw));
+    }
+    assert!(matches!(
+        next_event(&mut rxa, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket { .. })
+    ));
+    // Plain in, SRTP out: the peer decrypts it with the answered key.
+    let back = vec![g711::alaw_encode(-2000); 160];
+    for i in 0..3u16 {
+        send(&pb, lb, 8, 7 + i, 160 * u32::from(i), 0x55, &back);
+    }
+    let mut ulaw = back.clone();
+    g711::alaw_to_ulaw_in_place(&mut ulaw);
+    let got: Vec<Pkt> = (0..3).map(|_| recv_srtp(&pa, &mut peer_ctx, 10)).collect();
+    for (i, pk) in got.iter().enumerate() {
+        assert_eq!((pk.pt, &pk.payload), (0, &ulaw));
+        assert_eq!(pk.seq, got[0].seq.wrapping_add(i as u16));
+    }
+    // Telephone-events cross too, and are detected after decryption.
+    send_srtp(
+        &pa,
+        la,
+        &mut peer_ctx,
+        101,
+        200,
+        5000,
+        0x1234,
+        &event_payload(4, true, 10, 800),
+    );
+    let ev = recv(&pb);
+    assert_eq!(
+        (ev.pt, ev.payload),
+        (96, event_payload(4, true, 10, 800).to_vec())
+    );
+    assert_eq!(
+        next_event(&mut rxa, Duration::from_secs(1)),
+        Some(MediaEvent::Digit {
+            leg: a,
+            digit: '4',
+            source: DtmfSource::Rfc4733
+        })
+    );
+    let st = e.clock_stats();
+    assert_eq!((st.srtp_auth_failed, st.srtp_replayed), (0, 0));
+}
+
+#[test]
+fn srtp_prompts_are_protected_and_digits_read_after_decryption() {
+    let e = engine(41520, 41539, Duration::from_secs(30));
+    let p = peer();
+    let (keys, mut peer_ctx) = srtp_keys(SrtpSuite::AesCm128HmacSha1_32);
+    let (leg, local, mut rx) =
+        start_secure(&e, Codec::Pcma, Some(101), p.local_addr().unwrap(), keys);
+    let music = prompt("moh", 50, 900);
+    e.play(
+        leg,
+        vec![music.clone()],
+        PlayOpts {
+            barge_in: true,
+            ..PlayOpts::default()
+        },
+    );
+    for i in 0..3 {
+        let pk = recv_srtp(&p, &mut peer_ctx, 4);
+        assert_eq!(pk.payload.as_slice(), music.pcma[i].as_slice());
+        assert_eq!(pk.marker, i == 0);
+    }
+    let press = [(false, 160u16), (true, 640), (true, 640), (true, 640)];
+    for (seq, (end, d)) in (1u16..).zip(press) {
+        send_srtp(
+            &p,
+            local,
+            &mut peer_ctx,
+            101,
+            seq,
+            8000,
+            9,
+            &event_payload(2, end, 10, d),
+        );
+    }
+    assert_eq!(
+        next_non_first(&mut rx, Duration::from_secs(1)),
+        Some(MediaEvent::Digit {
+            leg,
+            digit: '2',
+            source: DtmfSource::Rfc4733
+        })
+    );
+}
+
+#[test]
+fn tampered_forged_and_replayed_srtp_is_dropped_and_counted() {
+    let e = engine(41540, 41559, Duration::from_secs(30));
+    let (pa, pb, intruder) = (peer(), peer(), peer());
+    let (keys, mut peer_ctx) = srtp_keys(SrtpSuite::AesCm128HmacSha1_80);
+    // The SDP address is not where the peer sends from (NAT), so a source
+    // could take the stream on probation: only verified packets count.
+    let nat: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let (a, la, mut rxa) = start_secure(&e, Codec::Pcmu, Some(101), nat, keys);
+    let (b, _lb, _rxb) = start(&e, Codec::Pcmu, Some(101), pb.local_addr().unwrap());
+    e.bridge(a, b);
+    assert!(soon(|| e.clock_stats().watched_legs == 2));
+    // An intruder without the key: plain RTP, and SRTP under a wrong key.
+    let (_, mut wrong) = srtp_keys(SrtpSuite::AesCm128HmacSha1_80);
+    for seq in 0..6u16 {
+        send(&intruder, la, 0, seq, 0, 0x777, &[0xff; 160]);
+        send_srtp(&intruder, la, &mut wrong, 0, seq, 0, 0x778, &[0xff; 160]);
+    }
+    assert!(
+        nothing_within(&pb, Duration::from_millis(100)),
+        "nothing relayed"
+    );
+    assert_eq!(
+        next_event(&mut rxa, Duration::from_millis(50)),
+        None,
+        "no latch"
+    );
+    assert!(soon(|| e.clock_stats().srtp_auth_failed == 12));
+    // The real peer: four verified packets latch it (probation) and relay.
+    let frame = [0x42u8; 160];
+    let mut wire = Vec::new();
+    for seq in 10..14u16 {
+        wire.push(send_srtp(&pa, la, &mut peer_ctx, 0, seq, 0, 0x1234, &frame));
+    }
+    // (The first three were verified, then held back by probation.)
+    assert_eq!(recv(&pb).payload, frame);
+    assert!(matches!(
+        next_event(&mut rxa, Duration::from_secs(1)),
+        Some(MediaEvent::FirstPacket { .. })
+    ));
+    // A tampered copy of a new packet, then replays of old ones.
+    let mut next = send_srtp(&pa, la, &mut peer_ctx, 0, 14, 0, 0x1234, &frame);
+    assert_eq!(recv(&pb).payload, frame);
+    next[2..4].copy_from_slice(&15u16.to_be_bytes());
+    pa.send_to(&next, la).unwrap();
+    for w in &wire {
+        pa.send_to(w, la).unwrap();
+    }
+    assert!(
+        nothing_within(&pb, Duration::from_millis(100)),
+        "none relayed"
+    );
+    assert!(soon(|| {
+        let st = e.clock_stats();
+        (st.srtp_auth_failed, st.srtp_replayed) == (13, 4)
+    }));
+}
+
+#[test]
+fn srtp_keeps_decrypting_across_the_sequence_wrap() {
+    let e = engine(41560, 41579, Duration::from_secs(30));
+    let (pa, pb) = (peer(), peer());
+    let (keys, mut peer_ctx) = srtp_keys(SrtpSuite::AesCm128HmacSha1_80);
+    let (a, la, _rxa) = start_secure(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap(), keys);
+    let (b, _lb, _rxb) = start(&e, Codec::Pcmu, Some(101), pb.local_addr().unwrap());
+    e.bridge(a, b);
+    assert!(soon(|| e.clock_stats().watched_legs == 2));
+    // 65530 .. 65535, then 0 .. 9 under the next rollover count.
+    for (i, seq) in (65530u16..=65535).chain(0..10).enumerate() {
+        let frame = [i as u8; 160];
+        send_srtp(
+            &pa,
+            la,
+            &mut peer_ctx,
+            0,
+            seq,
+            160 * i as u32,
+            0x4321,
+            &frame,
+        );
+        assert_eq!(recv(&pb).payload, frame, "packet {i} (seq {seq})");
+    }
+    assert_eq!(e.clock_stats().srtp_auth_failed, 0);
+}
+
+#[test]
+fn update_secure_rekeys_and_turns_srtp_off() {
+    let e = engine(41580, 41599, Duration::from_secs(30));
+    let p = peer();
+    let (keys, mut peer_ctx) = srtp_keys(SrtpSuite::AesCm128HmacSha1_80);
+    let remote = p.local_addr().unwrap();
+    let (leg, _local, _rx) = start_secure(&e, Codec::Pcmu, Some(101), remote, keys.clone());
+    let x = prompt("x", 1, 0);
+    e.play(leg, vec![x.clone()], PlayOpts::default());
+    recv_srtp(&p, &mut peer_ctx, 10);
+    // A plain update (old API) keeps SRTP.
+    e.update(leg, params(Codec::Pcmu, Some(101), remote));
+    e.play(leg, vec![x.clone()], PlayOpts::default());
+    recv_srtp(&p, &mut peer_ctx, 10);
+    // New local key: the peer needs the new one.
+    let (mut rekeyed, _) = srtp_keys(SrtpSuite::AesCm128HmacSha1_80);
+    rekeyed.remote_key = keys.remote_key.clone();
+    e.update_secure(
+        leg,
+        params(Codec::Pcmu, Some(101), remote),
+        Some(rekeyed.clone()),
+    );
+    e.play(leg, vec![x.clone()], PlayOpts::default());
+    let mut buf = [0u8; 2048];
+    let (n, _) = p.recv_from(&mut buf).unwrap();
+    assert!(
+        peer_ctx.unprotect(&buf[..n]).is_err(),
+        "old key no longer fits"
+    );
+    let mut new_peer = LegSrtp::new(&SrtpParams {
+        suite: rekeyed.suite,
+        local_key: rekeyed.remote_key.clone(),
+        remote_key: rekeyed.local_key.clone(),
+    });
+    e.play(leg, vec![x.clone()], PlayOpts::default());
+    recv_srtp(&p, &mut new_peer, 10);
+    // Off: plain RTP again.
+    e.update_secure(leg, params(Codec::Pcmu, Some(101), remote), None);
+    e.play(leg, vec![x.clone()], PlayOpts::default());
+    let pk = recv(&p);
+    assert_eq!(pk.payload.as_slice(), x.pcmu[0].as_slice());
+}

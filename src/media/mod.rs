@@ -1,6 +1,7 @@
 //! Media room: RTP for every call leg. G.711 codecs, WAV prompt loading,
-//! DTMF detection (RFC 4733 and in-band Goertzel), and the engine that owns
-//! the RTP sockets, paces prompts on one media clock and relays bridged legs.
+//! DTMF detection (RFC 4733 and in-band Goertzel), SRTP per leg, and the
+//! engine that owns the RTP sockets, paces prompts on one media clock and
+//! relays bridged legs.
 //!
 //! It speaks to the call layer only through [`engine::MediaEngine`] commands
 //! and [`engine::MediaEvent`]s; it never touches SIP, dialplans or queues.
@@ -11,6 +12,7 @@ pub mod engine;
 pub mod g711;
 pub mod prompt;
 mod recv;
+mod srtp;
 pub mod wav;
 
 /// The RTP drop reasons, the vocabulary of `conmutador_rtp_dropped_total`.
@@ -20,5 +22,7 @@ pub use engine::{
     ClockSnapshot, LegId, MediaConfig, MediaEngine, MediaEvent, PlayOpts, PoolExhausted,
 };
 pub use prompt::{Prompt, PromptLibrary};
+/// The SRTP drop reasons, the vocabulary of `conmutador_srtp_dropped_total`.
+pub use srtp::SRTP_DROP_REASONS;
 #[cfg(test)]
 mod engine_tests;

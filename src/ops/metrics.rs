@@ -425,6 +425,18 @@ pub const CATALOG: &[MetricDef] = &[
     )
     .with(&[Values::Each(&crate::media::DROP_REASONS)]),
     counter(
+        SRTP_DROPPED_TOTAL,
+        "SRTP packets received and dropped, by reason (auth: the tag did not verify; replay: seen before or older than the window; malformed; ssrc_limit).",
+        &["reason"],
+    )
+    .with(&[Values::Each(&crate::media::SRTP_DROP_REASONS)]),
+    gauge(
+        SRTP_LEGS,
+        Unit::Count,
+        "Media legs running SRTP now.",
+        &[],
+    ),
+    counter(
         RTP_TIMEOUTS_TOTAL,
         "Call legs ended because no RTP arrived within the timeout.",
         &[],
@@ -1047,6 +1059,9 @@ pub const SIP_TCP_REFUSED_TOTAL: &str = "conmutador_sip_tcp_refused_total";
 /// forward_full, unreachable (the peer's port answered "unreachable").
 pub const RTP_DROPPED_TOTAL: &str = "conmutador_rtp_dropped_total";
 pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
+/// SRTP packets dropped, label `reason`: auth, replay, malformed, ssrc_limit.
+pub const SRTP_DROPPED_TOTAL: &str = "conmutador_srtp_dropped_total";
+pub const SRTP_LEGS: &str = "conmutador_srtp_legs";
 pub const SESSION_REFRESHES_TOTAL: &str = "conmutador_session_refreshes_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";

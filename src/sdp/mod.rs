@@ -12,11 +12,24 @@
 //! (rejected with port 0 in the answer, in their original order), connection
 //! data at session or media level, IPv4 and IPv6, and the old `c=0.0.0.0` way
 //! of putting a call on hold (treated as "the peer does not want to receive").
+//!
+//! SRTP with SDES keys (RFC 4568) lives beside the plain functions, in
+//! `secure.rs` ([`answer_secure`], [`offer_secure`], [`accept_answer_secure`]
+//! with [`SecureOpts`]) and `sdes.rs` (the `a=crypto` line). The plain
+//! [`answer`], [`offer`] and [`accept_answer`] never write or accept keys:
+//! they behave as they did before SRTP existed.
 
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use sdp_types::{Attribute, Connection, Media, MediaType, Origin, Session, TransportProto};
+
+mod sdes;
+mod secure;
+pub use sdes::{
+    CryptoLine, CryptoRefusal, KEY_SALT_LEN, SrtpKey, SrtpParams, SrtpSuite, parse_crypto,
+};
+pub use secure::{SecureOpts, SrtpMode, accept_answer_secure, answer_secure, offer_secure};
 
 /// The packetisation time we send and announce. Every frame the media engine
 /// builds is 20 ms (160 samples at 8 kHz).
@@ -167,6 +180,8 @@ pub struct LocalSdp {
     pub dtmf_pt: u8,
     /// The last body we wrote, with the version field zeroed, to detect change.
     last: Option<Vec<u8>>,
+    /// Our SRTP keys and what our last offer carried (`secure.rs`).
+    srtp: secure::LocalSrtp,
 }
 
 impl LocalSdp {
@@ -182,6 +197,7 @@ impl LocalSdp {
             direction: Direction::SendRecv,
             dtmf_pt: DEFAULT_DTMF_PT,
             last: None,
+            srtp: secure::LocalSrtp::default(),
         }
     }
 
@@ -220,6 +236,16 @@ pub enum SdpError {
     NoCommonCodec,
     #[error("no usable connection address for the audio stream")]
     NoConnection,
+    /// The offer (or answer) carries SRTP only, and SDES keys travel in the
+    /// clear without TLS: refuse rather than accept keys anyone could read.
+    #[error("SRTP offered but signalling is not secure (SDES keys only over TLS)")]
+    SrtpNeedsSecureSignalling,
+    /// This leg requires SRTP and the peer offered plain RTP only.
+    #[error("SRTP required but the peer offered plain RTP")]
+    SrtpRequired,
+    /// SRTP was offered but with no crypto suite, key form or parameter we support.
+    #[error("no usable SRTP crypto attribute (supported: AES_CM_128_HMAC_SHA1_80/32)")]
+    NoCommonCrypto,
 }
 
 /// One payload type of an m= line, as far as we understand it.
@@ -390,16 +416,36 @@ pub fn answer(
             SdpError::NoAudio
         });
     };
+    finish_answer(&session, local, index, codec, pt, dtmf_pt, None)
+}
+
+/// Writes the answer that takes stream `index` of `session` with `codec`,
+/// refusing every other m= line; `secure` adds the proto and `a=crypto`
+/// line of an SRTP answer.
+fn finish_answer(
+    session: &Session,
+    local: &mut LocalSdp,
+    index: usize,
+    codec: Codec,
+    pt: u8,
+    dtmf_pt: Option<u8>,
+    secure: Option<(&str, String)>,
+) -> Result<(Bytes, MediaParams), SdpError> {
     let media = &session.medias[index];
-    let ip = connection_ip(&session, media)?;
+    let ip = connection_ip(session, media)?;
     let direction = local
         .direction
-        .intersect(their_direction(&session, media, ip).reversed());
+        .intersect(their_direction(session, media, ip).reversed());
 
     let mut out = new_session(local);
     for (i, m) in session.medias.iter().enumerate() {
         if i == index {
-            out.add_media(audio_media(local, codec, pt, dtmf_pt, direction));
+            let mut ours = audio_media(local, codec, pt, dtmf_pt, direction);
+            if let Some((proto, crypto)) = &secure {
+                ours.proto = (*proto).to_owned();
+                ours.add_attribute_with_value("crypto", crypto);
+            }
+            out.add_media(ours);
         } else {
             // RFC 3264 §6: same number of m= lines, refused ones with port 0.
             let mut refused = Media::new(MediaType::Audio, 0, TransportProto::RtpAvp, &m.fmt);
@@ -423,6 +469,15 @@ pub fn answer(
 /// Our offer (late-offer INVITE answered in the 200, or the operator leg):
 /// `supported` in our order of preference, then telephone-event.
 pub fn offer(local: &mut LocalSdp, supported: &[Codec]) -> Bytes {
+    local.srtp.offered = None;
+    let m = offer_media(local, supported);
+    let mut s = new_session(local);
+    s.add_media(m);
+    local.finish(s)
+}
+
+/// The audio m= line of our offers, plain RTP/AVP.
+fn offer_media(local: &LocalSdp, supported: &[Codec]) -> Media {
     let mut fmt = String::new();
     let mut m = Media::new(MediaType::Audio, local.port, TransportProto::RtpAvp, "");
     let mut seen = Vec::with_capacity(supported.len());
@@ -442,9 +497,7 @@ pub fn offer(local: &mut LocalSdp, supported: &[Codec]) -> Bytes {
     m.add_attribute_with_value("fmtp", format!("{d} 0-16"));
     m.add_attribute_with_value("ptime", PTIME_MS);
     m.add_attribute(Attribute::new(local.direction.as_str()));
-    let mut s = new_session(local);
-    s.add_media(m);
-    local.finish(s)
+    m
 }
 
 /// Reads the answer to one of our offers. The codec is the first payload
@@ -458,6 +511,15 @@ pub fn accept_answer(answer: &[u8], offered: &[Codec]) -> Result<MediaParams, Sd
         .iter()
         .find(|m| is_audio(m) && m.port != 0 && is_rtp_avp(m))
         .ok_or(SdpError::NoAudio)?;
+    accept_media(&session, media, offered)
+}
+
+/// The parameters of the answer's audio line `media`.
+fn accept_media(
+    session: &Session,
+    media: &Media,
+    offered: &[Codec],
+) -> Result<MediaParams, SdpError> {
     let fmts = formats(media);
     let (codec, pt) = fmts
         .iter()
@@ -469,13 +531,13 @@ pub fn accept_answer(answer: &[u8], offered: &[Codec]) -> Result<MediaParams, Sd
     let dtmf_pt = fmts
         .iter()
         .find_map(|&(pt, f)| (f == Format::TelephoneEvent).then_some(pt));
-    let ip = connection_ip(&session, media)?;
+    let ip = connection_ip(session, media)?;
     Ok(MediaParams {
         codec,
         pt,
         dtmf_pt,
         remote: SocketAddr::new(ip, media.port),
-        direction: their_direction(&session, media, ip).reversed(),
+        direction: their_direction(session, media, ip).reversed(),
         ptime_ms: PTIME_MS,
     })
 }
