@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the dialplans.
+    /// Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the dialplans and the TLS certificate.
     Run {
         /// SIP listen address (UDP and TCP); repeat for several.
         #[arg(long = "sip-listen")]

@@ -39,6 +39,10 @@ impl Env for ShellEnv {
         }
     }
 
+    fn secure(&self, peer: &Peer) -> bool {
+        peer.transport_name() == "TLS"
+    }
+
     fn via(&self, peer: &Peer, branch: &str) -> String {
         self.ep.via_for(peer, branch)
     }
@@ -311,10 +315,10 @@ impl Driver {
     fn media(&self, cmd: MediaCmd) {
         let media = &self.svc.media;
         match cmd {
-            MediaCmd::Start { leg, params } => {
-                media.start_leg(leg, params, self.media_events.clone())
+            MediaCmd::Start { leg, params, srtp } => {
+                media.start_leg_secure(leg, params, srtp, self.media_events.clone())
             }
-            MediaCmd::Update { leg, params } => media.update(leg, params),
+            MediaCmd::Update { leg, params, srtp } => media.update_secure(leg, params, srtp),
             MediaCmd::Play { leg, prompts, opts } => media.play(leg, prompts, opts),
             MediaCmd::StopPlayback { leg } => media.stop_playback(leg),
             MediaCmd::Bridge { a, b } => media.bridge(a, b),

@@ -23,12 +23,14 @@ use crate::ops::records::RecordWriter;
 use crate::sdp::Codec;
 use crate::sip::endpoint::{Endpoint, EndpointConfig, EndpointSink};
 use crate::sip::guard::Guard;
+use crate::sip::tls::TlsContext;
 use crate::sip::transaction::Timers;
-use crate::sip::transport::{TransportOptions, Transports};
+use crate::sip::transport::{Flow, Peer, Sink, TransportOptions, Transports};
 
 pub struct Gateway {
     pub udp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
     pub http: SocketAddr,
     pub router: Arc<Router>,
     pub endpoint: Arc<Endpoint>,
@@ -125,13 +127,16 @@ impl Gateway {
                 .public_host
                 .clone()
                 .unwrap_or_else(|| "conmutador".into());
-            let ops = Arc::new(super::queue::Operators::new(
-                &cfg.operators,
-                &realm,
-                &cfg.sip.auth_algorithms,
-                handle.clone(),
-                guard.clone(),
-            ));
+            let ops = Arc::new(
+                super::queue::Operators::new(
+                    &cfg.operators,
+                    &realm,
+                    &cfg.sip.auth_algorithms,
+                    handle.clone(),
+                    guard.clone(),
+                )
+                .with_tls_required(cfg.tls.require_for_operators),
+            );
             let sweeper = ops.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -157,6 +162,7 @@ impl Gateway {
                 has_acd: acd.is_some(),
                 session_min_se: cfg.calls.session_min_se,
                 session_expires: cfg.calls.session_expires,
+                srtp: cfg.media.srtp_mode(),
             }),
             records,
             acd,
@@ -166,6 +172,16 @@ impl Gateway {
             places: super::places::CallerPlaces::new(cfg.guard.caller_places),
         });
         let router = Router::new(&cfg, services);
+        let tls = if cfg.tls.enabled() {
+            let ctx = TlsContext::load(
+                cfg.tls_files(),
+                Duration::from_secs(cfg.tls.handshake_timeout),
+            )
+            .context("loading the TLS certificate, key and CA files")?;
+            Some(Arc::new(ctx))
+        } else {
+            None
+        };
         let (transports, listeners) = Transports::bind(&TransportOptions {
             listen: cfg.sip.listen.clone(),
             udp: cfg.sip.udp,
@@ -173,6 +189,9 @@ impl Gateway {
             max_tcp_connections: cfg.sip.max_tcp_connections,
             max_tcp_message: cfg.sip.max_tcp_message,
             tcp_idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout),
+            tls,
+            tls_listen: cfg.tls.listen.clone(),
+            max_tls_connections: cfg.tls.max_connections,
         })
         .await
         .context("binding SIP listeners")?;
@@ -192,7 +211,13 @@ impl Gateway {
             transports.clone(),
             router.clone(),
         );
-        transports.start(listeners, Arc::new(EndpointSink(Arc::downgrade(&endpoint))));
+        transports.start(
+            listeners,
+            Arc::new(GatewaySink {
+                endpoint: EndpointSink(Arc::downgrade(&endpoint)),
+                operators: router.services.operators.clone(),
+            }),
+        );
         // Blocks run out by themselves: keep their gauge true.
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -275,6 +300,7 @@ impl Gateway {
         Ok(Gateway {
             udp: transports.udp_addrs(),
             tcp: transports.tcp_addrs(),
+            tls: transports.tls_addrs(),
             http,
             router,
             endpoint,
@@ -288,6 +314,15 @@ impl Gateway {
     /// progress keep the plan they started with.
     pub fn reload_plans(&self) -> Result<Vec<dialplan::Diagnostic>, Vec<dialplan::Diagnostic>> {
         self.router.services.reload()
+    }
+
+    /// Re-reads the TLS certificate, key and CA files; on errors the old
+    /// ones stay in force (logged). Open connections keep theirs.
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        match self.endpoint.transports.tls() {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// Stops admitting calls, asks every call to hang up and waits up to
@@ -322,20 +357,47 @@ impl Gateway {
     }
 }
 
+/// What the transports report: messages go to the endpoint; a closed TCP
+/// or TLS connection goes to the operator registry, which logs out the
+/// phones registered over it (nothing reaches them through it any more,
+/// and the gateway never opens a connection to a phone by itself).
+struct GatewaySink {
+    endpoint: EndpointSink,
+    operators: Option<Arc<super::queue::Operators>>,
+}
+
+impl Sink for GatewaySink {
+    fn on_message(&self, data: bytes::Bytes, peer: Peer) {
+        self.endpoint.on_message(data, peer);
+    }
+
+    fn accepts(&self, addr: SocketAddr) -> bool {
+        self.endpoint.accepts(addr)
+    }
+
+    fn on_closed(&self, flow: Flow) {
+        if let Some(ops) = &self.operators {
+            ops.flow_closed(flow);
+        }
+    }
+}
+
 /// `conmutador run`: starts the gateway and serves until SIGINT/SIGTERM.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut gw = Gateway::start(cfg).await?;
     let udp: Vec<String> = gw.udp.iter().map(ToString::to_string).collect();
     let tcp: Vec<String> = gw.tcp.iter().map(ToString::to_string).collect();
+    let tls: Vec<String> = gw.tls.iter().map(ToString::to_string).collect();
     let http = gw.http.to_string();
     // One machine-readable line, so scripts and tests can find ports picked by the OS.
     println!(
-        "listening sip_udp={} sip_tcp={} http={}",
+        "listening sip_udp={} sip_tcp={} sip_tls={} http={}",
         udp.join(","),
         tcp.join(","),
+        tls.join(","),
         http
     );
-    info!(udp = ?udp, tcp = ?tcp, http = %http, "conmutador ready");
+    info!(udp = ?udp, tcp = ?tcp, tls = ?tls, http = %http, "conmutador ready");
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -343,7 +405,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
-            _ = hup.recv() => { let _ = gw.reload_plans(); }
+            _ = hup.recv() => {
+                let _ = gw.reload_plans();
+                let _ = gw.reload_tls();
+            }
         }
     }
     info!("stopping: hanging up calls");

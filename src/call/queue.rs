@@ -441,6 +441,8 @@ pub struct Operators {
     acd: AcdHandle,
     /// Counts digest failures, delays and blocks guessers.
     guard: Arc<Guard>,
+    /// `tls.require_for_operators`: credentials only over TLS.
+    tls_required: bool,
 }
 
 struct OpsInner {
@@ -483,7 +485,14 @@ impl Operators {
             }),
             acd,
             guard,
+            tls_required: false,
         }
+    }
+
+    /// Refuses REGISTER and feature codes that do not come over TLS.
+    pub fn with_tls_required(mut self, required: bool) -> Operators {
+        self.tls_required = required;
+        self
     }
 
     fn inner(&self) -> MutexGuard<'_, OpsInner> {
@@ -508,6 +517,18 @@ impl Operators {
     ) -> Result<String, RegisterOutcome> {
         let now = Instant::now();
         let ip = peer.addr.ip();
+        // Before any digest work, and the same for every name: a password
+        // must not cross the network in the clear to be checked at all.
+        if self.tls_required && !peer.is_tls() {
+            return Err(RegisterOutcome::Refused {
+                status: 403,
+                reason: "TLS Required",
+                headers: vec![(
+                    "Warning",
+                    "399 conmutador \"operators must use TLS (sips: or transport=tls)\"".to_owned(),
+                )],
+            });
+        }
         // Read the credentials before looking the user up, so a known and
         // an unknown name get the same answer to the same header.
         let creds = match req.header(header).map(parse_authorization) {
@@ -711,6 +732,16 @@ impl Operators {
         }
         let n = self.inner().registrar.len();
         metrics::gauge!(m::REGISTRATIONS_ACTIVE).set(n as f64);
+    }
+
+    /// Logs out the phones registered over a TCP or TLS connection that
+    /// closed: calls could not reach them through it.
+    pub fn flow_closed(&self, flow: crate::sip::transport::Flow) {
+        let events = self.inner().registrar.remove_sources(|p| p.flow == flow);
+        if !events.is_empty() {
+            info!(?flow, "connection of a registered phone closed");
+            self.publish(events);
+        }
     }
 
     /// Expires bindings; call about once a second.

@@ -45,6 +45,9 @@ pub struct Config {
     /// `[guard]`: per-source limits, blocks and password-guessing limits.
     #[serde(default)]
     pub guard: crate::sip::guard::GuardConfig,
+    /// `[tls]`: SIP over TLS (off unless it names a listener or a CA file).
+    #[serde(default)]
+    pub tls: crate::sip::tls::TlsConfig,
     /// `[[queues]]`: the ACD's queues (see the ACD room for every key).
     #[serde(default)]
     pub queues: Vec<crate::acd::QueueConfig>,
@@ -186,6 +189,21 @@ pub struct MediaConfig {
     /// SDP address, or a few in a row from elsewhere): other sources are
     /// dropped by the kernel. Off: follow a source that moves mid-call.
     pub strict_rtp: bool,
+    /// SRTP (SDES keys, RFC 4568) on each leg: `off`; `optional` (SRTP
+    /// when the peer offers or accepts it and its signalling is TLS, plain
+    /// otherwise: a carrier may stay plain while operators encrypt); or
+    /// `required` (a leg without SRTP over TLS is refused 488).
+    pub srtp: String,
+}
+
+impl MediaConfig {
+    pub fn srtp_mode(&self) -> crate::sdp::SrtpMode {
+        match self.srtp.as_str() {
+            "off" => crate::sdp::SrtpMode::Off,
+            "required" => crate::sdp::SrtpMode::Required,
+            _ => crate::sdp::SrtpMode::Optional,
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -202,6 +220,7 @@ impl Default for MediaConfig {
             workers: 0,
             realtime_priority: None,
             strict_rtp: true,
+            srtp: "optional".into(),
         }
     }
 }
@@ -404,6 +423,12 @@ impl Config {
                 bail!("media.codecs: unsupported codec {c:?} (PCMU, PCMA)");
             }
         }
+        if !matches!(self.media.srtp.as_str(), "off" | "optional" | "required") {
+            bail!(
+                "media.srtp: {:?} is not off, optional or required",
+                self.media.srtp
+            );
+        }
         if self.sip.auth_algorithms.is_empty() {
             bail!("sip.auth_algorithms names no algorithm");
         }
@@ -415,6 +440,7 @@ impl Config {
         crate::acd::config::validate(&self.queues, &self.operators)
             .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
         self.guard.validate().map_err(|e| anyhow::anyhow!(e))?;
+        self.tls.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             bail!("sip timers: need 0 < t1_ms <= t2_ms");
         }
@@ -441,6 +467,15 @@ impl Config {
 
     pub fn dialplan_dir(&self) -> PathBuf {
         self.resolve(&self.dialplans.dir)
+    }
+
+    /// The TLS files with their paths resolved.
+    pub fn tls_files(&self) -> crate::sip::tls::TlsFiles {
+        crate::sip::tls::TlsFiles {
+            cert: self.tls.cert.as_deref().map(|p| self.resolve(p)),
+            key: self.tls.key.as_deref().map(|p| self.resolve(p)),
+            ca: self.tls.ca.as_deref().map(|p| self.resolve(p)),
+        }
     }
 
     /// The records settings with the data folder resolved.
@@ -492,6 +527,24 @@ mod tests {
         assert_eq!(cfg.http.viewer_token, "v");
         let closed = Config::parse_text("[http]\nadmin_token = \"\"\n", Path::new(".")).unwrap();
         assert!(closed.http.viewer_token.is_empty());
+    }
+
+    #[test]
+    fn shipped_tls_section_is_the_built_in_default_and_off() {
+        let cfg = Config::parse_text(EMBEDDED, Path::new(".")).unwrap();
+        assert_eq!(cfg.tls, crate::sip::tls::TlsConfig::default());
+        assert!(!cfg.tls.enabled());
+        let bad = Config::parse_text("[tls]\nlisten = [\"127.0.0.1:5061\"]\n", Path::new("."));
+        assert!(format!("{:#}", bad.unwrap_err()).contains("tls.cert"));
+        let ok = Config::parse_text(
+            "[tls]\nlisten = [\"127.0.0.1:5061\"]\ncert = \"tls/c.pem\"\nkey = \"tls/k.pem\"\n",
+            Path::new("/etc/conmutador"),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.tls_files().cert,
+            Some(PathBuf::from("/etc/conmutador/tls/c.pem"))
+        );
     }
 
     #[test]

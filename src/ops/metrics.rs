@@ -130,7 +130,9 @@ pub const SIP_STATUSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "o
 pub const SIP_PARSE_KINDS: &[&str] = &["headers", "response", "framing"];
 /// `sip::transaction::Retransmitted`.
 pub const SIP_RETRANSMISSION_KINDS: &[&str] = &crate::sip::transaction::RETRANSMISSION_KINDS;
-pub const TRANSPORTS: &[&str] = &["UDP", "TCP"];
+pub const TRANSPORTS: &[&str] = &["UDP", "TCP", "TLS"];
+/// `sip::tls`: how a handshake ended.
+pub const TLS_HANDSHAKE_RESULTS: &[&str] = &["ok", "failed", "timeout"];
 pub const OVERLOAD_REASONS: &[&str] = &[
     "calls",
     "cps",
@@ -702,6 +704,29 @@ pub const CATALOG: &[MetricDef] = &[
         "Finished SIP transactions dropped before their 32 s because the absorbing set was full (8 x sip.max_transactions).",
         &[],
     ),
+    counter(
+        SIP_TLS_HANDSHAKES_TOTAL,
+        "SIP TLS handshakes, by direction (in: a peer connected to tls.listen, out: the gateway connected) and result (ok|failed: refused, e.g. TLS 1.1 only or an unverifiable certificate|timeout: not done within tls.handshake_timeout).",
+        &["direction", "result"],
+    )
+    .with(&[Values::Each(DIRECTIONS), Values::Each(TLS_HANDSHAKE_RESULTS)]),
+    gauge(
+        SIP_TLS_CONNECTIONS,
+        Unit::Count,
+        "Open SIP TLS connections, accepted and opened by the gateway, handshaking ones included (at most tls.max_connections).",
+        &[],
+    ),
+    counter(
+        SIP_TLS_REFUSED_TOTAL,
+        "TLS connections closed at accept because tls.max_connections was reached.",
+        &[],
+    ),
+    counter(
+        SIP_TLS_RELOADS_TOTAL,
+        "Re-reads of the TLS certificate, key and CA files (SIGHUP), by result (ok|error: the previous files stay in force).",
+        &["result"],
+    )
+    .with(&[Values::Each(RELOAD_RESULTS)]),
     gauge(
         WALLBOARD_STREAMS,
         Unit::Count,
@@ -1081,5 +1106,10 @@ pub const GUARD_CALLER_PLACES_REFUSED_TOTAL: &str = "conmutador_guard_caller_pla
 pub const SIP_TRANSACTIONS_ABSORBING: &str = "conmutador_sip_transactions_absorbing";
 pub const SIP_ABSORBING_EVICTED_TOTAL: &str = "conmutador_sip_absorbing_evicted_total";
 
+// SIP over TLS (appended by the tls room)
+pub const SIP_TLS_HANDSHAKES_TOTAL: &str = "conmutador_sip_tls_handshakes_total";
+pub const SIP_TLS_CONNECTIONS: &str = "conmutador_sip_tls_connections";
+pub const SIP_TLS_REFUSED_TOTAL: &str = "conmutador_sip_tls_refused_total";
+pub const SIP_TLS_RELOADS_TOTAL: &str = "conmutador_sip_tls_reloads_total";
 // Wallboard (appended by the wallboard room)
 pub const WALLBOARD_STREAMS: &str = "conmutador_wallboard_streams";

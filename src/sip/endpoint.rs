@@ -257,6 +257,10 @@ impl Endpoint {
         let host = self.advertised(peer);
         match peer.flow {
             Flow::Tcp { .. } => format!("<sip:conmutador@{host};transport=tcp>"),
+            // `sip:` with `transport=tls` rather than `sips:`: a sips Contact
+            // would demand TLS on every hop beyond the peer too (RFC 5630),
+            // which the trunk side of a call cannot promise.
+            Flow::Tls { .. } => format!("<sip:conmutador@{host};transport=tls>"),
             Flow::Udp { .. } => format!("<sip:conmutador@{host}>"),
         }
     }

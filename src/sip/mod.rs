@@ -1,4 +1,4 @@
-//! SIP over UDP/TCP: codec, transactions, dialogs, registrar, digest auth,
+//! SIP over UDP/TCP/TLS: codec, transactions, dialogs, registrar, digest auth,
 //! transport and the endpoint that ties them together.
 //!
 //! The codec (`message`, `header`, `uri`, `builder`) is sans-I/O: it turns
@@ -30,4 +30,5 @@ pub use message::{Frame, FrameError, Limits, Message, Method, ParseError, Stream
 pub use uri::{Host, SipUri, TelUri, Uri};
 
 pub mod endpoint;
+pub mod tls;
 pub mod transport;

@@ -421,6 +421,30 @@ impl<A: Clone + PartialEq> Registrar<A> {
             .collect()
     }
 
+    /// Removes every binding whose source `gone` says is no more (a TCP
+    /// or TLS connection that closed: nothing can reach the phone through
+    /// it, RFC 5626 §5.3).
+    pub fn remove_sources(&mut self, gone: impl Fn(&A) -> bool) -> Vec<RegistrarEvent<A>> {
+        let mut events = Vec::new();
+        for (aor, bindings) in &mut self.aors {
+            bindings.retain(|b| {
+                if !gone(&b.source) {
+                    return true;
+                }
+                self.wheel.remove(&b.slot);
+                events.push(RegistrarEvent::Unregistered {
+                    aor: aor.clone(),
+                    uri: b.uri.clone(),
+                    source: b.source.clone(),
+                });
+                false
+            });
+        }
+        self.aors.retain(|_, bs| !bs.is_empty());
+        self.total -= events.len();
+        events
+    }
+
     /// The next expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.wheel.first_key_value().map(|((at, _), _)| *at)
@@ -494,6 +518,46 @@ mod tests {
 
     fn list(contacts: Vec<ContactSpec>) -> RegisterContacts {
         RegisterContacts::List(contacts)
+    }
+
+    #[test]
+    fn bindings_of_a_closed_flow_are_removed_and_others_kept() {
+        let t0 = Instant::now();
+        let mut r = reg();
+        r.register(
+            req(
+                "c1",
+                1,
+                Some(120),
+                list(vec![contact("sip:op@192.0.2.5", None)]),
+            ),
+            t0,
+        )
+        .expect("ok");
+        let mut other = req(
+            "c2",
+            1,
+            Some(120),
+            list(vec![contact("sip:op@192.0.2.6", None)]),
+        );
+        other.source = "192.0.2.6:5061";
+        r.register(other, t0).expect("ok");
+        assert_eq!(r.len(), 2);
+        let events = r.remove_sources(|s| *s == "192.0.2.6:5061");
+        assert_eq!(
+            events,
+            vec![RegistrarEvent::Unregistered {
+                aor: AOR.into(),
+                uri: "sip:op@192.0.2.6".into(),
+                source: "192.0.2.6:5061",
+            }]
+        );
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.contacts(AOR, t0)[0].uri, "sip:op@192.0.2.5");
+        // Its expiry went with it: only the other binding expires later.
+        assert_eq!(r.handle_timeout(t0 + Duration::from_secs(121)).len(), 1);
+        assert!(r.is_empty() && r.aor_count() == 0);
+        assert!(r.remove_sources(|_| true).is_empty());
     }
 
     #[test]

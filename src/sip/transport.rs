@@ -1,9 +1,13 @@
-//! SIP transports: UDP sockets and TCP connections, as tokio tasks.
+//! SIP transports: UDP sockets, TCP and TLS connections, as tokio tasks.
 //!
-//! This room only moves bytes. It frames TCP streams into messages (with the
-//! codec's framer, capped at the configured size), hands every datagram or
+//! This room only moves bytes. It frames TCP and TLS streams into messages
+//! (one framer, capped at the configured size; the TLS handshake and
+//! settings live in `tls.rs`), hands every datagram or
 //! framed message to a [`Sink`] together with the [`Peer`] it came from, and
-//! sends bytes back to a `Peer` over the same flow. It knows nothing of
+//! sends bytes back to a `Peer` over the same flow. A TLS connection to a
+//! peer that has none yet is opened on the first send to it
+//! ([`Transports::tls_flow_to`]); what is sent meanwhile waits in the
+//! connection's queue. It knows nothing of
 //! transactions or calls. Sends never wait: a full socket or a slow TCP
 //! peer loses the message (counted), and the transaction layer's
 //! retransmissions cover UDP losses. Once a second it asks the kernel how
@@ -20,12 +24,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::message::{Frame, FrameError, StreamFramer};
+use super::tls::TlsContext;
 use crate::ops::kernel::DropWatch;
 use crate::ops::metrics as m;
 
@@ -34,6 +40,7 @@ use crate::ops::metrics as m;
 pub enum Flow {
     Udp { socket: usize },
     Tcp { conn: u64 },
+    Tls { conn: u64 },
 }
 
 /// The far end of a message: the flow plus the address it came from.
@@ -45,12 +52,16 @@ pub struct Peer {
 
 impl Peer {
     pub fn reliable(&self) -> bool {
-        matches!(self.flow, Flow::Tcp { .. })
+        matches!(self.flow, Flow::Tcp { .. } | Flow::Tls { .. })
+    }
+    pub fn is_tls(&self) -> bool {
+        matches!(self.flow, Flow::Tls { .. })
     }
     pub fn transport_name(&self) -> &'static str {
         match self.flow {
             Flow::Udp { .. } => "UDP",
             Flow::Tcp { .. } => "TCP",
+            Flow::Tls { .. } => "TLS",
         }
     }
 }
@@ -63,6 +74,8 @@ pub trait Sink: Send + Sync + 'static {
     fn accepts(&self, _addr: SocketAddr) -> bool {
         true
     }
+    /// A TCP or TLS connection ended: nothing more goes out on `flow`.
+    fn on_closed(&self, _flow: Flow) {}
 }
 
 /// Capacity of one TCP connection's outgoing queue, in messages.
@@ -83,6 +96,20 @@ pub struct Transports {
     max_tcp: usize,
     max_tcp_message: usize,
     tcp_idle: Duration,
+    tls: Option<Arc<TlsContext>>,
+    tls_local: Vec<SocketAddr>,
+    tls_conns: Mutex<HashMap<u64, TlsConn>>,
+    max_tls: usize,
+    /// Where messages from connections we open go; set by [`Transports::start`].
+    sink: std::sync::OnceLock<Arc<dyn Sink>>,
+}
+
+/// One TLS connection in the table, accepted or opened by us.
+struct TlsConn {
+    tx: mpsc::Sender<Bytes>,
+    remote: SocketAddr,
+    /// Our address as Via and Contact give it: the TLS listener's.
+    local: Option<SocketAddr>,
 }
 
 pub struct TransportOptions {
@@ -92,12 +119,22 @@ pub struct TransportOptions {
     pub max_tcp_connections: usize,
     pub max_tcp_message: usize,
     pub tcp_idle_timeout: Duration,
+    /// TLS settings; None: no TLS at all. Framing and idle limits are TCP's.
+    pub tls: Option<Arc<TlsContext>>,
+    pub tls_listen: Vec<SocketAddr>,
+    pub max_tls_connections: usize,
+}
+
+/// The stream listeners [`Transports::bind`] opened, for [`Transports::start`].
+pub struct Listeners {
+    tcp: Vec<TcpListener>,
+    tls: Vec<TcpListener>,
 }
 
 impl Transports {
     /// Binds every socket; a port of 0 picks a free one (the same for UDP and
     /// TCP on one address when both are enabled, so tests can use port 0).
-    pub async fn bind(opts: &TransportOptions) -> io::Result<(Arc<Transports>, Vec<TcpListener>)> {
+    pub async fn bind(opts: &TransportOptions) -> io::Result<(Arc<Transports>, Listeners)> {
         let mut udp = Vec::new();
         let mut listeners = Vec::new();
         let mut tcp_local = Vec::new();
@@ -111,6 +148,15 @@ impl Transports {
                 listeners.push(t);
             }
         }
+        let mut tls_listeners = Vec::new();
+        let mut tls_local = Vec::new();
+        if opts.tls.is_some() {
+            for addr in &opts.tls_listen {
+                let l = TcpListener::bind(addr).await?;
+                tls_local.push(l.local_addr()?);
+                tls_listeners.push(l);
+            }
+        }
         let t = Transports {
             udp,
             tcp_local,
@@ -119,6 +165,15 @@ impl Transports {
             max_tcp: opts.max_tcp_connections,
             max_tcp_message: opts.max_tcp_message,
             tcp_idle: opts.tcp_idle_timeout,
+            tls: opts.tls.clone(),
+            tls_local,
+            tls_conns: Mutex::new(HashMap::new()),
+            max_tls: opts.max_tls_connections,
+            sink: std::sync::OnceLock::new(),
+        };
+        let listeners = Listeners {
+            tcp: listeners,
+            tls: tls_listeners,
         };
         Ok((Arc::new(t), listeners))
     }
@@ -135,11 +190,128 @@ impl Transports {
         self.tcp_local.clone()
     }
 
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.tls_local.clone()
+    }
+
+    /// The TLS settings, for a reload.
+    pub fn tls(&self) -> Option<&Arc<TlsContext>> {
+        self.tls.as_ref()
+    }
+
     /// The local address a flow is bound to, for Via and Contact.
     pub fn local_addr(&self, flow: Flow) -> Option<SocketAddr> {
         match flow {
             Flow::Udp { socket } => self.udp.get(socket).and_then(|s| s.local_addr().ok()),
             Flow::Tcp { .. } => self.tcp_local.first().copied(),
+            Flow::Tls { conn } => lock(&self.tls_conns)
+                .get(&conn)
+                .and_then(|c| c.local)
+                .or_else(|| self.tls_local.first().copied()),
+        }
+    }
+
+    /// Where to send a new request for `uri` (a static operator, a transfer
+    /// target): over TLS for `sips:` or `;transport=tls` (port 5061 by
+    /// default, reusing an open connection to that address), else UDP
+    /// (5060). IP literals only: there is no DNS here.
+    pub fn peer_for_uri(self: &Arc<Self>, uri: &str) -> Option<Peer> {
+        let parsed = super::Uri::parse(uri).ok()?;
+        let sip = parsed.as_sip()?;
+        let ip: std::net::IpAddr = match &sip.host {
+            super::Host::V4(a) => (*a).into(),
+            super::Host::V6(a) => (*a).into(),
+            super::Host::Domain(d) => d.parse().ok()?,
+        };
+        let tls = sip.secure
+            || sip
+                .transport()
+                .is_some_and(|t| t.eq_ignore_ascii_case("tls"));
+        if tls {
+            let addr = SocketAddr::new(ip, sip.port.unwrap_or(5061));
+            let name = super::tls::server_name(&sip.host.to_string())?;
+            let flow = self.tls_flow_to(addr, name)?;
+            return Some(Peer { flow, addr });
+        }
+        let addr = SocketAddr::new(ip, sip.port.unwrap_or(5060));
+        let flow = self.udp_flow_for(addr)?;
+        Some(Peer { flow, addr })
+    }
+
+    /// A TLS flow to `addr`: an open connection to it, or a new one that
+    /// connects, verifies the peer's certificate for `name` against the CA
+    /// file and then sends what was queued meanwhile. None without a CA
+    /// file, before [`Transports::start`], or with the table full. A
+    /// connection that fails is dropped with its queue (the transaction
+    /// layer's timers report the loss).
+    pub fn tls_flow_to(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        name: ServerName<'static>,
+    ) -> Option<Flow> {
+        let tls = self.tls.clone()?;
+        if !tls.can_connect() {
+            warn!(%addr, "no tls.ca configured: cannot open a TLS connection");
+            return None;
+        }
+        let sink = self.sink.get()?.clone();
+        let local = self
+            .tls_local
+            .iter()
+            .find(|l| l.is_ipv4() == addr.is_ipv4())
+            .copied();
+        let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
+        let conn = {
+            let mut table = lock(&self.tls_conns);
+            if let Some((id, _)) = table.iter().find(|(_, c)| c.remote == addr) {
+                return Some(Flow::Tls { conn: *id });
+            }
+            if table.len() >= self.max_tls {
+                warn!(%addr, "TLS connection table full: not connecting");
+                return None;
+            }
+            let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            table.insert(
+                conn,
+                TlsConn {
+                    tx,
+                    remote: addr,
+                    local,
+                },
+            );
+            metrics::gauge!(m::SIP_TLS_CONNECTIONS).set(table.len() as f64);
+            conn
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let peer = Peer {
+                flow: Flow::Tls { conn },
+                addr,
+            };
+            if let Some(stream) = tls.connect(addr, name).await {
+                let (rd, wr) = tokio::io::split(stream);
+                me.connection(rd, wr, peer, rx, sink.clone()).await;
+            }
+            me.forget(peer.flow);
+            sink.on_closed(peer.flow);
+        });
+        Some(Flow::Tls { conn })
+    }
+
+    /// Takes a connection out of the table: nothing more is sent on it.
+    fn forget(&self, flow: Flow) {
+        match flow {
+            Flow::Tcp { conn } => {
+                let mut table = lock(&self.tcp);
+                table.remove(&conn);
+                metrics::gauge!(m::SIP_TCP_CONNECTIONS).set(table.len() as f64);
+            }
+            Flow::Tls { conn } => {
+                let mut table = lock(&self.tls_conns);
+                table.remove(&conn);
+                metrics::gauge!(m::SIP_TLS_CONNECTIONS).set(table.len() as f64);
+            }
+            Flow::Udp { .. } => {}
         }
     }
 
@@ -175,6 +347,13 @@ impl Transports {
                     None => false,
                 }
             }
+            Flow::Tls { conn } => {
+                let tx = lock(&self.tls_conns).get(&conn).map(|c| c.tx.clone());
+                match tx {
+                    Some(tx) => tx.try_send(data).is_ok(),
+                    None => false,
+                }
+            }
         };
         if !ok {
             metrics::counter!(m::SIP_SEND_FAILURES_TOTAL, "transport" => peer.transport_name())
@@ -184,7 +363,8 @@ impl Transports {
     }
 
     /// Starts the receive tasks. They run until the runtime shuts down.
-    pub fn start(self: &Arc<Self>, listeners: Vec<TcpListener>, sink: Arc<dyn Sink>) {
+    pub fn start(self: &Arc<Self>, listeners: Listeners, sink: Arc<dyn Sink>) {
+        let _ = self.sink.set(sink.clone());
         for (i, sock) in self.udp.iter().enumerate() {
             let sock = sock.clone();
             let sink = sink.clone();
@@ -204,10 +384,72 @@ impl Transports {
                 metrics::counter!(m::SIP_UDP_KERNEL_DROPS_TOTAL).increment(new);
             }
         });
-        for l in listeners {
+        for l in listeners.tcp {
             let me = self.clone();
             let sink = sink.clone();
             tokio::spawn(async move { me.accept_loop(l, sink).await });
+        }
+        for l in listeners.tls {
+            let me = self.clone();
+            let sink = sink.clone();
+            tokio::spawn(async move { me.tls_accept_loop(l, sink).await });
+        }
+    }
+
+    /// Accepts TLS connections: the guard and the connection cap are asked
+    /// before the handshake, so a blocked source or a flood of connections
+    /// costs no cryptography.
+    async fn tls_accept_loop(self: Arc<Self>, listener: TcpListener, sink: Arc<dyn Sink>) {
+        let Some(tls) = self.tls.clone() else { return };
+        let local = listener.local_addr().ok();
+        loop {
+            let (stream, addr) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "tls accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if !sink.accepts(addr) {
+                drop(stream);
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
+            let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            {
+                let mut table = lock(&self.tls_conns);
+                if table.len() >= self.max_tls {
+                    metrics::counter!(m::SIP_TLS_REFUSED_TOTAL).increment(1);
+                    drop(stream);
+                    continue;
+                }
+                table.insert(
+                    conn,
+                    TlsConn {
+                        tx,
+                        remote: addr,
+                        local,
+                    },
+                );
+                metrics::gauge!(m::SIP_TLS_CONNECTIONS).set(table.len() as f64);
+            }
+            let me = self.clone();
+            let sink = sink.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let peer = Peer {
+                    flow: Flow::Tls { conn },
+                    addr,
+                };
+                let _ = stream.set_nodelay(true);
+                if let Some(stream) = tls.accept(stream, addr).await {
+                    let (rd, wr) = tokio::io::split(stream);
+                    me.connection(rd, wr, peer, rx, sink.clone()).await;
+                }
+                me.forget(peer.flow);
+                sink.on_closed(peer.flow);
+            });
         }
     }
 
@@ -245,26 +487,32 @@ impl Transports {
                     flow: Flow::Tcp { conn },
                     addr,
                 };
-                me.connection(stream, peer, rx, sink).await;
-                let mut table = lock(&me.tcp);
-                table.remove(&conn);
-                metrics::gauge!(m::SIP_TCP_CONNECTIONS).set(table.len() as f64);
+                let _ = stream.set_nodelay(true);
+                let (rd, wr) = stream.into_split();
+                me.connection(rd, wr, peer, rx, sink.clone()).await;
+                me.forget(peer.flow);
+                sink.on_closed(peer.flow);
             });
         }
     }
 
-    async fn connection(
+    /// Serves one TCP or TLS connection: a writer task drains its queue,
+    /// this loop frames what arrives.
+    async fn connection<R, W>(
         &self,
-        stream: TcpStream,
+        mut rd: R,
+        mut wr: W,
         peer: Peer,
         mut outgoing: mpsc::Receiver<Bytes>,
         sink: Arc<dyn Sink>,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let writer = tokio::spawn(async move {
             while let Some(data) = outgoing.recv().await {
-                if wr.write_all(&data).await.is_err() {
+                // TLS buffers records until flushed; TCP's flush is free.
+                if wr.write_all(&data).await.is_err() || wr.flush().await.is_err() {
                     break;
                 }
             }
@@ -278,7 +526,7 @@ impl Transports {
                 Ok(Ok(0)) | Err(_) => break,
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    debug!(error = %e, peer = %peer.addr, "tcp read failed");
+                    debug!(error = %e, peer = %peer.addr, transport = peer.transport_name(), "stream read failed");
                     break;
                 }
             }
@@ -293,20 +541,18 @@ impl Transports {
                         // Everything that still frames went to the sink above
                         // (and got its 400 there), so only this closes.
                         if e == FrameError::TooLarge {
-                            metrics::counter!(m::SIP_OVERSIZE_TOTAL, "transport" => "TCP")
+                            metrics::counter!(m::SIP_OVERSIZE_TOTAL, "transport" => peer.transport_name())
                                 .increment(1);
                         } else {
                             metrics::counter!(m::SIP_PARSE_ERRORS_TOTAL, "kind" => "framing")
                                 .increment(1);
                         }
-                        debug!(error = %e, peer = %peer.addr, "closing tcp connection");
+                        debug!(error = %e, peer = %peer.addr, transport = peer.transport_name(), "closing connection");
                         // The answers to the messages framed before this
                         // one are queued for the writer: let it send them,
                         // then close. Leaving the table drops the only
                         // sender, so the writer ends once its queue is empty.
-                        if let Flow::Tcp { conn } = peer.flow {
-                            lock(&self.tcp).remove(&conn);
-                        }
+                        self.forget(peer.flow);
                         drop(rd);
                         let mut writer = writer;
                         if tokio::time::timeout(TCP_FLUSH_LIMIT, &mut writer)

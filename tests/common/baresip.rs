@@ -86,6 +86,8 @@ pub struct BaresipOpts {
     pub quit_after: Duration,
     /// baresip's `-s`: every SIP message it sends/receives goes to `log()`.
     pub sip_trace: bool,
+    /// More lines for baresip's `config`, e.g. `sip_cafile\t/path/ca.pem`.
+    pub extra_config: String,
 }
 
 impl BaresipOpts {
@@ -97,6 +99,7 @@ impl BaresipOpts {
             auto_answer: false,
             quit_after: Duration::from_secs(60),
             sip_trace: true,
+            extra_config: String::new(),
         }
     }
 
@@ -109,6 +112,7 @@ impl BaresipOpts {
             auto_answer: true,
             quit_after: Duration::from_secs(60),
             sip_trace: true,
+            extra_config: String::new(),
         }
     }
 }
@@ -279,7 +283,9 @@ impl Baresip {
              snd_path\t\t{dir}\n\
              statmode_default\toff\n\
              ringback_disabled\tyes\n\
-             menu_bell\t\tno\n",
+             menu_bell\t\tno\n\
+             {extra}",
+            extra = opts.extra_config,
             dir = d.display(),
             source = source.display(),
             rtp_lo = base + 4,

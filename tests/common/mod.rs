@@ -32,6 +32,8 @@ pub struct Gw {
     child: Child,
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
+    /// The first `[tls] listen` address, when TLS is on.
+    pub tls: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
@@ -199,10 +201,12 @@ impl Gw {
         };
         let tcp = field("sip_tcp").unwrap_or(udp);
         let http = field("http");
+        let tls = field("sip_tls");
         Gw {
             child,
             udp,
             tcp,
+            tls,
             http,
             dir,
             log,

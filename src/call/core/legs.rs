@@ -219,7 +219,16 @@ impl<E: Env> CallCore<E> {
             return Err(());
         };
         let mut local_sdp = LocalSdp::new(self.cfg.media_ip, local.port());
-        let offer = sdp::offer(&mut local_sdp, &self.cfg.codecs);
+        let opts = self.sdp_opts(&reach.peer);
+        let offer = match sdp::offer_secure(&mut local_sdp, &self.cfg.codecs, opts) {
+            Ok(offer) => offer,
+            Err(e) => {
+                // SRTP required and this phone is not on TLS.
+                tracing::warn!(call = self.id, error = %e, "no offer for an outgoing leg");
+                self.media(MediaCmd::Release { leg: media });
+                return Err(());
+            }
+        };
         let call_id = new_call_id(&self.cfg.media_ip.to_string());
         let local_tag = new_tag();
         let branch = new_branch();
@@ -462,7 +471,9 @@ impl<E: Env> CallCore<E> {
             self.drop_leg(l);
             return Ok(());
         }
-        let params = match sdp::accept_answer(resp.body(), &self.cfg.codecs) {
+        let answer =
+            sdp::accept_answer_secure(resp.body(), &self.cfg.codecs, &self.legs.legs[i].local_sdp);
+        let (params, srtp) = match answer {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "the far end answered with unusable SDP");
@@ -471,7 +482,7 @@ impl<E: Env> CallCore<E> {
                 return self.leg_failed(l, RingFailure::Unreachable);
             }
         };
-        self.start_leg_media(i, params);
+        self.start_leg_media(i, params, srtp);
         self.legs.legs[i].state = LegState::Answered;
         let l = &self.legs.legs[i];
         if l.kind == LegKind::Transfer {
@@ -509,9 +520,9 @@ impl<E: Env> CallCore<E> {
         });
     }
 
-    fn start_leg_media(&mut self, i: usize, params: MediaParams) {
+    fn start_leg_media(&mut self, i: usize, params: MediaParams, srtp: Option<sdp::SrtpParams>) {
         let leg = self.legs.legs[i].media;
-        self.media(MediaCmd::Start { leg, params });
+        self.media(MediaCmd::Start { leg, params, srtp });
     }
 
     /// A request on an outgoing leg: BYE from the operator, mostly.
@@ -560,9 +571,10 @@ impl<E: Env> CallCore<E> {
             Some(Method::Invite) => {
                 // Hold/resume from the operator's phone: answer with our SDP.
                 let contact = self.env.contact(&l.peer);
+                let opts = self.sdp_opts(&l.peer);
                 let l = &mut self.legs.legs[i];
-                match sdp::answer(req.body(), &mut l.local_sdp, &self.cfg.codecs) {
-                    Ok((answer, params)) => {
+                match sdp::answer_secure(req.body(), &mut l.local_sdp, &self.cfg.codecs, opts) {
+                    Ok((answer, params, srtp)) => {
                         let leg = l.media;
                         let bytes = response_to(&req, 200, "OK")
                             .via_received(l.peer.addr)
@@ -571,7 +583,7 @@ impl<E: Env> CallCore<E> {
                             .body("application/sdp", answer)
                             .build();
                         let key = req.cseq().ok().map(|c| (l.call_id.clone(), c.seq));
-                        self.media(MediaCmd::Update { leg, params });
+                        self.media(MediaCmd::Update { leg, params, srtp });
                         self.respond(tx, 200, bytes, key);
                     }
                     Err(_) => {

@@ -40,7 +40,7 @@ use crate::dialplan::{IvrCount, Plan};
 use crate::media::{LegId, MediaEvent, PlayOpts, PoolExhausted, Prompt, PromptLibrary};
 use crate::ops::http::{CallState, CallView};
 use crate::ops::records::{Cdr, QueueEvent};
-use crate::sdp::{Codec, MediaParams};
+use crate::sdp::{Codec, MediaParams, SrtpParams};
 use crate::sip::transaction::TxId;
 use crate::sip::transport::Peer;
 use crate::sip::{Message, Method};
@@ -81,6 +81,9 @@ pub struct CallConfig {
     /// Session timers: the shortest and the longest interval we keep.
     pub session_min_se: u32,
     pub session_expires: u32,
+    /// SRTP on every leg: off, when the peer wants it (keys only over
+    /// TLS), or always.
+    pub srtp: crate::sdp::SrtpMode,
 }
 
 /// Where an outgoing leg is sent.
@@ -97,6 +100,9 @@ pub struct Reach {
 pub trait Env {
     /// A free RTP port, beside `partner`'s media worker when given.
     fn allocate(&self, partner: Option<LegId>) -> Result<(LegId, SocketAddr), PoolExhausted>;
+    /// Whether signalling with `peer` is encrypted (TLS): only then may SDP
+    /// carry SRTP keys.
+    fn secure(&self, peer: &Peer) -> bool;
     /// The Via value for a new request with `branch` on `peer`'s flow.
     fn via(&self, peer: &Peer, branch: &str) -> String;
     /// Our Contact (a name-addr) for dialogs on `peer`'s flow.
@@ -156,15 +162,19 @@ pub enum Input {
 /// Commands for the media engine.
 #[derive(Debug)]
 pub enum MediaCmd {
-    /// Start sending and receiving on `leg`; its events come back as
-    /// [`Input::Media`].
+    /// Start sending and receiving on `leg`, with SRTP keys when the SDP
+    /// negotiated them; its events come back as [`Input::Media`].
     Start {
         leg: LegId,
         params: MediaParams,
+        srtp: Option<SrtpParams>,
     },
+    /// New parameters (and keys) from a re-negotiation; unchanged keys keep
+    /// their crypto context.
     Update {
         leg: LegId,
         params: MediaParams,
+        srtp: Option<SrtpParams>,
     },
     Play {
         leg: LegId,

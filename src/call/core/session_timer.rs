@@ -223,11 +223,15 @@ impl<E: Env> CallCore<E> {
                         peer: self.trunk.peer,
                         bytes: ack,
                     });
-                    if let (Ok(params), Some(leg)) = (
-                        sdp::accept_answer(resp.body(), &self.cfg.codecs),
+                    if let (Ok((params, srtp)), Some(leg)) = (
+                        sdp::accept_answer_secure(
+                            resp.body(),
+                            &self.cfg.codecs,
+                            self.trunk.local_sdp(),
+                        ),
                         self.trunk.leg,
                     ) {
-                        self.media(MediaCmd::Update { leg, params });
+                        self.media(MediaCmd::Update { leg, params, srtp });
                     }
                 }
                 let se = resp.session_expires().ok().flatten();

@@ -78,6 +78,10 @@ impl Env for FakeEnv {
             SocketAddr::from(([127, 0, 0, 1], 20000 + 2 * n as u16)),
         ))
     }
+    fn secure(&self, peer: &Peer) -> bool {
+        // The tests' "TLS" peers sit on 127.0.0.4.
+        peer.addr.ip() == std::net::IpAddr::from([127, 0, 0, 4])
+    }
     fn via(&self, peer: &Peer, branch: &str) -> String {
         format!(
             "SIP/2.0/UDP 127.0.0.1:5060;branch={branch};rport;x={}",
@@ -114,6 +118,9 @@ struct Opts {
     prompts: PromptLibrary,
     /// Extra INVITE headers (session timers, Allow…).
     headers: Vec<(&'static str, &'static str)>,
+    /// Where the carrier is (127.0.0.4 counts as TLS).
+    carrier: &'static str,
+    srtp: crate::sdp::SrtpMode,
 }
 
 impl Default for Opts {
@@ -126,6 +133,8 @@ impl Default for Opts {
             offer: Some(caller_offer()),
             prompts: PromptLibrary::new(),
             headers: Vec::new(),
+            carrier: CARRIER,
+            srtp: crate::sdp::SrtpMode::Optional,
         }
     }
 }
@@ -168,11 +177,17 @@ impl T {
             at: Instant::now(),
             wall: chrono::Utc::now(),
         };
-        let operators = ["ana", "beto"]
+        let operators = ["ana", "beto", "carla"]
             .iter()
             .enumerate()
             .map(|(i, op)| {
-                let addr = format!("127.0.0.3:{}", 5070 + i);
+                // carla's phone registered over TLS.
+                let host = if *op == "carla" {
+                    "127.0.0.4"
+                } else {
+                    "127.0.0.3"
+                };
+                let addr = format!("{host}:{}", 5070 + i);
                 (
                     op.to_string(),
                     Reach {
@@ -198,6 +213,7 @@ impl T {
             has_acd: o.has_acd,
             session_min_se: 90,
             session_expires: 1800,
+            srtp: o.srtp,
         });
         let core = CallCore::new(Setup {
             id: 42,
@@ -205,7 +221,7 @@ impl T {
             cfg,
             invite,
             invite_tx: TxId::for_test(INVITE_TX),
-            peer: udp(CARRIER),
+            peer: udp(o.carrier),
             local_tag: "ourtag".into(),
             plan: plan(),
             called: "5550100".into(),
@@ -1822,4 +1838,153 @@ fn an_update_from_a_ringing_operators_phone_is_answered() {
     let (tx, outs) = t.operator_request(&invite, Method::Update, None);
     assert_eq!(response_for(&outs, tx).unwrap().status(), Some(200));
     assert!(acd_events(&outs).is_empty());
+}
+
+// ---- SRTP per leg ----
+
+fn srtp_offer(required: bool) -> Bytes {
+    let mut l = LocalSdp::new("127.0.0.4".parse().unwrap(), 40000);
+    let mode = if required {
+        crate::sdp::SrtpMode::Required
+    } else {
+        crate::sdp::SrtpMode::Optional
+    };
+    crate::sdp::offer_secure(
+        &mut l,
+        &[Codec::Pcmu],
+        crate::sdp::SecureOpts {
+            srtp: mode,
+            signalling_secure: true,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_srtp_only_offer_without_tls_is_488_saying_why() {
+    let mut t = T::new(Opts {
+        offer: Some(srtp_offer(true)),
+        ..Opts::default()
+    });
+    let outs = t.input(Input::Start);
+    let r = response_for(&outs, TxId::for_test(INVITE_TX)).unwrap();
+    assert_eq!(r.status(), Some(488));
+    assert!(
+        r.header("Warning").unwrap().contains("TLS"),
+        "{:?}",
+        r.header("Warning")
+    );
+    assert!(done(&outs));
+}
+
+#[test]
+fn an_srtp_offer_over_tls_is_answered_with_our_key_and_media_starts_keyed() {
+    let mut t = T::new(Opts {
+        offer: Some(srtp_offer(true)),
+        carrier: "127.0.0.4:5061",
+        ..Opts::default()
+    });
+    let outs = t.input(Input::Start);
+    let ok = response_for(&outs, TxId::for_test(INVITE_TX)).unwrap();
+    assert_eq!(ok.status(), Some(200));
+    let body = String::from_utf8_lossy(ok.body()).to_string();
+    assert!(
+        body.contains("RTP/SAVP") && body.contains("a=crypto:"),
+        "{body}"
+    );
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::Start { srtp: Some(_), .. }))
+    );
+}
+
+#[test]
+fn a_plain_carrier_and_an_operator_on_tls_get_srtp_only_on_the_operators_leg() {
+    let mut t = T::queued();
+    let outs = t.acd(AcdCommand::Ring {
+        call: 42,
+        op: "carla".into(),
+        queue: "pasaportes".into(),
+        timeout: Duration::from_secs(15),
+    });
+    let (_, invite) = requests(&outs, Method::Invite).pop().unwrap();
+    let body = String::from_utf8_lossy(invite.body()).to_string();
+    assert!(
+        body.contains("a=crypto:"),
+        "best-effort SRTP offer to a TLS phone: {body}"
+    );
+    // The phone answers with its key: the operator's leg starts keyed.
+    let mut l = LocalSdp::new("127.0.0.4".parse().unwrap(), 30000);
+    let (answer, _, keys) = crate::sdp::answer_secure(
+        invite.body(),
+        &mut l,
+        &[Codec::Pcmu],
+        crate::sdp::SecureOpts {
+            srtp: crate::sdp::SrtpMode::Optional,
+            signalling_secure: true,
+        },
+    )
+    .unwrap();
+    assert!(keys.is_some());
+    let resp = Message::parse(
+        response_to(&invite, 200, "OK")
+            .to_tag("optag")
+            .header("Contact", "<sip:carla@127.0.0.4:5072;transport=tls>")
+            .body("application/sdp", answer)
+            .build(),
+    )
+    .unwrap();
+    let outs = t.input(Input::Response { resp });
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::Start { srtp: Some(_), .. }))
+    );
+    // The caller's leg, plain UDP, stayed plain.
+    let (_, plain) = {
+        let mut t2 = T::queued();
+        let outs = t2.acd(AcdCommand::Ring {
+            call: 42,
+            op: "ana".into(),
+            queue: "pasaportes".into(),
+            timeout: Duration::from_secs(15),
+        });
+        requests(&outs, Method::Invite).pop().unwrap()
+    };
+    assert!(!String::from_utf8_lossy(plain.body()).contains("a=crypto"));
+}
+
+#[test]
+fn with_srtp_required_a_plain_offer_is_refused_and_a_plain_phone_is_not_rung() {
+    let mut t = T::new(Opts {
+        srtp: crate::sdp::SrtpMode::Required,
+        ..Opts::default()
+    });
+    let outs = t.input(Input::Start);
+    assert_eq!(statuses(&outs), [488]);
+    let mut t = T::new(Opts {
+        srtp: crate::sdp::SrtpMode::Required,
+        offer: Some(srtp_offer(true)),
+        carrier: "127.0.0.4:5061",
+        ..Opts::default()
+    });
+    t.input(Input::Start);
+    t.ack();
+    t.digit('1');
+    let outs = t.acd(AcdCommand::Ring {
+        call: 42,
+        op: "ana".into(),
+        queue: "pasaportes".into(),
+        timeout: Duration::from_secs(15),
+    });
+    assert!(requests(&outs, Method::Invite).is_empty());
+    assert!(matches!(
+        acd_events(&outs)[..],
+        [AcdEvent::RingFailed {
+            reason: RingFailure::Unreachable,
+            ..
+        }]
+    ));
+    assert_eq!(released(&outs).len(), 1, "the unused port goes back");
 }

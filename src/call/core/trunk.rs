@@ -45,6 +45,8 @@ pub(super) struct Trunk {
     pub current_sdp: Bytes,
     pub leg: Option<crate::media::LegId>,
     params: Option<MediaParams>,
+    /// The keys the SDP negotiated, when the leg is SRTP.
+    srtp: Option<crate::sdp::SrtpParams>,
     late_offer: bool,
     /// When the 200 goes out (ringing before answering).
     pub ring_until: Option<Instant>,
@@ -118,6 +120,7 @@ impl Trunk {
             current_sdp: Bytes::new(),
             leg: None,
             params: None,
+            srtp: None,
             late_offer: false,
             ring_until: None,
             bye_branch: None,
@@ -125,6 +128,12 @@ impl Trunk {
             timer: None,
             peer_allows_update,
         }
+    }
+}
+
+impl Trunk {
+    pub fn local_sdp(&self) -> &LocalSdp {
+        &self.local_sdp
     }
 }
 
@@ -213,24 +222,36 @@ impl<E: Env> CallCore<E> {
         };
         self.trunk.leg = Some(leg);
         let offer = self.trunk.invite.body().clone();
-        if offer.is_empty() {
+        let opts = self.sdp_opts(&self.trunk.peer);
+        let negotiated = if offer.is_empty() {
             self.trunk.late_offer = true;
-            self.trunk.current_sdp = sdp::offer(&mut self.trunk.local_sdp, &self.cfg.codecs);
+            sdp::offer_secure(&mut self.trunk.local_sdp, &self.cfg.codecs, opts)
+                .map(|body| (body, None))
         } else {
-            match sdp::answer(&offer, &mut self.trunk.local_sdp, &self.cfg.codecs) {
-                Ok((answer, params)) => {
-                    self.trunk.current_sdp = answer;
+            sdp::answer_secure(&offer, &mut self.trunk.local_sdp, &self.cfg.codecs, opts)
+                .map(|(body, params, srtp)| (body, Some((params, srtp))))
+        };
+        match negotiated {
+            Ok((body, media)) => {
+                self.trunk.current_sdp = body;
+                if let Some((params, srtp)) = media {
                     self.trunk.params = Some(params);
+                    self.trunk.srtp = srtp;
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "SDP offer refused");
-                    if e == sdp::SdpError::NoCommonCodec {
-                        self.final_invite_response(488, "Not Acceptable Here", &[]);
-                    } else {
-                        self.final_invite_response(400, "Bad SDP", &[]);
-                    }
-                    return Err(End::Failed);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "SDP offer refused");
+                match e {
+                    sdp::SdpError::Parse(_) => self.final_invite_response(400, "Bad SDP", &[]),
+                    // The reason says which rule refused it (no codec, SRTP
+                    // without TLS, SRTP required, no usable crypto).
+                    e => self.final_invite_response(
+                        488,
+                        "Not Acceptable Here",
+                        &[("Warning", format!("399 conmutador \"{e}\""))],
+                    ),
                 }
+                return Err(End::Failed);
             }
         }
         if self.cfg.ring_delay.is_zero() {
@@ -274,6 +295,15 @@ impl<E: Env> CallCore<E> {
         }
     }
 
+    /// How SDP is negotiated with `peer`: our SRTP mode, and whether keys
+    /// may travel (TLS).
+    pub(super) fn sdp_opts(&self, peer: &crate::sip::transport::Peer) -> sdp::SecureOpts {
+        sdp::SecureOpts {
+            srtp: self.cfg.srtp,
+            signalling_secure: self.env.secure(peer),
+        }
+    }
+
     fn start_trunk_media(&mut self, params: MediaParams) -> Result<(), End> {
         let Some(leg) = self.trunk.leg else {
             return Ok(());
@@ -281,6 +311,7 @@ impl<E: Env> CallCore<E> {
         self.media(MediaCmd::Start {
             leg,
             params: params.clone(),
+            srtp: self.trunk.srtp.clone(),
         });
         self.trunk.params = Some(params);
         self.start_ivr()
@@ -295,8 +326,11 @@ impl<E: Env> CallCore<E> {
         if !self.trunk.late_offer {
             return Ok(());
         }
-        match sdp::accept_answer(req.body(), &self.cfg.codecs) {
-            Ok(params) => self.start_trunk_media(params),
+        match sdp::accept_answer_secure(req.body(), &self.cfg.codecs, &self.trunk.local_sdp) {
+            Ok((params, srtp)) => {
+                self.trunk.srtp = srtp;
+                self.start_trunk_media(params)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "ACK carried no usable SDP answer");
                 Err(End::Failed)
@@ -434,16 +468,19 @@ impl<E: Env> CallCore<E> {
         let is_invite = req.method() == Some(&Method::Invite);
         let offer = req.body().clone();
         if !offer.is_empty() {
-            match sdp::answer(&offer, &mut self.trunk.local_sdp, &self.cfg.codecs) {
-                Ok((answer, params)) => {
+            let opts = self.sdp_opts(&self.trunk.peer);
+            match sdp::answer_secure(&offer, &mut self.trunk.local_sdp, &self.cfg.codecs, opts) {
+                Ok((answer, params, srtp)) => {
                     self.trunk.current_sdp = answer;
                     if let Some(leg) = self.trunk.leg {
                         self.media(MediaCmd::Update {
                             leg,
                             params: params.clone(),
+                            srtp: srtp.clone(),
                         });
                     }
                     self.trunk.params = Some(params);
+                    self.trunk.srtp = srtp;
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "re-INVITE offer refused");
