@@ -765,6 +765,98 @@ fn baresip_registered_over_tls_is_rung_over_that_connection_and_bridged() {
     ) >= 1.0));
 }
 
+/// SRTP per leg with real peers: a plain caller over UDP from the trunk,
+/// an operator phone registered over TLS that offers and takes SDES keys
+/// (baresip `mediaenc=srtp`). The gateway offers the phone keys (only
+/// because its signalling is TLS), the phone answers with its own, and the
+/// audio crosses the bridge both ways: decrypted from the phone, encrypted
+/// to it; the caller's leg stays plain.
+#[test]
+fn a_plain_caller_talks_to_an_operator_over_srtp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "gw");
+    let leaf = pki.leaf("server");
+    let plans = common::pasaportes_plan(tmp.path());
+    let cfg = format!(
+        "{}{}",
+        operator_config(&plans),
+        tls_config(&leaf, "require_for_operators = true")
+    );
+    let gw = Gw::start(&cfg);
+    let wav = tmp.path().join("op-tone.wav");
+    write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
+    let tls = gw.tls.expect("TLS listener");
+    let mut opts = BaresipOpts::operator("op1", "s3cret", gw.udp);
+    opts.account =
+        format!("<sip:op1@{tls};transport=tls>;auth_pass=s3cret;regint=600;mediaenc=srtp");
+    opts.extra_config = format!(
+        "sip_cafile\t\t{}\nmodule\t\t\tsrtp.so\n",
+        pki.ca("gw").display()
+    );
+    opts.source_wav = Some(wav);
+    opts.quit_after = Duration::from_secs(90);
+    let phone = Baresip::start(opts);
+    assert!(
+        phone.wait_registered(Duration::from_secs(20)),
+        "op1 did not register over TLS\n{}\n{}",
+        phone.log(),
+        gw.log_text()
+    );
+
+    let mut ua = Ua::new(gw.udp);
+    let resp = ua.call("100", "0", true);
+    assert_eq!(resp.status(), Some(200), "{resp:?}");
+    let answer = resp.body().to_string();
+    assert!(
+        !answer.contains("a=crypto"),
+        "the plain caller gets no keys: {answer}"
+    );
+    ua.send_pcmu(&[0; 160], true);
+    assert!(
+        phone.wait_call_established(Duration::from_secs(20)),
+        "operator never got the call\n{}",
+        gw.log_text()
+    );
+    let log = phone.log();
+    let at = log.find("INVITE sip:").expect("baresip traced the INVITE");
+    let invite: String = log[at..].chars().take(2500).collect();
+    assert!(
+        invite.contains("a=crypto:"),
+        "keys offered over TLS: {invite}"
+    );
+    assert_eq!(
+        gw.metric("conmutador_srtp_legs", &[]),
+        1.0,
+        "one leg encrypted"
+    );
+    talk_both_ways(&mut ua, &phone);
+    assert_eq!(
+        gw.metric("conmutador_srtp_dropped_total", &[]),
+        0.0,
+        "every SRTP packet from the phone verified"
+    );
+    assert_eq!(ua.hangup("100").and_then(|m| m.status()), Some(200));
+    assert!(phone.wait_call_closed(Duration::from_secs(10)));
+    assert!(eventually(Duration::from_secs(5), || gw
+        .metric("conmutador_srtp_legs", &[])
+        == 0.0));
+}
+
+/// SDES keys never travel in the clear: a SIPp carrier offering SRTP only
+/// over UDP gets 488 with a Warning naming the rule, and no call.
+#[test]
+fn an_srtp_only_offer_over_udp_is_refused_488_saying_why() {
+    let gw = Gw::start("");
+    let r = common::sipp(
+        "uac_srtp_cleartext.xml",
+        gw.udp,
+        &["-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert!(r.ok, "{}\n{}\n{}", r.stdout, r.stderr, gw.log_text());
+    assert_eq!(gw.metric("conmutador_calls_active", &[]), 0.0);
+}
+
 /// baresip over TLS as the operator, registered and held to TLS.
 fn tls_operator(gw: &Gw, pki: &Pki, wav: PathBuf) -> Baresip {
     let tls = gw.tls.expect("TLS listener");

@@ -40,7 +40,7 @@ impl Env for ShellEnv {
     }
 
     fn secure(&self, peer: &Peer) -> bool {
-        peer.transport_name() == "TLS"
+        matches!(peer.flow, crate::sip::transport::Flow::Tls { .. })
     }
 
     fn via(&self, peer: &Peer, branch: &str) -> String {
@@ -80,18 +80,10 @@ impl Env for ShellEnv {
     }
 }
 
-/// A static `sip:host:port` as a UDP peer (IP literals only).
+/// Where a static URI is reached: UDP for `sip:`, a verified TLS
+/// connection for `sips:` or `;transport=tls` (IP literals only).
 pub(crate) fn static_peer(uri: &str, ep: &Endpoint) -> Option<Peer> {
-    let parsed = crate::sip::Uri::parse(uri).ok()?;
-    let sip = parsed.as_sip()?;
-    let ip: std::net::IpAddr = match &sip.host {
-        crate::sip::Host::V4(a) => (*a).into(),
-        crate::sip::Host::V6(a) => (*a).into(),
-        crate::sip::Host::Domain(d) => d.parse().ok()?,
-    };
-    let addr = SocketAddr::new(ip, sip.port.unwrap_or(5060));
-    let flow = ep.transports.udp_flow_for(addr)?;
-    Some(Peer { flow, addr })
+    ep.transports.peer_for_uri(uri)
 }
 
 pub struct Driver {
