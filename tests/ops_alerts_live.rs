@@ -11,14 +11,15 @@
 //! waiting longer than the queue's `wait_alert` (3 s here); callers hanging
 //! up in the queue (service level 0, abandon rate 1 over 13 callers); RTP
 //! flooded into a call's port faster than the gateway reads it (the kernel
-//! drops datagrams at its 8 KiB receive buffer); 503s while draining; and
-//! the gateway stopped. The list of alerts is read from the rules file, so
+//! drops datagrams at its 8 KiB receive buffer); a source blocked by the
+//! guard for flooding (junk INVITEs from 127.0.0.3, not a trunk here);
+//! 503s while draining; and the gateway stopped. The list of alerts is read from the rules file, so
 //! an alert added there fails this test until it is driven here.
 //!
 //! No tool may be missing: without `prometheus` or `sipp` the test fails.
-//! All traffic is on 127.0.0.1 and bounded (one SIPp run of 12 calls, one
-//! burst of at most 5 × 3,000 datagrams); the gateway and Prometheus are
-//! stopped by their own handles.
+//! All traffic is on loopback and bounded (one SIPp run of 12 calls, one
+//! burst of at most 5 × 3,000 datagrams, at most 3 × 300 junk INVITEs); the
+//! gateway and Prometheus are stopped by their own handles.
 
 mod common;
 
@@ -84,6 +85,9 @@ fn wait_for(prom: &Prometheus, gw: Option<&Gw>, seen: &mut BTreeSet<String>, wan
     }
 }
 
+/// Not a trunk in this test: its flood is blocked, not only limited.
+const FLOODER: &str = "127.0.0.3";
+
 /// A plan that sends every call, at any hour, to the queue `alertas`.
 const PLAN: &str = r#"
 [plan]
@@ -126,8 +130,11 @@ fn every_shipped_alert_goes_pending_against_the_live_gateway() {
     .expect("link prompts");
     // The load guard stays off: on a busy machine it would answer some of
     // the callers below 503 before the test means 503s to be sent (draining).
+    // The test's own callers (UA, SIPp) send from 127.0.0.1, the trunk;
+    // the rest of 127.0.0.0/8 are strangers the guard may block.
     let extra = format!(
         "[sip]\noverload_media_late_ms = 0\noverload_signalling_lag_ms = 0\n\
+         [trunks]\nallow = [\"127.0.0.1/32\"]\n\
          [dialplans]\ndir = \"{}\"\nwatch = false\n{QUEUES}",
         plans.path().display()
     );
@@ -202,7 +209,25 @@ fn every_shipped_alert_goes_pending_against_the_live_gateway() {
         &["ConmutadorServiceLevelLow", "ConmutadorAbandonRateHigh"],
     );
 
-    // 4. Draining: new callers get 503.
+    // 4. A stranger floods INVITEs (junk: none of them can become a call)
+    // past its rate until the guard blocks it.
+    let flooder = UdpSocket::bind(format!("{FLOODER}:0")).expect("bind the flooder");
+    let junk = b"INVITE sip:flood@127.0.0.1 SIP/2.0\r\n\r\n";
+    for burst in 0..3 {
+        for _ in 0..300 {
+            let _ = flooder.send_to(junk, gw.udp);
+        }
+        if eventually(Duration::from_secs(3), || {
+            gw.metric("conmutador_guard_blocked_sources", &[]) > 0.0
+        }) {
+            break;
+        }
+        assert!(burst < 2, "the flooder was never blocked\n{}", gw.metrics());
+    }
+    assert!(gw.metric("conmutador_guard_blocks_total", &["reason=\"flood\""]) >= 1.0);
+    wait_for(&prom, Some(&gw), &mut seen, &["ConmutadorSourcesBlocked"]);
+
+    // 5. Draining: new callers get 503.
     let (status, body) = http_request(http, "POST", "/api/drain", Some("test-token"), None);
     assert_eq!(status, 200, "{body}");
     let mut late = Ua::new(gw.udp);
@@ -215,7 +240,7 @@ fn every_shipped_alert_goes_pending_against_the_live_gateway() {
     check_every_family_present(&dump, &configured);
     check_label_values(&dump, &configured);
 
-    // 5. The gateway goes away.
+    // 6. The gateway goes away.
     let _ = gw.stop();
     wait_for(&prom, None, &mut seen, &["ConmutadorDown"]);
 

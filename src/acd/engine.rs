@@ -4,8 +4,9 @@
 //! Matching is an event here, never a poll: every event or timer that can
 //! free an operator or add a caller ends with `dispatch`, which offers every
 //! free operator to the best waiting caller it may serve, whatever the other
-//! callers are hearing. The core never reads the clock and never does I/O;
-//! it records metrics through the `metrics` facade only.
+//! callers are hearing. The core never reads the clock, never does I/O and
+//! never touches the metrics recorder: it keeps its figures as plain data
+//! (`figures.rs`) and the shell takes them with [`Acd::take_figures`].
 //!
 //! With thousands waiting, no event may walk the whole line: caller timers
 //! live in a heap, dispatch merges the queues' lines (kept in service
@@ -23,6 +24,7 @@ use super::config::{
     self, ConfigError, EmptyWhen, MAX_WAITING_TOTAL, OperatorConfig, QueueConfig, Strategy,
 };
 use super::estimator::{self, Estimator, Forecast, ServerStatus};
+use super::figures::{AcdFigures, Outcome, QueueFigures, QueueGauges, QueueSamples};
 use super::state::{
     Activity, CallerRec, ConnectedRec, Key, Member, OpRec, Place, QueueRec, QueueStats, Ring, State,
 };
@@ -30,7 +32,6 @@ use super::types::{
     AcdCommand, AcdEvent, CallId, ExitReason, OperatorState, Party, QueueEvent, QueueEventKind,
     Removal, RingFailure, WaitSpeech,
 };
-use crate::ops::metrics as m;
 
 /// The reason recorded when an operator is paused for not answering.
 pub const AUTOPAUSE_REASON: &str = "autopause";
@@ -71,6 +72,9 @@ impl Acd {
                     members: Vec::new(),
                     waiting: Vec::new(),
                     stats: QueueStats::default(),
+                    counts: Default::default(),
+                    samples: Default::default(),
+                    estimated_wait: None,
                     rr_next: 0,
                     rng,
                     seeded_by_config,
@@ -322,7 +326,7 @@ impl Acd {
         };
         let cfg = &self.st.queues[qi].cfg;
         if self.is_empty(qi, cfg.join_empty, now) {
-            self.outcome(qi, "joinempty");
+            self.outcome(qi, Outcome::JoinEmpty);
             self.st.queues[qi].stats.empty_exits += 1;
             self.log(qi, Some(call), None, QueueEventKind::JoinEmpty, now);
             self.out.push(AcdCommand::Exit {
@@ -334,7 +338,7 @@ impl Acd {
         if self.st.queues[qi].waiting.len() >= cfg.length_cap()
             || self.st.callers.len() >= MAX_WAITING_TOTAL
         {
-            self.outcome(qi, "full");
+            self.outcome(qi, Outcome::Full);
             self.st.queues[qi].stats.full += 1;
             self.log(qi, Some(call), None, QueueEventKind::Full, now);
             self.out.push(AcdCommand::Exit {
@@ -391,9 +395,8 @@ impl Acd {
             c.forecast = forecast;
             c.last_estimate = estimate;
         }
-        if let Some(e) = estimate {
-            let name = self.st.queues[qi].cfg.name.clone();
-            metrics::gauge!(m::QUEUE_ESTIMATED_WAIT_SECONDS, "queue" => name).set(e.as_secs_f64());
+        if estimate.is_some() {
+            self.st.queues[qi].estimated_wait = estimate;
         }
         self.log(
             qi,
@@ -456,10 +459,8 @@ impl Acd {
         let q = &mut self.st.queues[qi];
         q.stats.abandoned += 1;
         q.est.record_wait(waited, true);
-        let name = q.cfg.name.clone();
-        metrics::histogram!(m::QUEUE_WAIT_ABANDONED_SECONDS, "queue" => name)
-            .record(waited.as_secs_f64());
-        self.outcome(qi, "abandoned");
+        QueueSamples::push(&mut q.samples.wait_abandoned, waited.as_secs_f64());
+        self.outcome(qi, Outcome::Abandoned);
         self.log(
             qi,
             Some(call),
@@ -483,7 +484,7 @@ impl Acd {
         else {
             return;
         };
-        self.outcome(qi, "removed");
+        self.outcome(qi, Outcome::Removed);
         self.log(
             qi,
             Some(call),
@@ -523,7 +524,7 @@ impl Acd {
                         waited,
                         announced,
                     },
-                    "timeout",
+                    Outcome::Timeout,
                 )
             }
             ExitReason::Key(digit) => {
@@ -535,7 +536,7 @@ impl Acd {
                         waited,
                         announced,
                     },
-                    "key",
+                    Outcome::Key,
                 )
             }
             ExitReason::Empty => {
@@ -546,12 +547,12 @@ impl Acd {
                         waited,
                         announced,
                     },
-                    "empty",
+                    Outcome::Empty,
                 )
             }
             ExitReason::Full => {
                 q.stats.full += 1;
-                (QueueEventKind::Full, "full")
+                (QueueEventKind::Full, Outcome::Full)
             }
         };
         self.outcome(qi, outcome);
@@ -651,8 +652,7 @@ impl Acd {
                 op: o.id.clone(),
             });
         }
-        let name = self.st.queues[qi].cfg.name.clone();
-        metrics::counter!(m::OPERATOR_RING_NO_ANSWER_TOTAL, "queue" => name).increment(1);
+        self.st.queues[qi].counts.rings_unanswered += 1;
         self.log(
             qi,
             Some(call),
@@ -746,9 +746,7 @@ impl Acd {
         if waited <= q.cfg.service_level_threshold {
             q.stats.answered_within_sl += 1;
         }
-        let name = q.cfg.name.clone();
-        metrics::histogram!(m::QUEUE_WAIT_ANSWERED_SECONDS, "queue" => name.clone())
-            .record(waited.as_secs_f64());
+        QueueSamples::push(&mut q.samples.wait_answered, waited.as_secs_f64());
         if let Some(f) = &c.forecast {
             q.est.record_outcome(f, waited);
         }
@@ -760,29 +758,19 @@ impl Acd {
                 let err = waited.as_secs_f64() - a.as_secs_f64();
                 q.stats.abs_error_total += err.abs();
                 q.stats.scored += 1;
-                metrics::histogram!(m::QUEUE_WAIT_PREDICTION_ERROR_SECONDS, "queue" => name.clone())
-                    .record(err);
-                if let Some(mae) = q.stats.prediction_mae() {
-                    metrics::gauge!(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS, "queue" => name.clone())
-                        .set(mae);
-                }
+                QueueSamples::push(&mut q.samples.prediction_errors, err);
                 if let WaitSpeech::Range { .. } = words {
                     let inside = words.covers(waited);
                     q.stats.ranges += 1;
                     q.stats.ranges_covered += u64::from(inside);
-                    metrics::counter!(m::QUEUE_WAIT_RANGES_TOTAL, "queue" => name.clone(),
-                        "result" => m::WAIT_RANGE_RESULTS[usize::from(!inside)])
-                    .increment(1);
-                    if let Some(cov) = q.stats.range_coverage() {
-                        metrics::gauge!(m::QUEUE_WAIT_RANGE_COVERAGE_RATIO, "queue" => name.clone())
-                            .set(cov);
+                    if inside {
+                        q.counts.ranges_inside += 1;
+                    } else {
+                        q.counts.ranges_outside += 1;
                     }
                 }
             }
-            None => {
-                metrics::counter!(m::QUEUE_WAIT_UNANNOUNCED_TOTAL, "queue" => name.clone())
-                    .increment(1);
-            }
+            None => q.counts.unannounced += 1,
         }
         self.st.connected.insert(
             call,
@@ -793,7 +781,7 @@ impl Acd {
                 waited,
             },
         );
-        self.outcome(qi, "answered");
+        self.outcome(qi, Outcome::Answered);
         self.out.push(AcdCommand::Connect {
             call,
             op: self.st.ops[oi].id.clone(),
@@ -819,7 +807,6 @@ impl Acd {
         let q = &mut self.st.queues[rec.queue];
         q.est.record_talk(talk);
         let wrapup = q.cfg.wrapup;
-        let name = q.cfg.name.clone();
         if let Some(&(_, mi)) = self.st.ops[rec.op]
             .memberships
             .iter()
@@ -829,8 +816,8 @@ impl Acd {
             mb.calls += 1;
             mb.talk += talk;
         }
-        metrics::histogram!(m::OPERATOR_HANDLE_SECONDS, "queue" => name.clone())
-            .record((talk + wrapup).as_secs_f64());
+        QueueSamples::push(&mut q.samples.handle, (talk + wrapup).as_secs_f64());
+        let wrapups = &mut q.samples.wrapup;
         let o = &mut self.st.ops[rec.op];
         o.calls_taken += 1;
         o.idle_since = Some(now);
@@ -838,8 +825,7 @@ impl Acd {
             o.activity = if wrapup.is_zero() {
                 Activity::Idle
             } else {
-                metrics::histogram!(m::OPERATOR_WRAPUP_SECONDS, "queue" => name)
-                    .record(wrapup.as_secs_f64());
+                QueueSamples::push(wrapups, wrapup.as_secs_f64());
                 Activity::WrapUp {
                     until: now + wrapup,
                 }
@@ -1220,79 +1206,76 @@ impl Acd {
             }
             self.st.timers.pop();
         }
-        self.export_gauges(now);
         std::mem::take(&mut self.out)
     }
 
-    /// The gauges at start: no caller has been given an estimate yet (the
-    /// estimate gauge is NaN until one has), the others as [`Self::export_gauges`].
-    pub fn export_start(&mut self, now: Instant) {
+    /// The shell's first clock reading, before any event: operators hold
+    /// their start state since `now` (the admin view's time in state).
+    pub fn start(&mut self, now: Instant) {
         for o in &mut self.st.ops {
             o.shown_since.get_or_insert(now);
         }
-        for q in &self.st.queues {
-            metrics::gauge!(m::QUEUE_ESTIMATED_WAIT_SECONDS, "queue" => q.cfg.name.clone())
-                .set(f64::NAN);
-        }
-        self.export_gauges(now);
     }
 
-    /// Sets every queue and operator gauge to its value at `now`. Runs
-    /// after each event; the shell also calls it at start and once a second,
-    /// so a wait grows on the dashboard while nothing happens. A ratio with
-    /// nothing to divide is NaN: unknown, not 0 and not 1.
-    pub fn export_gauges(&self, now: Instant) {
-        for q in &self.st.queues {
-            let name = q.cfg.name.clone();
-            metrics::gauge!(m::QUEUE_WAIT_ALERT_SECONDS, "queue" => name.clone())
-                .set(q.cfg.wait_alert.as_secs_f64());
-            metrics::gauge!(m::QUEUE_CALLERS_WAITING, "queue" => name.clone())
-                .set(q.waiting.len() as f64);
-            // The oldest caller heads one of the priority groups of the line.
-            let mut oldest = Duration::ZERO;
-            let mut i = 0;
-            while let Some(p) = q.waiting.get(i) {
-                oldest = oldest.max(now.saturating_duration_since(p.joined));
-                i = q.waiting.partition_point(|x| x.key.0 <= p.key.0);
-            }
-            metrics::gauge!(m::QUEUE_OLDEST_WAIT_SECONDS, "queue" => name.clone())
-                .set(oldest.as_secs_f64());
-            metrics::gauge!(m::QUEUE_SERVICE_LEVEL_RATIO, "queue" => name.clone())
-                .set(q.stats.service_level().unwrap_or(f64::NAN));
-            metrics::gauge!(m::QUEUE_ABANDON_RATIO, "queue" => name.clone())
-                .set(q.stats.abandon_ratio().unwrap_or(f64::NAN));
-            metrics::gauge!(m::QUEUE_WAIT_PREDICTION_MAE_SECONDS, "queue" => name.clone())
-                .set(q.stats.prediction_mae().unwrap_or(f64::NAN));
-            let mut counts = [0usize; OperatorState::LABELS.len()];
-            let (mut busy, mut staffed) = (0usize, 0usize);
-            for mb in &q.members {
-                let o = &self.st.ops[mb.op];
-                let label = o.shown.label();
-                if let Some(i) = OperatorState::LABELS.iter().position(|l| *l == label) {
-                    counts[i] += 1;
+    /// The figures for metrics: counts since start, the samples measured
+    /// since the last take (they are handed over once), and every queue's
+    /// gauges at `now`. The shell takes them after each event or timer and
+    /// once a second, so a wait grows on the dashboard while nothing happens.
+    pub fn take_figures(&mut self, now: Instant) -> AcdFigures {
+        let queues = (0..self.st.queues.len())
+            .map(|qi| {
+                let gauges = self.gauges(qi, now);
+                let q = &mut self.st.queues[qi];
+                QueueFigures {
+                    queue: q.cfg.name.clone(),
+                    counts: q.counts.clone(),
+                    samples: std::mem::take(&mut q.samples),
+                    gauges,
                 }
-                if o.staffed() || o.activity != Activity::Idle {
-                    staffed += usize::from(o.logged_in);
-                    busy += usize::from(o.logged_in && o.activity != Activity::Idle);
-                }
+            })
+            .collect();
+        AcdFigures { queues }
+    }
+
+    /// Queue `qi`'s gauges at `now`.
+    fn gauges(&self, qi: usize, now: Instant) -> QueueGauges {
+        let q = &self.st.queues[qi];
+        // The oldest caller heads one of the priority groups of the line.
+        let mut oldest = Duration::ZERO;
+        let mut i = 0;
+        while let Some(p) = q.waiting.get(i) {
+            oldest = oldest.max(now.saturating_duration_since(p.joined));
+            i = q.waiting.partition_point(|x| x.key.0 <= p.key.0);
+        }
+        let mut operators = [0usize; OperatorState::LABELS.len()];
+        let (mut busy, mut staffed) = (0usize, 0usize);
+        for mb in &q.members {
+            let o = &self.st.ops[mb.op];
+            let label = o.shown.label();
+            if let Some(i) = OperatorState::LABELS.iter().position(|l| *l == label) {
+                operators[i] += 1;
             }
-            for (label, n) in OperatorState::LABELS.iter().zip(counts) {
-                metrics::gauge!(m::OPERATORS, "queue" => name.clone(), "state" => *label)
-                    .set(n as f64);
+            if o.staffed() || o.activity != Activity::Idle {
+                staffed += usize::from(o.logged_in);
+                busy += usize::from(o.logged_in && o.activity != Activity::Idle);
             }
-            let occupancy = if staffed > 0 {
-                busy as f64 / staffed as f64
-            } else {
-                f64::NAN
-            };
-            metrics::gauge!(m::OPERATOR_OCCUPANCY_RATIO, "queue" => name).set(occupancy);
+        }
+        QueueGauges {
+            wait_alert: q.cfg.wait_alert,
+            callers_waiting: q.waiting.len(),
+            oldest_wait: oldest,
+            service_level: q.stats.service_level(),
+            abandon_ratio: q.stats.abandon_ratio(),
+            prediction_mae: q.stats.prediction_mae(),
+            range_coverage: q.stats.range_coverage(),
+            estimated_wait: q.estimated_wait,
+            operators,
+            occupancy: (staffed > 0).then(|| busy as f64 / staffed as f64),
         }
     }
 
-    fn outcome(&self, qi: usize, outcome: &'static str) {
-        let name = self.st.queues[qi].cfg.name.clone();
-        metrics::counter!(m::QUEUE_CALLERS_TOTAL, "queue" => name, "outcome" => outcome)
-            .increment(1);
+    fn outcome(&mut self, qi: usize, outcome: Outcome) {
+        self.st.queues[qi].counts.left(outcome);
     }
 
     fn op_index(&self, id: &str) -> Option<usize> {

@@ -94,7 +94,7 @@ pub struct OperatorSnapshot {
     pub calls_taken: u64,
     /// The call being rung or talked to, if any.
     pub call: Option<CallId>,
-    /// Since when `state` holds (`None` before the shell's `export_start`).
+    /// Since when `state` holds (`None` before the shell's `Acd::start`).
     #[serde(skip)]
     pub state_since: Option<Instant>,
     /// (queue, penalty).

@@ -4,7 +4,8 @@
 //! Kept apart from the decisions in `engine.rs` so that a shared store (one
 //! queue served by several gateway nodes) can later replace this struct
 //! without touching the strategies: every decision reads and writes through
-//! these records and nothing else. No clock, no I/O, no metrics here.
+//! these records and nothing else. No clock, no I/O, no metrics recorder
+//! here (the figures for metrics are plain data too).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,6 +15,7 @@ use rand::rngs::SmallRng;
 
 use super::config::QueueConfig;
 use super::estimator::{Estimator, Forecast};
+use super::figures::{QueueCounts, QueueSamples};
 use super::types::{CallId, OperatorState, WaitSpeech};
 
 /// Order of service: higher priority first, then arrival.
@@ -45,6 +47,11 @@ pub(crate) struct QueueRec {
     pub waiting: Vec<Place>,
     pub est: Estimator,
     pub stats: QueueStats,
+    /// What the shell turns into metrics (`figures.rs`): counts since
+    /// start, samples not yet taken, the latest estimate given.
+    pub counts: QueueCounts,
+    pub samples: QueueSamples,
+    pub estimated_wait: Option<Duration>,
     /// Round robin: member index to try first next time.
     pub rr_next: usize,
     pub rng: SmallRng,
@@ -105,7 +112,7 @@ pub(crate) struct OpRec {
     /// The state last reported with `OperatorState`.
     pub shown: OperatorState,
     /// When `shown` began (the admin API's time in state); `None` until the
-    /// shell's `export_start` gives the core its first clock reading.
+    /// shell's `Acd::start` gives the core its first clock reading.
     pub shown_since: Option<Instant>,
 }
 

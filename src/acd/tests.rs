@@ -1332,56 +1332,32 @@ fn timers_of_callers_who_left_do_not_pile_up() {
 }
 
 #[test]
-fn gauges_hold_true_values_from_the_start_and_waits_grow_without_events() {
-    let recorder = crate::ops::metrics::build_recorder();
-    let handle = recorder.handle();
-    let mut q = QueueConfig::named("q");
-    q.wait_alert = s(90);
-    let t0 = Instant::now();
-    let mut acd = Acd::new(vec![q], vec![op("a", &[("q", 0)])]).expect("valid config");
-    metrics::with_local_recorder(&recorder, || acd.export_start(t0));
-    let text = handle.render();
-    for line in [
-        "conmutador_operators{queue=\"q\",state=\"logged_out\"} 1",
-        "conmutador_operators{queue=\"q\",state=\"available\"} 0",
-        "conmutador_queue_callers_waiting{queue=\"q\"} 0",
-        // Nothing to divide yet: unknown, not 0 and not 1.
-        "conmutador_queue_service_level_ratio{queue=\"q\"} NaN",
-        "conmutador_queue_abandon_ratio{queue=\"q\"} NaN",
-        "conmutador_operator_occupancy_ratio{queue=\"q\"} NaN",
-        "conmutador_queue_estimated_wait_seconds{queue=\"q\"} NaN",
-        "conmutador_queue_wait_alert_seconds{queue=\"q\"} 90",
-    ] {
-        assert!(text.contains(line), "{line}\n{text}");
-    }
-    // A caller joins, then nothing happens for 42 s: the shell's periodic
-    // export still shows the wait growing.
-    metrics::with_local_recorder(&recorder, || {
-        acd.handle(
-            AcdEvent::CallerJoined {
-                call: 1,
-                queue: "q".into(),
-                priority: 0,
-            },
-            t0,
-        );
-        acd.export_gauges(t0 + s(42));
-    });
-    let text = handle.render();
-    assert!(
-        text.contains("conmutador_queue_oldest_wait_seconds{queue=\"q\"} 42"),
-        "{text}"
+fn the_oldest_wait_grows_without_events() {
+    let mut h = H::new(vec![QueueConfig::named("q")], vec![op("a", &[("q", 0)])]);
+    let t0 = h.now;
+    h.acd.start(t0);
+    let g = &h.acd.take_figures(t0).queues[0].gauges;
+    // Nothing to divide yet, no estimate given: unknown.
+    assert_eq!(
+        (
+            g.service_level,
+            g.abandon_ratio,
+            g.occupancy,
+            g.estimated_wait
+        ),
+        (None, None, None, None)
     );
-    assert!(text.contains("conmutador_queue_callers_waiting{queue=\"q\"} 1"));
+    h.join(1, 0);
+    // Nothing happens for 42 s: the shell's periodic take sees the wait grow.
+    let g = &h.acd.take_figures(t0 + s(42)).queues[0].gauges;
+    assert_eq!((g.callers_waiting, g.oldest_wait), (1, s(42)));
 }
 
 #[test]
 fn the_snapshot_says_since_when_each_operator_holds_its_state() {
     let mut h = H::new(vec![QueueConfig::named("q")], vec![op("a", &[("q", 0)])]);
     let t0 = h.now;
-    metrics::with_local_recorder(&crate::ops::metrics::build_recorder(), || {
-        h.acd.export_start(t0)
-    });
+    h.acd.start(t0);
     assert_eq!(h.acd.operators_snapshot()[0].state_since, Some(t0));
     h.advance(5);
     h.ev(AcdEvent::OperatorOnline { op: "a".into() });
@@ -1577,52 +1553,94 @@ fn no_figure_past_max_wait() {
 
 #[test]
 fn ranges_are_scored_for_coverage_and_unannounced_callers_apart() {
-    let recorder = crate::ops::metrics::build_recorder();
-    let handle = recorder.handle();
-    metrics::with_local_recorder(&recorder, || {
-        let mut h = taught(None);
-        h.join(100, 0);
-        h.answer(100, "a");
-        let mut heard = Vec::new();
-        for c in 101..=103 {
-            heard.extend(words(&h.join(c, 0)));
-        }
-        let ranges = heard
-            .iter()
-            .filter(|(_, w)| matches!(w, Some(WaitSpeech::Range { .. })))
-            .count();
-        assert!(ranges >= 1, "{heard:?}");
-        // Serve them in turn, 300 s each: each waits what was forecast.
-        let mut current = 100;
-        for next in 101..=103 {
-            h.advance(300);
-            h.end(current, "a");
-            h.answer(next, "a");
-            current = next;
-        }
-        let text = handle.render();
-        assert!(
-            text.contains(&format!(
-                "conmutador_queue_wait_ranges_total{{queue=\"q\",result=\"inside\"}} {ranges}"
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains("conmutador_queue_wait_range_coverage_ratio{queue=\"q\"} 1"),
-            "{text}"
-        );
-        // The 257 callers rung at once heard no figure and are not in the error.
-        assert!(
-            text.contains("conmutador_queue_wait_unannounced_total{queue=\"q\"} 257"),
-            "{text}"
-        );
-        assert!(
-            text.contains("conmutador_queue_wait_prediction_error_seconds_count{queue=\"q\"} 3"),
-            "{text}"
-        );
-        let stats = &h.acd.queues_snapshot(h.now)[0].stats;
-        assert_eq!(stats.answered, 260);
-    });
+    let mut h = taught(None);
+    // What teaching the queue counted is not this test's business.
+    let before = h.acd.take_figures(h.now).queues[0].counts.clone();
+    h.join(100, 0);
+    h.answer(100, "a");
+    let mut heard = Vec::new();
+    for c in 101..=103 {
+        heard.extend(words(&h.join(c, 0)));
+    }
+    let ranges = heard
+        .iter()
+        .filter(|(_, w)| matches!(w, Some(WaitSpeech::Range { .. })))
+        .count() as u64;
+    assert!(ranges >= 1, "{heard:?}");
+    // Serve them in turn, 300 s each: each waits what was forecast.
+    let mut current = 100;
+    for next in 101..=103 {
+        h.advance(300);
+        h.end(current, "a");
+        h.answer(next, "a");
+        current = next;
+    }
+    // Read from the core's own figures: no recorder anywhere.
+    let f = h.acd.take_figures(h.now);
+    let q = &f.queues[0];
+    assert_eq!(q.counts.ranges_inside - before.ranges_inside, ranges);
+    assert_eq!(q.counts.ranges_outside, before.ranges_outside);
+    assert_eq!(q.gauges.range_coverage, Some(1.0));
+    // The 257 callers rung at once heard no figure and are not in the error.
+    assert_eq!(q.counts.unannounced, 257);
+    assert_eq!(q.samples.prediction_errors.len(), 3);
+    // Samples are handed over once.
+    assert!(
+        h.acd.take_figures(h.now).queues[0]
+            .samples
+            .prediction_errors
+            .is_empty()
+    );
+    let stats = &h.acd.queues_snapshot(h.now)[0].stats;
+    assert_eq!(stats.answered, 260);
+}
+
+#[test]
+fn the_core_counts_outcomes_and_samples_waits_without_a_recorder() {
+    let mut h = H::new(vec![QueueConfig::named("q")], vec![op("a", &[("q", 0)])]);
+    h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    // One answered after 4 s of ringing, one abandoned after 30 s.
+    h.join(1, 0);
+    h.advance(4);
+    h.answer(1, "a");
+    h.join(2, 0);
+    h.advance(30);
+    h.ev(AcdEvent::CallerLeft { call: 2 });
+    let f = h.acd.take_figures(h.now);
+    let q = f.queue("q").expect("configured queue");
+    assert_eq!(q.counts.outcome(Outcome::Answered), 1);
+    assert_eq!(q.counts.outcome(Outcome::Abandoned), 1);
+    assert_eq!(q.counts.by_outcome().map(|(_, n)| n).sum::<u64>(), 2);
+    assert_eq!(q.samples.wait_answered, [4.0]);
+    assert_eq!(q.samples.wait_abandoned, [30.0]);
+    assert_eq!(q.gauges.abandon_ratio, Some(0.5));
+    assert_eq!(q.gauges.callers_waiting, 0);
+    // Counts are since start; samples were taken and start again.
+    let again = h.acd.take_figures(h.now);
+    assert_eq!(again.queues[0].counts, q.counts);
+    assert!(again.queues[0].samples.wait_abandoned.is_empty());
+}
+
+#[test]
+fn samples_nobody_takes_stop_at_the_cap() {
+    let mut q = QueueConfig::named("q");
+    q.wrapup = Duration::ZERO;
+    let mut h = H::new(vec![q], vec![op("a", &[("q", 0)])]);
+    h.ev(AcdEvent::OperatorOnline { op: "a".into() });
+    for i in 0..(crate::acd::figures::MAX_SAMPLES as u64 + 10) {
+        h.join(10_000 + i, 0);
+        h.answer(10_000 + i, "a");
+        h.end(10_000 + i, "a");
+    }
+    let q = &h.acd.take_figures(h.now).queues[0];
+    assert_eq!(
+        q.samples.wait_answered.len(),
+        crate::acd::figures::MAX_SAMPLES
+    );
+    assert_eq!(
+        q.counts.outcome(Outcome::Answered),
+        crate::acd::figures::MAX_SAMPLES as u64 + 10
+    );
 }
 
 /// The wallboard's "what a new caller would hear": rung at once while an

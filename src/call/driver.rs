@@ -343,5 +343,11 @@ fn record_figure(f: &Figure) {
             metrics::counter!(m::CALLS_ENDED_TOTAL, "result" => *result, "reason" => *reason)
                 .increment(1);
         }
+        Figure::Ivr {
+            plan,
+            count,
+            node,
+            n,
+        } => crate::ops::figures::record_ivr(plan, *count, node, *n),
     }
 }

@@ -85,9 +85,12 @@ impl AcdHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         // The queue and operator gauges hold their true values before the
         // first scrape can happen.
-        acd.export_start(Instant::now());
+        let now = Instant::now();
+        acd.start(now);
+        let mut figures = crate::ops::figures::AcdMetrics::default();
+        figures.record(acd.take_figures(now));
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        tokio::spawn(run(acd, rx, records, backlog.clone()));
+        tokio::spawn(run(acd, rx, records, backlog.clone(), figures));
         AcdHandle { tx, backlog }
     }
 
@@ -174,11 +177,13 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<AcdMsg>,
     records: RecordSink,
     backlog: Arc<std::sync::atomic::AtomicUsize>,
+    mut figures: crate::ops::figures::AcdMetrics,
 ) {
     let mut calls: HashMap<CallId, Attached> = HashMap::new();
     // Instant → wall clock, for stamping queue-log records.
     let origin = (Instant::now(), chrono::Utc::now());
-    // Waits grow while nothing happens: the gauges are refreshed each second.
+    // Waits grow while nothing happens: the figures are taken each second
+    // as well as after every turn.
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -213,11 +218,9 @@ async fn run(
                 }
             },
             _ = sleep => acd.handle_timeout(Instant::now()),
-            _ = refresh.tick() => {
-                acd.export_gauges(Instant::now());
-                continue;
-            }
+            _ = refresh.tick() => Vec::new(),
         };
+        figures.record(acd.take_figures(Instant::now()));
         for cmd in cmds {
             let target = match &cmd {
                 AcdCommand::Ring { call, .. }
@@ -582,7 +585,11 @@ impl Operators {
                 Ok(cfg.id.clone())
             }
             Verdict::Stale => Err(self.challenge(req, header, now, true)),
-            Verdict::Rejected(_) => Err(refuse()),
+            Verdict::Rejected(r) => {
+                // The digest core only answers; the failure is counted here.
+                metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => r.label()).increment(1);
+                Err(refuse())
+            }
         }
     }
 

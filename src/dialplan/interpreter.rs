@@ -8,11 +8,13 @@
 //! Tokens are never reused, so a late event for a stopped prompt or a
 //! cancelled timer is recognised and ignored.
 //!
-//! Metrics: the interpreter itself counts node visits, invalid input and
-//! timeouts (`IVR_NODE_VISITS_TOTAL`, `IVR_INVALID_TOTAL`,
-//! `IVR_TIMEOUTS_TOTAL`, labels `plan` and `node`; both come from plan
-//! files, so the label sets are bounded). Journey tests run by `check` turn
-//! counting off so that a reload does not inflate live figures.
+//! Figures: the interpreter counts node visits, invalid input and timeouts
+//! per node in plain data ([`IvrCount`]) and hands them over with
+//! [`Interpreter::take_figures`]; it never touches the metrics recorder.
+//! The call's shell turns them into `conmutador_ivr_*` metrics (labels
+//! `plan` and `node`; both come from plan files, so the label sets are
+//! bounded), and journeys and `simulate` simply never take them, so a
+//! reload does not inflate live figures.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -99,6 +101,17 @@ pub enum IvrCommand {
     },
 }
 
+/// What the interpreter counts per node, for the shell's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IvrCount {
+    /// The call entered the node.
+    Visit,
+    /// A menu input matched no option (or a collection failed its check).
+    Invalid,
+    /// A menu or digit collection timed out without input.
+    Timeout,
+}
+
 /// How a call left the IVR, when it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {
@@ -154,7 +167,9 @@ pub struct Interpreter {
     path: Vec<String>,
     visits: usize,
     end: Option<End>,
-    metrics: bool,
+    /// Counts since the last `take_figures`, by what and node: at most three
+    /// entries per node of the plan.
+    figures: BTreeMap<(IvrCount, String), u64>,
 }
 
 impl Interpreter {
@@ -172,14 +187,17 @@ impl Interpreter {
             path: Vec::new(),
             visits: 0,
             end: None,
-            metrics: true,
+            figures: BTreeMap::new(),
         }
     }
 
-    /// Turns metric counting off (journey tests, simulations).
-    pub fn without_metrics(mut self) -> Self {
-        self.metrics = false;
-        self
+    /// What was counted since the last call, as `(what, node, how many)`,
+    /// in a stable order; the counts start again from zero.
+    pub fn take_figures(&mut self) -> Vec<(IvrCount, String, u64)> {
+        std::mem::take(&mut self.figures)
+            .into_iter()
+            .map(|((what, node), n)| (what, node, n))
+            .collect()
     }
 
     pub fn plan(&self) -> &Arc<Plan> {
@@ -267,10 +285,8 @@ impl Interpreter {
         t
     }
 
-    fn count(&self, metric: &'static str) {
-        if self.metrics {
-            metrics::counter!(metric, "plan" => self.plan.name.clone(), "node" => self.node.clone()).increment(1);
-        }
+    fn count(&mut self, what: IvrCount) {
+        *self.figures.entry((what, self.node.clone())).or_default() += 1;
     }
 
     fn var(&self, name: &str) -> Option<String> {
@@ -396,7 +412,7 @@ impl Interpreter {
             out.push(IvrCommand::Visited {
                 node: target.clone(),
             });
-            self.count(crate::ops::metrics::IVR_NODE_VISITS_TOTAL);
+            self.count(IvrCount::Visit);
             let flow = match &node.kind {
                 NodeKind::Branch(b) => {
                     let local = wall.with_timezone(&b.timezone).naive_local();
@@ -735,9 +751,9 @@ impl Interpreter {
     fn failure(&mut self, timeout: bool, out: &mut Vec<IvrCommand>) -> Flow {
         let plan = self.plan.clone();
         self.count(if timeout {
-            crate::ops::metrics::IVR_TIMEOUTS_TOTAL
+            IvrCount::Timeout
         } else {
-            crate::ops::metrics::IVR_INVALID_TOTAL
+            IvrCount::Invalid
         });
         let State::Input(input) = &mut self.state else {
             return Flow::Stay;

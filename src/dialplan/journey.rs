@@ -99,7 +99,7 @@ impl Sim {
         prompt_len: Arc<dyn Fn(&str) -> Duration + Send + Sync>,
     ) -> Sim {
         Sim {
-            interp: Interpreter::new(plan, info).without_metrics(),
+            interp: Interpreter::new(plan, info),
             start: Instant::now(),
             wall0: wall,
             elapsed: Duration::ZERO,

@@ -35,7 +35,9 @@ use anyhow::{Context, bail};
 use chrono::{Datelike, NaiveDateTime};
 
 pub use diag::{Diagnostic, Severity, SourceFile};
-pub use interpreter::{CallInfo, End, Interpreter, IvrCommand, IvrEvent, QueueExitReason};
+pub use interpreter::{
+    CallInfo, End, Interpreter, IvrCommand, IvrCount, IvrEvent, QueueExitReason,
+};
 pub use model::{Expect, Plan, Step};
 pub use store::DialplanStore;
 

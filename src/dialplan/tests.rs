@@ -639,7 +639,7 @@ impl Call {
             caller: "5551234".into(),
             called: "100".into(),
         };
-        let mut ivr = Interpreter::new(ivr_plan(text), info).without_metrics();
+        let mut ivr = Interpreter::new(ivr_plan(text), info);
         let now = Instant::now();
         let cmds = ivr.start(now, wall);
         (Call { ivr, now, wall }, cmds)
@@ -1203,117 +1203,38 @@ expect = "queue"
     );
 }
 
-/// Counts what the interpreter records, keyed "metric{label=value,...}".
-#[derive(Default)]
-struct CountingRecorder {
-    counts: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
-}
-
-struct CounterHandle {
-    key: String,
-    rec: Arc<CountingRecorder>,
-}
-
-impl metrics::CounterFn for CounterHandle {
-    fn increment(&self, value: u64) {
-        *self
-            .rec
-            .counts
-            .lock()
-            .expect("lock")
-            .entry(self.key.clone())
-            .or_default() += value;
-    }
-    fn absolute(&self, value: u64) {
-        self.rec
-            .counts
-            .lock()
-            .expect("lock")
-            .insert(self.key.clone(), value);
-    }
-}
-
-struct SharedRecorder(Arc<CountingRecorder>);
-
-impl metrics::Recorder for SharedRecorder {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        metrics::Counter::from_arc(Arc::new(CounterHandle {
-            key: format!("{}{{{}}}", key.name(), labels.join(",")),
-            rec: self.0.clone(),
-        }))
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
 #[test]
 fn interpreter_counts_visits_invalid_keys_and_timeouts() {
-    let counts = Arc::new(CountingRecorder::default());
-    let recorder = SharedRecorder(counts.clone());
-    metrics::with_local_recorder(&recorder, || {
-        let info = CallInfo {
-            caller: "1".into(),
-            called: "2".into(),
-        };
-        let mut ivr = Interpreter::new(ivr_plan(IVR), info);
-        let now = Instant::now();
-        let wall = tuesday_10();
-        ivr.start(now, wall);
-        ivr.handle(IvrEvent::PlaybackDone { token: 1 }, now, wall);
-        ivr.handle(IvrEvent::Timer { token: 2 }, now, wall); // timeout
-        ivr.handle(IvrEvent::Digit('9'), now, wall); // invalid (barge-in)
-        ivr.handle(IvrEvent::Digit('1'), now, wall); // -> cola
-        // Journey tests and simulations count nothing.
-        let mut quiet = Interpreter::new(
-            ivr_plan(IVR),
-            CallInfo {
-                caller: "1".into(),
-                called: "2".into(),
-            },
-        )
-        .without_metrics();
-        quiet.start(now, wall);
-    });
-    let counts = counts.counts.lock().expect("lock").clone();
-    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
-    assert_eq!(get("conmutador_ivr_node_visits_total{plan=t,node=menu}"), 1);
-    assert_eq!(get("conmutador_ivr_node_visits_total{plan=t,node=cola}"), 1);
-    assert_eq!(get("conmutador_ivr_timeouts_total{plan=t,node=menu}"), 1);
-    assert_eq!(get("conmutador_ivr_invalid_total{plan=t,node=menu}"), 1);
-    assert_eq!(counts.len(), 4, "{counts:?}");
+    let info = CallInfo {
+        caller: "1".into(),
+        called: "2".into(),
+    };
+    let mut ivr = Interpreter::new(ivr_plan(IVR), info);
+    let now = Instant::now();
+    let wall = tuesday_10();
+    ivr.start(now, wall);
+    ivr.handle(IvrEvent::PlaybackDone { token: 1 }, now, wall);
+    ivr.handle(IvrEvent::Timer { token: 2 }, now, wall); // timeout
+    // What was counted so far, read from the core itself: no recorder.
+    let first = ivr.take_figures();
+    assert_eq!(
+        first,
+        [
+            (IvrCount::Visit, "menu".to_owned(), 1),
+            (IvrCount::Timeout, "menu".to_owned(), 1)
+        ]
+    );
+    ivr.handle(IvrEvent::Digit('9'), now, wall); // invalid (barge-in)
+    ivr.handle(IvrEvent::Digit('1'), now, wall); // -> cola
+    // Taken figures start again from zero: only what came after.
+    assert_eq!(
+        ivr.take_figures(),
+        [
+            (IvrCount::Visit, "cola".to_owned(), 1),
+            (IvrCount::Invalid, "menu".to_owned(), 1)
+        ]
+    );
+    assert_eq!(ivr.take_figures(), []);
 }
 
 #[test]

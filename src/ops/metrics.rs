@@ -128,7 +128,8 @@ pub const SIP_METHODS: &[&str] = &[
 /// requests.
 pub const SIP_STATUSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other", "request"];
 pub const SIP_PARSE_KINDS: &[&str] = &["headers", "response", "framing"];
-pub const SIP_RETRANSMISSION_KINDS: &[&str] = &["request", "response"];
+/// `sip::transaction::Retransmitted`.
+pub const SIP_RETRANSMISSION_KINDS: &[&str] = &crate::sip::transaction::RETRANSMISSION_KINDS;
 pub const TRANSPORTS: &[&str] = &["UDP", "TCP", "TLS"];
 /// `sip::tls`: how a handshake ended.
 pub const TLS_HANDSHAKE_RESULTS: &[&str] = &["ok", "failed", "timeout"];
@@ -179,17 +180,8 @@ pub const DTMF_METHODS: &[&str] = &["rfc4733", "inband", "sip_info"];
 pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
 /// Whether an answered caller's wait fell inside the range they heard.
 pub const WAIT_RANGE_RESULTS: &[&str] = &["inside", "outside"];
-/// Outcomes of `acd::Acd` leaving a queue.
-pub const QUEUE_OUTCOMES: &[&str] = &[
-    "answered",
-    "abandoned",
-    "timeout",
-    "key",
-    "empty",
-    "joinempty",
-    "full",
-    "removed",
-];
+/// Outcomes of `acd::Acd` leaving a queue (`acd::Outcome`).
+pub const QUEUE_OUTCOMES: &[&str] = &crate::acd::Outcome::LABELS;
 /// Digest failures: `sip::digest::Rejection::label` and the registrar's own.
 pub const AUTH_FAILURE_REASONS: &[&str] = &[
     "bad_realm",
@@ -312,7 +304,7 @@ pub const CATALOG: &[MetricDef] = &[
     .with(&[Values::Each(SIP_PARSE_KINDS)]),
     counter(
         SIP_RETRANSMISSIONS_TOTAL,
-        "SIP retransmissions sent by the transaction layer, by kind of transaction and message.",
+        "SIP retransmissions sent by the transaction layer, by kind: request (ours, unanswered), response (ours, to a repeated request or until the ACK), ack (ours, to a repeated non-2xx answer).",
         &["kind"],
     )
     .with(&[Values::Each(SIP_RETRANSMISSION_KINDS)]),

@@ -4,6 +4,7 @@
 //! It observes and stores; it never decides anything about a call. Admin
 //! actions reach the call room through the [`http::AdminBackend`] trait, and
 //! records arrive through a [`records::RecordSink`] that never blocks.
+pub mod figures;
 pub mod http;
 pub mod kernel;
 pub mod logging;

@@ -22,9 +22,10 @@
 //!   before the floor and not in the table are stale, never replayable.
 //! - Compares use `subtle` (constant time).
 //!
-//! Failures are counted in `conmutador_auth_failures_total{reason}`.
-//! Must not touch: sockets, the codec, the registrar's bindings or the config
-//! store (the caller looks up passwords).
+//! A failure is returned as [`Verdict::Rejected`] with its reason; the
+//! shell counts it in `conmutador_auth_failures_total{reason}`.
+//! Must not touch: sockets, the codec, the registrar's bindings, the config
+//! store (the caller looks up passwords) or the metrics recorder.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -382,7 +383,8 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    fn label(self) -> &'static str {
+    /// The `reason` label of `conmutador_auth_failures_total`.
+    pub fn label(self) -> &'static str {
         match self {
             Rejection::BadRealm => "bad_realm",
             Rejection::UnsupportedAlgorithm => "unsupported_algorithm",
@@ -547,21 +549,6 @@ impl DigestServer {
     /// configured password of `creds.username`, or `None` for an unknown user
     /// (the digest is still computed, so both cases take the same time).
     pub fn verify(
-        &mut self,
-        creds: &Credentials,
-        method: &str,
-        password: Option<&str>,
-        now: Instant,
-    ) -> Verdict {
-        let verdict = self.verify_inner(creds, method, password, now);
-        if let Verdict::Rejected(r) = verdict {
-            metrics::counter!(crate::ops::metrics::AUTH_FAILURES_TOTAL, "reason" => r.label())
-                .increment(1);
-        }
-        verdict
-    }
-
-    fn verify_inner(
         &mut self,
         creds: &Credentials,
         method: &str,

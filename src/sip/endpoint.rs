@@ -21,8 +21,8 @@ use tracing::debug;
 use super::guard::Guard;
 use super::message::is_keepalive;
 use super::transaction::{
-    AckVerdict, Action, ClientVerdict, ServerVerdict, Timers, TransactionLayer, TxId, TxKey,
-    TxKind, Uas2xxAction, Uas2xxRetransmitter,
+    AckVerdict, Action, ClientVerdict, Retransmissions, ServerVerdict, Timers, TransactionLayer,
+    TxId, TxKey, TxKind, Uas2xxAction, Uas2xxRetransmitter,
 };
 use super::transport::{Flow, Peer, Sink, Transports};
 use super::{Message, Method, response_to};
@@ -67,9 +67,24 @@ struct Core {
     pending_2xx: Uas2xxRetransmitter<Peer>,
     /// The deadline the timer task sleeps until; an earlier one wakes it.
     armed: Option<Instant>,
+    /// The retransmission counts last exported.
+    resent: Retransmissions,
 }
 
 impl Core {
+    /// Both cores' retransmission counts, when they changed since the last
+    /// call (most messages cause none: no registry work for them).
+    fn new_retransmissions(&mut self) -> Option<Retransmissions> {
+        let now = self
+            .txl
+            .retransmissions()
+            .plus(self.pending_2xx.retransmissions());
+        (now != self.resent).then(|| {
+            self.resent = now;
+            now
+        })
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         match (self.txl.poll_timeout(), self.pending_2xx.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -114,6 +129,7 @@ impl Endpoint {
                 invite_keys: HashMap::new(),
                 pending_2xx: Uas2xxRetransmitter::new(cfg.timers, cfg.max_transactions),
                 armed: None,
+                resent: Retransmissions::default(),
             }),
             transports,
             tu,
@@ -253,7 +269,7 @@ impl Endpoint {
         let mut events = Vec::new();
         for a in actions {
             match a {
-                // Retransmissions are counted by the transaction layer.
+                // Retransmissions are counted by the cores (see `gauge`).
                 Action::Transmit { dest, bytes, .. } => {
                     self.transports.send(&dest, bytes);
                 }
@@ -273,11 +289,12 @@ impl Endpoint {
         }
     }
 
-    /// Publishes the table sizes and wakes the timer task when a new
-    /// deadline is earlier than the one it sleeps until.
+    /// Publishes the table sizes and the cores' retransmission counts, and
+    /// wakes the timer task when a new deadline is earlier than the one it
+    /// sleeps until.
     fn gauge(&self) {
-        let (live, absorbing, evicted, wake) = {
-            let core = self.core();
+        let (live, absorbing, evicted, resent, wake) = {
+            let mut core = self.core();
             let next = core.next_deadline();
             let wake = match (next, core.armed) {
                 (Some(n), Some(a)) => n < a,
@@ -288,12 +305,19 @@ impl Endpoint {
                 core.txl.len(),
                 core.txl.absorbing_len(),
                 core.txl.absorbing_evicted(),
+                core.new_retransmissions(),
                 wake,
             )
         };
         metrics::gauge!(m::SIP_TRANSACTIONS_ACTIVE).set(live as f64);
         metrics::gauge!(m::SIP_TRANSACTIONS_ABSORBING).set(absorbing as f64);
         metrics::counter!(m::SIP_ABSORBING_EVICTED_TOTAL).absolute(evicted);
+        // The cores count since they were made; the registry keeps the most.
+        if let Some(resent) = resent {
+            for (kind, n) in resent.by_kind() {
+                metrics::counter!(m::SIP_RETRANSMISSIONS_TOTAL, "kind" => kind).absolute(n);
+            }
+        }
         if wake {
             self.wake.notify_one();
         }
@@ -544,6 +568,9 @@ impl Endpoint {
             core.armed = next;
             (resends, next)
         };
+        if !resends.is_empty() {
+            self.gauge();
+        }
         for r in resends {
             match r {
                 Uas2xxAction::Transmit { dest, bytes } => {

@@ -53,12 +53,14 @@
 //!
 //! Every transaction ends with exactly one [`Action::Terminated`] or
 //! [`Action::TimedOut`], except ones dropped by [`TransactionLayer::remove`].
-//! Retransmissions are counted HERE in
-//! `conmutador_sip_retransmissions_total{kind="request"|"response"|"ack"}`;
-//! the shell must not count `retransmission: true` again (the flag is for
-//! logging).
+//! Retransmissions are counted here, in plain data
+//! ([`TransactionLayer::retransmissions`], [`Uas2xxRetransmitter::retransmissions`]);
+//! the shell exports them as
+//! `conmutador_sip_retransmissions_total{kind="request"|"response"|"ack"}`
+//! and must not count `retransmission: true` again (the flag is for logging).
 //!
-//! Must not touch: sockets, the codec, dialogs or call state.
+//! Must not touch: sockets, the codec, dialogs, call state or the metrics
+//! recorder.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -308,6 +310,7 @@ pub struct TransactionLayer<D> {
     /// Finished transactions that only absorb retransmissions; not counted
     /// against `max_transactions`.
     absorbing: Absorbing<D>,
+    retransmitted: Retransmissions,
 }
 
 fn is_final(status: u16) -> bool {
@@ -318,8 +321,46 @@ fn valid_status(status: u16) -> bool {
     (100..=699).contains(&status)
 }
 
-fn count_retransmission(kind: &'static str) {
-    metrics::counter!(crate::ops::metrics::SIP_RETRANSMISSIONS_TOTAL, "kind" => kind).increment(1);
+/// What a retransmission resent: our request (Timers A and E), our
+/// response (a peer's request came again, or Timer G), or our ACK to a
+/// non-2xx final response that came again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retransmitted {
+    Request = 0,
+    Response = 1,
+    Ack = 2,
+}
+
+/// The labels of [`Retransmitted`], in its order: the `kind` label of
+/// `conmutador_sip_retransmissions_total`.
+pub const RETRANSMISSION_KINDS: [&str; 3] = ["request", "response", "ack"];
+
+/// Retransmissions sent since the core was made, by what they resent. The
+/// core only counts; the shell turns the counts into metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retransmissions([u64; RETRANSMISSION_KINDS.len()]);
+
+impl Retransmissions {
+    fn count(&mut self, what: Retransmitted) {
+        self.0[what as usize] += 1;
+    }
+
+    pub fn get(&self, what: Retransmitted) -> u64 {
+        self.0[what as usize]
+    }
+
+    /// `(kind label, count)` for every kind, zeros included.
+    pub fn by_kind(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        RETRANSMISSION_KINDS.iter().copied().zip(self.0)
+    }
+
+    /// Both cores' counts together (transactions and pending 2xx).
+    pub fn plus(mut self, other: Retransmissions) -> Retransmissions {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+        self
+    }
 }
 
 impl<D: Clone> TransactionLayer<D> {
@@ -345,6 +386,7 @@ impl<D: Clone> TransactionLayer<D> {
             client_index: HashMap::new(),
             wheel: BTreeMap::new(),
             absorbing: Absorbing::new(max_absorbing),
+            retransmitted: Retransmissions::default(),
         }
     }
 
@@ -366,6 +408,11 @@ impl<D: Clone> TransactionLayer<D> {
     /// Absorbing entries dropped before their time because that set was full.
     pub fn absorbing_evicted(&self) -> u64 {
         self.absorbing.evicted()
+    }
+
+    /// Retransmissions this layer has sent since it was made.
+    pub fn retransmissions(&self) -> Retransmissions {
+        self.retransmitted
     }
 
     pub fn is_empty(&self) -> bool {
@@ -420,7 +467,7 @@ impl<D: Clone> TransactionLayer<D> {
             let resend = matches!(tx.state, TxState::Proceeding | TxState::Completed);
             let mut actions = Vec::new();
             if resend && let Some(bytes) = &tx.message {
-                count_retransmission("response");
+                self.retransmitted.count(Retransmitted::Response);
                 actions.push(Action::Transmit {
                     dest: tx.dest.clone(),
                     bytes: bytes.clone(),
@@ -439,7 +486,7 @@ impl<D: Clone> TransactionLayer<D> {
                 response: bytes, ..
             } = keep
             {
-                count_retransmission("response");
+                self.retransmitted.count(Retransmitted::Response);
                 // To where the copy came from: the same Via, so the same
                 // place the response first went, or a fresh connection.
                 actions.push(Action::Transmit {
@@ -632,7 +679,7 @@ impl<D: Clone> TransactionLayer<D> {
             let digest = self.absorbing.digest(false, &key.branch, &key.method, "");
             return match self.absorbing.get(&digest, now) {
                 Some(Keep::Ack(to)) if is_final(status) && !(200..300).contains(&status) => {
-                    count_retransmission("ack");
+                    self.retransmitted.count(Retransmitted::Ack);
                     let (dest, ack) = *to;
                     ClientVerdict::Absorbed(vec![Action::Transmit {
                         dest,
@@ -680,7 +727,7 @@ impl<D: Clone> TransactionLayer<D> {
             (TxKind::Invite, TxState::Completed) if !provisional && !success => {
                 let mut actions = Vec::new();
                 if let Some(ack) = &tx.ack {
-                    count_retransmission("ack");
+                    self.retransmitted.count(Retransmitted::Ack);
                     actions.push(Action::Transmit {
                         dest: tx.dest.clone(),
                         bytes: ack.clone(),
@@ -760,7 +807,7 @@ impl<D: Clone> TransactionLayer<D> {
             .absorbing
             .due_resends(now, self.timers.t1, self.timers.t2)
         {
-            count_retransmission("response");
+            self.retransmitted.count(Retransmitted::Response);
             actions.push(Action::Transmit {
                 dest,
                 bytes,
@@ -790,7 +837,7 @@ impl<D: Clone> TransactionLayer<D> {
                 // Timer A doubles without the T2 cap (§17.1.1.2).
                 tx.interval = tx.interval.saturating_mul(2);
                 let next = tx.interval;
-                Self::retransmit(tx, "request", actions);
+                Self::retransmit(tx, &mut self.retransmitted, actions);
                 self.arm(id, Timer::A, now + next);
             }
             (Timer::E, TxState::Trying | TxState::Proceeding) => {
@@ -800,7 +847,7 @@ impl<D: Clone> TransactionLayer<D> {
                     timers.t2
                 };
                 let next = tx.interval;
-                Self::retransmit(tx, "request", actions);
+                Self::retransmit(tx, &mut self.retransmitted, actions);
                 self.arm(id, Timer::E, now + next);
             }
             (Timer::B, TxState::Calling) | (Timer::F, TxState::Trying | TxState::Proceeding) => {
@@ -818,9 +865,10 @@ impl<D: Clone> TransactionLayer<D> {
         }
     }
 
-    fn retransmit(tx: &Tx<D>, kind: &'static str, actions: &mut Vec<Action<D>>) {
+    /// Resends our request (Timers A and E).
+    fn retransmit(tx: &Tx<D>, counts: &mut Retransmissions, actions: &mut Vec<Action<D>>) {
         if let Some(bytes) = &tx.message {
-            count_retransmission(kind);
+            counts.count(Retransmitted::Request);
             actions.push(Action::Transmit {
                 dest: tx.dest.clone(),
                 bytes: bytes.clone(),
@@ -921,6 +969,7 @@ pub struct Uas2xxRetransmitter<D> {
     next_seq: u64,
     entries: HashMap<(String, u32), Pending2xx<D>>,
     wheel: BTreeMap<(Instant, u64), (String, u32)>,
+    retransmitted: Retransmissions,
 }
 
 impl<D: Clone> Uas2xxRetransmitter<D> {
@@ -931,11 +980,17 @@ impl<D: Clone> Uas2xxRetransmitter<D> {
             next_seq: 0,
             entries: HashMap::new(),
             wheel: BTreeMap::new(),
+            retransmitted: Retransmissions::default(),
         }
     }
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// 2xx retransmissions sent since this was made (all `response`).
+    pub fn retransmissions(&self) -> Retransmissions {
+        self.retransmitted
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1011,7 +1066,7 @@ impl<D: Clone> Uas2xxRetransmitter<D> {
                 });
                 continue;
             }
-            count_retransmission("response");
+            self.retransmitted.count(Retransmitted::Response);
             actions.push(Uas2xxAction::Transmit {
                 dest: p.dest.clone(),
                 bytes: p.bytes.clone(),
@@ -1122,6 +1177,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let by_kind: Vec<_> = l.retransmissions().by_kind().collect();
+        assert_eq!(by_kind, [("request", 0), ("response", 1), ("ack", 0)]);
     }
 
     #[test]
@@ -1465,6 +1522,16 @@ mod tests {
             .collect();
         // 0.5, 1.5, 3.5, 7.5, 15.5, 31.5: six retransmissions (A is not capped).
         assert_eq!(resend_at, vec![500, 1500, 3500, 7500, 15500, 31500]);
+        // The layer's own figures say the same, with no recorder anywhere.
+        let counted = l.retransmissions();
+        assert_eq!(
+            (
+                counted.get(Retransmitted::Request),
+                counted.get(Retransmitted::Response),
+                counted.get(Retransmitted::Ack)
+            ),
+            (6, 0, 0)
+        );
         assert_eq!(
             fired.last(),
             Some(&(Duration::from_secs(32), Action::TimedOut { id }))
@@ -1544,6 +1611,7 @@ mod tests {
                 }])
             );
         }
+        assert_eq!(l.retransmissions().get(Retransmitted::Ack), 2);
         // Provisionals and 2xx in Completed are dropped.
         assert_eq!(
             l.client_response(&key("INVITE"), 180, t0 + ms(1600)),
@@ -2024,6 +2092,7 @@ mod tests {
             }
         }
         assert_eq!(at, vec![500, 1500, 3500, 7500]);
+        assert_eq!(r.retransmissions().get(Retransmitted::Response), 4);
         assert!(r.ack("call-1", 1));
         assert!(!r.ack("call-1", 1), "second ACK is a retransmission");
         assert_eq!(r.poll_timeout(), None);

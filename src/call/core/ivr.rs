@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{CallCore, End, Env, MediaCmd};
+use super::{CallCore, End, Env, Figure, MediaCmd, Output};
 use crate::dialplan::{CallInfo, Interpreter, IvrCommand, IvrEvent, Plan};
 use crate::media::{PlayOpts, Prompt, PromptLibrary};
 
@@ -90,12 +90,27 @@ impl<E: Env> CallCore<E> {
         self.apply(cmds)
     }
 
+    /// Hands what the interpreter counted to the shell, as figures.
+    fn ivr_figures(&mut self) {
+        let counted = self.ivr.interp.take_figures();
+        for (count, node, n) in counted {
+            let plan = self.ivr.interp.plan().name.clone();
+            self.out.push(Output::Figure(Figure::Ivr {
+                plan,
+                count,
+                node,
+                n,
+            }));
+        }
+    }
+
     pub(super) fn ivr_event(&mut self, ev: IvrEvent) -> Result<(), End> {
         let cmds = self.ivr.interp.handle(ev, self.now.at, self.now.wall);
         self.apply(cmds)
     }
 
     fn apply(&mut self, cmds: Vec<IvrCommand>) -> Result<(), End> {
+        self.ivr_figures();
         for cmd in cmds {
             match cmd {
                 IvrCommand::Play {

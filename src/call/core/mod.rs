@@ -36,7 +36,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::acd::{AcdCommand, AcdEvent};
-use crate::dialplan::Plan;
+use crate::dialplan::{IvrCount, Plan};
 use crate::media::{LegId, MediaEvent, PlayOpts, PoolExhausted, Prompt, PromptLibrary};
 use crate::ops::http::{CallState, CallView};
 use crate::ops::records::{Cdr, QueueEvent};
@@ -211,6 +211,13 @@ pub enum Figure {
         seconds: f64,
         result: &'static str,
         reason: &'static str,
+    },
+    /// What the IVR counted at `node` of `plan` (`Interpreter::take_figures`).
+    Ivr {
+        plan: String,
+        count: IvrCount,
+        node: String,
+        n: u64,
     },
 }
 

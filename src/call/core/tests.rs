@@ -1565,6 +1565,32 @@ fn hanging_up_while_the_transfer_rings_is_abandoned() {
     assert_eq!(cdr(&outs).unwrap().disposition, Disposition::Abandoned);
 }
 
+/// The IVR's counts leave the core as figures, for the shell's metrics.
+#[test]
+fn ivr_counts_come_out_as_figures() {
+    let ivr = |outs: &[Output]| -> Vec<(IvrCount, String, u64)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Figure(Figure::Ivr {
+                    plan,
+                    count,
+                    node,
+                    n,
+                }) => {
+                    assert_eq!(plan, "t");
+                    Some((*count, node.clone(), *n))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut t = T::answered();
+    let outs = t.digit('7');
+    assert_eq!(ivr(&outs), [(IvrCount::Invalid, "inicio".to_owned(), 1)]);
+    let outs = t.digit('9');
+    assert_eq!(ivr(&outs), [(IvrCount::Visit, "adios".to_owned(), 1)]);
+}
+
 // ---- session timers (RFC 4028) ----
 
 fn timed(headers: Vec<(&'static str, &'static str)>) -> (T, Vec<Output>) {
