@@ -180,14 +180,14 @@ impl Driver {
             Ctl::AckTimeout => Input::AckTimeout,
             Ctl::Shutdown => Input::Shutdown,
             Ctl::Remove => Input::Remove,
-            Ctl::Acd(cmd) => Input::Acd(cmd),
+            Ctl::Acd(cmd) => Input::Acd(*cmd),
         })
     }
 
     fn input_of_net(&mut self, n: NetMsg) -> Input {
         match n {
-            NetMsg::Request { req, tx } => Input::Request { req, tx },
-            NetMsg::Ack { req } => Input::Ack { req },
+            NetMsg::Request { req, tx } => Input::Request { req: *req, tx },
+            NetMsg::Ack { req } => Input::Ack { req: *req },
             NetMsg::Response { resp, tx } => {
                 // A final answer ends the client transaction, after this
                 // step (which may still hand it the ACK of a failure).
@@ -196,7 +196,7 @@ impl Driver {
                 {
                     self.finishing.push(tx);
                 }
-                Input::Response { resp }
+                Input::Response { resp: *resp }
             }
         }
     }

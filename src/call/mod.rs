@@ -664,7 +664,10 @@ impl TransactionUser for Router {
                     // A full network inbox drops the request; the peer
                     // retransmits it.
                     Some(call) => {
-                        let _ = call.net.try_send(routes::NetMsg::Request { req, tx });
+                        let _ = call.net.try_send(routes::NetMsg::Request {
+                            req: Box::new(req),
+                            tx,
+                        });
                     }
                     None => self.reject(ep, &req, tx, 481, "Call/Transaction Does Not Exist", &[]),
                 }
@@ -673,7 +676,9 @@ impl TransactionUser for Router {
                 let tag = req.to().ok().and_then(|t| t.tag().map(str::to_owned));
                 let call_id = req.call_id().unwrap_or("");
                 if let Some(call) = self.routes.by_dialog(call_id, tag.as_deref()) {
-                    let _ = call.net.try_send(routes::NetMsg::Ack { req });
+                    let _ = call
+                        .net
+                        .try_send(routes::NetMsg::Ack { req: Box::new(req) });
                 }
             }
             SipEvent::Cancel { invite_tx } => {
@@ -693,7 +698,10 @@ impl TransactionUser for Router {
                 let tag = resp.from().ok().and_then(|f| f.tag().map(str::to_owned));
                 let call_id = resp.call_id().unwrap_or("");
                 if let Some(call) = self.routes.by_dialog(call_id, tag.as_deref()) {
-                    let _ = call.net.try_send(routes::NetMsg::Response { resp, tx });
+                    let _ = call.net.try_send(routes::NetMsg::Response {
+                        resp: Box::new(resp),
+                        tx,
+                    });
                 }
             }
             SipEvent::Timeout { tx } => {

@@ -243,7 +243,7 @@ async fn run(
                 match calls.get(&call) {
                     // A call that ended meanwhile has dropped its inbox.
                     Some(a) => {
-                        let _ = a.inbox.send(Ctl::Acd(cmd));
+                        let _ = a.inbox.send(Ctl::Acd(Box::new(cmd)));
                     }
                     None => debug!(call, "ACD command for a call that is gone"),
                 }
@@ -945,7 +945,7 @@ mod tests {
         let mut rung_at_calls = std::collections::HashSet::new();
         for (call, rx) in &mut inboxes {
             while let Ok(Ctl::Acd(cmd)) = rx.try_recv() {
-                if let AcdCommand::Ring { op, .. } = cmd {
+                if let AcdCommand::Ring { op, .. } = *cmd {
                     rung_at_calls.insert((*call, op));
                 }
             }

@@ -21,12 +21,22 @@ use crate::ops::metrics as m;
 use crate::sip::Message;
 use crate::sip::transaction::TxId;
 
-/// A network message for a call.
+/// A network message for a call. Boxed: a channel keeps a block of 32
+/// slots per call from the start, so the slot stays a pointer wide rather
+/// than a whole message (8 KiB per call otherwise).
 #[derive(Debug)]
 pub enum NetMsg {
-    Request { req: Message, tx: TxId },
-    Ack { req: Message },
-    Response { resp: Message, tx: Option<TxId> },
+    Request {
+        req: Box<Message>,
+        tx: TxId,
+    },
+    Ack {
+        req: Box<Message>,
+    },
+    Response {
+        resp: Box<Message>,
+        tx: Option<TxId>,
+    },
 }
 
 /// The gateway's own events for a call; never dropped.
@@ -43,7 +53,8 @@ pub enum Ctl {
     Shutdown,
     /// An admin took the caller out of its queue.
     Remove,
-    Acd(AcdCommand),
+    /// Boxed for the same reason as [`NetMsg`].
+    Acd(Box<AcdCommand>),
 }
 
 /// How deep a call's network inbox may grow.
