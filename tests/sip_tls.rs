@@ -951,14 +951,8 @@ impl Sink for Collect {
     }
 }
 
-/// An in-test TLS server with `leaf`: accepts one connection, reads one SIP
-/// message and answers with a fixed response.
-async fn one_shot_server(
-    leaf: &Leaf,
-) -> (
-    SocketAddr,
-    tokio::task::JoinHandle<Option<(String, SocketAddr)>>,
-) {
+/// A TLS server socket on 127.0.0.1 presenting `leaf`.
+async fn tls_listener(leaf: &Leaf) -> (tokio::net::TcpListener, tokio_rustls::TlsAcceptor) {
     let chain = CertificateDer::pem_file_iter(&leaf.cert)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
@@ -974,6 +968,18 @@ async fn one_shot_server(
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (l, acceptor)
+}
+
+/// An in-test TLS server with `leaf`: accepts one connection, reads one SIP
+/// message and answers with a fixed response.
+async fn one_shot_server(
+    leaf: &Leaf,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<Option<(String, SocketAddr)>>,
+) {
+    let (l, acceptor) = tls_listener(leaf).await;
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let (tcp, from) = l.accept().await.ok()?;
@@ -1107,21 +1113,7 @@ async fn a_transfer_goes_to_a_sips_proxy_over_a_verified_tls_connection() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new(tmp.path(), "carrier");
     let leaf = pki.leaf("carrier");
-    let chain = CertificateDer::pem_file_iter(&leaf.cert)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(&leaf.key).unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (l, acceptor) = tls_listener(&leaf).await;
     let proxy = l.local_addr().unwrap();
     let carrier = tokio::spawn(async move {
         let (tcp, _) = l.accept().await.ok()?;

@@ -333,13 +333,18 @@ impl T {
         self.input(Input::Acd(cmd))
     }
 
-    fn ring(&mut self, op: &str) -> Message {
-        let outs = self.acd(AcdCommand::Ring {
+    /// The ACD rings `op`; what the call did about it.
+    fn ring_outs(&mut self, op: &str) -> Vec<Output> {
+        self.acd(AcdCommand::Ring {
             call: 42,
             op: op.into(),
             queue: "pasaportes".into(),
             timeout: Duration::from_secs(15),
-        });
+        })
+    }
+
+    fn ring(&mut self, op: &str) -> Message {
+        let outs = self.ring_outs(op);
         requests(&outs, Method::Invite)
             .pop()
             .expect("an INVITE to the operator")
@@ -1052,34 +1057,23 @@ fn hanging_up_while_waiting_is_an_abandonment_the_acd_hears_at_once() {
     assert_eq!(c.wait_ms, Some(30_000));
 }
 
+/// The gateway taking a waiting caller out (admin or shutdown) is its own
+/// event and record, never an abandonment.
 #[test]
-fn an_admin_removal_is_not_an_abandonment() {
-    let mut t = T::queued();
-    let outs = t.input(Input::Remove);
-    assert_eq!(
-        acd_events(&outs),
-        [AcdEvent::CallerRemoved {
-            call: 42,
-            by: Removal::Admin
-        }]
-    );
-    let outs = t.answer_bye(&outs);
-    assert_eq!(cdr(&outs).unwrap().disposition, Disposition::Removed);
-}
-
-#[test]
-fn shutdown_while_waiting_removes_the_caller() {
-    let mut t = T::queued();
-    let outs = t.input(Input::Shutdown);
-    assert_eq!(
-        acd_events(&outs),
-        [AcdEvent::CallerRemoved {
-            call: 42,
-            by: Removal::Shutdown
-        }]
-    );
-    let outs = t.answer_bye(&outs);
-    assert_eq!(cdr(&outs).unwrap().disposition, Disposition::Removed);
+fn a_removal_by_an_admin_or_by_shutdown_is_not_an_abandonment() {
+    for (input, by) in [
+        (Input::Remove, Removal::Admin),
+        (Input::Shutdown, Removal::Shutdown),
+    ] {
+        let mut t = T::queued();
+        let outs = t.input(input);
+        assert_eq!(
+            acd_events(&outs),
+            [AcdEvent::CallerRemoved { call: 42, by }]
+        );
+        let outs = t.answer_bye(&outs);
+        assert_eq!(cdr(&outs).unwrap().disposition, Disposition::Removed);
+    }
 }
 
 // ---- ringing operators ----
@@ -1087,12 +1081,7 @@ fn shutdown_while_waiting_removes_the_caller() {
 #[test]
 fn a_ring_sends_an_invite_routed_to_this_call() {
     let mut t = T::queued();
-    let outs = t.acd(AcdCommand::Ring {
-        call: 42,
-        op: "ana".into(),
-        queue: "pasaportes".into(),
-        timeout: Duration::from_secs(15),
-    });
+    let outs = t.ring_outs("ana");
     let route = outs
         .iter()
         .position(|o| matches!(o, Output::RouteDialog { .. }))
@@ -1125,12 +1114,7 @@ fn a_ring_sends_an_invite_routed_to_this_call() {
 #[test]
 fn an_operator_without_a_phone_is_reported_unreachable_at_once() {
     let mut t = T::queued();
-    let outs = t.acd(AcdCommand::Ring {
-        call: 42,
-        op: "nadie".into(),
-        queue: "pasaportes".into(),
-        timeout: Duration::from_secs(15),
-    });
+    let outs = t.ring_outs("nadie");
     assert_eq!(
         acd_events(&outs),
         [AcdEvent::RingFailed {
@@ -1151,12 +1135,7 @@ fn no_port_for_the_operator_leg_is_unreachable() {
     t.input(Input::Start);
     t.ack();
     t.digit('1');
-    let outs = t.acd(AcdCommand::Ring {
-        call: 42,
-        op: "ana".into(),
-        queue: "pasaportes".into(),
-        timeout: Duration::from_secs(15),
-    });
+    let outs = t.ring_outs("ana");
     assert!(matches!(
         acd_events(&outs)[..],
         [AcdEvent::RingFailed {
@@ -1282,12 +1261,7 @@ fn declined_and_no_answer_are_told_apart() {
 fn an_invite_that_times_out_or_cannot_be_sent_is_unreachable() {
     for lost in [true, false] {
         let mut t = T::queued();
-        let outs = t.acd(AcdCommand::Ring {
-            call: 42,
-            op: "ana".into(),
-            queue: "pasaportes".into(),
-            timeout: Duration::from_secs(15),
-        });
+        let outs = t.ring_outs("ana");
         let branch = requests(&outs, Method::Invite)[0].0.clone();
         let input = if lost {
             Input::ClientTimeout { branch }
@@ -1309,12 +1283,7 @@ fn an_invite_that_times_out_or_cannot_be_sent_is_unreachable() {
 #[test]
 fn the_acd_cancelling_a_ring_sends_cancel_on_the_invite_branch() {
     let mut t = T::queued();
-    let outs = t.acd(AcdCommand::Ring {
-        call: 42,
-        op: "ana".into(),
-        queue: "pasaportes".into(),
-        timeout: Duration::from_secs(15),
-    });
+    let outs = t.ring_outs("ana");
     let (branch, invite) = requests(&outs, Method::Invite).pop().unwrap();
     let outs = t.acd(AcdCommand::CancelRing {
         call: 42,
@@ -1902,12 +1871,7 @@ fn an_srtp_offer_over_tls_is_answered_with_our_key_and_media_starts_keyed() {
 #[test]
 fn a_plain_carrier_and_an_operator_on_tls_get_srtp_only_on_the_operators_leg() {
     let mut t = T::queued();
-    let outs = t.acd(AcdCommand::Ring {
-        call: 42,
-        op: "carla".into(),
-        queue: "pasaportes".into(),
-        timeout: Duration::from_secs(15),
-    });
+    let outs = t.ring_outs("carla");
     let (_, invite) = requests(&outs, Method::Invite).pop().unwrap();
     let body = String::from_utf8_lossy(invite.body()).to_string();
     assert!(
@@ -1944,12 +1908,7 @@ fn a_plain_carrier_and_an_operator_on_tls_get_srtp_only_on_the_operators_leg() {
     // The caller's leg, plain UDP, stayed plain.
     let (_, plain) = {
         let mut t2 = T::queued();
-        let outs = t2.acd(AcdCommand::Ring {
-            call: 42,
-            op: "ana".into(),
-            queue: "pasaportes".into(),
-            timeout: Duration::from_secs(15),
-        });
+        let outs = t2.ring_outs("ana");
         requests(&outs, Method::Invite).pop().unwrap()
     };
     assert!(!String::from_utf8_lossy(plain.body()).contains("a=crypto"));
@@ -1972,12 +1931,7 @@ fn with_srtp_required_a_plain_offer_is_refused_and_a_plain_phone_is_not_rung() {
     t.input(Input::Start);
     t.ack();
     t.digit('1');
-    let outs = t.acd(AcdCommand::Ring {
-        call: 42,
-        op: "ana".into(),
-        queue: "pasaportes".into(),
-        timeout: Duration::from_secs(15),
-    });
+    let outs = t.ring_outs("ana");
     assert!(requests(&outs, Method::Invite).is_empty());
     assert!(matches!(
         acd_events(&outs)[..],
