@@ -766,11 +766,12 @@ fn baresip_registered_over_tls_is_rung_over_that_connection_and_bridged() {
 }
 
 /// SRTP per leg with real peers: a plain caller over UDP from the trunk,
-/// an operator phone registered over TLS that offers and takes SDES keys
-/// (baresip `mediaenc=srtp`). The gateway offers the phone keys (only
-/// because its signalling is TLS), the phone answers with its own, and the
-/// audio crosses the bridge both ways: decrypted from the phone, encrypted
-/// to it; the caller's leg stays plain.
+/// an operator phone registered over TLS that insists on SRTP (baresip
+/// `mediaenc=srtp-mand`) and a gateway that requires it of operators. The
+/// gateway offers the phone RTP/SAVP with its key (only because its
+/// signalling is TLS), the phone answers with its own, and the audio
+/// crosses the bridge both ways: decrypted from the phone, encrypted to
+/// it; the caller's leg stays plain.
 #[test]
 fn a_plain_caller_talks_to_an_operator_over_srtp() {
     let tmp = tempfile::tempdir().unwrap();
@@ -782,13 +783,13 @@ fn a_plain_caller_talks_to_an_operator_over_srtp() {
         operator_config(&plans),
         tls_config(&leaf, "require_for_operators = true")
     );
-    let gw = Gw::start(&cfg);
+    let gw = Gw::start(&format!("{cfg}\n[media]\nsrtp_operators = \"required\"\n"));
     let wav = tmp.path().join("op-tone.wav");
     write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
     let tls = gw.tls.expect("TLS listener");
     let mut opts = BaresipOpts::operator("op1", "s3cret", gw.udp);
     opts.account =
-        format!("<sip:op1@{tls};transport=tls>;auth_pass=s3cret;regint=600;mediaenc=srtp");
+        format!("<sip:op1@{tls};transport=tls>;auth_pass=s3cret;regint=600;mediaenc=srtp-mand");
     opts.extra_config = format!(
         "sip_cafile\t\t{}\nmodule\t\t\tsrtp.so\n",
         pki.ca("gw").display()

@@ -163,6 +163,7 @@ impl Gateway {
                 session_min_se: cfg.calls.session_min_se,
                 session_expires: cfg.calls.session_expires,
                 srtp: cfg.media.srtp_mode(),
+                srtp_operators: cfg.media.srtp_operators_mode(),
             }),
             records,
             acd,

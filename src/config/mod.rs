@@ -194,15 +194,28 @@ pub struct MediaConfig {
     /// otherwise: a carrier may stay plain while operators encrypt); or
     /// `required` (a leg without SRTP over TLS is refused 488).
     pub srtp: String,
+    /// The same for operators' phones: `optional` offers a phone on TLS
+    /// keys it may ignore (RTP/AVP with `a=crypto`); `required` offers
+    /// RTP/SAVP (for phones set to mandatory SRTP) and rings no phone that
+    /// is not on TLS.
+    pub srtp_operators: String,
+}
+
+fn srtp_mode(s: &str) -> crate::sdp::SrtpMode {
+    match s {
+        "off" => crate::sdp::SrtpMode::Off,
+        "required" => crate::sdp::SrtpMode::Required,
+        _ => crate::sdp::SrtpMode::Optional,
+    }
 }
 
 impl MediaConfig {
     pub fn srtp_mode(&self) -> crate::sdp::SrtpMode {
-        match self.srtp.as_str() {
-            "off" => crate::sdp::SrtpMode::Off,
-            "required" => crate::sdp::SrtpMode::Required,
-            _ => crate::sdp::SrtpMode::Optional,
-        }
+        srtp_mode(&self.srtp)
+    }
+
+    pub fn srtp_operators_mode(&self) -> crate::sdp::SrtpMode {
+        srtp_mode(&self.srtp_operators)
     }
 }
 
@@ -221,6 +234,7 @@ impl Default for MediaConfig {
             realtime_priority: None,
             strict_rtp: true,
             srtp: "optional".into(),
+            srtp_operators: "optional".into(),
         }
     }
 }

@@ -188,6 +188,15 @@ impl<E: Env> CallCore<E> {
         Ok(())
     }
 
+    /// Operators' legs follow `srtp_operators`; a transfer goes to the
+    /// carrier's side and follows `srtp`.
+    fn leg_srtp(&self, kind: LegKind) -> sdp::SrtpMode {
+        match kind {
+            LegKind::Operator => self.cfg.srtp_operators,
+            LegKind::Transfer => self.cfg.srtp,
+        }
+    }
+
     /// The caller's user part, cut to characters that need no escaping.
     fn caller_user(&self) -> String {
         let user = self
@@ -219,7 +228,7 @@ impl<E: Env> CallCore<E> {
             return Err(());
         };
         let mut local_sdp = LocalSdp::new(self.cfg.media_ip, local.port());
-        let opts = self.sdp_opts(&reach.peer);
+        let opts = self.sdp_opts_with(self.leg_srtp(kind), &reach.peer);
         let offer = match sdp::offer_secure(&mut local_sdp, &self.cfg.codecs, opts) {
             Ok(offer) => offer,
             Err(e) => {
@@ -571,7 +580,7 @@ impl<E: Env> CallCore<E> {
             Some(Method::Invite) => {
                 // Hold/resume from the operator's phone: answer with our SDP.
                 let contact = self.env.contact(&l.peer);
-                let opts = self.sdp_opts(&l.peer);
+                let opts = self.sdp_opts_with(self.leg_srtp(l.kind), &l.peer);
                 let l = &mut self.legs.legs[i];
                 match sdp::answer_secure(req.body(), &mut l.local_sdp, &self.cfg.codecs, opts) {
                     Ok((answer, params, srtp)) => {

@@ -81,9 +81,12 @@ pub struct CallConfig {
     /// Session timers: the shortest and the longest interval we keep.
     pub session_min_se: u32,
     pub session_expires: u32,
-    /// SRTP on every leg: off, when the peer wants it (keys only over
-    /// TLS), or always.
+    /// SRTP on the carrier's legs (the caller's, a transfer's): off, when
+    /// the peer wants it (keys only over TLS), or always.
     pub srtp: crate::sdp::SrtpMode,
+    /// SRTP on operators' legs: `Optional` offers a phone on TLS keys it
+    /// may ignore; `Required` offers RTP/SAVP and rings no phone off TLS.
+    pub srtp_operators: crate::sdp::SrtpMode,
 }
 
 /// Where an outgoing leg is sent.

@@ -214,6 +214,7 @@ impl T {
             session_min_se: 90,
             session_expires: 1800,
             srtp: o.srtp,
+            srtp_operators: o.srtp,
         });
         let core = CallCore::new(Setup {
             id: 42,

@@ -298,8 +298,16 @@ impl<E: Env> CallCore<E> {
     /// How SDP is negotiated with `peer`: our SRTP mode, and whether keys
     /// may travel (TLS).
     pub(super) fn sdp_opts(&self, peer: &crate::sip::transport::Peer) -> sdp::SecureOpts {
+        self.sdp_opts_with(self.cfg.srtp, peer)
+    }
+
+    pub(super) fn sdp_opts_with(
+        &self,
+        srtp: sdp::SrtpMode,
+        peer: &crate::sip::transport::Peer,
+    ) -> sdp::SecureOpts {
         sdp::SecureOpts {
-            srtp: self.cfg.srtp,
+            srtp,
             signalling_secure: self.env.secure(peer),
         }
     }
