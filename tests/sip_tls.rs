@@ -1207,3 +1207,105 @@ uri = "sip:consulado@192.0.2.1"
         1.0
     );
 }
+
+/// What came back on a TLS connection after one message.
+#[derive(Debug, PartialEq)]
+enum Heard {
+    Final(u16),
+    Closed,
+    Nothing,
+}
+
+/// Reads until a final response (1xx skipped), the connection closing, or
+/// a quiet second.
+async fn first_final<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Heard {
+    let mut buf = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let finals = text
+            .split("SIP/2.0 ")
+            .skip(1)
+            .filter_map(|r| r.get(..3)?.parse::<u16>().ok())
+            .find(|c| *c >= 200);
+        if let Some(code) = finals {
+            return Heard::Final(code);
+        }
+        let mut chunk = [0u8; 8192];
+        match tokio::time::timeout(Duration::from_secs(1), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Heard::Closed,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return Heard::Nothing,
+        }
+    }
+}
+
+/// The RFC 4475 torture messages over TLS, each on a connection of its
+/// own, against the live gateway: every valid request gets a final answer
+/// that is not 400, no invalid message is accepted (an error status,
+/// silence for an unanswerable one, or the connection closed when a stream
+/// cannot frame it, as over TCP), the responses among them get no answer,
+/// and the gateway still answers OPTIONS afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc4475_torture_messages_over_tls_are_answered_as_the_codec_says() {
+    use conmutador::sip::message::{Frame, Message, StreamFramer};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "gw");
+    let leaf = pki.leaf("server");
+    let gw = Gw::start(&tls_config(&leaf, "max_connections = 64"));
+    let addr = gw.tls.unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rfc4475");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dat"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 45, "the whole corpus: {}", names.len());
+    let mut seen = Vec::new();
+    for path in &names {
+        let raw = std::fs::read(path).unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut framer = StreamFramer::new(StreamFramer::DEFAULT_MAX_MESSAGE);
+        framer.push(&raw);
+        let frames = matches!(framer.next(), Ok(Some(Frame::Message(_))));
+        let parsed = Message::parse(bytes::Bytes::from(raw.clone()));
+        let valid = parsed.as_ref().is_ok_and(|m| m.validate().is_ok());
+        let is_response = parsed.as_ref().is_ok_and(|m| !m.is_request());
+        let mut s = connect(addr, &pki.ca_pem).await.unwrap();
+        s.write_all(&raw).await.unwrap();
+        s.flush().await.unwrap();
+        let heard = first_final(&mut s).await;
+        match heard {
+            _ if is_response => assert!(
+                !matches!(heard, Heard::Final(_)),
+                "{name}: a response is never answered: {heard:?}"
+            ),
+            Heard::Final(c) if valid => assert_ne!(c, 400, "{name} is valid"),
+            // Refused: 400, or the precise error (505 for a version we do
+            // not speak), never accepted.
+            Heard::Final(c) => assert!(c >= 400, "{name} is invalid, got {c}"),
+            Heard::Closed | Heard::Nothing if valid && frames => {
+                panic!("{name}: a valid request went unanswered ({heard:?})")
+            }
+            _ => {}
+        }
+        seen.push((name, heard));
+    }
+    // Some invalid ones were answered 400 over TLS, as over UDP.
+    assert!(
+        seen.iter().filter(|(_, h)| *h == Heard::Final(400)).count() >= 10,
+        "{seen:?}"
+    );
+    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
+    let local = s.get_ref().0.local_addr().unwrap();
+    let uri = format!("sip:{addr};transport=tls");
+    s.write_all(options(&uri, local, "after", "TLS").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        first_final(&mut s).await,
+        Heard::Final(200),
+        "alive after the corpus"
+    );
+}

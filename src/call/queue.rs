@@ -532,7 +532,9 @@ impl Operators {
         // Read the credentials before looking the user up, so a known and
         // an unknown name get the same answer to the same header.
         let creds = match req.header(header).map(parse_authorization) {
-            None => None,
+            // A scheme we do not know is no credentials for us: challenge
+            // with ours (RFC 4475's regaut01), as for none at all.
+            None | Some(Err(crate::sip::digest::DigestError::NotDigest)) => None,
             Some(Ok(c)) => Some(c),
             Some(Err(_)) => {
                 metrics::counter!(m::AUTH_FAILURES_TOTAL, "reason" => "malformed").increment(1);

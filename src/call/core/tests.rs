@@ -1943,3 +1943,24 @@ fn with_srtp_required_a_plain_offer_is_refused_and_a_plain_phone_is_not_rung() {
     ));
     assert_eq!(released(&outs).len(), 1, "the unused port goes back");
 }
+
+#[test]
+fn an_invite_whose_body_is_not_sdp_is_415_with_accept() {
+    let mut b = RequestBuilder::new(Method::Invite, "sip:5550100@127.0.0.1:5060")
+        .header("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKx")
+        .header("From", "<sip:+525512345678@127.0.0.2>;tag=callertag")
+        .header("To", "<sip:5550100@127.0.0.1>")
+        .header("Call-ID", "trunk-call-1")
+        .header("CSeq", "1 INVITE");
+    b = b.body(
+        "application/unknownformat",
+        Bytes::from_static(b"<audio> <pcmu/> </audio>"),
+    );
+    let mut t = T::new(Opts::default());
+    t.core.trunk.invite = Message::parse(b.build()).unwrap();
+    let outs = t.input(Input::Start);
+    let r = response_for(&outs, TxId::for_test(INVITE_TX)).unwrap();
+    assert_eq!(r.status(), Some(415));
+    assert_eq!(r.header("Accept"), Some("application/sdp"));
+    assert!(done(&outs));
+}

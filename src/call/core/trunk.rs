@@ -222,6 +222,21 @@ impl<E: Env> CallCore<E> {
         };
         self.trunk.leg = Some(leg);
         let offer = self.trunk.invite.body().clone();
+        let sdp_body = self.trunk.invite.content_type().is_none_or(|ct| {
+            ct.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/sdp")
+        });
+        if !offer.is_empty() && !sdp_body {
+            // RFC 3261 §21.4.16: a body we cannot read is 415, saying what
+            // we read (RFC 4475's invut).
+            self.final_invite_response(
+                415,
+                "Unsupported Media Type",
+                &[("Accept", "application/sdp".to_owned())],
+            );
+            return Err(End::Failed);
+        }
         let opts = self.sdp_opts(&self.trunk.peer);
         let negotiated = if offer.is_empty() {
             self.trunk.late_offer = true;
