@@ -745,6 +745,7 @@ impl Acd {
         q.stats.wait_answered_total += waited;
         if waited <= q.cfg.service_level_threshold {
             q.stats.answered_within_sl += 1;
+            q.counts.answered_within_threshold += 1;
         }
         QueueSamples::push(&mut q.samples.wait_answered, waited.as_secs_f64());
         if let Some(f) = &c.forecast {
@@ -1365,9 +1366,6 @@ impl Acd {
         q.stats.answered += h.answered;
         q.stats.abandoned += h.abandoned;
         q.stats.answered_within_sl += h.answered_within_threshold;
-        q.stats.seeded_answered += h.answered;
-        q.stats.seeded_abandoned += h.abandoned;
-        q.stats.seeded_within_sl += h.answered_within_threshold;
         q.stats.wait_answered_total += h.answered_waits.iter().sum::<Duration>();
         q.stats.abs_error_total += h.prediction_errors.iter().map(|e| e.abs()).sum::<f64>();
         q.stats.scored += h.prediction_errors.len() as u64;

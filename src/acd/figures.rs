@@ -68,6 +68,9 @@ pub struct QueueCounts {
     pub ranges_outside: u64,
     /// Answered callers who heard no figure on entry (rung at once).
     pub unannounced: u64,
+    /// Answered callers who waited no longer than the service-level
+    /// threshold.
+    pub answered_within_threshold: u64,
 }
 
 impl QueueCounts {

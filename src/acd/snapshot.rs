@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::engine::Acd;
 use super::estimator;
+use super::figures::Outcome;
 use super::state::Activity;
 use super::types::{CallId, OperatorState, WaitSpeech};
 
@@ -158,12 +159,12 @@ impl Acd {
                             .then(|| s.wait_answered_total.as_secs_f64() / s.answered as f64),
                         mean_talk_secs: q.est.mean_talk(),
                         prediction_mae_secs: s.prediction_mae(),
+                        // The same counts the metrics take (not seeded
+                        // from the stored history).
                         since_start: SinceStartCounts {
-                            answered: s.answered.saturating_sub(s.seeded_answered),
-                            abandoned: s.abandoned.saturating_sub(s.seeded_abandoned),
-                            answered_within_threshold: s
-                                .answered_within_sl
-                                .saturating_sub(s.seeded_within_sl),
+                            answered: q.counts.outcome(Outcome::Answered),
+                            abandoned: q.counts.outcome(Outcome::Abandoned),
+                            answered_within_threshold: q.counts.answered_within_threshold,
                         },
                     },
                     operators,

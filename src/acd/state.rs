@@ -213,12 +213,6 @@ pub(crate) struct QueueStats {
     /// Answered callers who had heard a range, and how many waited inside it.
     pub ranges: u64,
     pub ranges_covered: u64,
-    /// The part of `answered`, `abandoned` and `answered_within_sl` that
-    /// came from the stored history (`Acd::seed`), so what happened since
-    /// this start can be told apart (the wallboard's "today").
-    pub seeded_answered: u64,
-    pub seeded_abandoned: u64,
-    pub seeded_within_sl: u64,
 }
 
 impl QueueStats {
