@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::baresip::{Baresip, BaresipOpts, rms, tone_frequency, write_tone_wav};
+use common::baresip::{Baresip, BaresipOpts, write_tone_wav};
+use common::talk_both_ways;
 use common::ua::Ua;
 use common::{Gw, eventually};
 use conmutador::sip::tls::{TlsContext, TlsFiles};
@@ -674,44 +675,6 @@ async fn operators_held_to_tls_are_refused_over_udp_and_challenged_over_tls() {
     let resp = read_message(&mut s, &mut Vec::new()).await;
     assert!(resp.starts_with("SIP/2.0 401"), "{resp}");
     assert!(header(&resp, "WWW-Authenticate").is_some(), "{resp}");
-}
-
-/// The caller (the in-test UA, over UDP from the trunk) talks 1 kHz for
-/// 3.5 s; each side must hear the other: the caller the operator's 440 Hz
-/// in the last two seconds, the operator the caller's 1 kHz.
-fn talk_both_ways(ua: &mut Ua, phone: &Baresip) {
-    let listener = {
-        let rtp = ua.rtp.try_clone().unwrap();
-        std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            let mut buf = [0u8; 2048];
-            rtp.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(4);
-            while Instant::now() < deadline {
-                if let Ok((n, _)) = rtp.recv_from(&mut buf) {
-                    if n > 12 && buf[1] & 0x7f == 0 {
-                        samples.extend(buf[12..n].iter().map(|&b| common::ua::ulaw_to_linear(b)));
-                    }
-                }
-            }
-            samples
-        })
-    };
-    ua.send_tones(&[1000.0], Duration::from_millis(3500), 0.5);
-    let heard = listener.join().unwrap();
-    let tail = &heard[heard.len().saturating_sub(16_000)..];
-    assert!(rms(tail) > 1000.0, "caller hears the operator");
-    let f = tone_frequency(tail, 8000);
-    assert!((400.0..480.0).contains(&f), "caller hears 440 Hz, got {f}");
-    let op_heard = phone.recorded_samples();
-    let op_tail = &op_heard[op_heard.len().saturating_sub(8_000)..];
-    assert!(rms(op_tail) > 1000.0, "operator hears the caller");
-    let f = tone_frequency(op_tail, 8000);
-    assert!(
-        (950.0..1050.0).contains(&f),
-        "operator hears 1 kHz, got {f}"
-    );
 }
 
 #[test]

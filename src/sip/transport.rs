@@ -403,18 +403,7 @@ impl Transports {
         let Some(tls) = self.tls.clone() else { return };
         let local = listener.local_addr().ok();
         loop {
-            let (stream, addr) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "tls accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if !sink.accepts(addr) {
-                drop(stream);
-                continue;
-            }
+            let (stream, addr) = admitted(&listener, &sink, "tls").await;
             let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
             let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
             {
@@ -455,19 +444,7 @@ impl Transports {
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener, sink: Arc<dyn Sink>) {
         loop {
-            let (stream, addr) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(error = %e, "tcp accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if !sink.accepts(addr) {
-                drop(stream);
-                continue;
-            }
+            let (stream, addr) = admitted(&listener, &sink, "tcp").await;
             let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
             let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
             {
@@ -649,4 +626,24 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere must not take the transport down with it.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The next connection the guard lets in (TCP or TLS, before any
+/// handshake); accept errors (EMFILE and friends) back off instead of
+/// spinning.
+async fn admitted(
+    listener: &TcpListener,
+    sink: &Arc<dyn Sink>,
+    what: &'static str,
+) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) if sink.accepts(addr) => return (stream, addr),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, transport = what, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }

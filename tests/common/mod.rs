@@ -397,3 +397,54 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// The caller talks (1 kHz) for 3.5 s while listening; then each side must
+/// have heard the other: the caller the operator's 440 Hz (in the last two
+/// seconds: the bridge, not the hold music before it), the operator the
+/// caller's 1 kHz at the end of its latest recording.
+pub fn talk_both_ways(ua: &mut ua::Ua, phone: &baresip::Baresip) {
+    let listener = {
+        let rtp = ua.rtp.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            let mut buf = [0u8; 2048];
+            rtp.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < deadline {
+                if let Ok((n, _)) = rtp.recv_from(&mut buf) {
+                    if n > 12 && buf[1] & 0x7f == 0 {
+                        samples.extend(buf[12..n].iter().map(|&b| ua::ulaw_to_linear(b)));
+                    }
+                }
+            }
+            samples
+        })
+    };
+    ua.send_tones(&[1000.0], Duration::from_millis(3500), 0.5);
+    let heard = listener.join().unwrap();
+    // The last two seconds: the bridge, not the hold music.
+    let tail = &heard[heard.len().saturating_sub(16_000)..];
+    assert!(
+        baresip::rms(tail) > 1000.0,
+        "caller hears the operator (rms {})",
+        baresip::rms(tail)
+    );
+    let f = baresip::tone_frequency(tail, 8000);
+    assert!(
+        (400.0..480.0).contains(&f),
+        "caller hears the operator's 440 Hz, got {f}"
+    );
+    let op_heard = phone.recorded_samples();
+    let op_tail = &op_heard[op_heard.len().saturating_sub(8_000)..];
+    assert!(
+        baresip::rms(op_tail) > 1000.0,
+        "operator hears the caller (rms {})",
+        baresip::rms(op_tail)
+    );
+    let f = baresip::tone_frequency(op_tail, 8000);
+    assert!(
+        (950.0..1050.0).contains(&f),
+        "operator hears the caller's 1 kHz, got {f}"
+    );
+}

@@ -858,19 +858,18 @@ fn an_unanswered_bye_gives_up_after_four_seconds() {
 }
 
 #[test]
-fn a_bye_that_cannot_be_sent_finishes_at_once() {
-    let mut t = T::answered();
-    let outs = t.digit('9');
-    let branch = requests(&outs, Method::Bye)[0].0.clone();
-    assert!(done(&t.input(Input::SendFailed { branch })));
-}
-
-#[test]
-fn a_bye_timing_out_finishes_the_call() {
-    let mut t = T::answered();
-    let outs = t.digit('9');
-    let branch = requests(&outs, Method::Bye)[0].0.clone();
-    assert!(done(&t.input(Input::ClientTimeout { branch })));
+fn a_bye_that_cannot_be_sent_or_times_out_finishes_at_once() {
+    for lost in [true, false] {
+        let mut t = T::answered();
+        let outs = t.digit('9');
+        let branch = requests(&outs, Method::Bye)[0].0.clone();
+        let input = if lost {
+            Input::SendFailed { branch }
+        } else {
+            Input::ClientTimeout { branch }
+        };
+        assert!(done(&t.input(input)));
+    }
 }
 
 #[test]

@@ -30,8 +30,6 @@ pub(super) struct Waiting {
     pub queued: Option<Queued>,
     /// The leg the caller talks to (an operator's id or the transfer).
     pub bridged: Option<String>,
-    /// The ACD knows this call (it joined a queue once).
-    attached: bool,
 }
 
 impl<E: Env> CallCore<E> {
@@ -50,8 +48,9 @@ impl<E: Env> CallCore<E> {
                 reason: QueueExitReason::Full,
             });
         };
-        if !self.waiting.attached {
-            self.waiting.attached = true;
+        // The ACD knows this call once it has joined a queue (the record
+        // names the first queue joined).
+        if self.record.queue.is_none() {
             self.out.push(Output::AcdAttach {
                 call_id: self.trunk.call_id.clone(),
                 caller: self.view.caller.clone(),
@@ -250,8 +249,7 @@ impl<E: Env> CallCore<E> {
             self.out.push(Output::Acd(ev));
         }
         self.end_legs();
-        if self.waiting.attached {
-            self.waiting.attached = false;
+        if self.record.queue.is_some() {
             self.out.push(Output::AcdDetach);
         }
     }
