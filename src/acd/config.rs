@@ -147,6 +147,77 @@ pub struct QueueConfig {
     /// `Acd::with_seed`).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Local time of day the queue stops serving ("20:00"): callers still
+    /// waiting then leave with `Exit Timeout`, and no figure past it is
+    /// said (the caller hears that the wait runs past what the queue
+    /// allows). Absent: the line is served to the end.
+    #[serde(default, deserialize_with = "opt_time_of_day")]
+    pub closes: Option<u32>,
+    /// Staffing schedule: how many of the queue's operators are expected
+    /// logged in when (`[[queue.shifts]]`). The estimator counts the
+    /// releases of a shift about to arrive and stops counting those of a
+    /// shift about to leave. Empty: only the staffing known now counts.
+    #[serde(default)]
+    pub shifts: Vec<Shift>,
+}
+
+/// One `[[queue.shifts]]` entry: `operators` of the queue's members are
+/// expected logged in from `start` to `end` (local time of day, "HH:MM";
+/// `end` may be "24:00", and an `end` before `start` runs past midnight).
+/// Breaks need no entry: staggered, they take a steady share of the floor,
+/// which the staffing seen now already shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shift {
+    #[serde(deserialize_with = "time_of_day")]
+    pub start: u32,
+    #[serde(deserialize_with = "time_of_day")]
+    pub end: u32,
+    pub operators: u32,
+}
+
+/// Seconds in a day.
+pub const DAY_SECS: u32 = 86_400;
+
+impl Shift {
+    /// Whether the shift is on at `tod` seconds after local midnight.
+    pub fn covers(&self, tod: u32) -> bool {
+        if self.start <= self.end {
+            (self.start..self.end).contains(&tod)
+        } else {
+            tod >= self.start || tod < self.end
+        }
+    }
+}
+
+/// Operators the schedule expects at `tod` (seconds after local midnight).
+pub fn scheduled(shifts: &[Shift], tod: u32) -> u32 {
+    shifts
+        .iter()
+        .filter(|s| s.covers(tod % DAY_SECS))
+        .map(|s| s.operators)
+        .sum()
+}
+
+/// Changes in the scheduled count over the day from `tod`:
+/// `(seconds from tod, change)`, ascending, each boundary once.
+pub fn schedule_changes(shifts: &[Shift], tod: u32) -> Vec<(u32, i64)> {
+    let mut at: Vec<u32> = shifts
+        .iter()
+        .flat_map(|s| [s.start % DAY_SECS, s.end % DAY_SECS])
+        .map(|b| (b + DAY_SECS - tod % DAY_SECS) % DAY_SECS)
+        .filter(|d| *d > 0)
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    at.into_iter()
+        .filter_map(|d| {
+            let b = (tod + d) % DAY_SECS;
+            let before = scheduled(shifts, (b + DAY_SECS - 1) % DAY_SECS);
+            let change = i64::from(scheduled(shifts, b)) - i64::from(before);
+            (change != 0).then_some((d, change))
+        })
+        .collect()
 }
 
 /// An operator's membership in one queue.
@@ -220,6 +291,8 @@ impl QueueConfig {
             initial_handle_time: d_initial_handle(),
             initial_patience: d_initial_patience(),
             seed: None,
+            closes: None,
+            shifts: Vec::new(),
         }
     }
 
@@ -353,6 +426,37 @@ fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
+/// "HH:MM" (or "HH:MM:SS") local time of day, as seconds after midnight;
+/// "24:00" is the end of the day.
+fn time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = String::deserialize(d)?;
+    parse_time_of_day(&v).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "expected a time of day such as \"20:00\", got {v:?}"
+        ))
+    })
+}
+
+fn opt_time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    time_of_day(d).map(Some)
+}
+
+/// Seconds after midnight of "HH:MM" or "HH:MM:SS" (up to "24:00").
+pub fn parse_time_of_day(v: &str) -> Option<u32> {
+    let mut parts = v.trim().split(':');
+    let h: u32 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let s: u32 = match parts.next() {
+        Some(x) => x.parse().ok()?,
+        None => 0,
+    };
+    if parts.next().is_some() || m > 59 || s > 59 {
+        return None;
+    }
+    let t = h * 3600 + m * 60 + s;
+    (t <= DAY_SECS).then_some(t)
+}
+
 fn opt_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     secs(d).map(Some)
 }
@@ -360,6 +464,50 @@ fn opt_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shifts_and_closing_parse_and_give_the_day_s_changes() {
+        let q: QueueConfig = toml::from_str(
+            r#"
+            name = "mexitel"
+            closes = "20:00"
+            [[shifts]]
+            start = "08:00"
+            end = "14:00"
+            operators = 16
+            [[shifts]]
+            start = "11:00"
+            end = "17:00"
+            operators = 14
+            [[shifts]]
+            start = "22:00"
+            end = "06:30"
+            operators = 2
+            "#,
+        )
+        .expect("valid test toml");
+        assert_eq!(q.closes, Some(20 * 3600));
+        assert_eq!(scheduled(&q.shifts, 12 * 3600), 30);
+        assert_eq!(scheduled(&q.shifts, 14 * 3600), 14);
+        assert_eq!(scheduled(&q.shifts, 3600), 2);
+        // From 10:00: +14 at 11 h, −16 at 14 h, −14 at 17 h, +2 at 22 h,
+        // −2 at 6:30, +16 at 8 h.
+        let h = |x: f64| (x * 3600.0) as u32;
+        assert_eq!(
+            schedule_changes(&q.shifts, h(10.0)),
+            vec![
+                (h(1.0), 14),
+                (h(4.0), -16),
+                (h(7.0), -14),
+                (h(12.0), 2),
+                (h(20.5), -2),
+                (h(22.0), 16)
+            ]
+        );
+        assert!(toml::from_str::<QueueConfig>("name = \"x\"\ncloses = \"25:00\"").is_err());
+        assert_eq!(parse_time_of_day("24:00"), Some(DAY_SECS));
+        assert_eq!(parse_time_of_day("7:61"), None);
+    }
 
     #[test]
     fn parses_a_queue_and_operator_from_toml() {

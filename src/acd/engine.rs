@@ -130,6 +130,7 @@ impl Acd {
                 connected: HashMap::new(),
                 seq: 0,
                 timers: BinaryHeap::new(),
+                clock: None,
             },
             out: Vec::new(),
         })
@@ -217,6 +218,9 @@ impl Acd {
                         self.log_op(oi, QueueEventKind::Unpause, now);
                     }
                 }
+            }
+            AcdEvent::LocalTime { secs_of_day } => {
+                self.st.clock = Some((now, secs_of_day % config::DAY_SECS));
             }
         }
         self.dispatch(now);
@@ -349,6 +353,7 @@ impl Acd {
         }
         self.st.seq += 1;
         let key: Key = (Reverse(priority), self.st.seq);
+        let allowed_at_join = self.st.allowed(qi, now);
         let q = &mut self.st.queues[qi];
         let pos = q.waiting.partition_point(|p| p.key < key);
         q.waiting.insert(
@@ -373,7 +378,7 @@ impl Acd {
             last_estimate: None,
             last_announce: None,
             next_announce: cfg.announce_interval.map(|i| now + i),
-            deadline: cfg.max_wait.map(|w| now + w),
+            deadline: allowed_at_join.map(|w| now + w),
             next_widen: cfg.next_step_after(Duration::ZERO).map(|a| now + a),
             next_progressive: None,
             rings: Vec::new(),
@@ -387,8 +392,8 @@ impl Acd {
             .estimates(qi, pos + 1, now)
             .and_then(|e| e.get(pos).copied());
         let estimate = forecast.map(|f| f.duration());
-        let max_wait = self.st.queues[qi].cfg.max_wait;
-        let wait = forecast.map(|f| estimator::speech(&f, max_wait));
+        let allowed = self.st.allowed(qi, now);
+        let wait = forecast.map(|f| estimator::speech(&f, allowed));
         let announced = wait.and_then(|w| w.heard());
         if let Some(c) = self.st.callers.get_mut(&call) {
             c.announced = announced;
@@ -1054,7 +1059,9 @@ impl Acd {
             .take(upto)
             .map(|p| (now.saturating_duration_since(p.joined), p.key.0.0))
             .collect();
-        q.est.estimate(&servers, &callers, now)
+        let staffing = self.st.staffing_changes(qi, servers.len(), now);
+        q.est
+            .estimate_with_staffing(&servers, &staffing, &callers, now)
     }
 
     /// The estimator's view of queue `qi`'s staffed members right now.
@@ -1114,13 +1121,17 @@ impl Acd {
             let estimate = forecast.map(|f| f.duration());
             let cfg = &self.st.queues[qi].cfg;
             let (interval, min_gap) = (cfg.announce_interval, cfg.min_announce_interval);
-            let max_wait = cfg.max_wait;
+            // What the queue still allows this caller: the rest of
+            // `max_wait`, or until closing if that comes first.
+            let allowed = self.st.callers.get(&call).and_then(|c| {
+                let max_wait = cfg
+                    .max_wait
+                    .map(|m| m.saturating_sub(now.saturating_duration_since(c.joined)));
+                min_some(max_wait, self.st.until_closing(qi, now))
+            });
             let Some(c) = self.st.callers.get_mut(&call) else {
                 continue;
             };
-            // What the queue still allows this caller.
-            let allowed =
-                max_wait.map(|m| m.saturating_sub(now.saturating_duration_since(c.joined)));
             let wait = forecast.map(|f| estimator::speech(&f, allowed));
             c.last_estimate = estimate;
             c.next_announce = interval.map(|i| now + i);
@@ -1369,5 +1380,65 @@ impl Acd {
         q.stats.wait_answered_total += h.answered_waits.iter().sum::<Duration>();
         q.stats.abs_error_total += h.prediction_errors.iter().map(|e| e.abs()).sum::<f64>();
         q.stats.scored += h.prediction_errors.len() as u64;
+    }
+}
+
+/// The smaller of two optional limits (`None`: no limit).
+fn min_some(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl State {
+    /// Local time of day at `now`, from the last `LocalTime`.
+    fn time_of_day(&self, now: Instant) -> Option<u32> {
+        let (at, tod) = self.clock?;
+        let since = now.saturating_duration_since(at).as_secs();
+        Some(((u64::from(tod) + since) % u64::from(config::DAY_SECS)) as u32)
+    }
+
+    /// How long until queue `qi` closes (`closes` and a known local time).
+    pub(crate) fn until_closing(&self, qi: usize, now: Instant) -> Option<Duration> {
+        let closes = self.queues[qi].cfg.closes? % config::DAY_SECS;
+        let tod = self.time_of_day(now)?;
+        let left = (closes + config::DAY_SECS - tod) % config::DAY_SECS;
+        Some(Duration::from_secs(u64::from(left)))
+    }
+
+    /// The most queue `qi` lets a caller joining at `now` wait: `max_wait`,
+    /// or until closing if that comes first.
+    pub(crate) fn allowed(&self, qi: usize, now: Instant) -> Option<Duration> {
+        min_some(self.queues[qi].cfg.max_wait, self.until_closing(qi, now))
+    }
+
+    /// The schedule's staffing moves ahead of `now` for queue `qi`, as
+    /// `(seconds from now, servers joining (+) or leaving (−))`, counted
+    /// from the `servers` staffed now: a drop never takes away more than
+    /// are there, and a day's moves are looked at (the next day's start
+    /// included).
+    pub(crate) fn staffing_changes(
+        &self,
+        qi: usize,
+        servers: usize,
+        now: Instant,
+    ) -> Vec<(f64, f64)> {
+        let shifts = &self.queues[qi].cfg.shifts;
+        if shifts.is_empty() {
+            return Vec::new();
+        }
+        let Some(tod) = self.time_of_day(now) else {
+            return Vec::new();
+        };
+        let mut staffed = servers as i64;
+        config::schedule_changes(shifts, tod)
+            .into_iter()
+            .filter_map(|(d, change)| {
+                let change = change.max(-staffed);
+                staffed += change;
+                (change != 0).then_some((f64::from(d), change as f64))
+            })
+            .collect()
     }
 }

@@ -768,7 +768,23 @@ impl Estimator {
 
     /// Build `M(t)` for these servers; `None` when there are none.
     pub fn curve(&self, servers: &[ServerStatus]) -> Option<ReleaseCurve> {
-        if servers.is_empty() {
+        self.curve_with_staffing(servers, &[])
+    }
+
+    /// `curve` with the schedule's staffing moves `(seconds from now,
+    /// change)`, ascending. An operator due to join at `d` is a server free
+    /// at `d` (a release at `d`, then one per cycle). Operators due to
+    /// leave at `d` stop releasing from `d` on; which ones is not known, so
+    /// `k` leaving take `k/N` of every current server's releases after `d`
+    /// (the call in progress then included: a leaver finishes it and takes
+    /// nobody new), and once the servers of now are all gone, those who
+    /// joined since. `None` when nobody is staffed now or later.
+    pub fn curve_with_staffing(
+        &self,
+        servers: &[ServerStatus],
+        staffing: &[(f64, f64)],
+    ) -> Option<ReleaseCurve> {
+        if servers.is_empty() && !staffing.iter().any(|(_, c)| *c > 0.0) {
             return None;
         }
         let mean = self.mean_talk_with(servers);
@@ -777,7 +793,41 @@ impl Estimator {
             self.atoms(*s, mean, &mut atoms);
         }
         let h = (self.answer_delay() + mean + self.wrapup).max(1.0);
-        Some(ReleaseCurve::new(atoms, h))
+        if staffing.is_empty() {
+            return Some(ReleaseCurve::new(atoms, h));
+        }
+        let mut moves: Vec<(f64, f64, f64)> = atoms.iter().map(|&(t, w)| (t, w, w)).collect();
+        let n0 = servers.len() as f64;
+        let (mut of_now, mut joined) = (n0, 0.0);
+        for &(d, change) in staffing {
+            if change > 0.0 {
+                moves.push((d, change, change));
+                joined += change;
+                continue;
+            }
+            let k = -change;
+            let from_now = k.min(of_now);
+            if from_now > 0.0 {
+                let f = from_now / n0;
+                // Atoms released by `d` lose only their ramp after `d`: one move.
+                let mut before = 0.0;
+                for &(r, w) in &atoms {
+                    if r <= d {
+                        before += w;
+                    } else {
+                        moves.push((r, -w * f, -w * f));
+                    }
+                }
+                moves.push((d, 0.0, -before * f));
+                of_now -= from_now;
+            }
+            let rest = (k - from_now).min(joined);
+            if rest > 0.0 {
+                moves.push((d, 0.0, -rest));
+                joined -= rest;
+            }
+        }
+        Some(ReleaseCurve::with_moves(moves, h))
     }
 
     /// Mean talk time, counting the calls in progress while the window is
@@ -811,7 +861,19 @@ impl Estimator {
         callers: &[(Duration, i32)],
         now: Instant,
     ) -> Option<Vec<Forecast>> {
-        let curve = self.curve(servers)?;
+        self.estimate_with_staffing(servers, &[], callers, now)
+    }
+
+    /// `estimate` knowing the staffing schedule's moves ahead
+    /// (`curve_with_staffing`); with none, the same as `estimate`.
+    pub fn estimate_with_staffing(
+        &self,
+        servers: &[ServerStatus],
+        staffing: &[(f64, f64)],
+        callers: &[(Duration, i32)],
+        now: Instant,
+    ) -> Option<Vec<Forecast>> {
+        let curve = self.curve_with_staffing(servers, staffing)?;
         let delay = self.answer_delay();
         let hazard = self
             .hazard
@@ -877,7 +939,10 @@ impl Estimator {
 pub struct ReleaseCurve {
     /// Atom times, ascending.
     r: Vec<f64>,
-    /// Prefix sums of atom weights and of weight × time.
+    /// Prefix sums of the atoms' steps (a release at the atom), of their
+    /// ramps (servers releasing one per cycle from the atom on) and of
+    /// ramp × time.
+    ws: Vec<f64>,
     w: Vec<f64>,
     rw: Vec<f64>,
     h: f64,
@@ -885,29 +950,49 @@ pub struct ReleaseCurve {
 
 impl ReleaseCurve {
     /// `atoms`: `(time, probability)` pairs over all servers; `h`: cycle.
-    pub fn new(mut atoms: Vec<(f64, f64)>, h: f64) -> Self {
-        atoms.retain(|(t, w)| t.is_finite() && w.is_finite() && *w > 0.0);
+    pub fn new(atoms: Vec<(f64, f64)>, h: f64) -> Self {
+        Self::with_moves(atoms.into_iter().map(|(t, w)| (t, w, w)).collect(), h)
+    }
+
+    /// `(time, step, ramp)` moves: a server's first release is a step and a
+    /// ramp of the same weight; a server leaving takes away its ramp (and
+    /// its release, if still to come). `M` may then fall between atoms:
+    /// use `solve_from`, not `time_for`, on such a curve.
+    pub fn with_moves(mut atoms: Vec<(f64, f64, f64)>, h: f64) -> Self {
+        atoms.retain(|(t, s, w)| {
+            t.is_finite() && s.is_finite() && w.is_finite() && (*s != 0.0 || *w != 0.0)
+        });
         atoms.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut r = Vec::with_capacity(atoms.len());
+        let mut ws = Vec::with_capacity(atoms.len());
         let mut w = Vec::with_capacity(atoms.len());
         let mut rw = Vec::with_capacity(atoms.len());
-        let (mut sw, mut srw) = (0.0, 0.0);
-        for (t, p) in atoms {
+        let (mut ss, mut sw, mut srw) = (0.0, 0.0, 0.0);
+        for (t, s, p) in atoms {
             let t = t.max(0.0);
+            ss += s;
             sw += p;
             srw += p * t;
+            // Moves at one instant are one atom: a leaver's release taken
+            // away at the very time it was due must not be reached first.
+            if r.last() == Some(&t) {
+                let last = r.len() - 1;
+                (ws[last], w[last], rw[last]) = (ss, sw, srw);
+                continue;
+            }
             r.push(t);
+            ws.push(ss);
             w.push(sw);
             rw.push(srw);
         }
-        ReleaseCurve { r, w, rw, h }
+        ReleaseCurve { r, ws, w, rw, h }
     }
 
     /// `M(t)` using the atoms up to index `i` inclusive (`None`: no atom yet).
     fn m_with(&self, upto: Option<usize>, t: f64) -> f64 {
         match upto {
             None => 0.0,
-            Some(i) => self.w[i] + (self.w[i] * t - self.rw[i]) / self.h,
+            Some(i) => self.ws[i] + (self.w[i] * t - self.rw[i]) / self.h,
         }
     }
 
@@ -983,7 +1068,7 @@ impl ReleaseCurve {
 
     /// The time `M` reaches `n`, `j` being the first atom with `M ≥ n`.
     fn time_at(&self, n: f64, j: usize) -> f64 {
-        let solve = |i: usize| (self.h * (n - self.w[i]) + self.rw[i]) / self.w[i];
+        let solve = |i: usize| (self.h * (n - self.ws[i]) + self.rw[i]) / self.w[i];
         if j == self.r.len() {
             return solve(j - 1);
         }

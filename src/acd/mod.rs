@@ -21,7 +21,7 @@ pub mod types;
 mod tests;
 
 pub use config::{
-    ConfigError, EmptyWhen, Membership, OperatorConfig, PenaltyStep, QueueConfig, Strategy,
+    ConfigError, EmptyWhen, Membership, OperatorConfig, PenaltyStep, QueueConfig, Shift, Strategy,
 };
 pub use engine::{AUTOPAUSE_REASON, Acd, QueueHistory, spoken_minutes};
 pub use figures::{AcdFigures, Outcome, QueueCounts, QueueFigures, QueueGauges, QueueSamples};

@@ -37,6 +37,8 @@ pub(crate) struct State {
     /// they reach the top, so the top is always a live timer and finding the
     /// next one does not walk thousands of waiting callers.
     pub timers: BinaryHeap<Reverse<(Instant, CallId)>>,
+    /// The last `LocalTime`: when it came and the local time of day it said.
+    pub clock: Option<(Instant, u32)>,
 }
 
 pub(crate) struct QueueRec {

@@ -1491,16 +1491,22 @@ fn words(cmds: &[AcdCommand]) -> Vec<(CallId, Option<WaitSpeech>)> {
 
 /// One operator, deterministic 300 s calls, no abandonment prior.
 fn taught(max_wait: Option<Duration>) -> H {
+    taught_with(|q| q.max_wait = max_wait, &["a"])
+}
+
+/// `taught` with the queue set by `set` and these operators logged in.
+fn taught_with(set: impl FnOnce(&mut QueueConfig), ops: &[&str]) -> H {
     let mut q = QueueConfig::named("q");
     q.initial_handle_time = s(300);
     q.initial_patience = Duration::ZERO;
-    q.max_wait = max_wait;
-    let mut h = H::with_queue(q, &["a"]);
+    set(&mut q);
+    let mut h = H::with_queue(q, ops);
     for c in 1..=256u64 {
-        h.join(c, 0);
-        h.answer(c, "a");
+        let r = rings(&h.join(c, 0));
+        let op = r[0].1.clone();
+        h.answer(c, &op);
         h.advance(300);
-        h.end(c, "a");
+        h.end(c, &op);
     }
     h
 }
@@ -1703,5 +1709,146 @@ fn since_start_counts_leave_the_seeded_history_out() {
             abandoned: 1,
             answered_within_threshold: 1,
         }
+    );
+}
+
+#[test]
+fn no_figure_past_closing_time_and_the_line_leaves_at_closing() {
+    // Closing at 20:00; the local time said at 19:48:20 (700 s before).
+    let mut h = taught_with(|q| q.closes = Some(20 * 3600), &["a"]);
+    h.ev(AcdEvent::LocalTime {
+        secs_of_day: 20 * 3600 - 700,
+    });
+    h.join(100, 0);
+    h.answer(100, "a");
+    assert_eq!(
+        words(&h.join(101, 0)),
+        [(101, Some(WaitSpeech::Minutes(5)))]
+    );
+    h.join(102, 0);
+    // Served at 900 s: past closing, so no figure.
+    assert_eq!(words(&h.join(103, 0)), [(103, Some(WaitSpeech::Beyond))]);
+    // At closing every caller still waiting leaves by the plan's timeout way.
+    let out = h.advance(699);
+    assert!(exits(&out).is_empty(), "{out:?}");
+    let mut left = exits(&h.advance(1));
+    left.sort_unstable_by_key(|e| e.0);
+    assert_eq!(
+        left,
+        [
+            (101, ExitReason::Timeout),
+            (102, ExitReason::Timeout),
+            (103, ExitReason::Timeout)
+        ]
+    );
+}
+
+#[test]
+fn closing_time_is_not_applied_without_a_local_time() {
+    let mut h = taught_with(|q| q.closes = Some(20 * 3600), &["a"]);
+    h.join(100, 0);
+    h.answer(100, "a");
+    h.join(101, 0);
+    h.join(102, 0);
+    let w = words(&h.join(103, 0));
+    assert!(
+        matches!(
+            w[0].1,
+            Some(WaitSpeech::Range { .. } | WaitSpeech::Minutes(_))
+        ),
+        "{w:?}"
+    );
+    assert!(exits(&h.advance(3600)).is_empty());
+}
+
+/// Shifts for the schedule tests: "a" all day, one more from `join`
+/// (seconds after 10:00) and everyone on the first shift leaving at
+/// `leave` seconds after 10:00.
+fn shifts(join: u32, leave: u32) -> Vec<Shift> {
+    let at = |d: u32| 10 * 3600 + d;
+    vec![
+        Shift {
+            start: 8 * 3600,
+            end: at(leave),
+            operators: 1,
+        },
+        Shift {
+            start: at(join),
+            end: 20 * 3600,
+            operators: 1,
+        },
+    ]
+}
+
+#[test]
+fn a_shift_about_to_arrive_shortens_the_figure() {
+    // Without a schedule: the next release is "a" ending its call at 300 s.
+    let mut h = taught(None);
+    h.ev(AcdEvent::LocalTime {
+        secs_of_day: 10 * 3600,
+    });
+    h.join(100, 0);
+    h.answer(100, "a");
+    assert_eq!(
+        words(&h.join(101, 0)),
+        [(101, Some(WaitSpeech::Minutes(5)))]
+    );
+    // With one more operator due at 10:02:30, that one takes the caller.
+    let mut h = taught_with(|q| q.shifts = shifts(150, 10 * 3600), &["a"]);
+    h.ev(AcdEvent::LocalTime {
+        secs_of_day: 10 * 3600,
+    });
+    h.join(100, 0);
+    h.answer(100, "a");
+    assert_eq!(
+        words(&h.join(101, 0)),
+        [(101, Some(WaitSpeech::Seconds(150)))]
+    );
+    // The schedule is read only once the local time is known.
+    let mut h = taught_with(|q| q.shifts = shifts(150, 10 * 3600), &["a"]);
+    h.join(100, 0);
+    h.answer(100, "a");
+    assert_eq!(
+        words(&h.join(101, 0)),
+        [(101, Some(WaitSpeech::Minutes(5)))]
+    );
+}
+
+#[test]
+fn a_shift_about_to_leave_lengthens_the_figure() {
+    // Two operators on 300 s calls; the first shift (one of them) leaves
+    // at 10:05, the other stays. Callers 3 and 4 would be served at 300 s
+    // by both; with one leaving, only half of the 300 s releases count and
+    // nothing after 10:05 but the stayer's cycle.
+    let run = |leave: Option<u32>| {
+        let mut h = taught_with(
+            |q| {
+                if let Some(l) = leave {
+                    q.shifts = shifts(0, l);
+                    q.shifts[1].start = 8 * 3600;
+                }
+            },
+            &["a", "b"],
+        );
+        h.ev(AcdEvent::LocalTime {
+            secs_of_day: 10 * 3600,
+        });
+        let ra = rings(&h.join(100, 0));
+        h.answer(100, &ra[0].1);
+        let rb = rings(&h.join(101, 0));
+        h.answer(101, &rb[0].1);
+        h.join(102, 0);
+        let w = words(&h.join(103, 0));
+        w[0].1
+    };
+    // Without a schedule: the second release at 300 s.
+    assert_eq!(run(None), Some(WaitSpeech::Minutes(5)));
+    // One of two leaving at 10:05 (before their call ends at 300 s): the
+    // second release comes a cycle later.
+    let w = run(Some(290));
+    assert!(
+        matches!(w, Some(WaitSpeech::Minutes(m)) if m >= 8)
+            || matches!(w, Some(WaitSpeech::Range { low, high }) if low + high >= 16),
+        "{w:?}"
     );
 }

@@ -104,6 +104,13 @@ pub enum AcdEvent {
     Unpause {
         op: String,
     },
+    /// The local wall-clock time of day, seconds after midnight, in the
+    /// zone queues' `closes` and `shifts` are written in. The shell sends it
+    /// at start and then periodically; the core keeps time with `now`
+    /// between two. Without it, `closes` and `shifts` are not used.
+    LocalTime {
+        secs_of_day: u32,
+    },
 }
 
 /// Why a caller leaves the queue without an operator; the dialplan has an

@@ -258,10 +258,20 @@ impl Gateway {
         let queue_names: Vec<String> = cfg.queues.iter().map(|q| q.name.clone()).collect();
         let export_open = move || {
             let plans = open.services.plans();
-            let now_open = crate::dialplan::open::open_queues(plans.plans(), chrono::Utc::now());
+            let utc = chrono::Utc::now();
+            let now_open = crate::dialplan::open::open_queues(plans.plans(), utc);
             for q in &queue_names {
                 metrics::gauge!(m::QUEUE_OPEN, "queue" => q.clone())
                     .set(f64::from(u8::from(now_open.contains(q))));
+            }
+            // The queues' `closes` and `shifts` are local times of day in
+            // the plans' default zone.
+            if let Some(acd) = &open.services.acd {
+                use chrono::Timelike;
+                let local = utc.with_timezone(&crate::dialplan::model::DEFAULT_TIMEZONE);
+                acd.event(crate::acd::AcdEvent::LocalTime {
+                    secs_of_day: local.num_seconds_from_midnight(),
+                });
             }
         };
         // Right before the first scrape can happen, then every second.
