@@ -14,8 +14,11 @@
 //!   12). A fifth of them log in up to 20 min late, a sixth leave up to 20
 //!   min early. Each takes two 15-minute breaks, staggered by operator;
 //!   a break or a shift end starts when their current call and wrap-up end
-//!   (the core reports them paused), as on a real floor. The core is never
-//!   told the schedule: it sees log-ins, pauses and log-offs as they come.
+//!   (the core reports them paused), as on a real floor. The core is told
+//!   the shift plan (`[[queue.shifts]]`: 8–14 h 16, 11–17 h 14, 14–21 h
+//!   12, the last an hour past closing since that shift serves the line
+//!   out) and the local time, not who is late, early or on a break;
+//!   `MEXITEL_SCHEDULE=0` runs it without the plan, as before.
 //! - **Calls**: lognormal talk times (mean 340 s, cv 0.8) plus 20 s
 //!   wrap-up and a 2–6 s answer delay (about 6 min per call); 3 % of rings
 //!   go unanswered (the ring times out after 15 s).
@@ -35,18 +38,20 @@
 //! Run with `cargo bench --bench mexitel_day`; `MEXITEL_SEEDS=n` and
 //! `MEXITEL_DAYS=n` change the number of seeds (5) and days per seed (3);
 //! `MEXITEL_SEED_BASE=n` starts the seeds elsewhere (0: the published
-//! table), to check on draws nobody tuned against.
+//! table), to check on draws nobody tuned against; `MEXITEL_SCHEDULE=0`
+//! keeps the shift plan from the core.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::time::Duration;
 
 use conmutador::acd::{
     Acd, AcdCommand, AcdEvent, CallId, Membership, OperatorConfig, OperatorState, Party,
-    QueueConfig, QueueEventKind, Strategy, WaitSpeech,
+    QueueConfig, QueueEventKind, Shift, Strategy, WaitSpeech,
 };
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+
+#[path = "support/sim.rs"]
+mod sim;
+use sim::{Asterisk, Clock, Draws, Step};
 
 const DAY: f64 = 86_400.0;
 const OPEN: f64 = 8.0 * 3600.0;
@@ -125,18 +130,15 @@ struct Scored {
 }
 
 struct Sim {
-    acd: Acd,
-    base: Instant,
-    rng: SmallRng,
-    heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
-    seq: u64,
+    clock: Clock<Ev>,
+    draws: Draws,
     next_call: CallId,
     day: usize,
     days: usize,
     /// Waiting callers: join time, priority high?
     waiting: HashMap<CallId, (f64, bool)>,
     heard: HashMap<CallId, WaitSpeech>,
-    ast_h: i64,
+    ast: Asterisk,
     ast_heard: HashMap<CallId, f64>,
     phase: Vec<Phase>,
     shift_of: Vec<usize>,
@@ -152,12 +154,6 @@ struct Sim {
     timed_out: u64,
     /// Sum and count of waits of answered callers, by hour of the day.
     hourly: [(f64, u64); 14],
-    core_time: Duration,
-    core_calls: u64,
-}
-
-fn nanos(t: f64) -> u64 {
-    (t * 1e9) as u64
 }
 
 fn rate_at(secs_of_day: f64) -> f64 {
@@ -176,8 +172,20 @@ fn rate_at(secs_of_day: f64) -> f64 {
 }
 
 impl Sim {
-    fn new(seed: u64, days: usize) -> Self {
+    fn new(seed: u64, days: usize, schedule: bool) -> Self {
         let mut q = QueueConfig::named("mexitel");
+        if schedule {
+            // The plan as a supervisor writes it; the evening shift is
+            // written to 21 h because it serves the line out.
+            q.shifts = SHIFTS
+                .iter()
+                .map(|&(start, end, n)| Shift {
+                    start: (start * 3600.0) as u32,
+                    end: (if end >= 20.0 { end + 1.0 } else { end } * 3600.0) as u32,
+                    operators: n as u32,
+                })
+                .collect();
+        }
         q.strategy = Strategy::LongestIdle;
         q.wrapup = Duration::from_secs_f64(WRAPUP);
         q.ring_timeout = Duration::from_secs(15);
@@ -205,17 +213,14 @@ impl Sim {
             shift_of.extend(std::iter::repeat_n(s, *n));
         }
         let mut sim = Sim {
-            acd,
-            base: Instant::now(),
-            rng: SmallRng::seed_from_u64(seed),
-            heap: BinaryHeap::new(),
-            seq: 0,
+            clock: Clock::new(acd),
+            draws: Draws::new(seed),
             next_call: 1,
             day: 0,
             days,
             waiting: HashMap::new(),
             heard: HashMap::new(),
-            ast_h: 0,
+            ast: Asterisk::default(),
             ast_heard: HashMap::new(),
             phase: vec![Phase::Off; total],
             shift_of,
@@ -228,36 +233,25 @@ impl Sim {
             abandoned: 0,
             timed_out: 0,
             hourly: [(0.0, 0); 14],
-            core_time: Duration::ZERO,
-            core_calls: 0,
         };
         sim.push(0.0, Ev::NextDay);
         sim
     }
 
     fn push(&mut self, t: f64, ev: Ev) {
-        self.seq += 1;
-        self.heap.push(Reverse((nanos(t), self.seq, ev)));
+        self.clock.push(t, ev);
     }
 
     fn uniform(&mut self) -> f64 {
-        self.rng.random::<f64>()
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        self.draws.uniform()
     }
 
     fn talk(&mut self) -> f64 {
-        let s2 = (1.0 + TALK_CV * TALK_CV).ln();
-        let mu = TALK_MEAN.ln() - s2 / 2.0;
-        (mu + s2.sqrt() * self.normal()).exp()
+        self.draws.lognormal(TALK_MEAN, TALK_CV)
     }
 
     fn patience(&mut self) -> f64 {
-        (PATIENCE_MEDIAN.ln() + PATIENCE_SIGMA * self.normal()).exp()
+        (PATIENCE_MEDIAN.ln() + PATIENCE_SIGMA * self.draws.normal()).exp()
     }
 
     /// The next arrival after `t` (thinning against the day's top rate).
@@ -318,41 +312,19 @@ impl Sim {
     }
 
     fn run(&mut self) {
-        loop {
-            let ev_t = self.heap.peek().map(|Reverse((t, _, _))| *t);
-            let to = self
-                .acd
-                .poll_timeout()
-                .map(|i| i.saturating_duration_since(self.base).as_nanos() as u64);
-            let (t, timer) = match (ev_t, to) {
-                (Some(e), Some(x)) if x <= e => (x, true),
-                (Some(e), _) => (e, false),
-                (None, Some(x)) => (x, true),
-                (None, None) => break,
-            };
-            let secs = t as f64 / 1e9;
-            let now = self.base + Duration::from_nanos(t);
-            if timer {
-                let t0 = Instant::now();
-                let cmds = self.acd.handle_timeout(now);
-                self.core_time += t0.elapsed();
-                self.core_calls += 1;
-                self.apply(cmds, secs, None);
-                continue;
-            }
-            let Some(Reverse((_, _, ev))) = self.heap.pop() else {
-                break;
-            };
-            if let Some(acd_ev) = self.event(ev, secs) {
-                let joining = match &acd_ev {
-                    AcdEvent::CallerJoined { call, .. } => Some(*call),
-                    _ => None,
-                };
-                let t0 = Instant::now();
-                let cmds = self.acd.handle(acd_ev, now);
-                self.core_time += t0.elapsed();
-                self.core_calls += 1;
-                self.apply(cmds, secs, joining);
+        while let Some(step) = self.clock.next(f64::INFINITY) {
+            match step {
+                Step::Timers { secs, cmds } => self.apply(cmds, secs, None),
+                Step::Event { secs, now, ev } => {
+                    if let Some(acd_ev) = self.event(ev, secs) {
+                        let joining = match &acd_ev {
+                            AcdEvent::CallerJoined { call, .. } => Some(*call),
+                            _ => None,
+                        };
+                        let cmds = self.clock.handle(acd_ev, now);
+                        self.apply(cmds, secs, joining);
+                    }
+                }
             }
         }
     }
@@ -366,7 +338,8 @@ impl Sim {
                     return None;
                 }
                 self.plan_day();
-                None
+                // Midnight: the shell's local time of day.
+                Some(AcdEvent::LocalTime { secs_of_day: 0 })
             }
             Ev::Arrival => {
                 if let Some(t) = self.next_arrival(secs) {
@@ -378,8 +351,8 @@ impl Sim {
                 let high = self.uniform() < HIGH_SHARE;
                 self.waiting.insert(call, (secs, high));
                 // Asterisk's entry announcement, as heard: at least a minute.
-                let mins = ((self.ast_h + 30).abs() / 60).max(1);
-                self.ast_heard.insert(call, (mins * 60) as f64);
+                let heard = self.ast.heard_on_entry() as f64;
+                self.ast_heard.insert(call, heard);
                 let p = self.patience();
                 self.push(secs + p, Ev::Patience(call));
                 Some(AcdEvent::CallerJoined {
@@ -406,11 +379,8 @@ impl Sim {
             Ev::LogIn(op) => {
                 self.phase[op] = Phase::Working;
                 // Yesterday's "shift" pause ends with the new log-in.
-                let now = self.base + Duration::from_nanos(nanos(secs));
-                let t0 = Instant::now();
-                let cmds = self.acd.handle(AcdEvent::Unpause { op: op_id(op) }, now);
-                self.core_time += t0.elapsed();
-                self.core_calls += 1;
+                let now = self.clock.at(secs);
+                let cmds = self.clock.handle(AcdEvent::Unpause { op: op_id(op) }, now);
                 self.apply(cmds, secs, None);
                 Some(AcdEvent::OperatorOnline { op: op_id(op) })
             }
@@ -452,16 +422,13 @@ impl Sim {
                     return None;
                 }
                 // The line is empty: everyone still here goes home.
-                let now = self.base + Duration::from_nanos(nanos(secs));
+                let now = self.clock.at(secs);
                 for op in 0..self.phase.len() {
                     if self.phase[op] != Phase::Off {
                         self.phase[op] = Phase::Off;
-                        let t0 = Instant::now();
                         let cmds = self
-                            .acd
+                            .clock
                             .handle(AcdEvent::OperatorOffline { op: op_id(op) }, now);
-                        self.core_time += t0.elapsed();
-                        self.core_calls += 1;
                         self.apply(cmds, secs, None);
                     }
                 }
@@ -477,12 +444,12 @@ impl Sim {
     }
 
     fn apply(&mut self, cmds: Vec<AcdCommand>, secs: f64, joining: Option<CallId>) {
-        let now = self.base + Duration::from_nanos(nanos(secs));
+        let now = self.clock.at(secs);
         for c in cmds {
             match c {
                 // 3 % of rings are never answered (the core's ring timeout ends them).
                 AcdCommand::Ring { call, op, .. } if self.uniform() >= NO_ANSWER => {
-                    let d = self.rng.random_range(ANSWER_DELAY.0..ANSWER_DELAY.1);
+                    let d = self.draws.range(ANSWER_DELAY.0, ANSWER_DELAY.1);
                     let oi = op[2..].parse().expect("sim operator ids are opN");
                     self.push(secs + d, Ev::Answer(call, oi));
                 }
@@ -503,7 +470,7 @@ impl Sim {
                     let talk = self.talk();
                     self.push(secs + talk, Ev::Hangup(call, oi));
                     let waited = secs - joined;
-                    self.ast_h = (3 * self.ast_h + waited.round() as i64) / 4;
+                    self.ast.answered(waited.round() as i64);
                     let hour = ((joined - self.day_start()) / 3600.0) as usize;
                     if let Some(h) = self.hourly.get_mut(hour.saturating_sub(8)) {
                         h.0 += waited;
@@ -549,10 +516,7 @@ impl Sim {
                             }
                             ("shift", Phase::LeaveAsked) => {
                                 self.phase[oi] = Phase::Off;
-                                let t0 = Instant::now();
-                                let cmds = self.acd.handle(AcdEvent::OperatorOffline { op }, now);
-                                self.core_time += t0.elapsed();
-                                self.core_calls += 1;
+                                let cmds = self.clock.handle(AcdEvent::OperatorOffline { op }, now);
                                 self.apply(cmds, secs, None);
                             }
                             _ => {}
@@ -613,8 +577,10 @@ fn main() {
     };
     let (seeds, days) = (env("MEXITEL_SEEDS", 5), env("MEXITEL_DAYS", 3).max(2));
     let base = env("MEXITEL_SEED_BASE", 0);
+    let schedule = env("MEXITEL_SCHEDULE", 1) != 0;
     println!(
-        "mexitel_day: {seeds} seeds × {days} days; 42 operators in 3 shifts with late/early starts and staggered breaks; talk lognormal mean {TALK_MEAN} s cv {TALK_CV} + {WRAPUP} s wrap-up; {:.0} % priority callers; lognormal patience median {:.0} min σ {PATIENCE_SIGMA}; max_wait {:.0} min\n",
+        "mexitel_day: {seeds} seeds × {days} days; shift plan {}; 42 operators in 3 shifts with late/early starts and staggered breaks; talk lognormal mean {TALK_MEAN} s cv {TALK_CV} + {WRAPUP} s wrap-up; {:.0} % priority callers; lognormal patience median {:.0} min σ {PATIENCE_SIGMA}; max_wait {:.0} min\n",
+        if schedule { "told" } else { "not told" },
         HIGH_SHARE * 100.0,
         PATIENCE_MEDIAN / 60.0,
         MAX_WAIT / 60.0
@@ -624,9 +590,16 @@ fn main() {
     let (mut rung, mut beyond, mut beyond_served) = (Vec::new(), 0usize, 0usize);
     let mut hourly = [(0.0, 0u64); 14];
     let (mut core_time, mut core_calls) = (Duration::ZERO, 0u64);
+    let mut exported = (0u64, 0u64);
     for seed in 0..seeds {
-        let mut sim = Sim::new(0x4D45_5849 + (base + seed) as u64, days);
+        let mut sim = Sim::new(0x4D45_5849 + (base + seed) as u64, days, schedule);
         sim.run();
+        // What the core exports (conmutador_queue_wait_ranges_total), to
+        // check against the bench's own count below.
+        let end = sim.clock.at(days as f64 * DAY);
+        let c = &sim.clock.acd.take_figures(end).queues[0].counts;
+        exported.0 += c.ranges_inside;
+        exported.1 += c.ranges_outside;
         all.extend(sim.scored.iter().copied());
         arrived += sim.arrived;
         served += sim.served;
@@ -639,8 +612,8 @@ fn main() {
             h.0 += x.0;
             h.1 += x.1;
         }
-        core_time += sim.core_time;
-        core_calls += sim.core_calls;
+        core_time += sim.clock.core_time;
+        core_calls += sim.clock.core_calls;
     }
     println!(
         "callers {arrived}: served {served}, abandoned {abandoned}, sent out at max_wait {timed_out}"
@@ -702,6 +675,12 @@ fn main() {
         "\nranges heard by {} answered callers; actual wait inside the range: {:.1} %",
         ranges.len(),
         100.0 * ranges.iter().filter(|c| **c).count() as f64 / ranges.len().max(1) as f64
+    );
+    println!(
+        "exported by the core (conmutador_queue_wait_ranges_total): inside {} / outside {} = {:.1} %",
+        exported.0,
+        exported.1,
+        100.0 * exported.0 as f64 / (exported.0 + exported.1).max(1) as f64
     );
     let cold = stats(
         &first_hour(true)

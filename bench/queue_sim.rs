@@ -32,16 +32,17 @@
 //! Run with `cargo bench --bench queue_sim`; `QUEUE_SIM_SEED=n` changes the
 //! random draws, `QUEUE_SIM_DEBUG=1` adds error and bias per announced band.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::time::Duration;
 
 use conmutador::acd::{
     Acd, AcdCommand, AcdEvent, CallId, Membership, OperatorConfig, OperatorState, Party,
     QueueConfig, QueueEventKind, Strategy, WaitSpeech,
 };
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+
+#[path = "support/sim.rs"]
+mod sim;
+use sim::{Asterisk, Clock, Draws, Step};
 
 const OPERATORS: usize = 20;
 const HOURS: f64 = 48.0;
@@ -125,15 +126,12 @@ enum Ev {
 
 struct Sim {
     shape: Shape,
-    acd: Acd,
-    base: Instant,
-    rng: SmallRng,
-    heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
-    seq: u64,
+    clock: Clock<Ev>,
+    draws: Draws,
     next_call: CallId,
     waiting: HashMap<CallId, f64>,
-    /// Asterisk's running hold time H (integer seconds) and per-call announcement.
-    ast_h: i64,
+    /// Asterisk's running hold time H and per-call announcement.
+    ast: Asterisk,
     ast_announced: HashMap<CallId, (i64, i64)>,
     /// What each caller heard from us on entry (absent: rung at once).
     heard: HashMap<CallId, WaitSpeech>,
@@ -155,16 +153,9 @@ struct Sim {
     busy_time: f64,
     served: u64,
     abandoned: u64,
-    /// Real time spent inside the core, and how many calls into it.
-    core_time: Duration,
-    core_calls: u64,
     no_estimate: u64,
     /// Most callers in the line at once (as the simulation saw it).
     max_waiting: usize,
-}
-
-fn nanos(t: f64) -> u64 {
-    (t * 1e9) as u64
 }
 
 impl Sim {
@@ -193,14 +184,11 @@ impl Sim {
             .with_seed(seed);
         let mut sim = Sim {
             shape,
-            acd,
-            base: Instant::now(),
-            rng: SmallRng::seed_from_u64(seed),
-            heap: BinaryHeap::new(),
-            seq: 0,
+            clock: Clock::new(acd),
+            draws: Draws::new(seed),
             next_call: 1,
             waiting: HashMap::new(),
-            ast_h: 0,
+            ast: Asterisk::default(),
             ast_announced: HashMap::new(),
             heard: HashMap::new(),
             scored: Vec::new(),
@@ -214,17 +202,16 @@ impl Sim {
             busy_time: 0.0,
             served: 0,
             abandoned: 0,
-            core_time: Duration::ZERO,
-            core_calls: 0,
             no_estimate: 0,
             max_waiting: 0,
         };
         for i in 0..shape.operators {
-            let cmds = sim.acd.handle(
+            let base = sim.clock.base;
+            let cmds = sim.clock.acd.handle(
                 AcdEvent::OperatorOnline {
                     op: format!("op{i}"),
                 },
-                sim.base,
+                base,
             );
             sim.apply(cmds, 0.0);
             let t = sim.exp(WORK_BETWEEN_BREAKS);
@@ -236,68 +223,32 @@ impl Sim {
     }
 
     fn push(&mut self, t: f64, ev: Ev) {
-        self.seq += 1;
-        self.heap.push(Reverse((nanos(t), self.seq, ev)));
+        self.clock.push(t, ev);
     }
 
     fn exp(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.rng.random::<f64>()).ln()
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.rng.random::<f64>();
-        let u2 = self.rng.random::<f64>();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        self.draws.exp(mean)
     }
 
     fn talk(&mut self) -> f64 {
-        let s2 = (1.0 + TALK_CV * TALK_CV).ln();
-        let mu = self.shape.talk_mean.ln() - s2 / 2.0;
-        (mu + s2.sqrt() * self.normal()).exp()
+        self.draws.lognormal(self.shape.talk_mean, TALK_CV)
     }
 
     fn patience(&mut self) -> f64 {
-        let u = 1.0 - self.rng.random::<f64>();
+        let u = 1.0 - self.draws.uniform();
         self.shape.patience_scale * (-u.ln()).powf(1.0 / PATIENCE_SHAPE)
     }
 
     fn run(&mut self) {
-        let end = self.shape.secs;
-        loop {
-            let ev_t = self.heap.peek().map(|Reverse((t, _, _))| *t);
-            // Timers stay exact: an Instant rounded through f64 could land
-            // just before the deadline and never fire.
-            let to = self
-                .acd
-                .poll_timeout()
-                .map(|i| i.saturating_duration_since(self.base).as_nanos() as u64);
-            let (t, timer) = match (ev_t, to) {
-                (Some(e), Some(x)) if x <= e => (x, true),
-                (Some(e), _) => (e, false),
-                (None, Some(x)) => (x, true),
-                (None, None) => break,
-            };
-            let secs = t as f64 / 1e9;
-            if secs > end {
-                break;
+        while let Some(step) = self.clock.next(self.shape.secs) {
+            match step {
+                Step::Timers { secs, cmds } => self.apply(cmds, secs),
+                Step::Event { secs, now, ev } => self.event(ev, secs, now),
             }
-            let now = self.base + Duration::from_nanos(t);
-            if timer {
-                let t0 = Instant::now();
-                let cmds = self.acd.handle_timeout(now);
-                self.core_time += t0.elapsed();
-                self.core_calls += 1;
-                self.apply(cmds, secs);
-                continue;
-            }
-            let Some(Reverse((_, _, ev))) = self.heap.pop() else {
-                break;
-            };
-            self.event(ev, secs, now);
         }
     }
 
-    fn event(&mut self, ev: Ev, secs: f64, now: Instant) {
+    fn event(&mut self, ev: Ev, secs: f64, now: std::time::Instant) {
         let acd_ev = match ev {
             Ev::Arrival => {
                 let dt = self.exp(1.0 / self.shape.rate);
@@ -309,8 +260,8 @@ impl Sim {
                 self.max_waiting = self.max_waiting.max(self.waiting.len());
                 // Asterisk's entry announcement, made before this caller is
                 // counted, scored as heard like ours: whole minutes, at least one.
-                let mins = ((self.ast_h + 30).abs() / 60).max(1);
-                self.ast_announced.insert(call, (mins * 60, self.ast_h));
+                let heard = self.ast.heard_on_entry();
+                self.ast_announced.insert(call, (heard, self.ast.h));
                 let p = self.patience();
                 self.push(secs + p, Ev::Patience(call));
                 AcdEvent::CallerJoined {
@@ -358,10 +309,7 @@ impl Sim {
             AcdEvent::CallerJoined { call, .. } => Some(*call),
             _ => None,
         };
-        let t0 = Instant::now();
-        let cmds = self.acd.handle(acd_ev, now);
-        self.core_time += t0.elapsed();
-        self.core_calls += 1;
+        let cmds = self.clock.handle(acd_ev, now);
         // The entry announcement comes with the join; a caller rung at
         // once gets none and is scored apart.
         if let Some(call) = joining {
@@ -387,8 +335,8 @@ impl Sim {
     fn apply(&mut self, cmds: Vec<AcdCommand>, secs: f64) {
         for c in cmds {
             match c {
-                AcdCommand::Ring { call, op, .. } if self.rng.random::<f64>() >= NO_ANSWER => {
-                    let d = self.rng.random_range(ANSWER_DELAY.0..ANSWER_DELAY.1);
+                AcdCommand::Ring { call, op, .. } if self.draws.uniform() >= NO_ANSWER => {
+                    let d = self.draws.range(ANSWER_DELAY.0, ANSWER_DELAY.1);
                     let oi = op[2..].parse().expect("sim operator ids are opN");
                     self.push(secs + d, Ev::Answer(call, oi));
                 }
@@ -399,7 +347,7 @@ impl Sim {
                     let talk = self.talk();
                     self.push(secs + talk, Ev::Hangup(call, oi));
                     let waited = (secs - joined).round() as i64;
-                    self.ast_h = (3 * self.ast_h + waited) / 4;
+                    self.ast.answered(waited);
                 }
                 AcdCommand::Exit { call, .. } => {
                     self.waiting.remove(&call);
@@ -497,8 +445,8 @@ fn main() {
     for (i, load) in LOADS.into_iter().enumerate() {
         let mut sim = Sim::new(Shape::accuracy(load), seed + i as u64);
         sim.run();
-        core_time += sim.core_time;
-        core_calls += sim.core_calls;
+        core_time += sim.clock.core_time;
+        core_calls += sim.clock.core_calls;
         let ours: Vec<f64> = sim
             .scored
             .iter()
@@ -584,8 +532,8 @@ fn main() {
         sim.max_waiting,
         sim.served,
         sim.abandoned,
-        sim.core_calls,
-        sim.core_time.as_secs_f64() * 1e6 / sim.core_calls.max(1) as f64,
+        sim.clock.core_calls,
+        sim.clock.core_time.as_secs_f64() * 1e6 / sim.clock.core_calls.max(1) as f64,
     );
     println!("elapsed {:.1} s", started.elapsed().as_secs_f64());
 }

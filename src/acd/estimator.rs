@@ -62,15 +62,27 @@
 //!
 //! # Breaks and shifts
 //!
-//! The core is not told staffing schedules. It uses the staffing known now:
-//! an operator asked to pause or leave stops counting as a server at once
-//! (their current call still ends), and one who comes back counts from then.
-//! With staggered breaks the share of the floor away is roughly constant, so
-//! today's count is the right average; shift changes show as the log-ins
-//! and log-offs happen. What the count misses (a shift about to arrive or
-//! end) is part of the relative model error in the spread, and its average
-//! effect is absorbed by the calibration below; a staffing schedule the
-//! core could read would do better (none exists yet).
+//! The staffing known now counts first: an operator asked to pause or
+//! leave stops counting as a server at once (their current call still
+//! ends), and one who comes back counts from then. With staggered breaks
+//! the share of the floor away is roughly constant, so today's count is the
+//! right average for breaks.
+//!
+//! Shifts are not steady: a queue's `[[queue.shifts]]` (with the local time
+//! of day from the shell) give the moves ahead, `(d, ±k)` seconds from now
+//! (`estimate_with_staffing`). `k` joining at `d` are servers free at `d`:
+//! each adds `1{t ≥ d} + (t − d)⁺/h`. `k` leaving at `d` take `k/N` of every
+//! current server's releases after `d` (which of the `N` leave is not
+//! known; a leaver finishes the call in progress and takes nobody new, so
+//! an atom after `d` loses its step as well as its ramp), and once the
+//! servers of now are all gone, the ramps of those who joined since. `M`
+//! may then fall between atoms, which the segment walk below handles. A
+//! leave never takes more than are staffed: counted from the servers of
+//! now, late starters and early leavers are what the count already shows.
+//! Without a schedule or a local time the moves are empty and nothing
+//! changes. What is left (lateness, breaks, a plan not kept) is part of the
+//! relative model error in the spread, and its average effect is absorbed
+//! by the calibration below.
 //!
 //! # Cold start: patience
 //!
@@ -128,8 +140,12 @@
 //! # What is said (`speech`)
 //!
 //! - If the figure runs past what the queue allows (the rest of
-//!   `max_wait`), no figure: the caller is told so and offered the plan's
-//!   way out (`WaitSpeech::Beyond`).
+//!   `max_wait`, or the time left until the queue's `closes`, whichever
+//!   is less), no figure: the caller is told so and offered the plan's way
+//!   out (`WaitSpeech::Beyond`; the dialplan's say `beyond` words and the
+//!   node's key exit are the one place an offer such as a callback hooks
+//!   in). At `closes` the callers still waiting leave by `Exit Timeout`,
+//!   like at `max_wait`, so the words are kept.
 //! - Under 2¾ min, seconds: 10 s steps below two minutes ("un minuto y
 //!   cuarenta segundos"), 15 s steps above, at least 10 s. Short waits
 //!   are known to within seconds; whole minutes would throw that away,
@@ -148,8 +164,7 @@
 //! depends on the caller's position and priority, on how many operators are
 //! working now and how far into their calls they are, and shrinks when
 //! callers ahead tend to hang up. It still gives operators who serve
-//! several queues their full capacity to each queue (optimistic there), and
-//! does not know closing time (the line is assumed served to the end).
+//! several queues their full capacity to each queue (optimistic there).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
