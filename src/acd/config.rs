@@ -199,25 +199,32 @@ pub fn scheduled(shifts: &[Shift], tod: u32) -> u32 {
         .sum()
 }
 
-/// Changes in the scheduled count over the day from `tod`:
-/// `(seconds from tod, change)`, ascending, each boundary once.
+/// Moves in the schedule over the day from `tod`: `(seconds from tod,
+/// change)`, ascending; at one boundary the operators leaving come before
+/// those joining (a shift handing over to another is both, not their net).
 pub fn schedule_changes(shifts: &[Shift], tod: u32) -> Vec<(u32, i64)> {
-    let mut at: Vec<u32> = shifts
+    let tod = tod % DAY_SECS;
+    let ahead = |b: u32| (b % DAY_SECS + DAY_SECS - tod) % DAY_SECS;
+    let mut moves: Vec<(u32, i64)> = Vec::new();
+    for s in shifts
         .iter()
-        .flat_map(|s| [s.start % DAY_SECS, s.end % DAY_SECS])
-        .map(|b| (b + DAY_SECS - tod % DAY_SECS) % DAY_SECS)
-        .filter(|d| *d > 0)
-        .collect();
-    at.sort_unstable();
-    at.dedup();
-    at.into_iter()
-        .filter_map(|d| {
-            let b = (tod + d) % DAY_SECS;
-            let before = scheduled(shifts, (b + DAY_SECS - 1) % DAY_SECS);
-            let change = i64::from(scheduled(shifts, b)) - i64::from(before);
-            (change != 0).then_some((d, change))
-        })
-        .collect()
+        .filter(|s| s.operators > 0 && s.start % DAY_SECS != s.end % DAY_SECS)
+    {
+        let n = i64::from(s.operators);
+        moves.push((ahead(s.end), -n));
+        moves.push((ahead(s.start), n));
+    }
+    moves.retain(|(d, _)| *d > 0);
+    // Leaves before joins at one instant; each sign summed per instant.
+    moves.sort_unstable_by_key(|&(d, c)| (d, c > 0));
+    let mut out: Vec<(u32, i64)> = Vec::new();
+    for (d, c) in moves {
+        match out.last_mut() {
+            Some((ld, lc)) if *ld == d && (*lc > 0) == (c > 0) => *lc += c,
+            _ => out.push((d, c)),
+        }
+    }
+    out
 }
 
 /// An operator's membership in one queue.
@@ -491,7 +498,7 @@ mod tests {
         assert_eq!(scheduled(&q.shifts, 14 * 3600), 14);
         assert_eq!(scheduled(&q.shifts, 3600), 2);
         // From 10:00: +14 at 11 h, −16 at 14 h, −14 at 17 h, +2 at 22 h,
-        // −2 at 6:30, +16 at 8 h.
+        // −2 at 6:30, +16 at 8 h; a hand-over is both moves, leaves first.
         let h = |x: f64| (x * 3600.0) as u32;
         assert_eq!(
             schedule_changes(&q.shifts, h(10.0)),
@@ -503,6 +510,22 @@ mod tests {
                 (h(20.5), -2),
                 (h(22.0), 16)
             ]
+        );
+        let handover = [
+            Shift {
+                start: 8 * 3600,
+                end: 14 * 3600,
+                operators: 16,
+            },
+            Shift {
+                start: 14 * 3600,
+                end: 20 * 3600,
+                operators: 12,
+            },
+        ];
+        assert_eq!(
+            schedule_changes(&handover, h(13.0)),
+            vec![(h(1.0), -16), (h(1.0), 12), (h(7.0), -12), (h(19.0), 16)]
         );
         assert!(toml::from_str::<QueueConfig>("name = \"x\"\ncloses = \"25:00\"").is_err());
         assert_eq!(parse_time_of_day("24:00"), Some(DAY_SECS));

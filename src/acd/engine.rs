@@ -1414,10 +1414,11 @@ impl State {
     }
 
     /// The schedule's staffing moves ahead of `now` for queue `qi`, as
-    /// `(seconds from now, servers joining (+) or leaving (−))`, counted
-    /// from the `servers` staffed now: a drop never takes away more than
-    /// are there, and a day's moves are looked at (the next day's start
-    /// included).
+    /// `(seconds from now, servers joining (+) or leaving (−))`. Each move
+    /// is scaled by the share of the scheduled floor staffed now (breaks,
+    /// absences and early leavers show there, and a shift that arrives
+    /// will take its breaks too); a leave never takes more than are there.
+    /// A day's moves are looked at (the next day's start included).
     pub(crate) fn staffing_changes(
         &self,
         qi: usize,
@@ -1431,13 +1432,19 @@ impl State {
         let Some(tod) = self.time_of_day(now) else {
             return Vec::new();
         };
-        let mut staffed = servers as i64;
+        let planned = config::scheduled(shifts, tod);
+        let share = if planned == 0 {
+            1.0
+        } else {
+            (servers as f64 / f64::from(planned)).min(1.0)
+        };
+        let mut staffed = servers as f64;
         config::schedule_changes(shifts, tod)
             .into_iter()
             .filter_map(|(d, change)| {
-                let change = change.max(-staffed);
+                let change = (change as f64 * share).max(-staffed);
                 staffed += change;
-                (change != 0).then_some((f64::from(d), change as f64))
+                (change != 0.0).then_some((f64::from(d), change))
             })
             .collect()
     }
