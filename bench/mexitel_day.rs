@@ -15,7 +15,7 @@
 //!   min early. Each takes two 15-minute breaks, staggered by operator;
 //!   a break or a shift end starts when their current call and wrap-up end
 //!   (the core reports them paused), as on a real floor. The core is told
-//!   the shift plan (`[[queue.shifts]]`: 8–14 h 16, 11–17 h 14, 14–21 h
+//!   the shift plan (`[[queues.shifts]]`: 8–14 h 16, 11–17 h 14, 14–21 h
 //!   12, the last an hour past closing since that shift serves the line
 //!   out) and the local time, not who is late, early or on a break;
 //!   `MEXITEL_SCHEDULE=0` runs it without the plan, as before.

@@ -154,14 +154,14 @@ pub struct QueueConfig {
     #[serde(default, deserialize_with = "opt_time_of_day")]
     pub closes: Option<u32>,
     /// Staffing schedule: how many of the queue's operators are expected
-    /// logged in when (`[[queue.shifts]]`). The estimator counts the
+    /// logged in when (`[[queues.shifts]]`). The estimator counts the
     /// releases of a shift about to arrive and stops counting those of a
     /// shift about to leave. Empty: only the staffing known now counts.
     #[serde(default)]
     pub shifts: Vec<Shift>,
 }
 
-/// One `[[queue.shifts]]` entry: `operators` of the queue's members are
+/// One `[[queues.shifts]]` entry: `operators` of the queue's members are
 /// expected logged in from `start` to `end` (local time of day, "HH:MM";
 /// `end` may be "24:00", and an `end` before `start` runs past midnight).
 /// Breaks need no entry: staggered, they take a steady share of the floor,

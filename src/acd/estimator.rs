@@ -68,7 +68,7 @@
 //! the share of the floor away is roughly constant, so today's count is the
 //! right average for breaks.
 //!
-//! Shifts are not steady: a queue's `[[queue.shifts]]` (with the local time
+//! Shifts are not steady: a queue's `[[queues.shifts]]` (with the local time
 //! of day from the shell) give the moves ahead, `(d, ±k)` seconds from now
 //! (`estimate_with_staffing`). `k` joining at `d` are servers free at `d`:
 //! each adds `1{t ≥ d} + (t − d)⁺/h`. `k` leaving at `d` take `k/N` of every
@@ -77,8 +77,11 @@
 //! an atom after `d` loses its step as well as its ramp), and once the
 //! servers of now are all gone, the ramps of those who joined since. `M`
 //! may then fall between atoms, which the segment walk below handles. A
-//! leave never takes more than are staffed: counted from the servers of
-//! now, late starters and early leavers are what the count already shows.
+//! hand-over (one shift leaving as another arrives) is both moves, not
+//! their net: the arrivals are a burst of free servers. The engine scales
+//! every move by the share of the scheduled floor staffed now (breaks,
+//! absences and early leavers show there, and an arriving shift will take
+//! its breaks too), and a leave never takes more than are staffed.
 //! Without a schedule or a local time the moves are empty and nothing
 //! changes. What is left (lateness, breaks, a plan not kept) is part of the
 //! relative model error in the spread, and its average effect is absorbed
