@@ -733,6 +733,44 @@ pub const CATALOG: &[MetricDef] = &[
         "Wallboard event streams open now (one per open wallboard page), at most 32.",
         &[],
     ),
+    // Recording (appended by the recording room)
+    counter(
+        RECORDINGS_STARTED_TOTAL,
+        "Call recordings started (a two-channel WAV file opened).",
+        &[],
+    ),
+    counter(
+        RECORDINGS_COMPLETED_TOTAL,
+        "Call recordings closed normally at the end of their call.",
+        &[],
+    ),
+    counter(
+        RECORDINGS_FAILED_TOTAL,
+        "Call recordings not made or stopped early, by reason (disk_full: free space under recording.min_free_mb; write_error: the file could not be created or written; busy: too many recordings at once). The call itself goes on.",
+        &["reason"],
+    )
+    .with(&[Values::Each(&crate::media::RECORDING_FAIL_REASONS)]),
+    gauge(
+        RECORDING_BYTES,
+        Unit::Bytes,
+        "Bytes of recordings on disk under the recording directory.",
+        &[],
+    ),
+    counter(
+        RECORDINGS_DELETED_TOTAL,
+        "Recordings deleted because they were older than recording.retention_days.",
+        &[],
+    ),
+    counter(
+        RECORDINGS_PAUSED_TOTAL,
+        "Times an operator paused a recording with the pause code.",
+        &[],
+    ),
+    counter(
+        RECORDING_FRAMES_DROPPED_TOTAL,
+        "Audio frames the media clock could not hand to the recorder (its queue was full): heard by the parties, missing (silent) in the file.",
+        &[],
+    ),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -1113,3 +1151,11 @@ pub const SIP_TLS_REFUSED_TOTAL: &str = "conmutador_sip_tls_refused_total";
 pub const SIP_TLS_RELOADS_TOTAL: &str = "conmutador_sip_tls_reloads_total";
 // Wallboard (appended by the wallboard room)
 pub const WALLBOARD_STREAMS: &str = "conmutador_wallboard_streams";
+// Recording (appended by the recording room)
+pub const RECORDINGS_STARTED_TOTAL: &str = "conmutador_recordings_started_total";
+pub const RECORDINGS_COMPLETED_TOTAL: &str = "conmutador_recordings_completed_total";
+pub const RECORDINGS_FAILED_TOTAL: &str = "conmutador_recordings_failed_total";
+pub const RECORDING_BYTES: &str = "conmutador_recording_bytes";
+pub const RECORDINGS_DELETED_TOTAL: &str = "conmutador_recordings_deleted_total";
+pub const RECORDINGS_PAUSED_TOTAL: &str = "conmutador_recordings_paused_total";
+pub const RECORDING_FRAMES_DROPPED_TOTAL: &str = "conmutador_recording_frames_dropped_total";
