@@ -46,6 +46,7 @@ fn cdr(i: u32) -> Cdr {
         } else {
             "BYE".into()
         },
+        recording: (i == 2).then(|| "call-2_trunk.wav".into()),
     }
 }
 

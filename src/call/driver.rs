@@ -74,6 +74,15 @@ impl Env for ShellEnv {
     fn take_place(&self, caller: &str) -> Option<super::places::Place> {
         self.svc.places.take(caller)
     }
+
+    fn recording(&self, queue: &str, call_id: &str) -> Option<String> {
+        let share = *self.svc.record_queues.get(queue)?;
+        let recorder = self.svc.recorder.as_ref()?;
+        if !share.records(rand::random_range(0..100)) || !recorder.admit() {
+            return None;
+        }
+        Some(crate::media::record::file_name(call_id))
+    }
 }
 
 /// Where a static URI is reached: UDP for `sip:`, a verified TLS
@@ -311,6 +320,41 @@ impl Driver {
             MediaCmd::StopPlayback { leg } => media.stop_playback(leg),
             MediaCmd::Bridge { a, b } => media.bridge(a, b),
             MediaCmd::Release { leg } => media.release(leg),
+            MediaCmd::RecordStart {
+                file,
+                call_id,
+                queue,
+                caller,
+                operator,
+            } => {
+                let Some(rec) = &self.svc.recorder else {
+                    return;
+                };
+                let meta = crate::media::record::RecordingMeta {
+                    call_id,
+                    queue,
+                    started_at: chrono::Utc::now(),
+                };
+                if let Some((left, right)) = rec.begin(&file, meta) {
+                    media.tap(caller, Some(left));
+                    media.tap(operator, Some(right));
+                }
+            }
+            MediaCmd::RecordPause { file } => {
+                if let Some(rec) = &self.svc.recorder {
+                    rec.pause(&file);
+                }
+            }
+            MediaCmd::RecordResume { file } => {
+                if let Some(rec) = &self.svc.recorder {
+                    rec.resume(&file);
+                }
+            }
+            MediaCmd::RecordStop { file } => {
+                if let Some(rec) = &self.svc.recorder {
+                    rec.close(&file);
+                }
+            }
         }
     }
 }

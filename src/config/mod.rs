@@ -54,6 +54,9 @@ pub struct Config {
     /// `[[operators]]`: who may log in, with which password, to which queues.
     #[serde(default)]
     pub operators: Vec<crate::acd::OperatorConfig>,
+    /// `[recording]`: which queues' calls are recorded, where, for how long.
+    #[serde(default)]
+    pub recording: RecordingConfig,
     /// Folder the relative paths are resolved against (not read from the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -383,6 +386,79 @@ impl Default for CallsConfig {
     }
 }
 
+/// `[recording]`: call recording (see README, "Recording").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Where the WAV files go; relative to the data directory. Default
+    /// `recordings` (that is, `<data_dir>/recordings`).
+    pub dir: PathBuf,
+    /// Recordings older than this many days are deleted (0: never).
+    pub retention_days: u32,
+    /// Below this many MiB free on the recordings' disk nothing is
+    /// recorded (open recordings close; calls go on).
+    pub min_free_mb: u64,
+    /// What the operator dials in-call (DTMF) to pause the recording…
+    pub pause_code: String,
+    /// …and to resume it.
+    pub resume_code: String,
+    /// Queue name → `"all"`, `"none"` or a percentage 0..100 of its calls.
+    /// Queues not named are not recorded.
+    pub queues: std::collections::BTreeMap<String, RecordShare>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            dir: PathBuf::from("recordings"),
+            retention_days: 90,
+            min_free_mb: 1024,
+            pause_code: "*1".into(),
+            resume_code: "*2".into(),
+            queues: Default::default(),
+        }
+    }
+}
+
+/// How many of a queue's calls are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordShare {
+    All,
+    None,
+    /// This percentage (0..=100), each call drawn at random.
+    Percent(u8),
+}
+
+impl<'de> Deserialize<'de> for RecordShare {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Number(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "all" => Ok(RecordShare::All),
+            Raw::Word(w) if w == "none" => Ok(RecordShare::None),
+            Raw::Number(n @ 0..=100) => Ok(RecordShare::Percent(n as u8)),
+            _ => Err(serde::de::Error::custom(
+                "expected \"all\", \"none\" or a percentage 0..100",
+            )),
+        }
+    }
+}
+
+impl RecordShare {
+    /// Whether a call is recorded, given a uniform draw in 0..100.
+    pub fn records(self, draw: u8) -> bool {
+        match self {
+            RecordShare::All => true,
+            RecordShare::None => false,
+            RecordShare::Percent(p) => draw < p,
+        }
+    }
+}
+
 /// Command-line values that take precedence over the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -500,6 +576,28 @@ impl Config {
         {
             bail!("calls: need 90 <= session_min_se <= session_expires (RFC 4028)");
         }
+        let r = &self.recording;
+        for q in r.queues.keys() {
+            if !self.queues.iter().any(|c| &c.name == q) {
+                bail!("recording.queues: no queue named {q:?}");
+            }
+        }
+        for (k, code) in [
+            ("pause_code", &r.pause_code),
+            ("resume_code", &r.resume_code),
+        ] {
+            if code.is_empty()
+                || code.len() > 8
+                || !code
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+            {
+                bail!("recording.{k}: {code:?} is not 1 to 8 DTMF digits (0-9 * #)");
+            }
+        }
+        if r.pause_code == r.resume_code {
+            bail!("recording: pause_code and resume_code must differ");
+        }
         Ok(())
     }
 
@@ -530,6 +628,16 @@ impl Config {
         RecordsConfig {
             data_dir: self.resolve(&self.storage.data_dir),
             ..self.storage.clone()
+        }
+    }
+
+    /// Where recordings go, resolved against the data directory.
+    pub fn recording_dir(&self) -> PathBuf {
+        let data = self.resolve(&self.storage.data_dir);
+        if self.recording.dir.is_absolute() {
+            self.recording.dir.clone()
+        } else {
+            data.join(&self.recording.dir)
         }
     }
 

@@ -430,6 +430,15 @@ impl Recorder {
         self.disk_ok.load(Ordering::Relaxed)
     }
 
+    /// Whether a new recording may start (counted as `disk_full` if not).
+    pub fn admit(&self) -> bool {
+        let ok = self.disk_ok();
+        if !ok {
+            fail("disk_full");
+        }
+        ok
+    }
+
     /// Opens recording `name` (see [`file_name`]); the two taps go on the
     /// caller's and the operator's legs. `None` (counted) when the disk is
     /// full.
@@ -495,7 +504,9 @@ impl Recorder {
                 continue;
             }
             let bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
-            let side = self.dir.join(name.trim_end_matches(".wav").to_owned() + ".json");
+            let side = self
+                .dir
+                .join(name.trim_end_matches(".wav").to_owned() + ".json");
             let meta = std::fs::read(&side)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
@@ -607,7 +618,10 @@ impl Thread {
                     return;
                 }
                 let path = self.cfg.dir.join(&name);
-                let side = self.cfg.dir.join(name.trim_end_matches(".wav").to_owned() + ".json");
+                let side = self
+                    .cfg
+                    .dir
+                    .join(name.trim_end_matches(".wav").to_owned() + ".json");
                 let opened = serde_json::to_vec(&meta)
                     .map_err(io::Error::other)
                     .and_then(|j| std::fs::write(&side, j))
@@ -830,7 +844,11 @@ mod tests {
         // Back to back, in order, nothing inserted.
         assert_eq!(left.len(), 6 * 160);
         for k in 0..6 {
-            assert!(left[k * 160..(k + 1) * 160].iter().all(|&s| s == k as i16 + 1));
+            assert!(
+                left[k * 160..(k + 1) * 160]
+                    .iter()
+                    .all(|&s| s == k as i16 + 1)
+            );
         }
         assert!(out.chunks(2).all(|p| p[1] == 0));
     }
@@ -884,7 +902,9 @@ mod tests {
         assert_eq!(file_name("../../etc/passwd"), "_.._.._etc_passwd.wav");
         assert_eq!(file_name(""), "_.wav");
         assert!(valid_name(&file_name("a/b c@d")));
-        for bad in ["../x.wav", "x.json", ".wav", "a/b.wav", "a\\b.wav", "x.wav\0"] {
+        for bad in [
+            "../x.wav", "x.json", ".wav", "a/b.wav", "a\\b.wav", "x.wav\0",
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

@@ -575,6 +575,12 @@ impl<E: Env> CallCore<E> {
             Some(Method::Options) | Some(Method::Update) | Some(Method::Info) => {
                 let bytes = respond(200, "OK").build();
                 self.respond(tx, 200, bytes, None);
+                // A digit the operator sent by SIP INFO: maybe a recording code.
+                if req.method() == Some(&Method::Info)
+                    && let Some(d) = crate::call::parse_dtmf_relay(&req)
+                {
+                    self.operator_digit(d);
+                }
                 Ok(())
             }
             Some(Method::Invite) => {

@@ -84,6 +84,8 @@ pub(super) struct Record {
     /// The caller left a queue unserved (timeout, full, empty, exit key)
     /// towards the plan's overflow destination.
     pub overflowed: bool,
+    /// The file the call was recorded to.
+    pub recording: Option<String>,
 }
 
 impl Record {
@@ -103,6 +105,7 @@ impl Record {
             talk_ended_by: None,
             transfer: false,
             overflowed: false,
+            recording: None,
         }
     }
 
@@ -142,6 +145,7 @@ impl Record {
                 _ => self.hangup_side,
             },
             hangup_cause: end.label().to_owned(),
+            recording: self.recording.take(),
         }
     }
 }

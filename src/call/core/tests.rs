@@ -215,6 +215,8 @@ impl T {
             session_expires: 1800,
             srtp: o.srtp,
             srtp_operators: o.srtp,
+            record_pause_code: "*1".into(),
+            record_resume_code: "*2".into(),
         });
         let core = CallCore::new(Setup {
             id: 42,

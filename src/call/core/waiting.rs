@@ -63,7 +63,9 @@ impl<E: Env> CallCore<E> {
         });
         self.record.queue = Some(queue.clone());
         self.set_view_state(CallState::Queued, Some(queue.clone()), None);
-        self.play_hold_music();
+        if !self.recording_on_join(&queue) {
+            self.play_hold_music();
+        }
         self.out.push(Output::Acd(AcdEvent::CallerJoined {
             call: self.id,
             queue,
@@ -125,6 +127,7 @@ impl<E: Env> CallCore<E> {
                 if let Some(leg) = self.trunk.leg {
                     self.media(MediaCmd::StopPlayback { leg });
                 }
+                self.consent_cut();
                 self.set_view_state(CallState::Ivr, None, None);
                 self.ivr_event(IvrEvent::QueueExit { reason })
             }
@@ -134,7 +137,10 @@ impl<E: Env> CallCore<E> {
 
     /// Position and wait, in the caller's language, over the hold music.
     fn announce(&mut self, position: usize, wait: Option<crate::acd::WaitSpeech>) {
-        if self.waiting.queued.is_none() || self.waiting.bridged.is_some() {
+        // The consent prompt is not cut short: this announcement is skipped
+        // (the next periodic one tells the same).
+        if self.waiting.queued.is_none() || self.waiting.bridged.is_some() || self.consent_playing()
+        {
             return;
         }
         let prompts = match wait {
@@ -186,8 +192,14 @@ impl<E: Env> CallCore<E> {
     pub(super) fn bridged(&mut self, name: &str, kind: LegKind, media: LegId) {
         self.leave_queue();
         if let Some(leg) = self.trunk.leg {
-            // The bridge also stops whatever either side was hearing.
-            self.media(MediaCmd::Bridge { a: leg, b: media });
+            // The bridge also stops whatever either side was hearing; an
+            // operator's waits for the end of the recording consent.
+            if kind == LegKind::Operator {
+                self.bridge_operator(leg, media);
+            } else {
+                self.consent_cut();
+                self.media(MediaCmd::Bridge { a: leg, b: media });
+            }
         }
         self.waiting.bridged = Some(name.to_owned());
         if kind == LegKind::Operator {

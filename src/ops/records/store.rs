@@ -23,9 +23,10 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE cdr (
     id {id},
     call_id TEXT NOT NULL,
@@ -64,21 +65,27 @@ CREATE TABLE queue_event (
 CREATE INDEX queue_event_time ON queue_event (time_ms);
 CREATE INDEX queue_event_queue_time ON queue_event (queue, time_ms);
 ",
-}];
+    },
+    // The call recording's file name (call recording, issue 16).
+    Migration {
+        version: 2,
+        sql: "ALTER TABLE cdr ADD COLUMN recording TEXT;",
+    },
+];
 
 /// The newest schema this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const PG_ID: &str = "BIGSERIAL PRIMARY KEY";
 /// Any fixed number: serializes concurrent migrations of several gateways.
 const PG_MIGRATION_LOCK: i64 = 0x636f_6e6d_7574;
 
-const INSERT_CDR_SQLITE: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-const INSERT_CDR_PG: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+const INSERT_CDR_SQLITE: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause, recording) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+const INSERT_CDR_PG: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause, recording) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 const INSERT_EVENT_SQLITE: &str = "INSERT INTO queue_event (time_ms, call_id, queue, agent, event, data1, data2, data3, data4, data5, wait_ms, announced_wait_ms, talk_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 const INSERT_EVENT_PG: &str = "INSERT INTO queue_event (time_ms, call_id, queue, agent, event, data1, data2, data3, data4, data5, wait_ms, announced_wait_ms, talk_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-const CDR_COLUMNS: &str = "id, call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause";
+const CDR_COLUMNS: &str = "id, call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause, recording";
 const EVENT_COLUMNS: &str = "id, time_ms, call_id, queue, agent, event, data1, data2, data3, data4, data5, wait_ms, announced_wait_ms, talk_ms";
 
 pub enum Store {
@@ -120,6 +127,7 @@ macro_rules! cdr_row {
             disposition: $r.$get(13)?,
             hangup_side: $r.$get(14)?,
             hangup_cause: $r.$get(15)?,
+            recording: $r.$get(16)?,
         }
     };
 }
@@ -165,6 +173,7 @@ struct CdrRow {
     disposition: String,
     hangup_side: String,
     hangup_cause: String,
+    recording: Option<String>,
 }
 
 impl CdrRow {
@@ -185,6 +194,7 @@ impl CdrRow {
             disposition: c.disposition.as_str().to_string(),
             hangup_side: c.hangup_side.as_str().to_string(),
             hangup_cause: c.hangup_cause.clone(),
+            recording: c.recording.clone(),
         }
     }
 
@@ -206,6 +216,7 @@ impl CdrRow {
             disposition: self.disposition.parse()?,
             hangup_side: self.hangup_side.parse()?,
             hangup_cause: self.hangup_cause,
+            recording: self.recording,
         })
     }
 }
@@ -289,6 +300,7 @@ impl PgRow {
                     &r.disposition,
                     &r.hangup_side,
                     &r.hangup_cause,
+                    &r.recording,
                 ],
             ),
             PgRow::Event(r) => {
@@ -451,7 +463,8 @@ impl Store {
                                     r.talk_ms,
                                     r.disposition,
                                     r.hangup_side,
-                                    r.hangup_cause
+                                    r.hangup_cause,
+                                    r.recording
                                 ])?;
                             }
                             Record::QueueEvent(e) => {
