@@ -19,6 +19,9 @@ use crate::sdp::LocalSdp;
 use crate::sip::transport::Flow;
 use crate::sip::{RequestBuilder, response_to};
 
+/// Recording: consent, bridge after it, pause codes, the CDR's file.
+mod recording_tests;
+
 const PLAN: &str = r#"[plan]
 start = "inicio"
 languages = ["es-MX"]
@@ -63,6 +66,8 @@ struct FakeEnv {
     ports: Cell<u32>,
     places: crate::call::places::CallerPlaces,
     operators: HashMap<String, Reach>,
+    /// The recording file a queue call gets, if any.
+    record: Option<String>,
 }
 
 impl Env for FakeEnv {
@@ -107,6 +112,9 @@ impl Env for FakeEnv {
     fn take_place(&self, caller: &str) -> Option<crate::call::places::Place> {
         self.places.take(caller)
     }
+    fn recording(&self, _queue: &str, _call_id: &str) -> Option<String> {
+        self.record.clone()
+    }
 }
 
 struct Opts {
@@ -121,6 +129,7 @@ struct Opts {
     /// Where the carrier is (127.0.0.4 counts as TLS).
     carrier: &'static str,
     srtp: crate::sdp::SrtpMode,
+    record: Option<String>,
 }
 
 impl Default for Opts {
@@ -135,6 +144,7 @@ impl Default for Opts {
             headers: Vec::new(),
             carrier: CARRIER,
             srtp: crate::sdp::SrtpMode::Optional,
+            record: None,
         }
     }
 }
@@ -202,6 +212,7 @@ impl T {
             ports: Cell::new(o.ports),
             places: crate::call::places::CallerPlaces::new(o.places),
             operators,
+            record: o.record,
         };
         let cfg = Arc::new(CallConfig {
             codecs: vec![Codec::Pcmu, Codec::Pcma],
