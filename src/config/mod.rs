@@ -660,6 +660,44 @@ mod tests {
     }
 
     #[test]
+    fn recording_section_parses_shares_and_refuses_bad_ones() {
+        let q = "[[queues]]\nname = \"pasaportes\"\n[[queues]]\nname = \"visas\"\n";
+        let cfg = Config::parse_text(
+            &format!(
+                "[storage]\ndata_dir = \"/srv/data\"\n{q}[recording]\nretention_days = 7\n\
+                 [recording.queues]\npasaportes = \"all\"\nvisas = 25\n"
+            ),
+            Path::new("/etc"),
+        )
+        .unwrap();
+        let r = &cfg.recording;
+        assert_eq!(r.queues["pasaportes"], RecordShare::All);
+        assert_eq!(r.queues["visas"], RecordShare::Percent(25));
+        assert_eq!(
+            (r.pause_code.as_str(), r.resume_code.as_str()),
+            ("*1", "*2")
+        );
+        assert_eq!(cfg.recording_dir(), Path::new("/srv/data/recordings"));
+        assert!(RecordShare::Percent(25).records(24) && !RecordShare::Percent(25).records(25));
+        assert!(!RecordShare::None.records(0) && RecordShare::All.records(99));
+        // Off by default.
+        let plain = Config::parse_text(q, Path::new(".")).unwrap();
+        assert!(plain.recording.queues.is_empty());
+        for bad in [
+            "[recording.queues]\npasaportes = 101\n",
+            "[recording.queues]\npasaportes = \"some\"\n",
+            "[recording.queues]\nnadie = \"all\"\n",
+            "[recording]\npause_code = \"*1x\"\n",
+            "[recording]\npause_code = \"*2\"\n",
+        ] {
+            let text = format!("{q}{bad}");
+            let parsed = Config::parse_text(&text, Path::new("."))
+                .and_then(|mut c| c.apply(&Overrides::default()).map(|()| c));
+            assert!(parsed.is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
     fn shipped_guard_section_is_the_built_in_default() {
         let cfg = Config::parse_text(EMBEDDED, Path::new(".")).unwrap();
         assert_eq!(cfg.guard, crate::sip::guard::GuardConfig::default());

@@ -689,6 +689,45 @@ mod tests {
         assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
     }
 
+    /// A database made by a build that knew only version 1 (with a call
+    /// in it) gains the recording column and keeps its rows.
+    #[tokio::test]
+    async fn a_version_1_database_is_migrated_to_the_recording_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.sqlite3");
+        {
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(SCHEMA_VERSION_TABLE)
+                .expect("version table");
+            conn.execute_batch(&MIGRATIONS[0].sql.replace("{id}", SQLITE_ID))
+                .expect("v1 schema");
+            conn.execute("INSERT INTO schema_version VALUES (1, 0)", [])
+                .expect("v1 applied");
+            conn.execute(
+                "INSERT INTO cdr (call_id, start_ms, end_ms, caller, called, plan_path, disposition, hangup_side, hangup_cause) VALUES ('old', 0, 1, 'a', 'b', '[]', 'completed', 'caller', 'BYE')",
+                [],
+            )
+            .expect("an old call");
+        }
+        let mut store = Store::open_sqlite(&path).expect("migrates");
+        assert_eq!(store.applied_versions().await.unwrap(), vec![1, 2]);
+        let mut cdr = store.cdrs_page(from_millis(0), 0, 10).await.unwrap()[0]
+            .1
+            .clone();
+        assert_eq!(
+            (cdr.call_id.as_str(), cdr.recording.as_deref()),
+            ("old", None)
+        );
+        cdr.call_id = "new".into();
+        cdr.recording = Some("new.wav".into());
+        store
+            .write_batch(&[Record::Cdr(Box::new(cdr))])
+            .await
+            .expect("write with the new column");
+        let rows = store.cdrs_page(from_millis(0), 0, 10).await.unwrap();
+        assert_eq!(rows[1].1.recording.as_deref(), Some("new.wav"));
+    }
+
     #[test]
     fn sqlite_refuses_a_newer_schema() {
         let dir = tempfile::tempdir().expect("tempdir");
