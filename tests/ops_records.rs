@@ -207,7 +207,7 @@ async fn sqlite_round_trip_export_and_stats() {
     round_trip(cfg_sqlite(dir.path())).await;
     // Reopening migrates nothing new and keeps the data.
     let mut store = Store::open(&cfg_sqlite(dir.path())).await.expect("reopen");
-    assert_eq!(store.applied_versions().await.expect("versions"), vec![1]);
+    assert_eq!(store.applied_versions().await.expect("versions"), vec![1, 2]);
     assert_eq!(
         store.cdrs_page(t0(), 0, 1000).await.expect("page").len(),
         50
@@ -355,8 +355,8 @@ async fn postgres_round_trip_export_stats_and_migrations() {
     // Two gateways migrating one empty database at once both succeed.
     let (a, b) = tokio::join!(Store::open_postgres(&url), Store::open_postgres(&url));
     let (mut a, mut b) = (a.expect("open a"), b.expect("open b"));
-    assert_eq!(a.applied_versions().await.expect("versions"), vec![1]);
-    assert_eq!(b.applied_versions().await.expect("versions"), vec![1]);
+    assert_eq!(a.applied_versions().await.expect("versions"), vec![1, 2]);
+    assert_eq!(b.applied_versions().await.expect("versions"), vec![1, 2]);
     assert_eq!(a.backend_name(), "postgres");
     drop((a, b));
 
