@@ -207,7 +207,10 @@ async fn sqlite_round_trip_export_and_stats() {
     round_trip(cfg_sqlite(dir.path())).await;
     // Reopening migrates nothing new and keeps the data.
     let mut store = Store::open(&cfg_sqlite(dir.path())).await.expect("reopen");
-    assert_eq!(store.applied_versions().await.expect("versions"), vec![1, 2]);
+    assert_eq!(
+        store.applied_versions().await.expect("versions"),
+        vec![1, 2]
+    );
     assert_eq!(
         store.cdrs_page(t0(), 0, 1000).await.expect("page").len(),
         50

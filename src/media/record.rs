@@ -76,6 +76,9 @@ pub const LAG: Duration = Duration::from_millis(300);
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(2);
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// A recording that got no audio for this long is closed: its call's end
+/// was never reported (the RTP timeout ends a live call sooner).
+const IDLE_CLOSE: Duration = Duration::from_secs(120);
 
 /// Which channel a leg's audio goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -525,6 +528,7 @@ struct Rec {
     wav: WavWriter,
     aligner: Aligner,
     paused: bool,
+    last_frame: Instant,
 }
 
 struct Thread {
@@ -638,6 +642,7 @@ impl Thread {
                                 wav,
                                 aligner: Aligner::new(start),
                                 paused: false,
+                                last_frame: start,
                             },
                         );
                     }
@@ -675,6 +680,7 @@ impl Thread {
         let Some(r) = self.open.get_mut(name) else {
             return;
         };
+        r.last_frame = r.last_frame.max(f.at);
         if r.paused {
             return;
         }
@@ -702,6 +708,16 @@ impl Thread {
         }
         for n in failed {
             self.close(&n, Some("write_error"));
+        }
+        let idle: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, r)| upto.saturating_duration_since(r.last_frame) > IDLE_CLOSE)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in idle {
+            tracing::warn!(file = %n, "recording got no audio for 2 minutes; closed");
+            self.close(&n, None);
         }
     }
 
@@ -865,6 +881,34 @@ mod tests {
         // A huge jump forward pads at most the buffer bound.
         a.push(Side::Operator, ms(t0, 3_600_000), &[4; 160]);
         assert!(a.sides[1].len() <= MAX_BUFFER);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (tx, rx) = mpsc::sync_channel(2);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let tap = Tap {
+            rec: 1,
+            side: Side::Operator,
+            tx,
+            dropped: dropped.clone(),
+        };
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            tap.push(t0, Codec::Pcmu, &[0xff; 160]);
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        let f = rx.recv().unwrap();
+        assert_eq!(
+            (f.rec, f.side, usize::from(f.len)),
+            (1, Side::Operator, 160)
+        );
+        // An oversized payload is cut to the frame's room, not refused.
+        tap.push(t0, Codec::Pcma, &[0xd5; 2000]);
+        let _ = rx.recv().unwrap();
+        let f = rx.recv().unwrap();
+        assert_eq!(usize::from(f.len), MAX_PAYLOAD);
+        assert!(tap.hides_events());
     }
 
     #[test]
