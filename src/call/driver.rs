@@ -310,6 +310,7 @@ impl Driver {
             MediaCmd::Play { leg, prompts, opts } => media.play(leg, prompts, opts),
             MediaCmd::StopPlayback { leg } => media.stop_playback(leg),
             MediaCmd::Bridge { a, b } => media.bridge(a, b),
+            MediaCmd::Unbridge { leg } => media.unbridge(leg),
             MediaCmd::Release { leg } => media.release(leg),
         }
     }

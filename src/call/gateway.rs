@@ -164,6 +164,8 @@ impl Gateway {
                 session_expires: cfg.calls.session_expires,
                 srtp: cfg.media.srtp_mode(),
                 srtp_operators: cfg.media.srtp_operators_mode(),
+                queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
+                operators: cfg.operators.iter().map(|o| o.id.clone()).collect(),
             }),
             records,
             acd,

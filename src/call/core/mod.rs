@@ -21,6 +21,7 @@
 mod ivr;
 mod legs;
 mod record;
+mod refer;
 mod session_timer;
 mod trunk;
 mod waiting;
@@ -87,6 +88,9 @@ pub struct CallConfig {
     /// SRTP on operators' legs: `Optional` offers a phone on TLS keys it
     /// may ignore; `Required` offers RTP/SAVP and rings no phone off TLS.
     pub srtp_operators: crate::sdp::SrtpMode,
+    /// Configured queues and operators: the names a REFER may point at.
+    pub queues: Vec<String>,
+    pub operators: Vec<String>,
 }
 
 /// Where an outgoing leg is sent.
@@ -190,6 +194,10 @@ pub enum MediaCmd {
     Bridge {
         a: LegId,
         b: LegId,
+    },
+    /// Ends the bridge `leg` is in (both sides stop relaying).
+    Unbridge {
+        leg: LegId,
     },
     Release {
         leg: LegId,
@@ -407,6 +415,7 @@ impl<E: Env> CallCore<E> {
             self.trunk.ring_until,
             self.ivr.next_timer(),
             self.trunk.timer.as_ref().map(|t| t.at),
+            self.waiting.referral.as_ref().map(|r| r.until),
         ]
         .into_iter()
         .flatten()
@@ -470,6 +479,7 @@ impl<E: Env> CallCore<E> {
         for token in self.ivr.due_timers(self.now.at) {
             self.ivr_event(crate::dialplan::IvrEvent::Timer { token })?;
         }
+        self.referral_due()?;
         self.session_timer_due()
     }
 
