@@ -332,6 +332,12 @@ fn record_figure(f: &Figure) {
             "by" => if *by_us { "gateway" } else { "carrier" }
         )
         .increment(1),
+        Figure::Transfer { target, result } => metrics::counter!(
+            m::OPERATOR_TRANSFERS_TOTAL,
+            "target" => *target,
+            "result" => *result
+        )
+        .increment(1),
         Figure::InfoDigit => {
             metrics::counter!(m::DTMF_DIGITS_TOTAL, "method" => "sip_info").increment(1)
         }

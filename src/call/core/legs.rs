@@ -510,6 +510,12 @@ impl<E: Env> CallCore<E> {
         if l.kind == LegKind::Transfer {
             self.connect(TRANSFER_LEG);
         } else {
+            // An operator's transfer reached its target: say so before the
+            // ACD logs the new CONNECT.
+            if self.referral_target_is(&l.name) {
+                self.log_transfer();
+            }
+            let l = &self.legs.legs[i];
             self.out.push(Output::Acd(AcdEvent::RingAnswered {
                 call: self.id,
                 op: l.name.clone(),
@@ -574,6 +580,9 @@ impl<E: Env> CallCore<E> {
                     return Ok(());
                 }
                 if was_connected {
+                    if let Some(back) = self.left_after_give_back(&name) {
+                        return back;
+                    }
                     self.record.talk_ended_by = Some(Party::Operator);
                     return Err(End::OperatorHungUp);
                 }

@@ -217,6 +217,12 @@ pub enum Figure {
     InfoDigit,
     /// The session timer was refreshed, by us or by the carrier.
     SessionRefreshed { by_us: bool },
+    /// An operator's transfer (REFER) ended: `target` kind and `result`
+    /// as in `conmutador_operator_transfers_total`.
+    Transfer {
+        target: &'static str,
+        result: &'static str,
+    },
     /// The call is over.
     Ended {
         seconds: f64,

@@ -35,6 +35,11 @@ use crate::sip::{Message, Method, new_branch, response_to};
 /// How long a transfer target may ring before the caller goes back.
 pub(super) const REFER_RING_LIMIT: Duration = Duration::from_secs(30);
 
+/// An operator hanging up this soon after its transfer failed is taken for
+/// a phone that gives up on its own (baresip 1.0 ends the call on a failed
+/// transfer): the caller goes to the front of the queue, not home.
+pub(super) const GIVE_BACK_GRACE: Duration = Duration::from_secs(5);
+
 /// The prompt a caller hears when handed to another queue.
 const TRANSFERRED_PROMPT: &str = "transferido";
 
@@ -49,6 +54,16 @@ pub(super) enum Target {
 }
 
 impl Target {
+    /// The `target` label of `conmutador_operator_transfers_total`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Target::Operator(_) => "operator",
+            Target::Queue(_) => "queue",
+            Target::Node(_) => "node",
+            Target::Uri(_) => "number",
+        }
+    }
+
     /// How the queue log and the records name it.
     fn label(&self) -> String {
         match self {
@@ -71,6 +86,8 @@ pub(super) struct Referral {
     pub until: Instant,
     /// The caller's time with the operator who asked, for the queue log.
     talk: Duration,
+    /// The TRANSFER line is written.
+    logged: bool,
 }
 
 impl<E: Env> CallCore<E> {
@@ -82,10 +99,10 @@ impl<E: Env> CallCore<E> {
             && l.state == LegState::Connected
             && self.waiting.bridged.as_deref() == Some(name.as_str());
         if self.waiting.referral.is_some() {
-            return Ok(self.leg_reply(i, &req, tx, 491, "Request Pending", &[]));
+            return self.refuse_refer(i, &req, tx, 491, "Request Pending");
         }
         if !talking {
-            return Ok(self.leg_reply(i, &req, tx, 403, "Not Talking To A Caller", &[]));
+            return self.refuse_refer(i, &req, tx, 403, "Not Talking To A Caller");
         }
         let values: Vec<&str> = req.header_values("Refer-To").collect();
         let refer_to = match values.as_slice() {
@@ -93,16 +110,16 @@ impl<E: Env> CallCore<E> {
             _ => None,
         };
         let Some(refer_to) = refer_to else {
-            return Ok(self.leg_reply(i, &req, tx, 400, "Bad Refer-To", &[]));
+            return self.refuse_refer(i, &req, tx, 400, "Bad Refer-To");
         };
         let uri = refer_to.uri.to_string();
         if uri.contains('?') {
             // Replaces (attended transfer) or other embedded headers.
-            return Ok(self.leg_reply(i, &req, tx, 501, "Attended Transfer Not Supported", &[]));
+            return self.refuse_refer(i, &req, tx, 501, "Attended Transfer Not Supported");
         }
         let Some(target) = self.refer_target(&refer_to.uri) else {
             tracing::info!(call = self.id, operator = %name, %uri, "transfer target refused");
-            return Ok(self.leg_reply(i, &req, tx, 403, "Transfer Target Not Allowed", &[]));
+            return self.refuse_refer(i, &req, tx, 403, "Transfer Target Not Allowed");
         };
         let contact = self.env.contact(&self.legs.legs[i].peer);
         self.leg_reply(i, &req, tx, 202, "Accepted", &[("Contact", contact)]);
@@ -118,6 +135,7 @@ impl<E: Env> CallCore<E> {
             event_id,
             until: self.now.at + REFER_RING_LIMIT,
             talk,
+            logged: false,
         });
         self.notify_progress(100, "Trying");
         // The operator stops hearing the caller (and the caller the
@@ -157,6 +175,25 @@ impl<E: Env> CallCore<E> {
                 Ok(())
             }
         }
+    }
+
+    /// A REFER the call cannot carry out: it stays as it was.
+    fn refuse_refer(
+        &mut self,
+        i: usize,
+        req: &Message,
+        tx: TxId,
+        status: u16,
+        reason: &str,
+    ) -> Result<(), End> {
+        self.leg_reply(i, req, tx, status, reason, &[]);
+        self.transfer_figure("none", "refused");
+        Ok(())
+    }
+
+    fn transfer_figure(&mut self, target: &'static str, result: &'static str) {
+        self.out
+            .push(Output::Figure(super::Figure::Transfer { target, result }));
     }
 
     /// Reads a Refer-To URI as one of the targets an operator may use.
@@ -204,30 +241,44 @@ impl<E: Env> CallCore<E> {
     /// TRANSFER. `tell_acd`: the ACD must still end the operator's part
     /// (an operator target's answer already did).
     pub(super) fn referral_done(&mut self, tell_acd: bool) {
+        self.log_transfer();
         let Some(r) = self.waiting.referral.take() else {
             return;
         };
+        self.transfer_figure(r.target.kind(), "done");
         self.notify(&r, 200, "OK", true);
-        if let Some(queue) = self.record.queue.clone() {
-            let wait = self.record.wait.map_or(0, |d| d.as_millis() as u64);
-            let ev = QueueEvent::transfer(
-                self.now.wall,
-                &self.trunk.call_id,
-                &queue,
-                Some(&r.by),
-                &r.target.label(),
-                self.record.plan(),
-                wait,
-                r.talk.as_millis() as u64,
-            );
-            self.out.push(Output::QueueEvent(Box::new(ev)));
-        }
         if tell_acd {
             self.out
                 .push(Output::Acd(AcdEvent::Transferred { call: self.id }));
         }
         self.record.transfer = true;
         self.cancel_leg(&r.by);
+    }
+
+    /// The queue log's TRANSFER line, once: when the target answers, so
+    /// that it comes before the CONNECT of an operator rung by name.
+    pub(super) fn log_transfer(&mut self) {
+        let Some(r) = self.waiting.referral.as_mut() else {
+            return;
+        };
+        if std::mem::replace(&mut r.logged, true) {
+            return;
+        }
+        let (by, target, talk) = (r.by.clone(), r.target.label(), r.talk);
+        if let Some(queue) = self.record.queue.clone() {
+            let wait = self.record.wait.map_or(0, |d| d.as_millis() as u64);
+            let ev = QueueEvent::transfer(
+                self.now.wall,
+                &self.trunk.call_id,
+                &queue,
+                Some(&by),
+                &target,
+                self.record.plan(),
+                wait,
+                talk.as_millis() as u64,
+            );
+            self.out.push(Output::QueueEvent(Box::new(ev)));
+        }
     }
 
     /// The target could not be reached: the operator's phone hears why,
@@ -238,6 +289,7 @@ impl<E: Env> CallCore<E> {
             return Ok(());
         };
         tracing::info!(call = self.id, operator = %r.by, target = %r.target.label(), status, "transfer failed");
+        self.transfer_figure(r.target.kind(), "failed");
         self.notify(&r, status, reason, true);
         let back = self
             .legs
@@ -247,15 +299,41 @@ impl<E: Env> CallCore<E> {
             .map(|l| (l.media, l.kind));
         if let Some((media, kind)) = back {
             self.bridged(&r.by, kind, media);
+            self.waiting.given_back = Some((r.by, self.now.at));
             return Ok(());
         }
-        self.out
-            .push(Output::Acd(AcdEvent::Transferred { call: self.id }));
+        self.back_to_queue_front(&r.by)
+    }
+
+    /// Operator `op` left a caller whose transfer failed: its part ends
+    /// (COMPLETEAGENT) and the caller waits again at the front of its
+    /// queue.
+    fn back_to_queue_front(&mut self, op: &str) -> Result<(), End> {
+        self.out.push(Output::Acd(AcdEvent::CallEnded {
+            call: self.id,
+            op: op.to_owned(),
+            by: crate::acd::Party::Operator,
+        }));
         let Some(queue) = self.record.queue.clone() else {
             return Err(End::TransferFailed);
         };
+        tracing::info!(call = self.id, operator = op, %queue, "caller back at the front of the queue");
         let priority = self.waiting.priority;
         self.enqueue(queue, priority, true)
+    }
+
+    /// The operator the caller was given back to hung up: at once after
+    /// the failure, the caller waits again; later, it is an ordinary end.
+    pub(super) fn left_after_give_back(&mut self, name: &str) -> Option<Result<(), End>> {
+        let (op, at) = self.waiting.given_back.take()?;
+        if op != name || self.now.at.saturating_duration_since(at) > GIVE_BACK_GRACE {
+            return None;
+        }
+        self.waiting.bridged = None;
+        if let Some(leg) = self.trunk.leg {
+            self.media(MediaCmd::Unbridge { leg });
+        }
+        Some(self.back_to_queue_front(name))
     }
 
     /// The ring limit passed with the target still ringing.

@@ -2084,6 +2084,8 @@ fn a_refer_to_an_operator_rings_by_name_and_bridges_on_the_answer() {
     let invite_b = t.ring("beto");
     let outs = t.answer_leg(&invite_b, 200);
     assert!(matches!(&acd_events(&outs)[..], [AcdEvent::RingAnswered { op, .. }] if op == "beto"));
+    // TRANSFER before the ACD's CONNECT for beto.
+    assert_eq!(transfer_logs(&outs)[0].1[0], "operator:beto");
     let outs = t.acd(AcdCommand::Connect {
         call: 42,
         op: "beto".into(),
@@ -2102,7 +2104,7 @@ fn a_refer_to_an_operator_rings_by_name_and_bridges_on_the_answer() {
         acd_events(&outs).is_empty(),
         "the ACD ended ana's part itself"
     );
-    assert_eq!(transfer_logs(&outs)[0].1[0], "operator:beto");
+    assert!(transfer_logs(&outs).is_empty(), "written once");
     let (_, outs) = t.caller_request(Method::Bye, None);
     assert!(matches!(&acd_events(&outs)[..], [AcdEvent::CallEnded { op, .. }] if op == "beto"));
     assert_eq!(cdr(&outs).unwrap().operator.as_deref(), Some("beto"));
@@ -2164,7 +2166,7 @@ fn a_target_failing_after_the_operator_left_puts_the_caller_at_the_front_of_its_
     let outs = t.answer_leg(&invite_b, 486);
     let evs = acd_events(&outs);
     assert!(
-        matches!(&evs[..], [AcdEvent::RingFailed { .. }, AcdEvent::Transferred { .. }, AcdEvent::CallerReturned { queue, .. }] if queue == "pasaportes"),
+        matches!(&evs[..], [AcdEvent::RingFailed { .. }, AcdEvent::CallEnded { op, .. }, AcdEvent::CallerReturned { queue, .. }] if op == "ana" && queue == "pasaportes"),
         "{evs:?}"
     );
     assert_eq!(views(&outs).last(), Some(&CallState::Queued));
@@ -2249,4 +2251,41 @@ fn a_caller_hanging_up_during_a_transfer_ends_the_operators_part_and_the_ring() 
         "beto's ring stops"
     );
     assert_eq!(byes_to(&outs, &invite), 1, "ana's leg ends");
+}
+
+#[test]
+fn an_operator_hanging_up_right_after_a_failed_transfer_leaves_the_caller_waiting_first() {
+    // Phones such as baresip 1.0 end the call when the transfer fails.
+    let (mut t, invite) = T::bridged();
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    t.acd(AcdCommand::CancelRing {
+        call: 42,
+        op: "beto".into(),
+    });
+    t.advance(Duration::from_secs(1));
+    let (_, outs) = t.operator_request(&invite, Method::Bye, None);
+    assert!(!done(&outs) && byes_to(&outs, &invite) == 0);
+    assert!(
+        requests(&outs, Method::Bye).is_empty(),
+        "the caller is not hung up"
+    );
+    let evs = acd_events(&outs);
+    assert!(
+        matches!(&evs[..], [AcdEvent::CallEnded { op, .. }, AcdEvent::CallerReturned { .. }] if op == "ana"),
+        "{evs:?}"
+    );
+    // Later than that, hanging up is an ordinary end of the call.
+    let (mut t, invite) = T::bridged();
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    t.acd(AcdCommand::CancelRing {
+        call: 42,
+        op: "beto".into(),
+    });
+    t.advance(super::refer::GIVE_BACK_GRACE + Duration::from_secs(1));
+    let (_, outs) = t.operator_request(&invite, Method::Bye, None);
+    assert_eq!(
+        requests(&outs, Method::Bye).len(),
+        1,
+        "the caller's leg ends"
+    );
 }

@@ -34,6 +34,9 @@ pub(super) struct Waiting {
     pub priority: i32,
     /// An operator's transfer under way.
     pub referral: Option<super::refer::Referral>,
+    /// The operator a caller was handed back to after a failed transfer,
+    /// and when.
+    pub given_back: Option<(String, std::time::Instant)>,
 }
 
 impl<E: Env> CallCore<E> {
