@@ -6,7 +6,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::baresip::{Baresip, BaresipOpts, write_tone_wav};
 use common::talk_both_ways;
@@ -15,12 +16,14 @@ use common::{Gw, eventually};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Number 100 goes to queue `pasaportes`.
-fn plans(dir: &Path) -> PathBuf {
+/// Number 100 goes to queue `pasaportes`; the plan's transfer node calls
+/// `guardia` (the only number an operator may send a caller to).
+fn plans(dir: &Path, guardia: &str) -> PathBuf {
     let plans = common::plan_dir_with_prompts(dir);
     std::fs::write(
         plans.join("colas.toml"),
-        r#"
+        format!(
+            r#"
 [plan]
 name = "colas"
 start = "cola"
@@ -37,7 +40,12 @@ overflow = "adios"
 [nodes.adios]
 type = "hangup"
 prompts = ["despedida"]
-"#,
+
+[nodes.guardia]
+type = "transfer"
+uri = "{guardia}"
+"#
+        ),
     )
     .unwrap();
     plans
@@ -132,8 +140,12 @@ struct Floor {
 
 /// A caller talking to op1; op2 logged in (or not).
 fn caller_with_op1(op2_logged_in: bool, call_id: &str) -> Floor {
+    caller_with_op1_and_guardia(op2_logged_in, call_id, "sip:guardia@127.0.0.1:9")
+}
+
+fn caller_with_op1_and_guardia(op2_logged_in: bool, call_id: &str, guardia: &str) -> Floor {
     let tmp = tempfile::tempdir().unwrap();
-    let plans = plans(tmp.path());
+    let plans = plans(tmp.path(), guardia);
     let gw = Gw::start(&config(&plans, &tmp.path().join("data")));
     let wav = tmp.path().join("tone.wav");
     write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
@@ -159,9 +171,12 @@ fn caller_with_op1(op2_logged_in: bool, call_id: &str) -> Floor {
 }
 
 fn transfer(f: &Floor, target: &str) {
-    let uri = format!("sip:{target}@{}", f.gw.udp);
+    transfer_to_uri(f, &format!("sip:{target}@{}", f.gw.udp));
+}
+
+fn transfer_to_uri(f: &Floor, uri: &str) {
     f.op1
-        .command("transfer", &uri)
+        .command("transfer", uri)
         .unwrap_or_else(|e| panic!("baresip transfer: {e}\n{}", f.op1.log()));
 }
 
@@ -299,5 +314,124 @@ fn a_transfer_that_fails_after_the_operator_hung_up_puts_the_caller_first_in_lin
             "COMPLETECALLER"
         ],
         "{log:?}"
+    );
+}
+
+/// SIPp answering as the plan's `guardia` number and echoing the audio back.
+struct EchoPhone {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl EchoPhone {
+    fn start() -> EchoPhone {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_udp_port();
+        let media = (common::free_udp_port() & !1).max(10_000);
+        let child = Command::new("sipp")
+            .current_dir(dir.path())
+            .arg("-sf")
+            .arg(common::repo().join("tests/sipp/uas_operator_echo.xml"))
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &port.to_string(), "-mp", &media.to_string()])
+            .args(["-rtp_echo", "-m", "1", "-timeout", "60s", "-nostdin"])
+            .args(["-trace_err"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp is installed (apt-get install sip-tester)");
+        EchoPhone {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for EchoPhone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The caller sends 1 kHz for 3.5 s and must hear it back (the echo of
+/// whoever it is bridged to) in the last two seconds.
+fn hears_its_echo(ua: &mut Ua) {
+    let rtp = ua.rtp.try_clone().unwrap();
+    let listener = std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        let mut buf = [0u8; 2048];
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = rtp.recv_from(&mut buf) {
+                if n > 12 && buf[1] & 0x7f == 0 {
+                    samples.extend(buf[12..n].iter().map(|&b| common::ua::ulaw_to_linear(b)));
+                }
+            }
+        }
+        samples
+    });
+    ua.send_tones(&[1000.0], Duration::from_millis(3500), 0.5);
+    let heard = listener.join().unwrap();
+    let tail = &heard[heard.len().saturating_sub(16_000)..];
+    let rms = common::baresip::rms(tail);
+    assert!(rms > 1000.0, "the caller hears the number (rms {rms})");
+    let f = common::baresip::tone_frequency(tail, 8000);
+    assert!(
+        (950.0..1050.0).contains(&f),
+        "its own 1 kHz echoed, got {f}"
+    );
+}
+
+#[test]
+fn an_operator_hands_the_caller_to_a_number_of_the_plan() {
+    let echo = EchoPhone::start();
+    let guardia = format!("sip:guardia@127.0.0.1:{}", echo.port);
+    let mut f = caller_with_op1_and_guardia(false, "refer-number@transfer-refer", &guardia);
+    // A target that is nobody is refused (403); baresip then hangs up on
+    // its own, and the caller waits again first in line: op1 gets it back.
+    transfer_to_uri(&f, &format!("sip:nadie@{}", f.gw.udp));
+    assert!(
+        eventually(LIMIT, || transfers(&f.gw, "none", "refused") >= 1.0),
+        "{}",
+        f.gw.log_text()
+    );
+    assert!(
+        f.op1.wait_call_established(LIMIT),
+        "the caller never came back to op1\n{}",
+        f.gw.log_text()
+    );
+    transfer_to_uri(&f, &guardia);
+    assert!(
+        eventually(LIMIT, || transfers(&f.gw, "number", "done") >= 1.0),
+        "the number never answered\n{}",
+        f.gw.log_text()
+    );
+    hears_its_echo(&mut f.ua);
+    assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
+    let data = f._tmp.path().join("data");
+    let st = f.gw.stop();
+    assert!(st.success(), "{st:?}");
+    let log = queue_log(&data, "refer-number@transfer-refer");
+    let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "ENTERQUEUE",
+            "CONNECT",
+            "COMPLETEAGENT",
+            "ENTERQUEUE",
+            "CONNECT",
+            "TRANSFER"
+        ],
+        "{log:?}"
+    );
+    assert_eq!(
+        (log[5].1.as_str(), log[5].2.as_str()),
+        ("op1", guardia.as_str())
     );
 }

@@ -35,9 +35,10 @@ use crate::sip::{Message, Method, new_branch, response_to};
 /// How long a transfer target may ring before the caller goes back.
 pub(super) const REFER_RING_LIMIT: Duration = Duration::from_secs(30);
 
-/// An operator hanging up this soon after its transfer failed is taken for
-/// a phone that gives up on its own (baresip 1.0 ends the call on a failed
-/// transfer): the caller goes to the front of the queue, not home.
+/// An operator hanging up this soon after its transfer failed or was
+/// refused is taken for a phone that gives up on its own (baresip 1.0 ends
+/// the call when a transfer fails): the caller goes to the front of the
+/// queue, not home.
 pub(super) const GIVE_BACK_GRACE: Duration = Duration::from_secs(5);
 
 /// The prompt a caller hears when handed to another queue.
@@ -188,6 +189,12 @@ impl<E: Env> CallCore<E> {
     ) -> Result<(), End> {
         self.leg_reply(i, req, tx, status, reason, &[]);
         self.transfer_figure("none", "refused");
+        // Some phones hang up when their transfer is refused: the caller
+        // must not pay for it.
+        let name = self.legs.legs[i].name.clone();
+        if self.waiting.bridged.as_deref() == Some(name.as_str()) {
+            self.waiting.given_back = Some((name, self.now.at));
+        }
         Ok(())
     }
 
@@ -198,42 +205,48 @@ impl<E: Env> CallCore<E> {
 
     /// Reads a Refer-To URI as one of the targets an operator may use.
     fn refer_target(&self, uri: &crate::sip::uri::Uri) -> Option<Target> {
-        let user = match uri {
-            crate::sip::uri::Uri::Sip(s) => s.user.clone(),
-            crate::sip::uri::Uri::Tel(t) => Some(t.number.clone()),
-            crate::sip::uri::Uri::Other(_) => None,
-        };
-        let plan = self.ivr.interp.plan().clone();
-        if let Some(user) = user.as_deref() {
-            if self.cfg.operators.iter().any(|o| o == user) {
-                return Some(Target::Operator(user.to_owned()));
-            }
-            if self.cfg.queues.iter().any(|q| q == user) {
-                return Some(Target::Queue(user.to_owned()));
-            }
-            if plan.node(user).is_some() {
-                return Some(Target::Node(user.to_owned()));
+        fn user_of(uri: &crate::sip::uri::Uri) -> Option<String> {
+            match uri {
+                crate::sip::uri::Uri::Sip(s) => s.user.clone(),
+                crate::sip::uri::Uri::Tel(t) => Some(t.number.clone()),
+                crate::sip::uri::Uri::Other(_) => None,
             }
         }
-        // A number the plan itself transfers to: the same URI, or its user
-        // part dialled at the gateway.
+        let plan = self.ivr.interp.plan().clone();
+        let numbers: Vec<&str> = plan
+            .nodes
+            .values()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Transfer(t) => Some(t.uri.v.as_str()),
+                _ => None,
+            })
+            .collect();
+        // The very URI of a plan's number is that number, whatever its
+        // user part also happens to name.
         let text = uri.to_string();
-        plan.nodes.values().find_map(|n| match &n.kind {
-            NodeKind::Transfer(t) => {
-                let same = t.uri.v == text
-                    || user.as_deref().is_some_and(|u| {
-                        crate::sip::NameAddr::parse(&format!("<{}>", t.uri.v))
-                            .and_then(|na| match na.uri {
-                                crate::sip::uri::Uri::Sip(s) => s.user,
-                                _ => None,
-                            })
-                            .as_deref()
-                            == Some(u)
-                    });
-                same.then(|| Target::Uri(t.uri.v.clone()))
-            }
-            _ => None,
-        })
+        if let Some(n) = numbers.iter().find(|n| **n == text) {
+            return Some(Target::Uri((*n).to_owned()));
+        }
+        let user = user_of(uri)?;
+        if self.cfg.operators.contains(&user) {
+            return Some(Target::Operator(user));
+        }
+        if self.cfg.queues.contains(&user) {
+            return Some(Target::Queue(user));
+        }
+        if plan.node(&user).is_some() {
+            return Some(Target::Node(user));
+        }
+        // A plan's number dialled by its user part at the gateway.
+        numbers
+            .iter()
+            .find(|n| {
+                crate::sip::NameAddr::parse(&format!("<{n}>"))
+                    .and_then(|na| user_of(&na.uri))
+                    .as_deref()
+                    == Some(user.as_str())
+            })
+            .map(|n| Target::Uri((*n).to_owned()))
     }
 
     /// The target answered (or the caller went where it was sent): the
