@@ -319,6 +319,7 @@ impl Driver {
             MediaCmd::Play { leg, prompts, opts } => media.play(leg, prompts, opts),
             MediaCmd::StopPlayback { leg } => media.stop_playback(leg),
             MediaCmd::Bridge { a, b } => media.bridge(a, b),
+            MediaCmd::Unbridge { leg } => media.unbridge(leg),
             MediaCmd::Release { leg } => media.release(leg),
             MediaCmd::RecordStart {
                 file,
@@ -373,6 +374,12 @@ fn record_figure(f: &Figure) {
         Figure::SessionRefreshed { by_us } => metrics::counter!(
             m::SESSION_REFRESHES_TOTAL,
             "by" => if *by_us { "gateway" } else { "carrier" }
+        )
+        .increment(1),
+        Figure::Transfer { target, result } => metrics::counter!(
+            m::OPERATOR_TRANSFERS_TOTAL,
+            "target" => *target,
+            "result" => *result
         )
         .increment(1),
         Figure::InfoDigit => {

@@ -166,6 +166,8 @@ impl Gateway {
                 srtp_operators: cfg.media.srtp_operators_mode(),
                 record_pause_code: cfg.recording.pause_code.clone(),
                 record_resume_code: cfg.recording.resume_code.clone(),
+                queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
+                operators: cfg.operators.iter().map(|o| o.id.clone()).collect(),
             }),
             records,
             acd,

@@ -524,7 +524,6 @@ impl Recorder {
 }
 
 struct Rec {
-    id: u64,
     wav: WavWriter,
     aligner: Aligner,
     paused: bool,
@@ -617,8 +616,9 @@ impl Thread {
                     return;
                 }
                 if self.open.contains_key(&name) {
-                    // A second recording of the same call (a new bridge):
-                    // the file already open goes on.
+                    // A new bridge of the same call (a transfer): the file
+                    // already open goes on, fed by the new taps.
+                    self.by_id.insert(rec, name);
                     return;
                 }
                 let path = self.cfg.dir.join(&name);
@@ -638,7 +638,6 @@ impl Thread {
                         self.open.insert(
                             name,
                             Rec {
-                                id: rec,
                                 wav,
                                 aligner: Aligner::new(start),
                                 paused: false,
@@ -726,7 +725,7 @@ impl Thread {
         let Some(mut r) = self.open.remove(name) else {
             return;
         };
-        self.by_id.remove(&r.id);
+        self.by_id.retain(|_, n| n != name);
         let mut result = Ok(());
         if failure.is_none() {
             self.scratch.clear();

@@ -176,6 +176,11 @@ pub const CALL_END_REASONS: &[&str] = &[
 ];
 /// Who refreshed a session timer.
 pub const SESSION_REFRESHERS: &[&str] = &["gateway", "carrier"];
+/// Where an operator's transfer (REFER) sent the caller; `none` when the
+/// target could not be read or is not allowed.
+pub const TRANSFER_TARGETS: &[&str] = &["operator", "queue", "node", "number", "none"];
+/// How an operator's transfer ended.
+pub const TRANSFER_RESULTS: &[&str] = &["done", "failed", "refused"];
 pub const DTMF_METHODS: &[&str] = &["rfc4733", "inband", "sip_info"];
 pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
 /// Whether an answered caller's wait fell inside the range they heard.
@@ -410,6 +415,12 @@ pub const CATALOG: &[MetricDef] = &[
         &["by"],
     )
     .with(&[Values::Each(SESSION_REFRESHERS)]),
+    counter(
+        OPERATOR_TRANSFERS_TOTAL,
+        "Transfers asked for by operators' phones (REFER), by target kind (operator|queue|node|number|none) and result: done (the caller reached the target), failed (the target could not take the call: the caller went back to the operator or to the front of its queue) or refused (403/491/501: the call stayed as it was).",
+        &["target", "result"],
+    )
+    .with(&[Values::Each(TRANSFER_TARGETS), Values::Each(TRANSFER_RESULTS)]),
     counter(
         ACD_EVENTS_DROPPED_TOTAL,
         "Operator events (log-in, pause, reachability) dropped because the ACD task was far behind; a call's own events are never dropped (new calls are refused with 503 first).",
@@ -1126,6 +1137,7 @@ pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 pub const SRTP_DROPPED_TOTAL: &str = "conmutador_srtp_dropped_total";
 pub const SRTP_LEGS: &str = "conmutador_srtp_legs";
 pub const SESSION_REFRESHES_TOTAL: &str = "conmutador_session_refreshes_total";
+pub const OPERATOR_TRANSFERS_TOTAL: &str = "conmutador_operator_transfers_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
 pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";

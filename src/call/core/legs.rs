@@ -64,7 +64,7 @@ pub(super) struct OutLeg {
 
 #[derive(Default)]
 pub(super) struct Legs {
-    legs: Vec<OutLeg>,
+    pub legs: Vec<OutLeg>,
 }
 
 impl Legs {
@@ -418,9 +418,22 @@ impl<E: Env> CallCore<E> {
                 reason,
             }));
         }
+        let name = l.name.clone();
         self.drop_leg(l);
         self.after_ring_change();
-        if kind == LegKind::Transfer && self.ending.is_none() {
+        if self.ending.is_some() {
+            return Ok(());
+        }
+        if self.referral_target_is(&name) && !cancelled {
+            let (status, text) = match reason {
+                RingFailure::Busy => (486, "Busy Here"),
+                RingFailure::Declined => (603, "Decline"),
+                RingFailure::NoAnswer => (480, "Temporarily Unavailable"),
+                RingFailure::Unreachable => (503, "Service Unavailable"),
+            };
+            return self.referral_failed(status, text);
+        }
+        if kind == LegKind::Transfer && self.waiting.referral.is_none() {
             return Err(End::TransferFailed);
         }
         Ok(())
@@ -497,6 +510,12 @@ impl<E: Env> CallCore<E> {
         if l.kind == LegKind::Transfer {
             self.connect(TRANSFER_LEG);
         } else {
+            // An operator's transfer reached its target: say so before the
+            // ACD logs the new CONNECT.
+            if self.referral_target_is(&l.name) {
+                self.log_transfer();
+            }
+            let l = &self.legs.legs[i];
             self.out.push(Output::Acd(AcdEvent::RingAnswered {
                 call: self.id,
                 op: l.name.clone(),
@@ -555,10 +574,15 @@ impl<E: Env> CallCore<E> {
                 let was_connected = l.state == LegState::Connected;
                 let (name, kind) = (l.name.clone(), l.kind);
                 self.drop_leg(l);
-                if self.ending.is_some() {
+                if self.ending.is_some() || self.referrer_left(&name) {
+                    // An operator hanging up after asking for a transfer
+                    // leaves the caller to it.
                     return Ok(());
                 }
                 if was_connected {
+                    if let Some(back) = self.left_after_give_back(&name) {
+                        return back;
+                    }
                     self.record.talk_ended_by = Some(Party::Operator);
                     return Err(End::OperatorHungUp);
                 }
@@ -572,6 +596,7 @@ impl<E: Env> CallCore<E> {
                 self.after_ring_change();
                 Ok(())
             }
+            Some(Method::Refer) => self.on_refer(i, req, tx),
             Some(Method::Options) | Some(Method::Update) | Some(Method::Info) => {
                 let bytes = respond(200, "OK").build();
                 self.respond(tx, 200, bytes, None);

@@ -23,6 +23,7 @@ mod ivr;
 mod legs;
 mod record;
 mod recording;
+mod refer;
 mod session_timer;
 mod trunk;
 mod waiting;
@@ -93,6 +94,9 @@ pub struct CallConfig {
     /// What the operator dials in-call to pause / resume the recording.
     pub record_pause_code: String,
     pub record_resume_code: String,
+    /// Configured queues and operators: the names a REFER may point at.
+    pub queues: Vec<String>,
+    pub operators: Vec<String>,
 }
 
 /// Where an outgoing leg is sent.
@@ -203,6 +207,10 @@ pub enum MediaCmd {
         a: LegId,
         b: LegId,
     },
+    /// Ends the bridge `leg` is in (both sides stop relaying).
+    Unbridge {
+        leg: LegId,
+    },
     Release {
         leg: LegId,
     },
@@ -239,6 +247,12 @@ pub enum Figure {
     InfoDigit,
     /// The session timer was refreshed, by us or by the carrier.
     SessionRefreshed { by_us: bool },
+    /// An operator's transfer (REFER) ended: `target` kind and `result`
+    /// as in `conmutador_operator_transfers_total`.
+    Transfer {
+        target: &'static str,
+        result: &'static str,
+    },
     /// The call is over.
     Ended {
         seconds: f64,
@@ -439,6 +453,7 @@ impl<E: Env> CallCore<E> {
             self.trunk.ring_until,
             self.ivr.next_timer(),
             self.trunk.timer.as_ref().map(|t| t.at),
+            self.waiting.referral.as_ref().map(|r| r.until),
         ]
         .into_iter()
         .flatten()
@@ -502,6 +517,7 @@ impl<E: Env> CallCore<E> {
         for token in self.ivr.due_timers(self.now.at) {
             self.ivr_event(crate::dialplan::IvrEvent::Timer { token })?;
         }
+        self.referral_due()?;
         self.session_timer_due()
     }
 

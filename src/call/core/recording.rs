@@ -107,11 +107,19 @@ impl<E: Env> CallCore<E> {
         self.start_recording(a, b);
     }
 
+    /// Starts recording the bridge; on a new bridge of a recorded call (a
+    /// transfer to another operator) the same file goes on with the new
+    /// operator on the right.
     fn start_recording(&mut self, caller: LegId, operator: LegId) {
-        if self.recording.file.is_some() || !self.recording.consent_heard {
+        if !self.recording.consent_heard {
             return;
         }
-        let Some(file) = self.recording.planned.take() else {
+        let Some(file) = self
+            .recording
+            .file
+            .clone()
+            .or_else(|| self.recording.planned.take())
+        else {
             return;
         };
         self.recording.file = Some(file.clone());

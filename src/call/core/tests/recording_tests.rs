@@ -255,3 +255,26 @@ fn the_end_of_the_call_closes_the_file_and_the_cdr_names_it() {
     assert_eq!(recording_cmds(&outs), [format!("stop {FILE}")]);
     assert_eq!(cdr(&outs).unwrap().recording.as_deref(), Some(FILE));
 }
+
+#[test]
+fn a_transfer_to_another_operator_goes_on_in_the_same_file() {
+    let (mut t, invite) = recording();
+    let ana = operator_leg(&t);
+    t.refer(&invite, "sip:beto@127.0.0.1:5060");
+    let invite_b = t.ring("beto");
+    t.answer_leg(&invite_b, 200);
+    let outs = t.acd(AcdCommand::Connect {
+        call: 42,
+        op: "beto".into(),
+    });
+    let restarted = media(&outs).into_iter().find_map(|m| match m {
+        MediaCmd::RecordStart { file, operator, .. } => Some((file.clone(), *operator)),
+        _ => None,
+    });
+    let (file, op) = restarted.expect("beto's side is recorded too");
+    assert_eq!(file, FILE);
+    assert_ne!(op, ana, "the new operator's leg on the right");
+    let (_, outs) = t.caller_request(Method::Bye, None);
+    assert_eq!(recording_cmds(&outs), [format!("stop {FILE}")]);
+    assert_eq!(cdr(&outs).unwrap().recording.as_deref(), Some(FILE));
+}
