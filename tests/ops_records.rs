@@ -365,7 +365,8 @@ async fn postgres_round_trip_export_stats_and_migrations() {
 
     round_trip(cfg.clone()).await;
 
-    // A database from a newer build is refused.
+    // A database as a version-1 build left it (no recording column, its
+    // calls without one) is migrated at open and keeps its rows.
     let (client, conn) = url
         .parse::<tokio_postgres::Config>()
         .expect("url")
@@ -373,6 +374,23 @@ async fn postgres_round_trip_export_stats_and_migrations() {
         .await
         .expect("connect");
     tokio::spawn(conn);
+    client
+        .batch_execute(
+            "ALTER TABLE cdr DROP COLUMN recording; DELETE FROM schema_version WHERE version = 2",
+        )
+        .await
+        .expect("back to version 1");
+    let mut store = Store::open_postgres(&url).await.expect("migrates");
+    assert_eq!(
+        store.applied_versions().await.expect("versions"),
+        vec![1, 2]
+    );
+    let rows = store.cdrs_page(t0(), 0, 1000).await.expect("page");
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|(_, c)| c.recording.is_none()));
+    drop(store);
+
+    // A database from a newer build is refused.
     client
         .execute(
             "INSERT INTO schema_version (version, applied_ms) VALUES (99, 0)",
