@@ -4,7 +4,8 @@
 //! checked by Goertzel: the caller's tone on the left, the operator's on the
 //! right. Also: the consent prompt before the operator, pause and resume by
 //! the operator's DTMF (silence in both channels, no digits heard by the
-//! caller), retention, and a full disk that stops recording but no call.
+//! caller), retention, and a full disk or a failing write that stops
+//! recording but no call.
 
 mod common;
 
@@ -233,7 +234,20 @@ fn cdr_recording(gw: &Gw, call_id: &str) -> Option<String> {
 /// Calls "100", hears the consent prompt through, and waits until the
 /// operator is bridged and the recording has started.
 fn recorded_call(gw: &Gw, phone: &Baresip) -> Ua {
-    let mut ua = Ua::new(gw.udp);
+    let ua = bridged_after_consent(gw, phone, Ua::new(gw.udp));
+    assert!(
+        eventually(Duration::from_secs(10), || gw
+            .metric("conmutador_recordings_started_total", &[])
+            >= 1.0),
+        "recording started\n{}",
+        gw.log_text()
+    );
+    ua
+}
+
+/// `ua` calls "100", hears the consent prompt through, and the operator
+/// answers.
+fn bridged_after_consent(gw: &Gw, phone: &Baresip, mut ua: Ua) -> Ua {
     assert_eq!(ua.call("100", "0", true).status(), Some(200));
     ua.send_pcmu(&[0; 160], true);
     let mut h = Heard::default();
@@ -249,13 +263,6 @@ fn recorded_call(gw: &Gw, phone: &Baresip) -> Ua {
     assert!(
         phone.wait_call_established(Duration::from_secs(20)),
         "operator never got the call\n{}",
-        gw.log_text()
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || gw
-            .metric("conmutador_recordings_started_total", &[])
-            >= 1.0),
-        "recording started\n{}",
         gw.log_text()
     );
     ua
@@ -495,4 +502,37 @@ fn old_recordings_are_deleted_and_a_full_disk_stops_recording_not_calls() {
         .collect();
     assert_eq!(files, vec!["recent-call.wav".to_string()]);
     assert_eq!(cdr_recording(&gw, &ua.call_id), None);
+}
+
+#[test]
+fn a_recording_that_cannot_be_written_is_counted_and_the_call_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plans = plans(tmp.path());
+    let recs = tmp.path().join("recordings");
+    std::fs::create_dir_all(&recs).unwrap();
+    let gw = Gw::start(&config(&plans, &recs, "min_free_mb = 0"));
+    let wav = tmp.path().join("op-440.wav");
+    write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
+    let phone = operator(&gw, &wav);
+
+    // The call's file is a link to /dev/full: every write fails (ENOSPC).
+    let ua = Ua::new(gw.udp);
+    std::os::unix::fs::symlink("/dev/full", recs.join(file_name(&ua.call_id))).unwrap();
+    let mut ua = bridged_after_consent(&gw, &phone, ua);
+    assert!(
+        eventually(Duration::from_secs(5), || gw.metric(
+            "conmutador_recordings_failed_total",
+            &["reason=\"write_error\""]
+        ) >= 1.0),
+        "{}",
+        gw.metrics()
+    );
+    talk_both_ways(&mut ua, &phone);
+    assert_eq!(ua.hangup("100").and_then(|m| m.status()), Some(200));
+    assert!(phone.wait_call_closed(Duration::from_secs(10)));
+    assert!(eventually(Duration::from_secs(5), || gw.metric(
+        "conmutador_calls_ended_total",
+        &["reason=\"caller_hangup\"", "result=\"completed\""]
+    ) >= 1.0));
+    assert_eq!(gw.metric("conmutador_recordings_completed_total", &[]), 0.0);
 }
