@@ -1,7 +1,8 @@
-//! Blind transfers from a real operator phone: baresip answers a queued
-//! caller and sends a REFER (its `transfer` command); the gateway carries
-//! it out and reports back with NOTIFYs. Audio is checked on the new leg
-//! both ways, and the queue log must tell who handed the call to whom.
+//! What an operator does to a call from a real phone: blind transfers
+//! (baresip answers a queued caller and sends a REFER with its `transfer`
+//! command; the gateway carries it out and reports back with NOTIFYs) and
+//! hold (its `hold`/`resume`). Audio is checked on the new leg both ways,
+//! and the queue log must tell who handed the call to whom.
 
 mod common;
 
@@ -434,4 +435,43 @@ fn an_operator_hands_the_caller_to_a_number_of_the_plan() {
         (log[5].1.as_str(), log[5].2.as_str()),
         ("op1", guardia.as_str())
     );
+}
+
+/// The caller listens for `dur`; the dominant frequency of each 200 ms.
+fn notes_heard(ua: &Ua, dur: Duration) -> Vec<f64> {
+    let cap = ua.receive_audio(dur);
+    cap.samples
+        .chunks(1600)
+        .filter(|c| c.len() == 1600 && common::baresip::rms(c) > 300.0)
+        .map(|c| common::baresip::tone_frequency(c, 8000))
+        .collect()
+}
+
+#[test]
+fn an_operator_holding_the_caller_plays_them_music_and_resuming_brings_the_voice_back() {
+    let mut f = caller_with_op1(false, "hold@transfer-refer");
+    let op_tone = |n: &f64| (420.0..460.0).contains(n);
+    // Talking: the caller hears the operator's steady 440 Hz.
+    let notes = notes_heard(&f.ua, Duration::from_millis(1200));
+    assert!(!notes.is_empty() && notes.iter().all(op_tone), "{notes:?}");
+    f.op1.command("hold", "").expect("baresip hold");
+    std::thread::sleep(Duration::from_millis(500));
+    // On hold: the gateway's music (an arpeggio: several notes).
+    let notes = notes_heard(&f.ua, Duration::from_millis(2500));
+    let others = notes.iter().filter(|n| !op_tone(n)).count();
+    assert!(
+        others >= 3,
+        "the held caller hears music, not the operator: {notes:?}\n{}",
+        f.gw.log_text()
+    );
+    f.op1.command("resume", "").expect("baresip resume");
+    std::thread::sleep(Duration::from_millis(500));
+    // Resumed: the operator's voice again, and only it. (The other way is
+    // not checked here: baresip 1.0's recorder stops after a hold.)
+    let notes = notes_heard(&f.ua, Duration::from_millis(1500));
+    assert!(
+        notes.len() >= 5 && notes.iter().all(op_tone),
+        "the caller hears the operator again: {notes:?}"
+    );
+    assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
 }
