@@ -171,6 +171,15 @@ fn caller_with_op1_and_guardia(op2_logged_in: bool, call_id: &str, guardia: &str
     }
 }
 
+impl Floor {
+    /// Stops the gateway (cleanly) and reads the queue log of `call_id`.
+    fn stop(self, call_id: &str) -> Vec<(String, String, String)> {
+        let st = self.gw.stop();
+        assert!(st.success(), "{st:?}");
+        queue_log(&self._tmp.path().join("data"), call_id)
+    }
+}
+
 fn transfer(f: &Floor, target: &str) {
     transfer_to_uri(f, &format!("sip:{target}@{}", f.gw.udp));
 }
@@ -200,15 +209,12 @@ fn an_operator_hands_the_caller_to_another_operator_by_name() {
     talk_both_ways(&mut f.ua, &op2);
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
     assert!(op2.wait_call_closed(LIMIT));
-    let data = f._tmp.path().join("data");
     assert!(eventually(LIMIT, || f.gw.metric(
         "conmutador_calls_ended_total",
         &["result=\"completed\""]
     ) >= 1.0));
     assert_eq!(transfers(&f.gw, "operator", "done"), 1.0);
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-op@transfer-refer");
+    let log = f.stop("refer-op@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
@@ -244,12 +250,9 @@ fn an_operator_hands_the_caller_to_another_queue() {
     );
     talk_both_ways(&mut f.ua, &op2);
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
-    let data = f._tmp.path().join("data");
     assert!(op2.wait_call_closed(LIMIT));
     assert_eq!(transfers(&f.gw, "queue", "done"), 1.0);
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-queue@transfer-refer");
+    let log = f.stop("refer-queue@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
@@ -297,12 +300,9 @@ fn a_transfer_that_fails_after_the_operator_hung_up_puts_the_caller_first_in_lin
     );
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
     assert!(f.op1.wait_call_closed(LIMIT));
-    let data = f._tmp.path().join("data");
     assert_eq!(transfers(&f.gw, "operator", "failed"), 1.0);
     assert_eq!(transfers(&f.gw, "operator", "done"), 0.0);
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-fail@transfer-refer");
+    let log = f.stop("refer-fail@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
@@ -414,10 +414,7 @@ fn an_operator_hands_the_caller_to_a_number_of_the_plan() {
     );
     hears_its_echo(&mut f.ua);
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
-    let data = f._tmp.path().join("data");
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-number@transfer-refer");
+    let log = f.stop("refer-number@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
