@@ -1,7 +1,8 @@
-//! Blind transfers from a real operator phone: baresip answers a queued
-//! caller and sends a REFER (its `transfer` command); the gateway carries
-//! it out and reports back with NOTIFYs. Audio is checked on the new leg
-//! both ways, and the queue log must tell who handed the call to whom.
+//! What an operator does to a call from a real phone: blind transfers
+//! (baresip answers a queued caller and sends a REFER with its `transfer`
+//! command; the gateway carries it out and reports back with NOTIFYs) and
+//! hold (its `hold`/`resume`). Audio is checked on the new leg both ways,
+//! and the queue log must tell who handed the call to whom.
 
 mod common;
 
@@ -170,6 +171,15 @@ fn caller_with_op1_and_guardia(op2_logged_in: bool, call_id: &str, guardia: &str
     }
 }
 
+impl Floor {
+    /// Stops the gateway (cleanly) and reads the queue log of `call_id`.
+    fn stop(self, call_id: &str) -> Vec<(String, String, String)> {
+        let st = self.gw.stop();
+        assert!(st.success(), "{st:?}");
+        queue_log(&self._tmp.path().join("data"), call_id)
+    }
+}
+
 fn transfer(f: &Floor, target: &str) {
     transfer_to_uri(f, &format!("sip:{target}@{}", f.gw.udp));
 }
@@ -199,15 +209,12 @@ fn an_operator_hands_the_caller_to_another_operator_by_name() {
     talk_both_ways(&mut f.ua, &op2);
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
     assert!(op2.wait_call_closed(LIMIT));
-    let data = f._tmp.path().join("data");
     assert!(eventually(LIMIT, || f.gw.metric(
         "conmutador_calls_ended_total",
         &["result=\"completed\""]
     ) >= 1.0));
     assert_eq!(transfers(&f.gw, "operator", "done"), 1.0);
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-op@transfer-refer");
+    let log = f.stop("refer-op@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
@@ -243,12 +250,9 @@ fn an_operator_hands_the_caller_to_another_queue() {
     );
     talk_both_ways(&mut f.ua, &op2);
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
-    let data = f._tmp.path().join("data");
     assert!(op2.wait_call_closed(LIMIT));
     assert_eq!(transfers(&f.gw, "queue", "done"), 1.0);
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-queue@transfer-refer");
+    let log = f.stop("refer-queue@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
@@ -296,12 +300,9 @@ fn a_transfer_that_fails_after_the_operator_hung_up_puts_the_caller_first_in_lin
     );
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
     assert!(f.op1.wait_call_closed(LIMIT));
-    let data = f._tmp.path().join("data");
     assert_eq!(transfers(&f.gw, "operator", "failed"), 1.0);
     assert_eq!(transfers(&f.gw, "operator", "done"), 0.0);
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-fail@transfer-refer");
+    let log = f.stop("refer-fail@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
@@ -413,10 +414,7 @@ fn an_operator_hands_the_caller_to_a_number_of_the_plan() {
     );
     hears_its_echo(&mut f.ua);
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
-    let data = f._tmp.path().join("data");
-    let st = f.gw.stop();
-    assert!(st.success(), "{st:?}");
-    let log = queue_log(&data, "refer-number@transfer-refer");
+    let log = f.stop("refer-number@transfer-refer");
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,
@@ -434,4 +432,43 @@ fn an_operator_hands_the_caller_to_a_number_of_the_plan() {
         (log[5].1.as_str(), log[5].2.as_str()),
         ("op1", guardia.as_str())
     );
+}
+
+/// The caller listens for `dur`; the dominant frequency of each 200 ms.
+fn notes_heard(ua: &Ua, dur: Duration) -> Vec<f64> {
+    let cap = ua.receive_audio(dur);
+    cap.samples
+        .chunks(1600)
+        .filter(|c| c.len() == 1600 && common::baresip::rms(c) > 300.0)
+        .map(|c| common::baresip::tone_frequency(c, 8000))
+        .collect()
+}
+
+#[test]
+fn an_operator_holding_the_caller_plays_them_music_and_resuming_brings_the_voice_back() {
+    let mut f = caller_with_op1(false, "hold@transfer-refer");
+    let op_tone = |n: &f64| (420.0..460.0).contains(n);
+    // Talking: the caller hears the operator's steady 440 Hz.
+    let notes = notes_heard(&f.ua, Duration::from_millis(1200));
+    assert!(!notes.is_empty() && notes.iter().all(op_tone), "{notes:?}");
+    f.op1.command("hold", "").expect("baresip hold");
+    std::thread::sleep(Duration::from_millis(500));
+    // On hold: the gateway's music (an arpeggio: several notes).
+    let notes = notes_heard(&f.ua, Duration::from_millis(2500));
+    let others = notes.iter().filter(|n| !op_tone(n)).count();
+    assert!(
+        others >= 3,
+        "the held caller hears music, not the operator: {notes:?}\n{}",
+        f.gw.log_text()
+    );
+    f.op1.command("resume", "").expect("baresip resume");
+    std::thread::sleep(Duration::from_millis(500));
+    // Resumed: the operator's voice again, and only it. (The other way is
+    // not checked here: baresip 1.0's recorder stops after a hold.)
+    let notes = notes_heard(&f.ua, Duration::from_millis(1500));
+    assert!(
+        notes.len() >= 5 && notes.iter().all(op_tone),
+        "the caller hears the operator again: {notes:?}"
+    );
+    assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
 }

@@ -776,9 +776,6 @@ impl Acd {
                 );
             }
         }
-        let o = &mut self.st.ops[oi];
-        o.activity = Activity::OnCall { call };
-        o.no_answer_streak = 0;
         let waited = now.saturating_duration_since(c.joined);
         let ring_time = now.saturating_duration_since(ring);
         let q = &mut self.st.queues[qi];
@@ -816,6 +813,26 @@ impl Acd {
             }
             None => q.counts.unannounced += 1,
         }
+        self.outcome(qi, Outcome::Answered);
+        self.start_talk(call, oi, qi, waited, c.announced, ring_time, now);
+    }
+
+    /// Operator `oi` answered for `call` (counted in queue `qi`): they talk
+    /// from now on, the call layer bridges them, the log says CONNECT.
+    #[allow(clippy::too_many_arguments)]
+    fn start_talk(
+        &mut self,
+        call: CallId,
+        oi: usize,
+        qi: usize,
+        waited: Duration,
+        announced: Option<Duration>,
+        ring_time: Duration,
+        now: Instant,
+    ) {
+        let o = &mut self.st.ops[oi];
+        o.activity = Activity::OnCall { call };
+        o.no_answer_streak = 0;
         self.st.connected.insert(
             call,
             ConnectedRec {
@@ -825,7 +842,6 @@ impl Acd {
                 waited,
             },
         );
-        self.outcome(qi, Outcome::Answered);
         self.out.push(AcdCommand::Connect {
             call,
             op: self.st.ops[oi].id.clone(),
@@ -836,7 +852,7 @@ impl Acd {
             Some(oi),
             QueueEventKind::Connect {
                 waited,
-                announced: c.announced,
+                announced,
                 ring_time,
             },
             now,
@@ -938,33 +954,8 @@ impl Acd {
             return;
         };
         self.call_ended(call, None, now);
-        let o = &mut self.st.ops[oi];
-        o.activity = Activity::OnCall { call };
-        o.no_answer_streak = 0;
-        self.st.connected.insert(
-            call,
-            ConnectedRec {
-                op: oi,
-                queue: qi,
-                answered: now,
-                waited: Duration::ZERO,
-            },
-        );
-        self.out.push(AcdCommand::Connect {
-            call,
-            op: self.st.ops[oi].id.clone(),
-        });
-        self.log(
-            qi,
-            Some(call),
-            Some(oi),
-            QueueEventKind::Connect {
-                waited: Duration::ZERO,
-                announced: None,
-                ring_time: now.saturating_duration_since(started),
-            },
-            now,
-        );
+        let ring_time = now.saturating_duration_since(started);
+        self.start_talk(call, oi, qi, Duration::ZERO, None, ring_time, now);
     }
 
     fn direct_failed(&mut self, call: CallId, reason: RingFailure, now: Instant) {

@@ -60,6 +60,8 @@ pub(super) struct OutLeg {
     /// From the first 2xx on.
     pub dialog: Option<Dialog>,
     pub connected_at: Option<Instant>,
+    /// The phone put the call on hold (its last SDP wants nothing sent).
+    pub on_hold: bool,
 }
 
 #[derive(Default)]
@@ -294,6 +296,7 @@ impl<E: Env> CallCore<E> {
             state: LegState::Calling,
             dialog: None,
             connected_at: None,
+            on_hold: false,
         });
         Ok(())
     }
@@ -616,6 +619,11 @@ impl<E: Env> CallCore<E> {
                 match sdp::answer_secure(req.body(), &mut l.local_sdp, &self.cfg.codecs, opts) {
                     Ok((answer, params, srtp)) => {
                         let leg = l.media;
+                        // The phone holds the caller when it wants nothing
+                        // sent to it (sendonly, inactive).
+                        let held = !params.direction.sends();
+                        let changed = std::mem::replace(&mut l.on_hold, held) != held;
+                        let name = l.name.clone();
                         let bytes = response_to(&req, 200, "OK")
                             .via_received(l.peer.addr)
                             .to_tag(&l.local_tag)
@@ -625,6 +633,9 @@ impl<E: Env> CallCore<E> {
                         let key = req.cseq().ok().map(|c| (l.call_id.clone(), c.seq));
                         self.media(MediaCmd::Update { leg, params, srtp });
                         self.respond(tx, 200, bytes, key);
+                        if changed && self.waiting.bridged.as_deref() == Some(name.as_str()) {
+                            self.caller_held(held);
+                        }
                     }
                     Err(_) => {
                         let bytes = response_to(&req, 488, "Not Acceptable Here")
@@ -657,6 +668,16 @@ impl<E: Env> CallCore<E> {
             bytes,
             invite_2xx,
         });
+    }
+
+    /// The operator put the caller on hold (music over the bridge: a
+    /// prompt takes precedence over relayed audio) or took them back.
+    fn caller_held(&mut self, held: bool) {
+        if held {
+            self.play_hold_music();
+        } else if let Some(leg) = self.trunk.leg {
+            self.media(MediaCmd::StopPlayback { leg });
+        }
     }
 
     /// Back to "queued" in the admin view when no operator rings any more.

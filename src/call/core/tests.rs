@@ -2302,3 +2302,34 @@ fn an_operator_hanging_up_right_after_a_failed_transfer_leaves_the_caller_waitin
         "the caller's leg ends"
     );
 }
+
+#[test]
+fn an_operator_holding_the_caller_plays_them_music_until_it_resumes() {
+    let (mut t, invite) = T::bridged();
+    let trunk = t.core.trunk.leg.unwrap();
+    let sdp = |dir: &str| {
+        Bytes::from(format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\n\
+             m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={dir}\r\n"
+        ))
+    };
+    let moh = |outs: &[Output]| {
+        media(outs).iter().any(|m| {
+            matches!(m, MediaCmd::Play { leg, opts, .. } if *leg == trunk && opts.token == waiting::MOH_TOKEN)
+        })
+    };
+    let (_, outs) = t.operator_request(&invite, Method::Invite, Some(sdp("sendonly")));
+    assert_eq!(statuses(&outs), vec![200]);
+    assert!(moh(&outs), "the held caller hears music: {outs:?}");
+    // A refresh of the same hold changes nothing.
+    let (_, outs) = t.operator_request(&invite, Method::Invite, Some(sdp("inactive")));
+    assert!(!moh(&outs));
+    let (_, outs) = t.operator_request(&invite, Method::Invite, Some(sdp("sendrecv")));
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::StopPlayback { leg } if *leg == trunk)),
+        "resumed: the music stops, the bridge relays again"
+    );
+    assert_eq!(t.core.view().state, CallState::Bridged);
+}
