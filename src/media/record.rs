@@ -61,6 +61,8 @@ pub const RATE: u32 = 8000;
 const QUEUE_FRAMES: usize = 4096;
 /// Largest payload kept per frame: 60 ms of G.711.
 const MAX_PAYLOAD: usize = 480;
+/// Recordings the admin API lists at most (the newest).
+pub const MAX_LIST: usize = 10_000;
 /// Recordings open at once at most; more are refused (`busy`).
 const MAX_OPEN: usize = 2000;
 /// A packet starting within this many samples (60 ms) of where its side's
@@ -496,30 +498,36 @@ impl Recorder {
         p.is_file().then_some(p)
     }
 
-    /// Every recording on disk, oldest first (reads the directory: call it
-    /// off the async runtime).
+    /// The newest [`MAX_LIST`] recordings on disk, oldest first (reads the
+    /// directory: call it off the async runtime).
     pub fn list(&self) -> io::Result<Vec<RecordingInfo>> {
-        let mut out = Vec::new();
+        let mut files = Vec::new();
         for e in std::fs::read_dir(&self.dir)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
             if !valid_name(&name) {
                 continue;
             }
-            let bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
-            let side = self
-                .dir
-                .join(name.trim_end_matches(".wav").to_owned() + ".json");
-            let meta = std::fs::read(&side)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            out.push(RecordingInfo { name, bytes, meta });
+            let md = e.metadata().ok();
+            let bytes = md.as_ref().map_or(0, |m| m.len());
+            let modified = md.and_then(|m| m.modified().ok());
+            files.push((modified, name, bytes));
         }
-        out.sort_by(|a, b| {
-            let k = |r: &RecordingInfo| r.meta.as_ref().map(|m| m.started_at);
-            k(a).cmp(&k(b)).then_with(|| a.name.cmp(&b.name))
-        });
-        Ok(out)
+        files.sort();
+        let skip = files.len().saturating_sub(MAX_LIST);
+        Ok(files
+            .into_iter()
+            .skip(skip)
+            .map(|(_, name, bytes)| {
+                let side = self
+                    .dir
+                    .join(name.trim_end_matches(".wav").to_owned() + ".json");
+                let meta = std::fs::read(&side)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                RecordingInfo { name, bytes, meta }
+            })
+            .collect())
     }
 }
 
@@ -937,6 +945,43 @@ mod tests {
             .map(|c| i16::from_le_bytes([c[0], c[1]]))
             .collect();
         assert_eq!(s, vec![1, -1, 2, -2, 3, -3]);
+    }
+
+    #[test]
+    fn the_listing_reads_sidecars_and_skips_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::start(RecorderConfig {
+            dir: dir.path().to_path_buf(),
+            retention: Duration::MAX,
+            min_free_bytes: 0,
+        })
+        .unwrap();
+        let meta = RecordingMeta {
+            call_id: "a@b".into(),
+            queue: Some("visas".into()),
+            // Millisecond precision, as the sidecar keeps it.
+            started_at: crate::ops::time::from_millis(1_765_000_000_000),
+        };
+        std::fs::write(dir.path().join("a_b.wav"), wav_header(0)).unwrap();
+        std::fs::write(
+            dir.path().join("a_b.json"),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("lost.wav"), [0u8; 10]).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        let mut got = rec.list().unwrap();
+        got.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!((got[0].name.as_str(), got[0].bytes), ("a_b.wav", 44));
+        assert_eq!(got[0].meta.as_ref(), Some(&meta));
+        assert_eq!(
+            (got[1].name.as_str(), got[1].meta.as_ref()),
+            ("lost.wav", None)
+        );
+        assert_eq!(rec.path_of("a_b.wav"), Some(dir.path().join("a_b.wav")));
+        assert_eq!(rec.path_of("../a_b.wav"), None);
+        assert_eq!(rec.path_of("gone.wav"), None);
     }
 
     #[test]
