@@ -32,8 +32,11 @@
 //! header is rewritten after every flush so a crash leaves a playable file.
 //!
 //! Beside each `NAME.wav` lies `NAME.json` (call id, queue, start time), what
-//! the admin API lists. This room never decides *whether* a call is
-//! recorded: the call room asks, names the file and says when to stop.
+//! the admin API lists (the newest [`MAX_LIST`]). A new bridge of a call
+//! already recorded (a transfer) feeds the open file; a recording that gets
+//! no audio for [`IDLE_CLOSE`] is closed, so a lost stop cannot hold it
+//! open. This room never decides *whether* a call is recorded: the call
+//! room asks, names the file and says when to stop.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
