@@ -21,8 +21,8 @@
 //! reaching the caller).
 //!
 //! The same thread deletes recordings older than the retention (at start
-//! and every [`SWEEP_EVERY`]), keeps the bytes-on-disk gauge, and checks the
-//! free space every [`DISK_CHECK_EVERY`]: under the minimum, open recordings
+//! and every `SWEEP_EVERY`), keeps the bytes-on-disk gauge, and checks the
+//! free space every `DISK_CHECK_EVERY`: under the minimum, open recordings
 //! are closed and new ones refused (`conmutador_recordings_failed_total`
 //! with reason `disk_full`), and calls go on unrecorded. A write error does
 //! the same for its own file (`write_error`).
@@ -34,7 +34,7 @@
 //! Beside each `NAME.wav` lies `NAME.json` (call id, queue, start time), what
 //! the admin API lists (the newest [`MAX_LIST`]). A new bridge of a call
 //! already recorded (a transfer) feeds the open file; a recording that gets
-//! no audio for [`IDLE_CLOSE`] is closed, so a lost stop cannot hold it
+//! no audio for `IDLE_CLOSE` is closed, so a lost stop cannot hold it
 //! open. This room never decides *whether* a call is recorded: the call
 //! room asks, names the file and says when to stop.
 

@@ -13,7 +13,7 @@
 //! the outgoing legs ([`legs`]: operators and transfers, UAC dialogs), the
 //! IVR ([`ivr`]: the interpreter and its timers), the queue part
 //! ([`waiting`]: the stay in a queue and the bridge), the record
-//! accumulator ([`record`]) and the recording part ([`recording`]: consent,
+//! accumulator ([`record`]) and the recording part (`recording`: consent,
 //! start, pause codes). Questions that must be answered in the same
 //! step (a free RTP port, where an operator's phone is, our address on a
 //! flow) go through the [`Env`] trait; everything the call does to the world
