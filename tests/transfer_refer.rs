@@ -171,12 +171,38 @@ fn caller_with_op1_and_guardia(op2_logged_in: bool, call_id: &str, guardia: &str
     }
 }
 
+/// The CDR of one call: (operator, transferred_by, disposition).
+fn cdr(gw_data: &Path, call_id: &str) -> (String, String, String) {
+    let db = rusqlite::Connection::open(gw_data.join("records.sqlite3")).unwrap();
+    db.query_row(
+        "SELECT operator, transferred_by, disposition FROM cdr WHERE call_id = ?1",
+        [call_id],
+        |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                r.get(2)?,
+            ))
+        },
+    )
+    .unwrap()
+}
+
 impl Floor {
-    /// Stops the gateway (cleanly) and reads the queue log of `call_id`.
+    /// Stops the gateway (cleanly) and reads the queue log and the CDR of
+    /// `call_id`.
     fn stop(self, call_id: &str) -> Vec<(String, String, String)> {
+        self.stop_with_cdr(call_id).0
+    }
+
+    fn stop_with_cdr(
+        self,
+        call_id: &str,
+    ) -> (Vec<(String, String, String)>, (String, String, String)) {
         let st = self.gw.stop();
         assert!(st.success(), "{st:?}");
-        queue_log(&self._tmp.path().join("data"), call_id)
+        let data = self._tmp.path().join("data");
+        (queue_log(&data, call_id), cdr(&data, call_id))
     }
 }
 
@@ -214,7 +240,12 @@ fn an_operator_hands_the_caller_to_another_operator_by_name() {
         &["result=\"completed\""]
     ) >= 1.0));
     assert_eq!(transfers(&f.gw, "operator", "done"), 1.0);
-    let log = f.stop("refer-op@transfer-refer");
+    let (log, cdr) = f.stop_with_cdr("refer-op@transfer-refer");
+    assert_eq!(
+        cdr,
+        ("op2".into(), "op1".into(), "completed".into()),
+        "the CDR names the last operator and who transferred"
+    );
     let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         events,

@@ -237,6 +237,7 @@ impl Router {
                 hangup_side: HangupSide::Gateway,
                 hangup_cause: status.to_string(),
                 recording: None,
+                transferred_by: None,
             });
         }
     }

@@ -86,6 +86,8 @@ pub(super) struct Record {
     pub overflowed: bool,
     /// The file the call was recorded to.
     pub recording: Option<String>,
+    /// The (last) operator who handed the call on from their phone.
+    pub transferred_by: Option<String>,
 }
 
 impl Record {
@@ -106,6 +108,7 @@ impl Record {
             transfer: false,
             overflowed: false,
             recording: None,
+            transferred_by: None,
         }
     }
 
@@ -146,6 +149,7 @@ impl Record {
             },
             hangup_cause: end.label().to_owned(),
             recording: self.recording.take(),
+            transferred_by: self.transferred_by.take(),
         }
     }
 }

@@ -259,6 +259,7 @@ impl<E: Env> CallCore<E> {
             return;
         };
         self.transfer_figure(r.target.kind(), "done");
+        self.record.transferred_by = Some(r.by.clone());
         self.notify(&r, 200, "OK", true);
         if tell_acd {
             self.out

@@ -179,6 +179,11 @@ pub struct Cdr {
     /// call was recorded.
     #[serde(default)]
     pub recording: Option<String>,
+    /// The operator who handed the call on from their phone (REFER); the
+    /// queue log's TRANSFER line says to where. `operator` is the last one
+    /// the caller talked to.
+    #[serde(default)]
+    pub transferred_by: Option<String>,
 }
 
 /// The `queue_log` event names, spelled as Asterisk spells them.
@@ -489,6 +494,7 @@ impl Cdr {
             &mut self.queue,
             &mut self.operator,
             &mut self.recording,
+            &mut self.transferred_by,
         ]
         .into_iter()
         .flatten()
