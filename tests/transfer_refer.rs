@@ -104,7 +104,7 @@ fn phone(gw: &Gw, id: &str, pw: &str, wav: &Path) -> Baresip {
 }
 
 /// The queue log of one call: (event, agent, data1).
-fn queue_log(gw_data: &Path, call_id: &str) -> Vec<(String, String, String)> {
+fn queue_log(gw_data: &Path, call_id: &str) -> Vec<Row> {
     let db = rusqlite::Connection::open(gw_data.join("records.sqlite3")).unwrap();
     let mut st = db
         .prepare("SELECT event, agent, data1 FROM queue_event WHERE call_id = ?1 ORDER BY id")
@@ -171,8 +171,12 @@ fn caller_with_op1_and_guardia(op2_logged_in: bool, call_id: &str, guardia: &str
     }
 }
 
+/// One queue-log line (event, agent, data1) or a CDR's (operator,
+/// transferred_by, disposition).
+type Row = (String, String, String);
+
 /// The CDR of one call: (operator, transferred_by, disposition).
-fn cdr(gw_data: &Path, call_id: &str) -> (String, String, String) {
+fn cdr(gw_data: &Path, call_id: &str) -> Row {
     let db = rusqlite::Connection::open(gw_data.join("records.sqlite3")).unwrap();
     db.query_row(
         "SELECT operator, transferred_by, disposition FROM cdr WHERE call_id = ?1",
@@ -191,14 +195,11 @@ fn cdr(gw_data: &Path, call_id: &str) -> (String, String, String) {
 impl Floor {
     /// Stops the gateway (cleanly) and reads the queue log and the CDR of
     /// `call_id`.
-    fn stop(self, call_id: &str) -> Vec<(String, String, String)> {
+    fn stop(self, call_id: &str) -> Vec<Row> {
         self.stop_with_cdr(call_id).0
     }
 
-    fn stop_with_cdr(
-        self,
-        call_id: &str,
-    ) -> (Vec<(String, String, String)>, (String, String, String)) {
+    fn stop_with_cdr(self, call_id: &str) -> (Vec<Row>, Row) {
         let st = self.gw.stop();
         assert!(st.success(), "{st:?}");
         let data = self._tmp.path().join("data");
