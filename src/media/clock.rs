@@ -62,6 +62,10 @@
 //! by reason. Every packet the leg sends (prompt, music, relayed audio) is
 //! protected last, after the header is written and any transcoding. Plain
 //! legs have no SRTP state; the packet paths test one `Option` for them.
+//!
+//! Recording (`record.rs`): a leg with a tap copies each received audio
+//! payload (after SRTP) into the recorder's bounded queue, never waiting;
+//! this thread does no file I/O.
 
 use std::collections::HashMap;
 use std::io;
@@ -126,6 +130,11 @@ pub(crate) enum Command {
     },
     Release {
         leg: LegId,
+    },
+    /// Copies the leg's received audio to a recording (`None` stops).
+    SetTap {
+        leg: LegId,
+        tap: Option<Box<super::record::Tap>>,
     },
     /// Blocks the worker (tests of the overload signal).
     #[cfg(test)]
@@ -424,6 +433,8 @@ struct Leg {
     /// In the `sockets` epoll set (read on arrival) rather than read in
     /// its slot.
     watched: bool,
+    /// A recording's copy of the received audio (`record.rs`).
+    tap: Option<Box<super::record::Tap>>,
 }
 
 impl Leg {
@@ -927,6 +938,11 @@ impl Worker {
                 }
             }
             Command::Release { leg } => self.release(leg),
+            Command::SetTap { leg, tap } => {
+                if let Some(l) = self.leg_mut(leg) {
+                    l.tap = tap;
+                }
+            }
             #[cfg(test)]
             Command::Stall { pause } => std::thread::sleep(pause),
             Command::Shutdown => {}
@@ -970,6 +986,7 @@ impl Worker {
             drops: DropWatch::default(),
             partner: None,
             watched: false,
+            tap: None,
         });
     }
 
@@ -1456,6 +1473,9 @@ fn handle_packet(
             digits[0] = Some((d, DtmfSource::Rfc4733));
         }
     } else if pt == a.params.pt {
+        if let Some(tap) = &leg.tap {
+            tap.push(now, a.params.codec, payload);
+        }
         let seq = u16::from(rtp.sequence_number());
         match a.rx_ssrc {
             Some(s) if s == rtp.ssrc() => {
@@ -1508,6 +1528,11 @@ fn handle_packet(
             source,
         };
         emit(&a.events, ev, &mut ctx.counters);
+    }
+    // On a recorded call the operator's digits may be the pause code:
+    // they reach the call (above), not the caller.
+    if Some(pt) == a.params.dtmf_pt && leg.tap.as_ref().is_some_and(|t| t.hides_events()) {
+        return None;
     }
     let src = SrcInfo {
         pt: a.params.pt,
