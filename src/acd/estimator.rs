@@ -816,6 +816,7 @@ impl Estimator {
         }
         let mut moves: Vec<(f64, f64, f64)> = atoms.iter().map(|&(t, w)| (t, w, w)).collect();
         let n0 = servers.len() as f64;
+        let last = atoms.iter().map(|a| a.0).fold(0.0, f64::max);
         let (mut of_now, mut joined) = (n0, 0.0);
         for &(d, change) in staffing {
             if change > 0.0 {
@@ -825,7 +826,12 @@ impl Estimator {
             }
             let k = -change;
             let from_now = k.min(of_now);
-            if from_now > 0.0 {
+            if from_now > 0.0 && d >= last {
+                // Every current server has had its first release by `d`
+                // (each server's atoms weigh 1): one move, no pass.
+                moves.push((d, 0.0, -from_now));
+                of_now -= from_now;
+            } else if from_now > 0.0 {
                 let f = from_now / n0;
                 // Atoms released by `d` lose only their ramp after `d`: one move.
                 let mut before = 0.0;
