@@ -10,6 +10,7 @@ mod clock;
 pub mod dtmf;
 pub mod engine;
 pub mod g711;
+pub mod mix;
 pub mod prompt;
 mod recv;
 mod srtp;
