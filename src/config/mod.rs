@@ -54,6 +54,9 @@ pub struct Config {
     /// `[[operators]]`: who may log in, with which password, to which queues.
     #[serde(default)]
     pub operators: Vec<crate::acd::OperatorConfig>,
+    /// `[[supervisors]]`: who may listen, whisper and barge, on which queues.
+    #[serde(default)]
+    pub supervisors: Vec<crate::call::supervise::SupervisorConfig>,
     /// Folder the relative paths are resolved against (not read from the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -331,6 +334,11 @@ pub struct CallsConfig {
     pub pause_code: String,
     /// Number an operator dials to take calls again.
     pub unpause_code: String,
+    /// Numbers a supervisor dials, followed by an operator's number, to
+    /// listen to, whisper to or barge into that operator's call.
+    pub listen_code: String,
+    pub whisper_code: String,
+    pub barge_code: String,
     /// Where the dialplan's transfers go (the carrier's SIP proxy, which
     /// routes by Request-URI): `IP:port` (UDP), or a URI such as
     /// `sips:IP:port` or `sip:IP:port;transport=tls` for a carrier that
@@ -365,6 +373,15 @@ impl CallsConfig {
         ip_host.then_some(uri)
     }
 
+    /// The supervision feature codes.
+    pub fn supervision_codes(&self) -> crate::call::supervise::Codes {
+        crate::call::supervise::Codes {
+            listen: self.listen_code.clone(),
+            whisper: self.whisper_code.clone(),
+            barge: self.barge_code.clone(),
+        }
+    }
+
     fn calls_proxy(&self) -> Option<&str> {
         self.transfer_proxy.as_deref().map(str::trim)
     }
@@ -376,6 +393,9 @@ impl Default for CallsConfig {
             ring_ms: 0,
             pause_code: "*21".into(),
             unpause_code: "*22".into(),
+            listen_code: "*31".into(),
+            whisper_code: "*32".into(),
+            barge_code: "*33".into(),
             transfer_proxy: None,
             session_min_se: 90,
             session_expires: 1800,
@@ -486,6 +506,14 @@ impl Config {
         }
         crate::acd::config::validate(&self.queues, &self.operators)
             .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
+        let queue_names: Vec<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
+        crate::call::supervise::validate(
+            &self.supervisors,
+            &queue_names,
+            self.operators.iter().map(|o| o.id.as_str()),
+            &self.calls.supervision_codes(),
+        )
+        .map_err(|e| anyhow::anyhow!("supervisors: {e}"))?;
         self.guard.validate().map_err(|e| anyhow::anyhow!(e))?;
         self.tls.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
