@@ -20,6 +20,8 @@
 //! the feature codes live in `call::supervise`. Hand-rolled because the work
 //! is a saturating add over 160 samples; no crate is worth a dependency.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use super::prompt::FRAME_SAMPLES;
@@ -32,6 +34,7 @@ pub const FRAME_TIME: Duration = Duration::from_millis(20);
 
 /// What a supervisor does on a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Mode {
     /// The supervisor hears caller and operator; nobody hears the supervisor.
     Listen,
@@ -206,6 +209,64 @@ impl Mixer {
             any = true;
         }
         any
+    }
+}
+
+/// A mixer shared by the (up to three) clock threads owning the legs of a
+/// supervised bridge, and the engine handle that changes its mode. The
+/// clock threads only ever `try_lock` it: a frame that meets the lock held
+/// by another thread (a few microseconds) is dropped, never waited for.
+pub struct Shared {
+    /// The mode, readable without the lock (routing of relayed packets).
+    mode: AtomicU8,
+    mixer: Mutex<Mixer>,
+}
+
+impl Shared {
+    pub fn new(mode: Mode, now: Instant) -> Shared {
+        Shared {
+            mode: AtomicU8::new(mode as u8),
+            mixer: Mutex::new(Mixer::new(mode, now)),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.mode.load(Ordering::Acquire) {
+            0 => Mode::Listen,
+            1 => Mode::Whisper,
+            _ => Mode::Barge,
+        }
+    }
+
+    /// Off the clock threads only (it may wait for the lock).
+    pub fn set_mode(&self, mode: Mode) {
+        let mut m = self.mixer.lock().unwrap_or_else(|e| e.into_inner());
+        m.set_mode(mode);
+        self.mode.store(mode as u8, Ordering::Release);
+    }
+
+    /// Whether `dest` gets the mix instead of the plain relay.
+    pub fn mixes_for(&self, dest: Party) -> bool {
+        matches!(route(Some(self.mode()), dest), Route::Mix(_))
+    }
+
+    /// [`Mixer::push`] without waiting; false when the lock was busy.
+    pub fn try_push(&self, source: Party, pcm: &[i16], now: Instant) -> bool {
+        match self.mixer.try_lock() {
+            Ok(mut m) => {
+                m.push(source, pcm, now);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// [`Mixer::take`] without waiting; false when nothing (or the lock was busy).
+    pub fn try_take(&self, dest: Party, now: Instant, out: &mut Frame) -> bool {
+        match self.mixer.try_lock() {
+            Ok(mut m) => m.take(dest, now, out),
+            Err(_) => false,
+        }
     }
 }
 

@@ -21,9 +21,12 @@ pub use clock::DROP_REASONS;
 pub use dtmf::DtmfSource;
 pub use engine::{
     ClockSnapshot, LegId, MediaConfig, MediaEngine, MediaEvent, PlayOpts, PoolExhausted,
+    Supervision,
 };
 pub use prompt::{Prompt, PromptLibrary};
 /// The SRTP drop reasons, the vocabulary of `conmutador_srtp_dropped_total`.
 pub use srtp::SRTP_DROP_REASONS;
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod mix_engine_tests;
