@@ -252,7 +252,7 @@ impl Sessions {
             .get(supervisor)
             .ok_or(Refusal::NotYourQueue)?;
         let call = call.ok_or(Refusal::OperatorIdle)?;
-        if !sup.queues.iter().any(|q| *q == call.queue) {
+        if !sup.queues.contains(&call.queue) {
             return Err(Refusal::NotYourQueue);
         }
         let busy = self.by_supervisor.contains_key(supervisor)
