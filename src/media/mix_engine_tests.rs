@@ -10,10 +10,12 @@ use std::time::Duration;
 use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 use tokio::sync::mpsc;
 
+use super::dtmf::event_payload;
 use super::engine::{LegId, MediaConfig, MediaEngine, MediaEvent};
 use super::g711;
 use super::mix::Mode;
 use super::prompt::PromptLibrary;
+use crate::call::supervise::{KeyAction, key_action};
 use crate::sdp::{Codec, Direction, MediaParams};
 
 /// Levels far enough apart that every sum of a subset stays apart after
@@ -39,10 +41,14 @@ struct Phone {
     local: SocketAddr,
     codec: Codec,
     seq: u16,
-    _events: mpsc::Receiver<MediaEvent>,
+    events: mpsc::Receiver<MediaEvent>,
 }
 
 fn phone(e: &MediaEngine, worker: usize, codec: Codec) -> Phone {
+    phone_dtmf(e, worker, codec, None)
+}
+
+fn phone_dtmf(e: &MediaEngine, worker: usize, codec: Codec, dtmf_pt: Option<u8>) -> Phone {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .unwrap();
@@ -51,7 +57,7 @@ fn phone(e: &MediaEngine, worker: usize, codec: Codec) -> Phone {
     let params = MediaParams {
         codec,
         pt: codec.static_pt(),
-        dtmf_pt: None,
+        dtmf_pt,
         remote: sock.local_addr().unwrap(),
         direction: Direction::SendRecv,
         ptime_ms: 20,
@@ -63,7 +69,7 @@ fn phone(e: &MediaEngine, worker: usize, codec: Codec) -> Phone {
         local,
         codec,
         seq: 0,
-        _events: rx,
+        events: rx,
     }
 }
 
@@ -83,6 +89,23 @@ impl Phone {
             .unwrap();
         self.seq = self.seq.wrapping_add(1);
         self.sock.send_to(&pkt, self.local).unwrap();
+    }
+
+    /// Presses `key` (RFC 4733 event number) as a phone does: a start
+    /// packet and three end packets.
+    fn press(&mut self, key: u8, ts: u32) {
+        for (end, d) in [(false, 160u16), (true, 640), (true, 640), (true, 640)] {
+            let pkt = RtpPacketBuilder::new()
+                .payload_type(101)
+                .sequence(Seq::from(self.seq))
+                .timestamp(ts)
+                .ssrc(0x1000 + u32::from(self.local.port()))
+                .payload(&event_payload(key, end, 10, d))
+                .build()
+                .unwrap();
+            self.seq = self.seq.wrapping_add(1);
+            self.sock.send_to(&pkt, self.local).unwrap();
+        }
     }
 
     /// The levels of everything received so far, as sets of parties heard.
@@ -223,4 +246,47 @@ fn listen_whisper_barge_and_back_to_a_plain_bridge() {
     };
     assert!(only(&hc, heard(false, true)), "plain bridge again: {hc:?}");
     assert!(only(&ho, heard(true, false)), "plain bridge again: {ho:?}");
+}
+
+#[test]
+fn a_key_from_the_supervisor_phone_switches_mode() {
+    let e = engine(41430);
+    let mut c = phone(&e, 0, Codec::Pcmu);
+    let mut o = phone(&e, 0, Codec::Pcmu);
+    let mut s = phone_dtmf(&e, 0, Codec::Pcmu, Some(101));
+    e.bridge(c.leg, o.leg);
+    talk(&mut c, &mut o, &mut s, 5);
+    let sup = e.supervise(c.leg, o.leg, s.leg, Mode::Listen);
+    talk(&mut c, &mut o, &mut s, 3);
+    let [_, ho, _] = talk(&mut c, &mut o, &mut s, 10);
+    assert!(!any(&ho, |h| h.supervisor), "listen: {ho:?}");
+
+    // Key 5 (whisper), as the call layer applies it: the supervisor leg
+    // reports the digit, `key_action` reads it, the session switches.
+    s.press(5, 99_999);
+    let mut digit = None;
+    for _ in 0..200 {
+        match s.events.try_recv() {
+            Ok(MediaEvent::Digit { digit: d, .. }) => {
+                digit = Some(d);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let digit = digit.expect("the supervisor's key is reported within a second");
+    assert_eq!(digit, '5');
+    let Some(KeyAction::Switch(mode)) = key_action(digit) else {
+        panic!("5 switches mode");
+    };
+    sup.set_mode(mode);
+    talk(&mut c, &mut o, &mut s, 2);
+    let [hc, ho, _] = talk(&mut c, &mut o, &mut s, 20);
+    assert!(any(&ho, |h| h.supervisor), "whisper after key 5: {ho:?}");
+    assert!(
+        !any(&hc, |h| h.supervisor),
+        "the caller still must not: {hc:?}"
+    );
+    e.end_supervision(sup);
 }
