@@ -115,6 +115,15 @@ password = "alertas-secreto"
 queues = [{ name = "alertas" }]
 "#;
 
+/// Calls of `alertas` are recorded, on a disk that never has enough room
+/// (the minimum free space is absurd): the caller of step 2 is not recorded.
+const RECORDING: &str = r#"
+[recording]
+min_free_mb = 1000000000000
+[recording.queues]
+alertas = "all"
+"#;
+
 #[test]
 fn every_shipped_alert_goes_pending_against_the_live_gateway() {
     let rules = repo().join("docker/prometheus/alerts.yml");
@@ -135,7 +144,7 @@ fn every_shipped_alert_goes_pending_against_the_live_gateway() {
     let extra = format!(
         "[sip]\noverload_media_late_ms = 0\noverload_signalling_lag_ms = 0\n\
          [trunks]\nallow = [\"127.0.0.1/32\"]\n\
-         [dialplans]\ndir = \"{}\"\nwatch = false\n{QUEUES}",
+         [dialplans]\ndir = \"{}\"\nwatch = false\n{QUEUES}{RECORDING}",
         plans.path().display()
     );
     let gw = Gw::start(&extra);
@@ -189,6 +198,7 @@ fn every_shipped_alert_goes_pending_against_the_live_gateway() {
         &[
             "ConmutadorKernelDroppingPackets",
             "ConmutadorOldestWaitHigh",
+            "ConmutadorRecordingFailing",
         ],
     );
     assert_eq!(ua.hangup("alertas").and_then(|m| m.status()), Some(200));

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{TimeZone, Utc};
 use conmutador::ops::http::{
     self, AdminBackend, AdminError, BlockView, CallState, CallView, DrainStatus, HttpState,
-    LiftedBlock, OperatorState, OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport,
-    RemovedCaller, RouteInfo, WaitingCaller,
+    LiftedBlock, OperatorState, OperatorView, QueueStatsView, QueueView, Readiness, RecordingView,
+    ReloadReport, RemovedCaller, RouteInfo, WaitingCaller,
 };
 use serde_json::Value;
 
@@ -205,6 +205,26 @@ impl AdminBackend for TestBackend {
             dropped: 12_000,
         }]
     }
+    async fn recordings(&self) -> Result<Vec<RecordingView>, AdminError> {
+        Ok(vec![RecordingView {
+            name: "call-1.wav".into(),
+            call_id: Some("call-1".into()),
+            queue: Some("pasaportes".into()),
+            bytes: 44,
+            started_at: Some(chrono::Utc::now()),
+        }])
+    }
+    async fn recording_file(&self, name: String) -> Result<std::path::PathBuf, AdminError> {
+        match name.as_str() {
+            // Any WAV file will do: the handler only streams it.
+            "call-1.wav" => Ok(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/dialplans/prompts/en/aviso_grabacion.wav"
+            )
+            .into()),
+            _ => Err(AdminError::NotFound(format!("no recording {name:?}"))),
+        }
+    }
     async fn unblock(&self, source: String) -> Result<LiftedBlock, AdminError> {
         match source.as_str() {
             "192.0.2.66" => Ok(LiftedBlock { source }),
@@ -298,14 +318,15 @@ async fn openapi_and_the_route_table_agree_both_ways() {
         unserved.is_empty(),
         "in openapi.yaml but not served (or auth differs): {unserved:?}"
     );
-    assert_eq!(served.len(), 18);
+    assert_eq!(served.len(), 20);
     // Every documented route really answers (not the fallback, not 405).
     for r in &s.routes {
         let path = r
             .path
             .replace("{id}", "op1")
             .replace("{queue}", "pasaportes")
-            .replace("{call_id}", "nobody");
+            .replace("{call_id}", "nobody")
+            .replace("{name}", "nobody.wav");
         let resp = req(s.addr, &r.method.to_uppercase(), &path, bearer(), None).await;
         assert_ne!(resp.status, 405, "{} {}", r.method, r.path);
         assert_ne!(
@@ -364,6 +385,13 @@ async fn every_response_matches_its_documented_schema() {
             "delete",
             "/api/blocks/{source}",
             "/api/blocks/192.0.2.66",
+            None,
+        ),
+        ("get", "/api/recordings", "/api/recordings", None),
+        (
+            "get",
+            "/api/recordings/{name}",
+            "/api/recordings/call-1.wav",
             None,
         ),
         ("get", "/wallboard", "/wallboard", None),
@@ -464,6 +492,13 @@ async fn every_response_matches_its_documented_schema() {
             "/api/blocks/not-an-address",
             None,
             400,
+        ),
+        (
+            "get",
+            "/api/recordings/{name}",
+            "/api/recordings/gone.wav",
+            None,
+            404,
         ),
         ("get", "/api/queues", "/api/queues", None, 401),
     ];

@@ -46,6 +46,8 @@ fn cdr(i: u32) -> Cdr {
         } else {
             "BYE".into()
         },
+        recording: (i == 2).then(|| "call-2_trunk.wav".into()),
+        transferred_by: (i == 3).then(|| "op2".into()),
     }
 }
 
@@ -154,13 +156,16 @@ async fn round_trip(cfg: RecordsConfig) {
     );
     assert_eq!(
         lines[1],
-        "call-0@trunk,2026-11-29T15:00:00.000Z,2026-11-29T15:00:00.120Z,2026-11-29T15:05:00.000Z,+525512345678,8009112345,mexitel,inicio>idioma>menu_principal>cola_pasaportes,pasaportes,42000,op7,180000,completed,caller,BYE"
+        "call-0@trunk,2026-11-29T15:00:00.000Z,2026-11-29T15:00:00.120Z,2026-11-29T15:05:00.000Z,+525512345678,8009112345,mexitel,inicio>idioma>menu_principal>cola_pasaportes,pasaportes,42000,op7,180000,completed,caller,BYE,,"
     );
     assert!(
-        lines[2].ends_with(",abandoned,caller,\"'=cmd,\"\"x\"\"\""),
+        lines[2].ends_with(",abandoned,caller,\"'=cmd,\"\"x\"\"\",,"),
         "{}",
         lines[2]
     );
+    // The recording and the transferring operator close the line.
+    assert!(lines[3].ends_with(",call-2_trunk.wav,"), "{}", lines[3]);
+    assert!(lines[4].ends_with(",op2"), "{}", lines[4]);
 
     let (n, csv) = export_string(&cfg, RecordKind::QueueEvents, t0(), ExportFormat::Csv);
     assert_eq!(n, 151);
@@ -206,7 +211,10 @@ async fn sqlite_round_trip_export_and_stats() {
     round_trip(cfg_sqlite(dir.path())).await;
     // Reopening migrates nothing new and keeps the data.
     let mut store = Store::open(&cfg_sqlite(dir.path())).await.expect("reopen");
-    assert_eq!(store.applied_versions().await.expect("versions"), vec![1]);
+    assert_eq!(
+        store.applied_versions().await.expect("versions"),
+        vec![1, 2, 3]
+    );
     assert_eq!(
         store.cdrs_page(t0(), 0, 1000).await.expect("page").len(),
         50
@@ -354,14 +362,15 @@ async fn postgres_round_trip_export_stats_and_migrations() {
     // Two gateways migrating one empty database at once both succeed.
     let (a, b) = tokio::join!(Store::open_postgres(&url), Store::open_postgres(&url));
     let (mut a, mut b) = (a.expect("open a"), b.expect("open b"));
-    assert_eq!(a.applied_versions().await.expect("versions"), vec![1]);
-    assert_eq!(b.applied_versions().await.expect("versions"), vec![1]);
+    assert_eq!(a.applied_versions().await.expect("versions"), vec![1, 2, 3]);
+    assert_eq!(b.applied_versions().await.expect("versions"), vec![1, 2, 3]);
     assert_eq!(a.backend_name(), "postgres");
     drop((a, b));
 
     round_trip(cfg.clone()).await;
 
-    // A database from a newer build is refused.
+    // A database as a version-1 build left it (no recording column, its
+    // calls without one) is migrated at open and keeps its rows.
     let (client, conn) = url
         .parse::<tokio_postgres::Config>()
         .expect("url")
@@ -369,6 +378,26 @@ async fn postgres_round_trip_export_stats_and_migrations() {
         .await
         .expect("connect");
     tokio::spawn(conn);
+    client
+        .batch_execute(
+            "ALTER TABLE cdr DROP COLUMN recording; ALTER TABLE cdr DROP COLUMN transferred_by; DELETE FROM schema_version WHERE version >= 2",
+        )
+        .await
+        .expect("back to version 1");
+    let mut store = Store::open_postgres(&url).await.expect("migrates");
+    assert_eq!(
+        store.applied_versions().await.expect("versions"),
+        vec![1, 2, 3]
+    );
+    let rows = store.cdrs_page(t0(), 0, 1000).await.expect("page");
+    assert_eq!(rows.len(), 50);
+    assert!(
+        rows.iter()
+            .all(|(_, c)| c.recording.is_none() && c.transferred_by.is_none())
+    );
+    drop(store);
+
+    // A database from a newer build is refused.
     client
         .execute(
             "INSERT INTO schema_version (version, applied_ms) VALUES (99, 0)",

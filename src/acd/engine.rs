@@ -128,7 +128,9 @@ impl Acd {
                 op_index,
                 callers: HashMap::new(),
                 connected: HashMap::new(),
-                seq: 0,
+                direct: HashMap::new(),
+                // Room below for callers put back at the front of their tier.
+                seq: FRONT_ROOM,
                 timers: BinaryHeap::new(),
             },
             out: Vec::new(),
@@ -154,9 +156,22 @@ impl Acd {
                 call,
                 queue,
                 priority,
-            } => self.caller_joined(call, &queue, priority, now),
-            AcdEvent::CallerLeft { call } => self.caller_left(call, now),
-            AcdEvent::CallerRemoved { call, by } => self.caller_removed(call, by, now),
+            } => self.caller_joined(call, &queue, priority, false, now),
+            AcdEvent::CallerReturned {
+                call,
+                queue,
+                priority,
+            } => self.caller_joined(call, &queue, priority, true, now),
+            AcdEvent::CallerLeft { call } => {
+                self.drop_direct(call, now);
+                self.caller_left(call, now)
+            }
+            AcdEvent::CallerRemoved { call, by } => {
+                self.drop_direct(call, now);
+                self.caller_removed(call, by, now)
+            }
+            AcdEvent::DirectRing { call, op, queue } => self.direct_ring(call, &op, &queue, now),
+            AcdEvent::Transferred { call } => self.call_ended(call, None, now),
             AcdEvent::CallerPressedKey { call, digit } => {
                 if let Some(c) = self.st.callers.get(&call) {
                     if self.st.queues[c.queue].cfg.is_exit_key(digit) {
@@ -193,17 +208,26 @@ impl Acd {
             }
             AcdEvent::RingAnswered { call, op } => {
                 if let Some(oi) = self.op_index(&op) {
-                    self.ring_answered(call, oi, now);
+                    if self.st.direct.get(&call).is_some_and(|d| d.0 == oi) {
+                        self.direct_answered(call, now);
+                    } else {
+                        self.ring_answered(call, oi, now);
+                    }
                 }
             }
             AcdEvent::RingFailed { call, op, reason } => {
                 if let Some(oi) = self.op_index(&op) {
-                    if self.has_ring(call, oi) {
+                    if self.st.direct.get(&call).is_some_and(|d| d.0 == oi) {
+                        self.direct_failed(call, reason, now);
+                    } else if self.has_ring(call, oi) {
                         self.ring_failed(call, oi, reason, false, now);
                     }
                 }
             }
-            AcdEvent::CallEnded { call, op: _, by } => self.call_ended(call, by, now),
+            AcdEvent::CallEnded { call, op: _, by } => {
+                self.drop_direct(call, now);
+                self.call_ended(call, Some(by), now)
+            }
             AcdEvent::Pause { op, reason } => {
                 if let Some(oi) = self.op_index(&op) {
                     self.pause(oi, reason, now);
@@ -311,7 +335,16 @@ impl Acd {
 
     // ---- callers ----
 
-    fn caller_joined(&mut self, call: CallId, queue: &str, priority: i32, now: Instant) {
+    /// A caller enters `queue`; `front`: ahead of everyone of its priority
+    /// (a caller coming back from a failed transfer).
+    fn caller_joined(
+        &mut self,
+        call: CallId,
+        queue: &str,
+        priority: i32,
+        front: bool,
+        now: Instant,
+    ) {
         if self.st.callers.contains_key(&call) || self.st.connected.contains_key(&call) {
             tracing::warn!(call, "caller joined twice; ignored");
             return;
@@ -347,8 +380,18 @@ impl Acd {
             });
             return;
         }
-        self.st.seq += 1;
-        let key: Key = (Reverse(priority), self.st.seq);
+        let head = self.st.queues[qi]
+            .waiting
+            .iter()
+            .find(|p| p.key.0 == Reverse(priority))
+            .map(|p| p.key.1);
+        let key: Key = match head {
+            Some(seq) if front && seq > 0 => (Reverse(priority), seq - 1),
+            _ => {
+                self.st.seq += 1;
+                (Reverse(priority), self.st.seq)
+            }
+        };
         let q = &mut self.st.queues[qi];
         let pos = q.waiting.partition_point(|p| p.key < key);
         q.waiting.insert(
@@ -435,7 +478,7 @@ impl Acd {
         now: Instant,
     ) -> Option<(usize, usize, Duration, Option<Duration>, usize)> {
         if self.st.connected.contains_key(&call) {
-            self.call_ended(call, Party::Caller, now);
+            self.call_ended(call, Some(Party::Caller), now);
             return None;
         }
         let left = self.st.callers.get(&call).map(|c| {
@@ -733,9 +776,6 @@ impl Acd {
                 );
             }
         }
-        let o = &mut self.st.ops[oi];
-        o.activity = Activity::OnCall { call };
-        o.no_answer_streak = 0;
         let waited = now.saturating_duration_since(c.joined);
         let ring_time = now.saturating_duration_since(ring);
         let q = &mut self.st.queues[qi];
@@ -773,6 +813,26 @@ impl Acd {
             }
             None => q.counts.unannounced += 1,
         }
+        self.outcome(qi, Outcome::Answered);
+        self.start_talk(call, oi, qi, waited, c.announced, ring_time, now);
+    }
+
+    /// Operator `oi` answered for `call` (counted in queue `qi`): they talk
+    /// from now on, the call layer bridges them, the log says CONNECT.
+    #[allow(clippy::too_many_arguments)]
+    fn start_talk(
+        &mut self,
+        call: CallId,
+        oi: usize,
+        qi: usize,
+        waited: Duration,
+        announced: Option<Duration>,
+        ring_time: Duration,
+        now: Instant,
+    ) {
+        let o = &mut self.st.ops[oi];
+        o.activity = Activity::OnCall { call };
+        o.no_answer_streak = 0;
         self.st.connected.insert(
             call,
             ConnectedRec {
@@ -782,7 +842,6 @@ impl Acd {
                 waited,
             },
         );
-        self.outcome(qi, Outcome::Answered);
         self.out.push(AcdCommand::Connect {
             call,
             op: self.st.ops[oi].id.clone(),
@@ -793,14 +852,16 @@ impl Acd {
             Some(oi),
             QueueEventKind::Connect {
                 waited,
-                announced: c.announced,
+                announced,
                 ring_time,
             },
             now,
         );
     }
 
-    fn call_ended(&mut self, call: CallId, by: Party, now: Instant) {
+    /// A connected call's operator part ends: `by` who hung up, `None`
+    /// when the call was handed on (its TRANSFER line is the call's own).
+    fn call_ended(&mut self, call: CallId, by: Option<Party>, now: Instant) {
         let Some(rec) = self.st.connected.remove(&call) else {
             return;
         };
@@ -833,16 +894,94 @@ impl Acd {
             };
         }
         let kind = match by {
-            Party::Caller => QueueEventKind::CompleteCaller {
+            Some(Party::Caller) => QueueEventKind::CompleteCaller {
                 waited: rec.waited,
                 talk,
             },
-            Party::Operator => QueueEventKind::CompleteAgent {
+            Some(Party::Operator) => QueueEventKind::CompleteAgent {
                 waited: rec.waited,
                 talk,
             },
+            None => return,
         };
         self.log(rec.queue, Some(call), Some(rec.op), kind, now);
+    }
+
+    // ---- transfers to an operator by name ----
+
+    fn direct_ring(&mut self, call: CallId, op: &str, queue: &str, now: Instant) {
+        let oi = self.op_index(op);
+        let free = oi.is_some_and(|oi| {
+            self.st.ops[oi].free(now)
+                && !self.st.direct.contains_key(&call)
+                && self.st.connected.get(&call).is_none_or(|c| c.op != oi)
+        });
+        let (Some(oi), true) = (oi, free) else {
+            self.out.push(AcdCommand::CancelRing {
+                call,
+                op: op.to_owned(),
+            });
+            return;
+        };
+        let qi = self
+            .st
+            .queues
+            .iter()
+            .position(|q| q.cfg.name == queue)
+            .or_else(|| self.st.connected.get(&call).map(|c| c.queue))
+            .unwrap_or(0);
+        let Some(q) = self.st.queues.get(qi) else {
+            self.out.push(AcdCommand::CancelRing {
+                call,
+                op: op.to_owned(),
+            });
+            return;
+        };
+        self.st.ops[oi].activity = Activity::Ringing { call };
+        self.st.direct.insert(call, (oi, qi, now));
+        self.out.push(AcdCommand::Ring {
+            call,
+            op: op.to_owned(),
+            queue: q.cfg.name.clone(),
+            timeout: q.cfg.ring_timeout,
+        });
+    }
+
+    /// The operator rung by name answered: the first operator's part
+    /// ends, the new one's starts.
+    fn direct_answered(&mut self, call: CallId, now: Instant) {
+        let Some((oi, qi, started)) = self.st.direct.remove(&call) else {
+            return;
+        };
+        self.call_ended(call, None, now);
+        let ring_time = now.saturating_duration_since(started);
+        self.start_talk(call, oi, qi, Duration::ZERO, None, ring_time, now);
+    }
+
+    fn direct_failed(&mut self, call: CallId, reason: RingFailure, now: Instant) {
+        let Some((oi, qi, started)) = self.st.direct.remove(&call) else {
+            return;
+        };
+        if self.st.ops[oi].activity == (Activity::Ringing { call }) {
+            self.st.ops[oi].activity = Activity::Idle;
+        }
+        self.log(
+            qi,
+            Some(call),
+            Some(oi),
+            QueueEventKind::RingNoAnswer {
+                rang: now.saturating_duration_since(started),
+                reason,
+            },
+            now,
+        );
+    }
+
+    /// The call ended while an operator was being rung for it by name.
+    fn drop_direct(&mut self, call: CallId, now: Instant) {
+        if self.st.direct.contains_key(&call) {
+            self.direct_failed(call, RingFailure::NoAnswer, now);
+        }
     }
 
     fn pause(&mut self, oi: usize, reason: String, now: Instant) {
@@ -1328,6 +1467,10 @@ fn arm(timers: &mut BinaryHeap<Reverse<(Instant, CallId)>>, call: CallId, at: Op
 /// The estimate as spoken: whole minutes rounded to the nearest, at least
 /// one — the same rule the speech uses (`estimator::heard_minutes`), so the
 /// repeat rule and the caller agree.
+/// Arrival numbers start this high so that callers put back at the front
+/// of their tier (a failed transfer) can take numbers below the head's.
+const FRONT_ROOM: u64 = 1 << 40;
+
 pub fn spoken_minutes(d: Duration) -> u64 {
     u64::from(estimator::heard_minutes(d))
 }

@@ -30,6 +30,9 @@ pub(crate) struct State {
     pub callers: HashMap<CallId, CallerRec>,
     /// Callers bridged to an operator, until the call ends.
     pub connected: HashMap<CallId, ConnectedRec>,
+    /// Operators rung by name for a call being transferred to them:
+    /// call → (operator, queue counted in, ring start).
+    pub direct: HashMap<CallId, (usize, usize, Instant)>,
     /// Arrival counter for FIFO order within a priority.
     pub seq: u64,
     /// Every caller timer ever armed, soonest first: `(when, call)`. Entries

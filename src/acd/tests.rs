@@ -1705,3 +1705,135 @@ fn since_start_counts_leave_the_seeded_history_out() {
         }
     );
 }
+
+// ---- transfers (REFER from the operator's phone) ----
+
+#[test]
+fn a_direct_ring_hands_the_call_from_one_operator_to_the_other() {
+    let mut h = H::simple(Strategy::Linear, &["ana", "beto"]);
+    let out = h.join(1, 0);
+    assert_eq!(rings(&out), vec![(1, "ana".to_string())]);
+    h.answer(1, "ana");
+    h.advance(30);
+    let out = h.ev(AcdEvent::DirectRing {
+        call: 1,
+        op: "beto".into(),
+        queue: "q".into(),
+    });
+    assert_eq!(rings(&out), vec![(1, "beto".to_string())]);
+    assert_eq!(
+        h.state("ana"),
+        OperatorState::OnCall,
+        "ana talks until beto answers"
+    );
+    assert_eq!(h.state("beto"), OperatorState::Ringing);
+    let out = h.answer(1, "beto");
+    assert!(
+        out.iter()
+            .any(|c| matches!(c, AcdCommand::Connect { call: 1, op } if op == "beto")),
+        "{out:?}"
+    );
+    assert!(cancels(&out).is_empty(), "{out:?}");
+    assert!(
+        !log_names(&out).contains(&"COMPLETEAGENT"),
+        "the handover is not a completion: {:?}",
+        log_names(&out)
+    );
+    assert_ne!(h.state("ana"), OperatorState::OnCall, "ana's part is over");
+    assert_eq!(h.state("beto"), OperatorState::OnCall);
+    // The call's end is beto's.
+    let out = h.end(1, "beto");
+    assert_eq!(log_names(&out), vec!["COMPLETEAGENT"]);
+    assert_ne!(h.state("beto"), OperatorState::OnCall);
+}
+
+#[test]
+fn a_direct_ring_to_a_busy_or_unknown_operator_is_refused_and_changes_nothing() {
+    let mut h = H::simple(Strategy::Linear, &["ana", "beto"]);
+    h.join(1, 0);
+    h.answer(1, "ana");
+    h.join(2, 0);
+    h.answer(2, "beto");
+    for op in ["beto", "nadie", "ana"] {
+        let out = h.ev(AcdEvent::DirectRing {
+            call: 1,
+            op: op.into(),
+            queue: "q".into(),
+        });
+        assert_eq!(cancels(&out), vec![(1, op.to_string())], "{op}: {out:?}");
+        assert!(rings(&out).is_empty());
+    }
+    assert_eq!(h.state("ana"), OperatorState::OnCall);
+    assert_eq!(h.state("beto"), OperatorState::OnCall);
+}
+
+#[test]
+fn a_failed_or_abandoned_direct_ring_frees_the_target() {
+    let mut h = H::simple(Strategy::Linear, &["ana", "beto"]);
+    h.join(1, 0);
+    h.answer(1, "ana");
+    h.ev(AcdEvent::DirectRing {
+        call: 1,
+        op: "beto".into(),
+        queue: "q".into(),
+    });
+    let out = h.ev(AcdEvent::RingFailed {
+        call: 1,
+        op: "beto".into(),
+        reason: RingFailure::Busy,
+    });
+    assert_eq!(log_names(&out), vec!["RINGNOANSWER"]);
+    assert_eq!(h.state("beto"), OperatorState::Available);
+    assert_eq!(
+        h.state("ana"),
+        OperatorState::OnCall,
+        "the caller is back with ana"
+    );
+    // Ringing again, and the caller hangs up meanwhile: both are free.
+    h.ev(AcdEvent::DirectRing {
+        call: 1,
+        op: "beto".into(),
+        queue: "q".into(),
+    });
+    h.ev(AcdEvent::CallEnded {
+        call: 1,
+        op: "ana".into(),
+        by: Party::Caller,
+    });
+    assert_eq!(h.state("beto"), OperatorState::Available);
+    assert_ne!(h.state("ana"), OperatorState::OnCall);
+}
+
+#[test]
+fn a_transferred_caller_keeps_its_priority_and_a_returned_one_goes_first() {
+    let mut h = H::simple(Strategy::Linear, &["ana"]);
+    h.join(1, 5);
+    h.answer(1, "ana");
+    // Three callers wait behind: two of priority 5, one of 0.
+    h.join(2, 5);
+    h.join(3, 5);
+    h.join(4, 0);
+    // Ana hands caller 1 back to the queue (a transfer whose target
+    // failed after she left): it goes first among priority 5.
+    let out = h.ev(AcdEvent::Transferred { call: 1 });
+    assert!(log_names(&out).is_empty(), "{:?}", log_names(&out));
+    let snapshot = |h: &H| -> Vec<CallId> {
+        let qs = h.acd.queues_snapshot(h.now);
+        qs[0].callers.iter().map(|c| c.call).collect()
+    };
+    // Ana is in wrap-up: nobody is rung, the line shows the order.
+    h.ev(AcdEvent::CallerReturned {
+        call: 1,
+        queue: "q".into(),
+        priority: 5,
+    });
+    assert_eq!(snapshot(&h), [1, 2, 3, 4]);
+    // A second return goes ahead of the first; a plain join goes behind.
+    h.ev(AcdEvent::CallerReturned {
+        call: 9,
+        queue: "q".into(),
+        priority: 5,
+    });
+    h.join(10, 5);
+    assert_eq!(snapshot(&h), [9, 1, 2, 3, 10, 4]);
+}

@@ -96,6 +96,30 @@ pub enum AcdEvent {
         op: String,
         by: Party,
     },
+    /// The operator talking to `call` asked (REFER) to hand it to operator
+    /// `op`: ring `op` for it if `op` is free (`Ring`, then the usual
+    /// `RingAnswered`/`RingFailed`); a `CancelRing` for `op` says it is
+    /// not. The answer ends the first operator's part; `queue` is where the
+    /// new part is counted.
+    DirectRing {
+        call: CallId,
+        op: String,
+        queue: String,
+    },
+    /// The operator's part of a connected call ended because the call was
+    /// handed on (to a queue, a plan node or a number): talk time and
+    /// wrap-up as for any end, and no COMPLETE line (the call logs its own
+    /// TRANSFER).
+    Transferred {
+        call: CallId,
+    },
+    /// A caller whose transfer failed after the operator left goes back to
+    /// `queue` ahead of everyone of its priority who is waiting.
+    CallerReturned {
+        call: CallId,
+        queue: String,
+        priority: i32,
+    },
     /// Pause from the phone's feature code or the admin API.
     Pause {
         op: String,

@@ -10,7 +10,8 @@ use crate::acd::{NewCallerWait, OperatorSnapshot, QueueSnapshot, WaitSpeech};
 
 use crate::ops::http::{
     AdminBackend, AdminError, BlockView, CallView, DrainStatus, LiftedBlock, OperatorState,
-    OperatorView, QueueStatsView, QueueView, Readiness, ReloadReport, RemovedCaller, WaitingCaller,
+    OperatorView, QueueStatsView, QueueView, Readiness, RecordingView, ReloadReport, RemovedCaller,
+    WaitingCaller,
 };
 
 use crate::ops::wallboard::{Counts, NewCallerWords, OperatorInput, QueueInput, WallboardInput};
@@ -23,6 +24,47 @@ pub struct Admin {
 }
 
 impl AdminBackend for Admin {
+    async fn recordings(&self) -> Result<Vec<RecordingView>, AdminError> {
+        let Some(rec) = self.router.services.recorder.clone() else {
+            return Ok(Vec::new());
+        };
+        let list = tokio::task::spawn_blocking(move || rec.list())
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?
+            .map_err(|e| AdminError::Unavailable(format!("recording directory: {e}")))?;
+        Ok(list
+            .into_iter()
+            .map(|r| RecordingView {
+                call_id: r.meta.as_ref().map(|m| m.call_id.clone()),
+                queue: r.meta.as_ref().and_then(|m| m.queue.clone()),
+                started_at: r.meta.as_ref().map(|m| m.started_at),
+                name: r.name,
+                bytes: r.bytes,
+            })
+            .collect())
+    }
+
+    async fn recording_file(&self, name: String) -> Result<std::path::PathBuf, AdminError> {
+        let not_found = || AdminError::NotFound(format!("no recording {name:?}"));
+        let rec = self
+            .router
+            .services
+            .recorder
+            .clone()
+            .ok_or_else(not_found)?;
+        if !crate::media::record::valid_name(&name) {
+            return Err(AdminError::BadRequest(format!(
+                "{name:?} is not a recording's name"
+            )));
+        }
+        let n = name.clone();
+        tokio::task::spawn_blocking(move || rec.path_of(&n))
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(not_found)
+    }
+
     async fn blocks(&self) -> Vec<BlockView> {
         self.router
             .services

@@ -74,6 +74,15 @@ impl Env for ShellEnv {
     fn take_place(&self, caller: &str) -> Option<super::places::Place> {
         self.svc.places.take(caller)
     }
+
+    fn recording(&self, queue: &str, call_id: &str) -> Option<String> {
+        let share = *self.svc.record_queues.get(queue)?;
+        let recorder = self.svc.recorder.as_ref()?;
+        if !share.records(rand::random_range(0..100)) || !recorder.admit() {
+            return None;
+        }
+        Some(crate::media::record::file_name(call_id))
+    }
 }
 
 /// Where a static URI is reached: UDP for `sip:`, a verified TLS
@@ -310,7 +319,43 @@ impl Driver {
             MediaCmd::Play { leg, prompts, opts } => media.play(leg, prompts, opts),
             MediaCmd::StopPlayback { leg } => media.stop_playback(leg),
             MediaCmd::Bridge { a, b } => media.bridge(a, b),
+            MediaCmd::Unbridge { leg } => media.unbridge(leg),
             MediaCmd::Release { leg } => media.release(leg),
+            MediaCmd::RecordStart {
+                file,
+                call_id,
+                queue,
+                caller,
+                operator,
+            } => {
+                let Some(rec) = &self.svc.recorder else {
+                    return;
+                };
+                let meta = crate::media::record::RecordingMeta {
+                    call_id,
+                    queue,
+                    started_at: chrono::Utc::now(),
+                };
+                if let Some((left, right)) = rec.begin(&file, meta) {
+                    media.tap(caller, Some(left));
+                    media.tap(operator, Some(right));
+                }
+            }
+            MediaCmd::RecordPause { file } => {
+                if let Some(rec) = &self.svc.recorder {
+                    rec.pause(&file);
+                }
+            }
+            MediaCmd::RecordResume { file } => {
+                if let Some(rec) = &self.svc.recorder {
+                    rec.resume(&file);
+                }
+            }
+            MediaCmd::RecordStop { file } => {
+                if let Some(rec) = &self.svc.recorder {
+                    rec.close(&file);
+                }
+            }
         }
     }
 }
@@ -329,6 +374,12 @@ fn record_figure(f: &Figure) {
         Figure::SessionRefreshed { by_us } => metrics::counter!(
             m::SESSION_REFRESHES_TOTAL,
             "by" => if *by_us { "gateway" } else { "carrier" }
+        )
+        .increment(1),
+        Figure::Transfer { target, result } => metrics::counter!(
+            m::OPERATOR_TRANSFERS_TOTAL,
+            "target" => *target,
+            "result" => *result
         )
         .increment(1),
         Figure::InfoDigit => {

@@ -164,6 +164,10 @@ impl Gateway {
                 session_expires: cfg.calls.session_expires,
                 srtp: cfg.media.srtp_mode(),
                 srtp_operators: cfg.media.srtp_operators_mode(),
+                record_pause_code: cfg.recording.pause_code.clone(),
+                record_resume_code: cfg.recording.resume_code.clone(),
+                queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
+                operators: cfg.operators.iter().map(|o| o.id.clone()).collect(),
             }),
             records,
             acd,
@@ -171,6 +175,8 @@ impl Gateway {
             transfer_proxy: cfg.calls.transfer_proxy_uri(),
             guard: guard.clone(),
             places: super::places::CallerPlaces::new(cfg.guard.caller_places),
+            recorder: start_recorder(&cfg),
+            record_queues: cfg.recording.queues.clone(),
         });
         let router = Router::new(&cfg, services);
         let tls = if cfg.tls.enabled() {
@@ -477,5 +483,26 @@ async fn seed_from_history(core: &mut crate::acd::Acd, cfg: &Config) {
         };
         info!(queue = %name, answered = history.answered, abandoned = history.abandoned, "queue history restored");
         core.seed(&name, &history);
+    }
+}
+
+/// The recorder (and its retention sweep) runs whenever its directory can
+/// be made; without it calls are simply not recorded.
+fn start_recorder(cfg: &Config) -> Option<Arc<crate::media::record::Recorder>> {
+    let rc = crate::media::record::RecorderConfig {
+        dir: cfg.recording_dir(),
+        retention: if cfg.recording.retention_days == 0 {
+            Duration::MAX
+        } else {
+            Duration::from_secs(u64::from(cfg.recording.retention_days) * 86_400)
+        },
+        min_free_bytes: cfg.recording.min_free_mb.saturating_mul(1 << 20),
+    };
+    match crate::media::record::Recorder::start(rc) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %cfg.recording_dir().display(), "recording is off: its directory cannot be made");
+            None
+        }
     }
 }

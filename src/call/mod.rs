@@ -72,6 +72,10 @@ pub struct Services {
     pub guard: Arc<crate::sip::guard::Guard>,
     /// Queue places held per calling number.
     pub places: places::CallerPlaces,
+    /// Writes call recordings; None when its directory could not be made.
+    pub recorder: Option<Arc<crate::media::record::Recorder>>,
+    /// `[recording.queues]`: which share of each queue's calls is recorded.
+    pub record_queues: std::collections::BTreeMap<String, crate::config::RecordShare>,
 }
 
 impl Services {
@@ -233,6 +237,8 @@ impl Router {
                 disposition: Disposition::Rejected,
                 hangup_side: HangupSide::Gateway,
                 hangup_cause: status.to_string(),
+                recording: None,
+                transferred_by: None,
             });
         }
     }

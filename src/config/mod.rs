@@ -57,6 +57,9 @@ pub struct Config {
     /// `[[supervisors]]`: who may listen, whisper and barge, on which queues.
     #[serde(default)]
     pub supervisors: Vec<crate::call::supervise::SupervisorConfig>,
+    /// `[recording]`: which queues' calls are recorded, where, for how long.
+    #[serde(default)]
+    pub recording: RecordingConfig,
     /// Folder the relative paths are resolved against (not read from the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -403,6 +406,79 @@ impl Default for CallsConfig {
     }
 }
 
+/// `[recording]`: call recording (see README, "Recording").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Where the WAV files go; relative to the data directory. Default
+    /// `recordings` (that is, `<data_dir>/recordings`).
+    pub dir: PathBuf,
+    /// Recordings older than this many days are deleted (0: never).
+    pub retention_days: u32,
+    /// Below this many MiB free on the recordings' disk nothing is
+    /// recorded (open recordings close; calls go on).
+    pub min_free_mb: u64,
+    /// What the operator dials in-call (DTMF) to pause the recording…
+    pub pause_code: String,
+    /// …and to resume it.
+    pub resume_code: String,
+    /// Queue name → `"all"`, `"none"` or a percentage 0..100 of its calls.
+    /// Queues not named are not recorded.
+    pub queues: std::collections::BTreeMap<String, RecordShare>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            dir: PathBuf::from("recordings"),
+            retention_days: 90,
+            min_free_mb: 1024,
+            pause_code: "*1".into(),
+            resume_code: "*2".into(),
+            queues: Default::default(),
+        }
+    }
+}
+
+/// How many of a queue's calls are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordShare {
+    All,
+    None,
+    /// This percentage (0..=100), each call drawn at random.
+    Percent(u8),
+}
+
+impl<'de> Deserialize<'de> for RecordShare {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Number(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "all" => Ok(RecordShare::All),
+            Raw::Word(w) if w == "none" => Ok(RecordShare::None),
+            Raw::Number(n @ 0..=100) => Ok(RecordShare::Percent(n as u8)),
+            _ => Err(serde::de::Error::custom(
+                "expected \"all\", \"none\" or a percentage 0..100",
+            )),
+        }
+    }
+}
+
+impl RecordShare {
+    /// Whether a call is recorded, given a uniform draw in 0..100.
+    pub fn records(self, draw: u8) -> bool {
+        match self {
+            RecordShare::All => true,
+            RecordShare::None => false,
+            RecordShare::Percent(p) => draw < p,
+        }
+    }
+}
+
 /// Command-line values that take precedence over the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -528,6 +604,28 @@ impl Config {
         {
             bail!("calls: need 90 <= session_min_se <= session_expires (RFC 4028)");
         }
+        let r = &self.recording;
+        for q in r.queues.keys() {
+            if !self.queues.iter().any(|c| &c.name == q) {
+                bail!("recording.queues: no queue named {q:?}");
+            }
+        }
+        for (k, code) in [
+            ("pause_code", &r.pause_code),
+            ("resume_code", &r.resume_code),
+        ] {
+            if code.is_empty()
+                || code.len() > 8
+                || !code
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+            {
+                bail!("recording.{k}: {code:?} is not 1 to 8 DTMF digits (0-9 * #)");
+            }
+        }
+        if r.pause_code == r.resume_code {
+            bail!("recording: pause_code and resume_code must differ");
+        }
         Ok(())
     }
 
@@ -561,6 +659,16 @@ impl Config {
         }
     }
 
+    /// Where recordings go, resolved against the data directory.
+    pub fn recording_dir(&self) -> PathBuf {
+        let data = self.resolve(&self.storage.data_dir);
+        if self.recording.dir.is_absolute() {
+            self.recording.dir.clone()
+        } else {
+            data.join(&self.recording.dir)
+        }
+    }
+
     pub fn queue_names(&self) -> Vec<String> {
         self.queues.iter().map(|q| q.name.clone()).collect()
     }
@@ -577,6 +685,44 @@ mod tests {
         assert!(cfg.http.listen.ip().is_loopback());
         assert_eq!(cfg.sip.listen[0].port(), 5060);
         assert_eq!(cfg.http.listen.port(), 9090);
+    }
+
+    #[test]
+    fn recording_section_parses_shares_and_refuses_bad_ones() {
+        let q = "[[queues]]\nname = \"pasaportes\"\n[[queues]]\nname = \"visas\"\n";
+        let cfg = Config::parse_text(
+            &format!(
+                "[storage]\ndata_dir = \"/srv/data\"\n{q}[recording]\nretention_days = 7\n\
+                 [recording.queues]\npasaportes = \"all\"\nvisas = 25\n"
+            ),
+            Path::new("/etc"),
+        )
+        .unwrap();
+        let r = &cfg.recording;
+        assert_eq!(r.queues["pasaportes"], RecordShare::All);
+        assert_eq!(r.queues["visas"], RecordShare::Percent(25));
+        assert_eq!(
+            (r.pause_code.as_str(), r.resume_code.as_str()),
+            ("*1", "*2")
+        );
+        assert_eq!(cfg.recording_dir(), Path::new("/srv/data/recordings"));
+        assert!(RecordShare::Percent(25).records(24) && !RecordShare::Percent(25).records(25));
+        assert!(!RecordShare::None.records(0) && RecordShare::All.records(99));
+        // Off by default.
+        let plain = Config::parse_text(q, Path::new(".")).unwrap();
+        assert!(plain.recording.queues.is_empty());
+        for bad in [
+            "[recording.queues]\npasaportes = 101\n",
+            "[recording.queues]\npasaportes = \"some\"\n",
+            "[recording.queues]\nnadie = \"all\"\n",
+            "[recording]\npause_code = \"*1x\"\n",
+            "[recording]\npause_code = \"*2\"\n",
+        ] {
+            let text = format!("{q}{bad}");
+            let parsed = Config::parse_text(&text, Path::new("."))
+                .and_then(|mut c| c.apply(&Overrides::default()).map(|()| c));
+            assert!(parsed.is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]

@@ -279,6 +279,16 @@ impl Interpreter {
         out
     }
 
+    /// Enters `node` from outside the plan's own flow (an operator sent the
+    /// caller there), as if a transition had led to it; whatever the call
+    /// was doing in the plan (waiting in a queue) is over.
+    pub fn jump(&mut self, node: &str, now: Instant, wall: DateTime<Utc>) -> Vec<IvrCommand> {
+        let mut out = Vec::new();
+        self.type_ahead.clear();
+        self.goto(node.to_owned(), now, wall, &mut out);
+        out
+    }
+
     fn token(&mut self) -> u64 {
         let t = self.next_token;
         self.next_token += 1;

@@ -62,6 +62,10 @@
 //! by reason. Every packet the leg sends (prompt, music, relayed audio) is
 //! protected last, after the header is written and any transcoding. Plain
 //! legs have no SRTP state; the packet paths test one `Option` for them.
+//!
+//! Recording (`record.rs`): a leg with a tap copies each received audio
+//! payload (after SRTP) into the recorder's bounded queue, never waiting;
+//! this thread does no file I/O.
 
 use std::collections::HashMap;
 use std::io;
@@ -134,6 +138,11 @@ pub(crate) enum Command {
     SetMix {
         leg: LegId,
         mix: Option<(Arc<mix::Shared>, Party)>,
+    },
+    /// Copies the leg's received audio to a recording (`None` stops).
+    SetTap {
+        leg: LegId,
+        tap: Option<Box<super::record::Tap>>,
     },
     /// Blocks the worker (tests of the overload signal).
     #[cfg(test)]
@@ -436,6 +445,8 @@ struct Leg {
     /// In the `sockets` epoll set (read on arrival) rather than read in
     /// its slot.
     watched: bool,
+    /// A recording's copy of the received audio (`record.rs`).
+    tap: Option<Box<super::record::Tap>>,
 }
 
 impl Leg {
@@ -957,6 +968,11 @@ impl Worker {
                 let bridged = self.legs[idx].as_ref().is_some_and(|l| l.partner.is_some());
                 self.watch(idx, joined || bridged);
             }
+            Command::SetTap { leg, tap } => {
+                if let Some(l) = self.leg_mut(leg) {
+                    l.tap = tap;
+                }
+            }
             #[cfg(test)]
             Command::Stall { pause } => std::thread::sleep(pause),
             Command::Shutdown => {}
@@ -1001,6 +1017,7 @@ impl Worker {
             partner: None,
             mix: None,
             watched: false,
+            tap: None,
         });
     }
 
@@ -1490,6 +1507,9 @@ fn handle_packet(
             digits[0] = Some((d, DtmfSource::Rfc4733));
         }
     } else if pt == a.params.pt {
+        if let Some(tap) = &leg.tap {
+            tap.push(now, a.params.codec, payload);
+        }
         let seq = u16::from(rtp.sequence_number());
         match a.rx_ssrc {
             Some(s) if s == rtp.ssrc() => {
@@ -1548,6 +1568,11 @@ fn handle_packet(
             source,
         };
         emit(&a.events, ev, &mut ctx.counters);
+    }
+    // On a recorded call the operator's digits may be the pause code:
+    // they reach the call (above), not the caller.
+    if Some(pt) == a.params.dtmf_pt && leg.tap.as_ref().is_some_and(|t| t.hides_events()) {
+        return None;
     }
     let src = SrcInfo {
         pt: a.params.pt,

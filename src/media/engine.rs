@@ -658,6 +658,18 @@ impl MediaEngine {
         }
     }
 
+    /// Copies `leg`'s received audio into a recording (`None` stops); on
+    /// the operator's side its telephone-events stop reaching the caller.
+    pub fn tap(&self, leg: LegId, tap: Option<super::record::Tap>) {
+        self.inner.send(
+            leg,
+            Command::SetTap {
+                leg,
+                tap: tap.map(Box::new),
+            },
+        );
+    }
+
     /// Closes the leg's socket and returns its port to the pool.
     pub fn release(&self, leg: LegId) {
         self.inner.send(leg, Command::Release { leg });

@@ -1095,3 +1095,64 @@ fn update_secure_rekeys_and_turns_srtp_off() {
     let pk = recv(&p);
     assert_eq!(pk.payload.as_slice(), x.pcmu[0].as_slice());
 }
+
+/// An operator's transfer that fails: the caller's leg leaves the bridge,
+/// hears music for a moment, and is bridged to the same partner again.
+/// Relaying must resume both ways.
+#[test]
+fn a_bridge_made_again_after_an_unbridge_relays_both_ways() {
+    let e = engine(20940, 20959, Duration::from_secs(30));
+    let (pa, pb) = (peer(), peer());
+    let (a, la, _rxa) = start(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
+    let (b, lb, _rxb) = start(&e, Codec::Pcmu, Some(101), pb.local_addr().unwrap());
+    e.bridge(a, b);
+    let frame = vec![0x55u8; 160];
+    send(&pa, la, 0, 1, 160, 0x1111, &frame);
+    assert_eq!(recv(&pb).payload, frame);
+    send(&pb, lb, 0, 1, 160, 0x2222, &frame);
+    assert_eq!(recv(&pa).payload, frame);
+    e.unbridge(a);
+    e.play(a, vec![prompt("moh", 50, 0)], PlayOpts::default());
+    e.bridge(a, b);
+    // Music packets sent to A before the bridge took over are skipped.
+    std::thread::sleep(Duration::from_millis(100));
+    pa.set_read_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
+    while pa.recv_from(&mut [0u8; 2048]).is_ok() {}
+    pa.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    for i in 2..6u16 {
+        send(&pa, la, 0, i, 160 * u32::from(i), 0x1111, &frame);
+        assert_eq!(recv(&pb).payload, frame, "A → B after the new bridge");
+        send(&pb, lb, 0, i, 160 * u32::from(i), 0x2222, &frame);
+        assert_eq!(recv(&pa).payload, frame, "B → A after the new bridge");
+    }
+}
+
+/// An operator's phone holds the call (its SDP: sendonly, so we send it
+/// nothing) and resumes: the relay into it stops and comes back.
+#[test]
+fn a_held_leg_gets_no_relay_until_it_resumes() {
+    let e = engine(20960, 20979, Duration::from_secs(30));
+    let (pa, pb) = (peer(), peer());
+    let (a, la, _rxa) = start(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
+    let (b, _lb, _rxb) = start(&e, Codec::Pcmu, Some(101), pb.local_addr().unwrap());
+    e.bridge(a, b);
+    let frame = vec![0x33u8; 160];
+    send(&pa, la, 0, 1, 160, 0x1111, &frame);
+    assert_eq!(recv(&pb).payload, frame);
+    let mut held = params(Codec::Pcmu, Some(101), pb.local_addr().unwrap());
+    held.direction = Direction::RecvOnly;
+    e.update(b, held);
+    std::thread::sleep(Duration::from_millis(50));
+    send(&pa, la, 0, 2, 320, 0x1111, &frame);
+    assert!(
+        nothing_within(&pb, Duration::from_millis(150)),
+        "held: nothing relayed"
+    );
+    e.update(b, params(Codec::Pcmu, Some(101), pb.local_addr().unwrap()));
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 3..6u16 {
+        send(&pa, la, 0, i, 160 * u32::from(i), 0x1111, &frame);
+        assert_eq!(recv(&pb).payload, frame, "resumed: relayed again");
+    }
+}

@@ -289,6 +289,18 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// A call recording on disk, as `/api/recordings` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingView {
+    /// The file name, what `/api/recordings/{name}` downloads.
+    pub name: String,
+    pub call_id: Option<String>,
+    pub queue: Option<String>,
+    pub bytes: u64,
+    #[serde(with = "crate::ops::time::rfc3339_opt")]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
 /// Why an admin action failed, mapped onto HTTP status codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
@@ -398,6 +410,17 @@ pub trait AdminBackend: Send + Sync + 'static {
                     .collect(),
             }
         }
+    }
+    /// Call recordings on disk. Default: none.
+    fn recordings(&self) -> impl Future<Output = Result<Vec<RecordingView>, AdminError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+    /// Where recording `name` is on disk (a name the listing gave).
+    fn recording_file(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<std::path::PathBuf, AdminError>> + Send {
+        async move { Err(AdminError::NotFound(format!("no recording {name:?}"))) }
     }
     /// Lifts the block on `source` (an IP address).
     fn unblock(
@@ -593,6 +616,13 @@ pub fn router_with_routes<B: AdminBackend>(state: HttpState<B>) -> (Router, Vec<
         .add(Method::POST, "/api/reload", true, post_reload::<B>)
         .add(Method::POST, "/api/drain", true, post_drain::<B>)
         .add(Method::GET, "/api/blocks", true, get_blocks::<B>)
+        .add(Method::GET, "/api/recordings", true, get_recordings::<B>)
+        .add(
+            Method::GET,
+            "/api/recordings/{name}",
+            true,
+            get_recording::<B>,
+        )
         .add(
             Method::DELETE,
             "/api/blocks/{source}",
@@ -960,6 +990,51 @@ async fn delete_block<B: AdminBackend>(
             .await
             .and_then(|r| r),
     )
+}
+
+async fn get_recordings<B: AdminBackend>(State(s): State<HttpState<B>>) -> Response {
+    respond(with_timeout(s.backend.recordings()).await.and_then(|r| r))
+}
+
+/// The WAV file, streamed in 64 KiB chunks (a long call's file is large).
+async fn get_recording<B: AdminBackend>(
+    State(s): State<HttpState<B>>,
+    Path(name): Path<String>,
+) -> Response {
+    let path = match with_timeout(s.backend.recording_file(name.clone()))
+        .await
+        .and_then(|r| r)
+    {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return AdminError::NotFound(format!("no recording {name:?}")).into_response(),
+    };
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let body = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = axum::body::Body::from_stream(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
 }
 
 async fn post_reload<B: AdminBackend>(State(s): State<HttpState<B>>) -> Response {

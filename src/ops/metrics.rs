@@ -176,6 +176,11 @@ pub const CALL_END_REASONS: &[&str] = &[
 ];
 /// Who refreshed a session timer.
 pub const SESSION_REFRESHERS: &[&str] = &["gateway", "carrier"];
+/// Where an operator's transfer (REFER) sent the caller; `none` when the
+/// target could not be read or is not allowed.
+pub const TRANSFER_TARGETS: &[&str] = &["operator", "queue", "node", "number", "none"];
+/// How an operator's transfer ended.
+pub const TRANSFER_RESULTS: &[&str] = &["done", "failed", "refused"];
 pub const DTMF_METHODS: &[&str] = &["rfc4733", "inband", "sip_info"];
 pub const RELOAD_RESULTS: &[&str] = &["ok", "error"];
 /// Whether an answered caller's wait fell inside the range they heard.
@@ -410,6 +415,12 @@ pub const CATALOG: &[MetricDef] = &[
         &["by"],
     )
     .with(&[Values::Each(SESSION_REFRESHERS)]),
+    counter(
+        OPERATOR_TRANSFERS_TOTAL,
+        "Transfers asked for by operators' phones (REFER), by target kind (operator|queue|node|number|none) and result: done (the caller reached the target), failed (the target could not take the call: the caller went back to the operator or to the front of its queue) or refused (403/491/501: the call stayed as it was).",
+        &["target", "result"],
+    )
+    .with(&[Values::Each(TRANSFER_TARGETS), Values::Each(TRANSFER_RESULTS)]),
     counter(
         ACD_EVENTS_DROPPED_TOTAL,
         "Operator events (log-in, pause, reachability) dropped because the ACD task was far behind; a call's own events are never dropped (new calls are refused with 503 first).",
@@ -757,6 +768,44 @@ pub const CATALOG: &[MetricDef] = &[
         &["reason"],
     )
     .with(&[Values::Each(SUPERVISION_REFUSAL_REASONS)]),
+    // Recording (appended by the recording room)
+    counter(
+        RECORDINGS_STARTED_TOTAL,
+        "Call recordings started (a two-channel WAV file opened).",
+        &[],
+    ),
+    counter(
+        RECORDINGS_COMPLETED_TOTAL,
+        "Call recordings closed normally at the end of their call.",
+        &[],
+    ),
+    counter(
+        RECORDINGS_FAILED_TOTAL,
+        "Call recordings not made or stopped early, by reason (disk_full: free space under recording.min_free_mb; write_error: the file could not be created or written; busy: too many recordings at once). The call itself goes on.",
+        &["reason"],
+    )
+    .with(&[Values::Each(&crate::media::RECORDING_FAIL_REASONS)]),
+    gauge(
+        RECORDING_BYTES,
+        Unit::Bytes,
+        "Bytes of recordings on disk under the recording directory.",
+        &[],
+    ),
+    counter(
+        RECORDINGS_DELETED_TOTAL,
+        "Recordings deleted because they were older than recording.retention_days.",
+        &[],
+    ),
+    counter(
+        RECORDINGS_PAUSED_TOTAL,
+        "Times an operator paused a recording with the pause code.",
+        &[],
+    ),
+    counter(
+        RECORDING_FRAMES_DROPPED_TOTAL,
+        "Audio frames the media clock could not hand to the recorder (its queue was full): heard by the parties, missing (silent) in the file.",
+        &[],
+    ),
 ];
 
 /// The catalog entry of a metric name, if it exists.
@@ -1112,6 +1161,7 @@ pub const RTP_KERNEL_DROPS_TOTAL: &str = "conmutador_rtp_kernel_drops_total";
 pub const SRTP_DROPPED_TOTAL: &str = "conmutador_srtp_dropped_total";
 pub const SRTP_LEGS: &str = "conmutador_srtp_legs";
 pub const SESSION_REFRESHES_TOTAL: &str = "conmutador_session_refreshes_total";
+pub const OPERATOR_TRANSFERS_TOTAL: &str = "conmutador_operator_transfers_total";
 pub const ACD_EVENTS_DROPPED_TOTAL: &str = "conmutador_acd_events_dropped_total";
 pub const SIP_503_SENT_TOTAL: &str = "conmutador_sip_503_sent_total";
 pub const SIP_FOREIGN_INVITES_TOTAL: &str = "conmutador_sip_foreign_invites_total";
@@ -1144,3 +1194,11 @@ pub const SUPERVISION_SESSIONS_ACTIVE: &str = "conmutador_supervision_sessions_a
 pub const SUPERVISION_REFUSALS_TOTAL: &str = "conmutador_supervision_refusals_total";
 pub const SUPERVISION_MODES: &[&str] = &["listen", "whisper", "barge"];
 pub const SUPERVISION_REFUSAL_REASONS: &[&str] = &crate::call::supervise::REFUSAL_REASONS;
+// Recording (appended by the recording room)
+pub const RECORDINGS_STARTED_TOTAL: &str = "conmutador_recordings_started_total";
+pub const RECORDINGS_COMPLETED_TOTAL: &str = "conmutador_recordings_completed_total";
+pub const RECORDINGS_FAILED_TOTAL: &str = "conmutador_recordings_failed_total";
+pub const RECORDING_BYTES: &str = "conmutador_recording_bytes";
+pub const RECORDINGS_DELETED_TOTAL: &str = "conmutador_recordings_deleted_total";
+pub const RECORDINGS_PAUSED_TOTAL: &str = "conmutador_recordings_paused_total";
+pub const RECORDING_FRAMES_DROPPED_TOTAL: &str = "conmutador_recording_frames_dropped_total";

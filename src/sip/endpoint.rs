@@ -29,7 +29,7 @@ use super::{Message, Method, response_to};
 use crate::ops::metrics as m;
 
 /// Methods this gateway implements, for Allow headers.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REGISTER, REFER";
 pub const ACCEPT: &str = "application/sdp, application/dtmf-relay";
 pub const SUPPORTED: &str = "replaces, timer";
 
@@ -455,6 +455,11 @@ impl Endpoint {
                 let r = self.options_response(&req, &peer);
                 self.respond(id, 200, r, None);
             }
+            // A REFER inside a call (an operator's transfer) is the call's
+            // to answer; outside one there is nothing to transfer.
+            Method::Refer if req.to().is_ok_and(|t| t.tag().is_some()) => self
+                .tu
+                .on_event(self, SipEvent::Request { req, tx: id, peer }),
             Method::Extension(_)
             | Method::Prack
             | Method::Subscribe

@@ -104,6 +104,12 @@ impl<E: Env> CallCore<E> {
         }
     }
 
+    /// An operator sent the caller to `node` of its plan.
+    pub(super) fn ivr_jump(&mut self, node: &str) -> Result<(), End> {
+        let cmds = self.ivr.interp.jump(node, self.now.at, self.now.wall);
+        self.apply(cmds)
+    }
+
     pub(super) fn ivr_event(&mut self, ev: IvrEvent) -> Result<(), End> {
         let cmds = self.ivr.interp.handle(ev, self.now.at, self.now.wall);
         self.apply(cmds)
@@ -146,7 +152,7 @@ impl<E: Env> CallCore<E> {
                     self.out.push(super::Output::View(self.view.clone()));
                 }
                 IvrCommand::Hangup => return Err(End::PlanHungUp),
-                IvrCommand::Enqueue { queue, priority } => self.enqueue(queue, priority)?,
+                IvrCommand::Enqueue { queue, priority } => self.enqueue(queue, priority, false)?,
                 IvrCommand::Transfer { uri } => self.transfer(&uri)?,
             }
         }

@@ -60,11 +60,13 @@ pub(super) struct OutLeg {
     /// From the first 2xx on.
     pub dialog: Option<Dialog>,
     pub connected_at: Option<Instant>,
+    /// The phone put the call on hold (its last SDP wants nothing sent).
+    pub on_hold: bool,
 }
 
 #[derive(Default)]
 pub(super) struct Legs {
-    legs: Vec<OutLeg>,
+    pub legs: Vec<OutLeg>,
 }
 
 impl Legs {
@@ -294,6 +296,7 @@ impl<E: Env> CallCore<E> {
             state: LegState::Calling,
             dialog: None,
             connected_at: None,
+            on_hold: false,
         });
         Ok(())
     }
@@ -418,9 +421,22 @@ impl<E: Env> CallCore<E> {
                 reason,
             }));
         }
+        let name = l.name.clone();
         self.drop_leg(l);
         self.after_ring_change();
-        if kind == LegKind::Transfer && self.ending.is_none() {
+        if self.ending.is_some() {
+            return Ok(());
+        }
+        if self.referral_target_is(&name) && !cancelled {
+            let (status, text) = match reason {
+                RingFailure::Busy => (486, "Busy Here"),
+                RingFailure::Declined => (603, "Decline"),
+                RingFailure::NoAnswer => (480, "Temporarily Unavailable"),
+                RingFailure::Unreachable => (503, "Service Unavailable"),
+            };
+            return self.referral_failed(status, text);
+        }
+        if kind == LegKind::Transfer && self.waiting.referral.is_none() {
             return Err(End::TransferFailed);
         }
         Ok(())
@@ -497,6 +513,12 @@ impl<E: Env> CallCore<E> {
         if l.kind == LegKind::Transfer {
             self.connect(TRANSFER_LEG);
         } else {
+            // An operator's transfer reached its target: say so before the
+            // ACD logs the new CONNECT.
+            if self.referral_target_is(&l.name) {
+                self.log_transfer();
+            }
+            let l = &self.legs.legs[i];
             self.out.push(Output::Acd(AcdEvent::RingAnswered {
                 call: self.id,
                 op: l.name.clone(),
@@ -555,10 +577,15 @@ impl<E: Env> CallCore<E> {
                 let was_connected = l.state == LegState::Connected;
                 let (name, kind) = (l.name.clone(), l.kind);
                 self.drop_leg(l);
-                if self.ending.is_some() {
+                if self.ending.is_some() || self.referrer_left(&name) {
+                    // An operator hanging up after asking for a transfer
+                    // leaves the caller to it.
                     return Ok(());
                 }
                 if was_connected {
+                    if let Some(back) = self.left_after_give_back(&name) {
+                        return back;
+                    }
                     self.record.talk_ended_by = Some(Party::Operator);
                     return Err(End::OperatorHungUp);
                 }
@@ -572,9 +599,16 @@ impl<E: Env> CallCore<E> {
                 self.after_ring_change();
                 Ok(())
             }
+            Some(Method::Refer) => self.on_refer(i, req, tx),
             Some(Method::Options) | Some(Method::Update) | Some(Method::Info) => {
                 let bytes = respond(200, "OK").build();
                 self.respond(tx, 200, bytes, None);
+                // A digit the operator sent by SIP INFO: maybe a recording code.
+                if req.method() == Some(&Method::Info)
+                    && let Some(d) = crate::call::parse_dtmf_relay(&req)
+                {
+                    self.operator_digit(d);
+                }
                 Ok(())
             }
             Some(Method::Invite) => {
@@ -585,6 +619,11 @@ impl<E: Env> CallCore<E> {
                 match sdp::answer_secure(req.body(), &mut l.local_sdp, &self.cfg.codecs, opts) {
                     Ok((answer, params, srtp)) => {
                         let leg = l.media;
+                        // The phone holds the caller when it wants nothing
+                        // sent to it (sendonly, inactive).
+                        let held = !params.direction.sends();
+                        let changed = std::mem::replace(&mut l.on_hold, held) != held;
+                        let name = l.name.clone();
                         let bytes = response_to(&req, 200, "OK")
                             .via_received(l.peer.addr)
                             .to_tag(&l.local_tag)
@@ -594,6 +633,9 @@ impl<E: Env> CallCore<E> {
                         let key = req.cseq().ok().map(|c| (l.call_id.clone(), c.seq));
                         self.media(MediaCmd::Update { leg, params, srtp });
                         self.respond(tx, 200, bytes, key);
+                        if changed && self.waiting.bridged.as_deref() == Some(name.as_str()) {
+                            self.caller_held(held);
+                        }
                     }
                     Err(_) => {
                         let bytes = response_to(&req, 488, "Not Acceptable Here")
@@ -626,6 +668,16 @@ impl<E: Env> CallCore<E> {
             bytes,
             invite_2xx,
         });
+    }
+
+    /// The operator put the caller on hold (music over the bridge: a
+    /// prompt takes precedence over relayed audio) or took them back.
+    fn caller_held(&mut self, held: bool) {
+        if held {
+            self.play_hold_music();
+        } else if let Some(leg) = self.trunk.leg {
+            self.media(MediaCmd::StopPlayback { leg });
+        }
     }
 
     /// Back to "queued" in the admin view when no operator rings any more.

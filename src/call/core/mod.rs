@@ -12,8 +12,9 @@
 //! the trunk leg ([`trunk`]: the UAS dialog with the carrier and its media),
 //! the outgoing legs ([`legs`]: operators and transfers, UAC dialogs), the
 //! IVR ([`ivr`]: the interpreter and its timers), the queue part
-//! ([`waiting`]: the stay in a queue and the bridge) and the record
-//! accumulator ([`record`]). Questions that must be answered in the same
+//! ([`waiting`]: the stay in a queue and the bridge), the record
+//! accumulator ([`record`]) and the recording part (`recording`: consent,
+//! start, pause codes). Questions that must be answered in the same
 //! step (a free RTP port, where an operator's phone is, our address on a
 //! flow) go through the [`Env`] trait; everything the call does to the world
 //! is an output. Decisions stay in `dialplan` and `acd`.
@@ -21,6 +22,8 @@
 mod ivr;
 mod legs;
 mod record;
+mod recording;
+mod refer;
 mod session_timer;
 mod trunk;
 mod waiting;
@@ -46,6 +49,7 @@ use crate::sip::transport::Peer;
 use crate::sip::{Message, Method};
 
 pub use record::End;
+pub use recording::CONSENT_PROMPT;
 
 /// The time of a step: the monotonic clock for timers and durations, the
 /// wall clock for records and office hours.
@@ -87,6 +91,12 @@ pub struct CallConfig {
     /// SRTP on operators' legs: `Optional` offers a phone on TLS keys it
     /// may ignore; `Required` offers RTP/SAVP and rings no phone off TLS.
     pub srtp_operators: crate::sdp::SrtpMode,
+    /// What the operator dials in-call to pause / resume the recording.
+    pub record_pause_code: String,
+    pub record_resume_code: String,
+    /// Configured queues and operators: the names a REFER may point at.
+    pub queues: Vec<String>,
+    pub operators: Vec<String>,
 }
 
 /// Where an outgoing leg is sent.
@@ -119,6 +129,12 @@ pub trait Env {
     fn transfer(&self, uri: &str) -> Option<Peer>;
     /// One of the calling number's queue places; None when it holds them all.
     fn take_place(&self, caller: &str) -> Option<crate::call::places::Place>;
+    /// Whether a call joining `queue` is recorded (the queue's share, and
+    /// room on disk): the recording's file name if so.
+    fn recording(&self, queue: &str, call_id: &str) -> Option<String> {
+        let _ = (queue, call_id);
+        None
+    }
 }
 
 /// Everything that can happen to a call.
@@ -191,8 +207,30 @@ pub enum MediaCmd {
         a: LegId,
         b: LegId,
     },
+    /// Ends the bridge `leg` is in (both sides stop relaying).
+    Unbridge {
+        leg: LegId,
+    },
     Release {
         leg: LegId,
+    },
+    /// Record the bridge of `caller` (left) and `operator` (right) to `file`.
+    RecordStart {
+        file: String,
+        call_id: String,
+        queue: Option<String>,
+        caller: LegId,
+        operator: LegId,
+    },
+    RecordPause {
+        file: String,
+    },
+    RecordResume {
+        file: String,
+    },
+    /// The call is over: close the file.
+    RecordStop {
+        file: String,
     },
 }
 
@@ -209,6 +247,12 @@ pub enum Figure {
     InfoDigit,
     /// The session timer was refreshed, by us or by the carrier.
     SessionRefreshed { by_us: bool },
+    /// An operator's transfer (REFER) ended: `target` kind and `result`
+    /// as in `conmutador_operator_transfers_total`.
+    Transfer {
+        target: &'static str,
+        result: &'static str,
+    },
     /// The call is over.
     Ended {
         seconds: f64,
@@ -321,6 +365,7 @@ pub struct CallCore<E> {
     ivr: ivr::Ivr,
     waiting: waiting::Waiting,
     record: record::Record,
+    recording: recording::Recording,
     view: CallView,
     ending: Option<Ending>,
     done: bool,
@@ -360,6 +405,7 @@ impl<E: Env> CallCore<E> {
             ivr,
             waiting: waiting::Waiting::default(),
             record,
+            recording: recording::Recording::default(),
             view,
             ending: None,
             done: false,
@@ -407,6 +453,7 @@ impl<E: Env> CallCore<E> {
             self.trunk.ring_until,
             self.ivr.next_timer(),
             self.trunk.timer.as_ref().map(|t| t.at),
+            self.waiting.referral.as_ref().map(|r| r.until),
         ]
         .into_iter()
         .flatten()
@@ -470,6 +517,7 @@ impl<E: Env> CallCore<E> {
         for token in self.ivr.due_timers(self.now.at) {
             self.ivr_event(crate::dialplan::IvrEvent::Timer { token })?;
         }
+        self.referral_due()?;
         self.session_timer_due()
     }
 
@@ -483,6 +531,10 @@ impl<E: Env> CallCore<E> {
             | MediaEvent::FirstPacket { leg, .. } => *leg,
         };
         if self.legs.by_media(leg).is_some() {
+            if let MediaEvent::Digit { digit, .. } = ev {
+                self.operator_digit(digit);
+                return Ok(());
+            }
             // The operator's phone went silent for good while talking.
             if matches!(ev, MediaEvent::RtpTimeout { .. }) && self.waiting.bridged.is_some() {
                 self.out.push(Output::Figure(Figure::RtpTimeout));
@@ -506,6 +558,13 @@ impl<E: Env> CallCore<E> {
                 token: waiting::MOH_TOKEN,
                 ..
             } => Ok(()),
+            MediaEvent::PlaybackDone {
+                token: recording::CONSENT_TOKEN,
+                ..
+            } => {
+                self.consent_done();
+                Ok(())
+            }
             MediaEvent::PlaybackDone { token, .. } => {
                 self.ivr_event(IvrEvent::PlaybackDone { token })
             }
@@ -625,6 +684,7 @@ impl<E: Env> CallCore<E> {
         let Some(ending) = self.ending.take() else {
             return;
         };
+        self.record.recording = self.stop_recording();
         if let Some(leg) = self.trunk.leg.take() {
             self.media(MediaCmd::Release { leg });
         }

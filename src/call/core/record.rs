@@ -84,6 +84,10 @@ pub(super) struct Record {
     /// The caller left a queue unserved (timeout, full, empty, exit key)
     /// towards the plan's overflow destination.
     pub overflowed: bool,
+    /// The file the call was recorded to.
+    pub recording: Option<String>,
+    /// The (last) operator who handed the call on from their phone.
+    pub transferred_by: Option<String>,
 }
 
 impl Record {
@@ -103,6 +107,8 @@ impl Record {
             talk_ended_by: None,
             transfer: false,
             overflowed: false,
+            recording: None,
+            transferred_by: None,
         }
     }
 
@@ -142,6 +148,8 @@ impl Record {
                 _ => self.hangup_side,
             },
             hangup_cause: end.label().to_owned(),
+            recording: self.recording.take(),
+            transferred_by: self.transferred_by.take(),
         }
     }
 }

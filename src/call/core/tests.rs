@@ -19,6 +19,9 @@ use crate::sdp::LocalSdp;
 use crate::sip::transport::Flow;
 use crate::sip::{RequestBuilder, response_to};
 
+/// Recording: consent, bridge after it, pause codes, the CDR's file.
+mod recording_tests;
+
 const PLAN: &str = r#"[plan]
 start = "inicio"
 languages = ["es-MX"]
@@ -63,6 +66,8 @@ struct FakeEnv {
     ports: Cell<u32>,
     places: crate::call::places::CallerPlaces,
     operators: HashMap<String, Reach>,
+    /// The recording file a queue call gets, if any.
+    record: Option<String>,
 }
 
 impl Env for FakeEnv {
@@ -107,6 +112,9 @@ impl Env for FakeEnv {
     fn take_place(&self, caller: &str) -> Option<crate::call::places::Place> {
         self.places.take(caller)
     }
+    fn recording(&self, _queue: &str, _call_id: &str) -> Option<String> {
+        self.record.clone()
+    }
 }
 
 struct Opts {
@@ -121,6 +129,7 @@ struct Opts {
     /// Where the carrier is (127.0.0.4 counts as TLS).
     carrier: &'static str,
     srtp: crate::sdp::SrtpMode,
+    record: Option<String>,
 }
 
 impl Default for Opts {
@@ -135,6 +144,7 @@ impl Default for Opts {
             headers: Vec::new(),
             carrier: CARRIER,
             srtp: crate::sdp::SrtpMode::Optional,
+            record: None,
         }
     }
 }
@@ -202,6 +212,7 @@ impl T {
             ports: Cell::new(o.ports),
             places: crate::call::places::CallerPlaces::new(o.places),
             operators,
+            record: o.record,
         };
         let cfg = Arc::new(CallConfig {
             codecs: vec![Codec::Pcmu, Codec::Pcma],
@@ -215,6 +226,10 @@ impl T {
             session_expires: 1800,
             srtp: o.srtp,
             srtp_operators: o.srtp,
+            record_pause_code: "*1".into(),
+            record_resume_code: "*2".into(),
+            queues: vec!["pasaportes".into(), "visas".into()],
+            operators: vec!["ana".into(), "beto".into(), "carla".into()],
         });
         let core = CallCore::new(Setup {
             id: 42,
@@ -1962,4 +1977,359 @@ fn an_invite_whose_body_is_not_sdp_is_415_with_accept() {
     assert_eq!(r.status(), Some(415));
     assert_eq!(r.header("Accept"), Some("application/sdp"));
     assert!(done(&outs));
+}
+
+// ---- transfers by the operator (REFER) ----
+
+impl T {
+    /// Ana's phone sends a REFER to `target` in her leg.
+    fn refer(&mut self, invite: &Message, target: &str) -> (TxId, Vec<Output>) {
+        let b = RequestBuilder::new(Method::Refer, "sip:conmutador@127.0.0.1:5060")
+            .header("Via", "SIP/2.0/UDP 127.0.0.3:5070;branch=z9hG4bKref")
+            .header("From", "<sip:ana@127.0.0.3:5070>;tag=optag")
+            .header("To", invite.header("From").unwrap())
+            .header("Call-ID", invite.call_id().unwrap())
+            .header("CSeq", "8 REFER")
+            .header("Refer-To", format!("<{target}>"))
+            .header("Referred-By", "<sip:ana@127.0.0.3:5070>");
+        let tx = self.tx();
+        let outs = self.input(Input::Request {
+            req: Message::parse(b.build()).unwrap(),
+            tx,
+        });
+        (tx, outs)
+    }
+}
+
+/// The sipfrag status lines of the NOTIFYs in `outs` to the leg of `invite`,
+/// with whether each ends the subscription.
+fn notifies(outs: &[Output], invite: &Message) -> Vec<(String, bool)> {
+    requests(outs, Method::Notify)
+        .into_iter()
+        .filter(|(_, m)| m.call_id().ok() == invite.call_id().ok())
+        .map(|(_, m)| {
+            assert_eq!(m.header("Event"), Some("refer;id=8"));
+            assert!(
+                m.content_type()
+                    .is_some_and(|c| c.starts_with("message/sipfrag"))
+            );
+            let frag = String::from_utf8_lossy(m.body()).trim().to_owned();
+            let last = m
+                .header("Subscription-State")
+                .is_some_and(|s| s.starts_with("terminated"));
+            (frag, last)
+        })
+        .collect()
+}
+
+fn byes_to(outs: &[Output], invite: &Message) -> usize {
+    requests(outs, Method::Bye)
+        .iter()
+        .filter(|(_, m)| m.call_id().ok() == invite.call_id().ok())
+        .count()
+}
+
+fn transfer_logs(outs: &[Output]) -> Vec<(Option<String>, Vec<String>)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::QueueEvent(e) if e.event == crate::ops::records::QueueEventKind::Transfer => {
+                Some((e.agent.clone(), e.data.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_refer_to_a_queue_requeues_the_caller_with_its_priority_and_releases_the_operator() {
+    let (mut t, invite) = T::bridged();
+    let (tx, outs) = t.refer(&invite, "sip:visas@127.0.0.1");
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(202));
+    assert_eq!(
+        notifies(&outs, &invite),
+        vec![
+            ("SIP/2.0 100 Trying".into(), false),
+            ("SIP/2.0 200 OK".into(), true)
+        ]
+    );
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::Unbridge { .. }))
+    );
+    assert_eq!(byes_to(&outs, &invite), 1, "ana's leg is hung up");
+    let evs = acd_events(&outs);
+    assert!(
+        matches!(&evs[..], [AcdEvent::Transferred { call: 42 }, AcdEvent::CallerJoined { queue, priority: 0, .. }] if queue == "visas"),
+        "{evs:?}"
+    );
+    let logs = transfer_logs(&outs);
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].0.as_deref(), Some("ana"));
+    assert_eq!(logs[0].1[0], "queue:visas");
+    assert_eq!(views(&outs).last(), Some(&CallState::Queued));
+    // Beto takes it in the new queue; the record names him.
+    let invite_b = t.ring("beto");
+    t.answer_leg(&invite_b, 200);
+    t.acd(AcdCommand::Connect {
+        call: 42,
+        op: "beto".into(),
+    });
+    let (_, outs) = t.caller_request(Method::Bye, None);
+    let c = cdr(&outs).unwrap();
+    assert_eq!(c.operator.as_deref(), Some("beto"));
+    assert_eq!(c.queue.as_deref(), Some("visas"), "the queue that served");
+}
+
+#[test]
+fn a_refer_to_an_operator_rings_by_name_and_bridges_on_the_answer() {
+    let (mut t, invite) = T::bridged();
+    let (tx, outs) = t.refer(&invite, "sip:beto@127.0.0.1:5060");
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(202));
+    assert_eq!(
+        notifies(&outs, &invite),
+        vec![("SIP/2.0 100 Trying".into(), false)]
+    );
+    assert!(
+        matches!(&acd_events(&outs)[..], [AcdEvent::DirectRing { op, queue, .. }] if op == "beto" && queue == "pasaportes")
+    );
+    assert_eq!(byes_to(&outs, &invite), 0, "ana stays until beto answers");
+    let invite_b = t.ring("beto");
+    let outs = t.answer_leg(&invite_b, 200);
+    assert!(matches!(&acd_events(&outs)[..], [AcdEvent::RingAnswered { op, .. }] if op == "beto"));
+    // TRANSFER before the ACD's CONNECT for beto.
+    assert_eq!(transfer_logs(&outs)[0].1[0], "operator:beto");
+    let outs = t.acd(AcdCommand::Connect {
+        call: 42,
+        op: "beto".into(),
+    });
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::Bridge { .. }))
+    );
+    assert_eq!(
+        notifies(&outs, &invite),
+        vec![("SIP/2.0 200 OK".into(), true)]
+    );
+    assert_eq!(byes_to(&outs, &invite), 1);
+    assert!(
+        acd_events(&outs).is_empty(),
+        "the ACD ended ana's part itself"
+    );
+    assert!(transfer_logs(&outs).is_empty(), "written once");
+    let (_, outs) = t.caller_request(Method::Bye, None);
+    assert!(matches!(&acd_events(&outs)[..], [AcdEvent::CallEnded { op, .. }] if op == "beto"));
+    assert_eq!(cdr(&outs).unwrap().operator.as_deref(), Some("beto"));
+}
+
+#[test]
+fn a_busy_or_silent_target_hands_the_caller_back_to_the_operator() {
+    // The ACD says beto is not free.
+    let (mut t, invite) = T::bridged();
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    let outs = t.acd(AcdCommand::CancelRing {
+        call: 42,
+        op: "beto".into(),
+    });
+    assert_eq!(
+        notifies(&outs, &invite),
+        vec![("SIP/2.0 486 Busy Here".into(), true)]
+    );
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::Bridge { .. }))
+    );
+    assert_eq!(byes_to(&outs, &invite), 0);
+    assert_eq!(t.core.view().state, CallState::Bridged);
+    // Again, and beto never answers: the ring limit brings the caller back.
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    let invite_b = t.ring("beto");
+    let outs = t.advance(super::refer::REFER_RING_LIMIT + Duration::from_secs(1));
+    assert_eq!(requests(&outs, Method::Cancel).len(), 1);
+    assert!(matches!(&acd_events(&outs)[..], [AcdEvent::RingFailed { op, .. }] if op == "beto"));
+    assert_eq!(
+        notifies(&outs, &invite),
+        vec![("SIP/2.0 408 Request Timeout".into(), true)]
+    );
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::Bridge { .. }))
+    );
+    // The 487 to the CANCEL changes nothing more.
+    let outs = t.answer_leg(&invite_b, 487);
+    assert!(acd_events(&outs).is_empty(), "{outs:?}");
+    assert!(notifies(&outs, &invite).is_empty());
+}
+
+#[test]
+fn a_target_failing_after_the_operator_left_puts_the_caller_at_the_front_of_its_queue() {
+    let (mut t, invite) = T::bridged();
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    // Ana hangs up at once, as a phone does after a blind transfer.
+    let (tx, outs) = t.operator_request(&invite, Method::Bye, None);
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(200));
+    assert!(
+        !done(&outs) && requests(&outs, Method::Bye).is_empty(),
+        "the caller stays"
+    );
+    let invite_b = t.ring("beto");
+    let outs = t.answer_leg(&invite_b, 486);
+    let evs = acd_events(&outs);
+    assert!(
+        matches!(&evs[..], [AcdEvent::RingFailed { .. }, AcdEvent::CallEnded { op, .. }, AcdEvent::CallerReturned { queue, .. }] if op == "ana" && queue == "pasaportes"),
+        "{evs:?}"
+    );
+    assert_eq!(views(&outs).last(), Some(&CallState::Queued));
+}
+
+#[test]
+fn a_refer_to_a_plan_node_or_a_plan_number_goes_there() {
+    let (mut t, invite) = T::bridged();
+    let (_, outs) = t.refer(&invite, "sip:inicio@127.0.0.1");
+    assert!(matches!(
+        &acd_events(&outs)[..],
+        [AcdEvent::Transferred { .. }]
+    ));
+    assert_eq!(views(&outs).last(), Some(&CallState::Ivr));
+    assert_eq!(t.core.ivr.interp.current_node(), "inicio");
+    // The menu works again: its key for the queue joins it.
+    let outs = t.digit('1');
+    assert!(matches!(
+        &acd_events(&outs)[..],
+        [AcdEvent::CallerJoined { .. }]
+    ));
+
+    // The plan's transfer number: called, bridged, then the REFER is done.
+    let (mut t, invite) = T::bridged();
+    let (tx, outs) = t.refer(&invite, "sip:destino@127.0.0.9:5099");
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(202));
+    let (_, dest) = requests(&outs, Method::Invite)
+        .pop()
+        .expect("INVITE to the number");
+    assert_eq!(dest.request_uri_str(), Some("sip:destino@127.0.0.9:5099"));
+    let outs = t.answer_leg(&dest, 200);
+    assert_eq!(
+        notifies(&outs, &invite),
+        vec![("SIP/2.0 200 OK".into(), true)]
+    );
+    assert!(matches!(
+        &acd_events(&outs)[..],
+        [AcdEvent::Transferred { .. }]
+    ));
+    assert_eq!(transfer_logs(&outs).len(), 1, "one TRANSFER line, not two");
+}
+
+#[test]
+fn refers_that_cannot_be_carried_out_are_refused_and_the_call_goes_on() {
+    let (mut t, invite) = T::bridged();
+    for (target, status) in [
+        ("sip:+15551234567@198.51.100.7", 403),
+        ("sip:nadie@127.0.0.1", 403),
+        (
+            "sip:beto@127.0.0.1?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2",
+            501,
+        ),
+    ] {
+        let (tx, outs) = t.refer(&invite, target);
+        assert_eq!(
+            response_for(&outs, tx).unwrap().status(),
+            Some(status),
+            "{target}"
+        );
+        assert!(media(&outs).is_empty() && acd_events(&outs).is_empty());
+    }
+    // While one runs, a second gets 491.
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    let (tx, outs) = t.refer(&invite, "sip:visas@127.0.0.1");
+    assert_eq!(response_for(&outs, tx).unwrap().status(), Some(491));
+}
+
+#[test]
+fn a_caller_hanging_up_during_a_transfer_ends_the_operators_part_and_the_ring() {
+    let (mut t, invite) = T::bridged();
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    t.ring("beto");
+    let (_, outs) = t.caller_request(Method::Bye, None);
+    assert!(
+        matches!(&acd_events(&outs)[..], [AcdEvent::CallEnded { op, .. }] if op == "ana"),
+        "{:?}",
+        acd_events(&outs)
+    );
+    assert_eq!(
+        requests(&outs, Method::Cancel).len(),
+        1,
+        "beto's ring stops"
+    );
+    assert_eq!(byes_to(&outs, &invite), 1, "ana's leg ends");
+}
+
+#[test]
+fn an_operator_hanging_up_right_after_a_failed_transfer_leaves_the_caller_waiting_first() {
+    // Phones such as baresip 1.0 end the call when the transfer fails.
+    let (mut t, invite) = T::bridged();
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    t.acd(AcdCommand::CancelRing {
+        call: 42,
+        op: "beto".into(),
+    });
+    t.advance(Duration::from_secs(1));
+    let (_, outs) = t.operator_request(&invite, Method::Bye, None);
+    assert!(!done(&outs) && byes_to(&outs, &invite) == 0);
+    assert!(
+        requests(&outs, Method::Bye).is_empty(),
+        "the caller is not hung up"
+    );
+    let evs = acd_events(&outs);
+    assert!(
+        matches!(&evs[..], [AcdEvent::CallEnded { op, .. }, AcdEvent::CallerReturned { .. }] if op == "ana"),
+        "{evs:?}"
+    );
+    // Later than that, hanging up is an ordinary end of the call.
+    let (mut t, invite) = T::bridged();
+    t.refer(&invite, "sip:beto@127.0.0.1");
+    t.acd(AcdCommand::CancelRing {
+        call: 42,
+        op: "beto".into(),
+    });
+    t.advance(super::refer::GIVE_BACK_GRACE + Duration::from_secs(1));
+    let (_, outs) = t.operator_request(&invite, Method::Bye, None);
+    assert_eq!(
+        requests(&outs, Method::Bye).len(),
+        1,
+        "the caller's leg ends"
+    );
+}
+
+#[test]
+fn an_operator_holding_the_caller_plays_them_music_until_it_resumes() {
+    let (mut t, invite) = T::bridged();
+    let trunk = t.core.trunk.leg.unwrap();
+    let sdp = |dir: &str| {
+        Bytes::from(format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\n\
+             m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={dir}\r\n"
+        ))
+    };
+    let moh = |outs: &[Output]| {
+        media(outs).iter().any(|m| {
+            matches!(m, MediaCmd::Play { leg, opts, .. } if *leg == trunk && opts.token == waiting::MOH_TOKEN)
+        })
+    };
+    let (_, outs) = t.operator_request(&invite, Method::Invite, Some(sdp("sendonly")));
+    assert_eq!(statuses(&outs), vec![200]);
+    assert!(moh(&outs), "the held caller hears music: {outs:?}");
+    // A refresh of the same hold changes nothing.
+    let (_, outs) = t.operator_request(&invite, Method::Invite, Some(sdp("inactive")));
+    assert!(!moh(&outs));
+    let (_, outs) = t.operator_request(&invite, Method::Invite, Some(sdp("sendrecv")));
+    assert!(
+        media(&outs)
+            .iter()
+            .any(|m| matches!(m, MediaCmd::StopPlayback { leg } if *leg == trunk)),
+        "resumed: the music stops, the bridge relays again"
+    );
+    assert_eq!(t.core.view().state, CallState::Bridged);
 }

@@ -30,11 +30,19 @@ pub(super) struct Waiting {
     pub queued: Option<Queued>,
     /// The leg the caller talks to (an operator's id or the transfer).
     pub bridged: Option<String>,
+    /// The priority the plan gave the caller: kept across transfers.
+    pub priority: i32,
+    /// An operator's transfer under way.
+    pub referral: Option<super::refer::Referral>,
+    /// The operator a caller was handed back to after a failed transfer,
+    /// and when.
+    pub given_back: Option<(String, std::time::Instant)>,
 }
 
 impl<E: Env> CallCore<E> {
     /// The plan put the caller in a queue: join it and play music.
-    pub(super) fn enqueue(&mut self, queue: String, priority: i32) -> Result<(), End> {
+    /// `front`: back from a failed transfer, ahead of its priority's line.
+    pub(super) fn enqueue(&mut self, queue: String, priority: i32, front: bool) -> Result<(), End> {
         if !self.cfg.has_acd {
             // No queue configured at all: the plan's "empty" exit applies.
             return self.ivr_event(IvrEvent::QueueExit {
@@ -62,12 +70,24 @@ impl<E: Env> CallCore<E> {
             _place: place,
         });
         self.record.queue = Some(queue.clone());
+        self.waiting.priority = priority;
         self.set_view_state(CallState::Queued, Some(queue.clone()), None);
-        self.play_hold_music();
-        self.out.push(Output::Acd(AcdEvent::CallerJoined {
-            call: self.id,
-            queue,
-            priority,
+        if !self.recording_on_join(&queue) {
+            self.play_hold_music();
+        }
+        let call = self.id;
+        self.out.push(Output::Acd(if front {
+            AcdEvent::CallerReturned {
+                call,
+                queue,
+                priority,
+            }
+        } else {
+            AcdEvent::CallerJoined {
+                call,
+                queue,
+                priority,
+            }
         }));
         Ok(())
     }
@@ -101,6 +121,11 @@ impl<E: Env> CallCore<E> {
                 Ok(())
             }
             AcdCommand::CancelRing { op, .. } => {
+                let rung = self.legs.legs.iter().any(|l| l.name == op);
+                if !rung && self.referral_target_is(&op) {
+                    // The ACD says the operator named in a transfer is not free.
+                    return self.referral_failed(486, "Busy Here");
+                }
                 self.cancel_leg(&op);
                 self.after_ring_change();
                 Ok(())
@@ -125,6 +150,7 @@ impl<E: Env> CallCore<E> {
                 if let Some(leg) = self.trunk.leg {
                     self.media(MediaCmd::StopPlayback { leg });
                 }
+                self.consent_cut();
                 self.set_view_state(CallState::Ivr, None, None);
                 self.ivr_event(IvrEvent::QueueExit { reason })
             }
@@ -134,7 +160,10 @@ impl<E: Env> CallCore<E> {
 
     /// Position and wait, in the caller's language, over the hold music.
     fn announce(&mut self, position: usize, wait: Option<crate::acd::WaitSpeech>) {
-        if self.waiting.queued.is_none() || self.waiting.bridged.is_some() {
+        // The consent prompt is not cut short: this announcement is skipped
+        // (the next periodic one tells the same).
+        if self.waiting.queued.is_none() || self.waiting.bridged.is_some() || self.consent_playing()
+        {
             return;
         }
         let prompts = match wait {
@@ -186,11 +215,24 @@ impl<E: Env> CallCore<E> {
     pub(super) fn bridged(&mut self, name: &str, kind: LegKind, media: LegId) {
         self.leave_queue();
         if let Some(leg) = self.trunk.leg {
-            // The bridge also stops whatever either side was hearing.
-            self.media(MediaCmd::Bridge { a: leg, b: media });
+            // The bridge also stops whatever either side was hearing; an
+            // operator's waits for the end of the recording consent.
+            if kind == LegKind::Operator {
+                self.bridge_operator(leg, media);
+            } else {
+                self.consent_cut();
+                self.media(MediaCmd::Bridge { a: leg, b: media });
+            }
         }
         self.waiting.bridged = Some(name.to_owned());
-        if kind == LegKind::Operator {
+        if self.referral_target_is(name) {
+            // An operator's transfer reached its target: the ACD ended the
+            // first operator's part itself when an operator answered.
+            self.referral_done(kind != LegKind::Operator);
+            if kind == LegKind::Operator {
+                self.record.operator = Some(name.to_owned());
+            }
+        } else if kind == LegKind::Operator {
             self.record.operator = Some(name.to_owned());
         } else if let Some(queue) = self.record.queue.clone() {
             // A caller who had been in a queue was handed on: the queue log
@@ -218,7 +260,15 @@ impl<E: Env> CallCore<E> {
     /// The call ends: tell the ACD what happened to this caller and end
     /// every outgoing leg.
     pub(super) fn end_queue_part(&mut self, end: End) {
-        if let Some(op) = self.waiting.bridged.clone().filter(|op| op != TRANSFER_LEG) {
+        if let Some(r) = self.waiting.referral.take() {
+            // The call ends while an operator's transfer is under way: that
+            // operator's part ends with it (and a ring by name is dropped).
+            self.out.push(Output::Acd(AcdEvent::CallEnded {
+                call: self.id,
+                op: r.by,
+                by: self.record.talk_ended_by.unwrap_or(Party::Caller),
+            }));
+        } else if let Some(op) = self.waiting.bridged.clone().filter(|op| op != TRANSFER_LEG) {
             let talk = self
                 .legs
                 .connected(&op)

@@ -157,7 +157,7 @@ fn json_line<T: serde::Serialize>(out: &mut impl Write, v: &T) -> Result<(), Rec
     Ok(())
 }
 
-pub const CDR_HEADER: [&str; 15] = [
+pub const CDR_HEADER: [&str; 17] = [
     "call_id",
     "start",
     "answer",
@@ -173,6 +173,8 @@ pub const CDR_HEADER: [&str; 15] = [
     "disposition",
     "hangup_side",
     "hangup_cause",
+    "recording",
+    "transferred_by",
 ];
 
 pub const EVENT_HEADER: [&str; 13] = [
@@ -212,6 +214,8 @@ fn cdr_fields(c: &Cdr) -> Vec<String> {
         c.disposition.as_str().into(),
         c.hangup_side.as_str().into(),
         c.hangup_cause.clone(),
+        opt(&c.recording),
+        opt(&c.transferred_by),
     ]
 }
 

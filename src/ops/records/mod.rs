@@ -175,6 +175,15 @@ pub struct Cdr {
     pub hangup_side: HangupSide,
     /// SIP status or internal reason, e.g. `BYE`, `487`, `rtp_timeout`.
     pub hangup_cause: String,
+    /// The recording's file name (under the recording directory), if the
+    /// call was recorded.
+    #[serde(default)]
+    pub recording: Option<String>,
+    /// The operator who handed the call on from their phone (REFER); the
+    /// queue log's TRANSFER line says to where. `operator` is the last one
+    /// the caller talked to.
+    #[serde(default)]
+    pub transferred_by: Option<String>,
 }
 
 /// The `queue_log` event names, spelled as Asterisk spells them.
@@ -488,9 +497,15 @@ impl Cdr {
         ] {
             cap(f);
         }
-        for f in [&mut self.plan, &mut self.queue, &mut self.operator]
-            .into_iter()
-            .flatten()
+        for f in [
+            &mut self.plan,
+            &mut self.queue,
+            &mut self.operator,
+            &mut self.recording,
+            &mut self.transferred_by,
+        ]
+        .into_iter()
+        .flatten()
         {
             cap(f);
         }

@@ -23,9 +23,10 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
 CREATE TABLE cdr (
     id {id},
     call_id TEXT NOT NULL,
@@ -64,21 +65,32 @@ CREATE TABLE queue_event (
 CREATE INDEX queue_event_time ON queue_event (time_ms);
 CREATE INDEX queue_event_queue_time ON queue_event (queue, time_ms);
 ",
-}];
+    },
+    // The call recording's file name (call recording, issue 16).
+    Migration {
+        version: 2,
+        sql: "ALTER TABLE cdr ADD COLUMN recording TEXT;",
+    },
+    // The operator who transferred the call (REFER), issue 16.
+    Migration {
+        version: 3,
+        sql: "ALTER TABLE cdr ADD COLUMN transferred_by TEXT;",
+    },
+];
 
 /// The newest schema this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SQLITE_ID: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const PG_ID: &str = "BIGSERIAL PRIMARY KEY";
 /// Any fixed number: serializes concurrent migrations of several gateways.
 const PG_MIGRATION_LOCK: i64 = 0x636f_6e6d_7574;
 
-const INSERT_CDR_SQLITE: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-const INSERT_CDR_PG: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+const INSERT_CDR_SQLITE: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause, recording, transferred_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+const INSERT_CDR_PG: &str = "INSERT INTO cdr (call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause, recording, transferred_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 const INSERT_EVENT_SQLITE: &str = "INSERT INTO queue_event (time_ms, call_id, queue, agent, event, data1, data2, data3, data4, data5, wait_ms, announced_wait_ms, talk_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 const INSERT_EVENT_PG: &str = "INSERT INTO queue_event (time_ms, call_id, queue, agent, event, data1, data2, data3, data4, data5, wait_ms, announced_wait_ms, talk_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-const CDR_COLUMNS: &str = "id, call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause";
+const CDR_COLUMNS: &str = "id, call_id, start_ms, answer_ms, end_ms, caller, called, plan, plan_path, queue, wait_ms, operator, talk_ms, disposition, hangup_side, hangup_cause, recording, transferred_by";
 const EVENT_COLUMNS: &str = "id, time_ms, call_id, queue, agent, event, data1, data2, data3, data4, data5, wait_ms, announced_wait_ms, talk_ms";
 
 pub enum Store {
@@ -120,6 +132,8 @@ macro_rules! cdr_row {
             disposition: $r.$get(13)?,
             hangup_side: $r.$get(14)?,
             hangup_cause: $r.$get(15)?,
+            recording: $r.$get(16)?,
+            transferred_by: $r.$get(17)?,
         }
     };
 }
@@ -165,6 +179,8 @@ struct CdrRow {
     disposition: String,
     hangup_side: String,
     hangup_cause: String,
+    recording: Option<String>,
+    transferred_by: Option<String>,
 }
 
 impl CdrRow {
@@ -185,6 +201,8 @@ impl CdrRow {
             disposition: c.disposition.as_str().to_string(),
             hangup_side: c.hangup_side.as_str().to_string(),
             hangup_cause: c.hangup_cause.clone(),
+            recording: c.recording.clone(),
+            transferred_by: c.transferred_by.clone(),
         }
     }
 
@@ -206,6 +224,8 @@ impl CdrRow {
             disposition: self.disposition.parse()?,
             hangup_side: self.hangup_side.parse()?,
             hangup_cause: self.hangup_cause,
+            recording: self.recording,
+            transferred_by: self.transferred_by,
         })
     }
 }
@@ -289,6 +309,8 @@ impl PgRow {
                     &r.disposition,
                     &r.hangup_side,
                     &r.hangup_cause,
+                    &r.recording,
+                    &r.transferred_by,
                 ],
             ),
             PgRow::Event(r) => {
@@ -451,7 +473,9 @@ impl Store {
                                     r.talk_ms,
                                     r.disposition,
                                     r.hangup_side,
-                                    r.hangup_cause
+                                    r.hangup_cause,
+                                    r.recording,
+                                    r.transferred_by
                                 ])?;
                             }
                             Record::QueueEvent(e) => {
@@ -674,6 +698,47 @@ mod tests {
         );
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    }
+
+    /// A database made by a build that knew only version 1 (with a call
+    /// in it) gains the recording and transfer columns and keeps its rows.
+    #[tokio::test]
+    async fn a_version_1_database_is_migrated_to_the_recording_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.sqlite3");
+        {
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(SCHEMA_VERSION_TABLE)
+                .expect("version table");
+            conn.execute_batch(&MIGRATIONS[0].sql.replace("{id}", SQLITE_ID))
+                .expect("v1 schema");
+            conn.execute("INSERT INTO schema_version VALUES (1, 0)", [])
+                .expect("v1 applied");
+            conn.execute(
+                "INSERT INTO cdr (call_id, start_ms, end_ms, caller, called, plan_path, disposition, hangup_side, hangup_cause) VALUES ('old', 0, 1, 'a', 'b', '[]', 'completed', 'caller', 'BYE')",
+                [],
+            )
+            .expect("an old call");
+        }
+        let mut store = Store::open_sqlite(&path).expect("migrates");
+        assert_eq!(store.applied_versions().await.unwrap(), vec![1, 2, 3]);
+        let mut cdr = store.cdrs_page(from_millis(0), 0, 10).await.unwrap()[0]
+            .1
+            .clone();
+        assert_eq!(
+            (cdr.call_id.as_str(), cdr.recording.as_deref()),
+            ("old", None)
+        );
+        cdr.call_id = "new".into();
+        cdr.recording = Some("new.wav".into());
+        cdr.transferred_by = Some("op1".into());
+        store
+            .write_batch(&[Record::Cdr(Box::new(cdr))])
+            .await
+            .expect("write with the new column");
+        let rows = store.cdrs_page(from_millis(0), 0, 10).await.unwrap();
+        assert_eq!(rows[1].1.recording.as_deref(), Some("new.wav"));
+        assert_eq!(rows[1].1.transferred_by.as_deref(), Some("op1"));
     }
 
     #[test]
