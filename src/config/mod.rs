@@ -739,6 +739,27 @@ mod tests {
     /// The wall screen's URL carries the viewer token: it may not be the
     /// admin token too.
     #[test]
+    fn supervisors_parse_and_are_checked_against_queues_and_operators() {
+        let base = "[[queues]]\nname = \"visas\"\n\
+                    [[operators]]\nid = \"ana\"\npassword = \"p\"\nqueues = [{ name = \"visas\" }]\n";
+        let ok = format!(
+            "[calls]\nwhisper_code = \"*42\"\n{base}\
+             [[supervisors]]\nid = \"marta\"\npassword = \"s\"\nqueues = [\"visas\"]\n"
+        );
+        let cfg = Config::parse_text(&ok, Path::new(".")).unwrap();
+        assert_eq!(cfg.supervisors[0].id, "marta");
+        assert_eq!(cfg.calls.supervision_codes().whisper, "*42");
+        assert_eq!(cfg.calls.supervision_codes().listen, "*31");
+        for bad in [
+            "[[supervisors]]\nid = \"marta\"\npassword = \"s\"\nqueues = [\"nope\"]\n",
+            "[[supervisors]]\nid = \"ana\"\npassword = \"s\"\nqueues = [\"visas\"]\n",
+        ] {
+            let err = Config::parse_text(&format!("{base}{bad}"), Path::new(".")).unwrap_err();
+            assert!(format!("{err:#}").contains("supervisor"), "{err:#}");
+        }
+    }
+
+    #[test]
     fn the_viewer_token_must_differ_from_the_admin_token() {
         let same = "[http]\nadmin_token = \"t\"\nviewer_token = \"t\"\n";
         let err = Config::parse_text(same, Path::new(".")).unwrap_err();
