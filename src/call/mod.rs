@@ -28,6 +28,7 @@ pub mod load;
 pub mod places;
 pub mod queue;
 pub mod routes;
+pub mod supervise;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

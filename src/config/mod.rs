@@ -54,6 +54,9 @@ pub struct Config {
     /// `[[operators]]`: who may log in, with which password, to which queues.
     #[serde(default)]
     pub operators: Vec<crate::acd::OperatorConfig>,
+    /// `[[supervisors]]`: who may listen, whisper and barge, on which queues.
+    #[serde(default)]
+    pub supervisors: Vec<crate::call::supervise::SupervisorConfig>,
     /// `[recording]`: which queues' calls are recorded, where, for how long.
     #[serde(default)]
     pub recording: RecordingConfig,
@@ -334,6 +337,11 @@ pub struct CallsConfig {
     pub pause_code: String,
     /// Number an operator dials to take calls again.
     pub unpause_code: String,
+    /// Numbers a supervisor dials, followed by an operator's number, to
+    /// listen to, whisper to or barge into that operator's call.
+    pub listen_code: String,
+    pub whisper_code: String,
+    pub barge_code: String,
     /// Where the dialplan's transfers go (the carrier's SIP proxy, which
     /// routes by Request-URI): `IP:port` (UDP), or a URI such as
     /// `sips:IP:port` or `sip:IP:port;transport=tls` for a carrier that
@@ -368,6 +376,15 @@ impl CallsConfig {
         ip_host.then_some(uri)
     }
 
+    /// The supervision feature codes.
+    pub fn supervision_codes(&self) -> crate::call::supervise::Codes {
+        crate::call::supervise::Codes {
+            listen: self.listen_code.clone(),
+            whisper: self.whisper_code.clone(),
+            barge: self.barge_code.clone(),
+        }
+    }
+
     fn calls_proxy(&self) -> Option<&str> {
         self.transfer_proxy.as_deref().map(str::trim)
     }
@@ -379,6 +396,9 @@ impl Default for CallsConfig {
             ring_ms: 0,
             pause_code: "*21".into(),
             unpause_code: "*22".into(),
+            listen_code: "*31".into(),
+            whisper_code: "*32".into(),
+            barge_code: "*33".into(),
             transfer_proxy: None,
             session_min_se: 90,
             session_expires: 1800,
@@ -562,6 +582,14 @@ impl Config {
         }
         crate::acd::config::validate(&self.queues, &self.operators)
             .map_err(|e| anyhow::anyhow!("queues/operators: {e}"))?;
+        let queue_names: Vec<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
+        crate::call::supervise::validate(
+            &self.supervisors,
+            &queue_names,
+            self.operators.iter().map(|o| o.id.as_str()),
+            &self.calls.supervision_codes(),
+        )
+        .map_err(|e| anyhow::anyhow!("supervisors: {e}"))?;
         self.guard.validate().map_err(|e| anyhow::anyhow!(e))?;
         self.tls.validate().map_err(|e| anyhow::anyhow!(e))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
@@ -710,6 +738,27 @@ mod tests {
 
     /// The wall screen's URL carries the viewer token: it may not be the
     /// admin token too.
+    #[test]
+    fn supervisors_parse_and_are_checked_against_queues_and_operators() {
+        let base = "[[queues]]\nname = \"visas\"\n\
+                    [[operators]]\nid = \"ana\"\npassword = \"p\"\nqueues = [{ name = \"visas\" }]\n";
+        let ok = format!(
+            "[calls]\nwhisper_code = \"*42\"\n{base}\
+             [[supervisors]]\nid = \"marta\"\npassword = \"s\"\nqueues = [\"visas\"]\n"
+        );
+        let cfg = Config::parse_text(&ok, Path::new(".")).unwrap();
+        assert_eq!(cfg.supervisors[0].id, "marta");
+        assert_eq!(cfg.calls.supervision_codes().whisper, "*42");
+        assert_eq!(cfg.calls.supervision_codes().listen, "*31");
+        for bad in [
+            "[[supervisors]]\nid = \"marta\"\npassword = \"s\"\nqueues = [\"nope\"]\n",
+            "[[supervisors]]\nid = \"ana\"\npassword = \"s\"\nqueues = [\"visas\"]\n",
+        ] {
+            let err = Config::parse_text(&format!("{base}{bad}"), Path::new(".")).unwrap_err();
+            assert!(format!("{err:#}").contains("supervisor"), "{err:#}");
+        }
+    }
+
     #[test]
     fn the_viewer_token_must_differ_from_the_admin_token() {
         let same = "[http]\nadmin_token = \"t\"\nviewer_token = \"t\"\n";

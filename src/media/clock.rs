@@ -82,6 +82,7 @@ use super::engine::{
     ClockStats, HIST_BUCKET, HIST_BUCKETS, LegId, MediaConfig, MediaEvent, PlayOpts, PortPool,
 };
 use super::g711;
+use super::mix::{self, Party};
 use super::prompt::{FRAME_SAMPLES, Prompt};
 use super::recv::{self, RecvBatch};
 use super::srtp::{LegSrtp, Reject, SRTP_DROP_REASONS};
@@ -130,6 +131,13 @@ pub(crate) enum Command {
     },
     Release {
         leg: LegId,
+    },
+    /// Joins `leg` to a supervised bridge's mixer as `party`, or (`None`)
+    /// takes it out, back to the plain relay. Supervision hook: the mixing
+    /// itself is in `mix.rs`.
+    SetMix {
+        leg: LegId,
+        mix: Option<(Arc<mix::Shared>, Party)>,
     },
     /// Copies the leg's received audio to a recording (`None` stops).
     SetTap {
@@ -265,9 +273,10 @@ enum Drop {
     EventsFull,
     ForwardFull,
     Unreachable,
+    MixBusy,
 }
 
-pub const DROP_REASONS: [&str; 8] = [
+pub const DROP_REASONS: [&str; 9] = [
     "oversize",
     "malformed",
     "not_started",
@@ -276,6 +285,7 @@ pub const DROP_REASONS: [&str; 8] = [
     "events_full",
     "forward_full",
     "unreachable",
+    "mix_busy",
 ];
 
 #[derive(Default)]
@@ -429,6 +439,8 @@ struct Leg {
     latched: Option<SocketAddr>,
     candidate: Option<(SocketAddr, u8)>,
     partner: Option<LegId>,
+    /// The supervised bridge's mixer this leg feeds and may hear.
+    mix: Option<Box<(Arc<mix::Shared>, Party)>>,
     drops: DropWatch,
     /// In the `sockets` epoll set (read on arrival) rather than read in
     /// its slot.
@@ -938,6 +950,24 @@ impl Worker {
                 }
             }
             Command::Release { leg } => self.release(leg),
+            Command::SetMix { leg, mix } => {
+                let Some(&idx) = self.by_id.get(&leg) else {
+                    return;
+                };
+                let joined = mix.is_some();
+                if let Some(l) = self.legs[idx].as_mut() {
+                    l.mix = mix.map(Box::new);
+                    if let Some(a) = l.active.as_mut() {
+                        // The stream switches between relay and mix: a new
+                        // talk spurt for the far end's jitter buffer.
+                        a.marker = true;
+                    }
+                }
+                // A mixed leg is read on arrival, as a bridged one, so the
+                // mix waits for no slot; leaving, a bridged leg stays watched.
+                let bridged = self.legs[idx].as_ref().is_some_and(|l| l.partner.is_some());
+                self.watch(idx, joined || bridged);
+            }
             Command::SetTap { leg, tap } => {
                 if let Some(l) = self.leg_mut(leg) {
                     l.tap = tap;
@@ -985,6 +1015,7 @@ impl Worker {
             candidate: None,
             drops: DropWatch::default(),
             partner: None,
+            mix: None,
             watched: false,
             tap: None,
         });
@@ -1365,7 +1396,10 @@ fn frame_tick(leg: &mut Leg, now: Instant, ctx: &mut Ctx) -> bool {
         emit(&a.events, ev, &mut ctx.counters);
     }
     let Some(pb) = a.playback.as_mut() else {
-        return false;
+        return match leg.mix.as_deref() {
+            Some((mx, party)) => mix_tick(&leg.socket, a, mx, *party, ts, now, ctx),
+            None => false,
+        };
     };
     let prompt = pb.prompts[pb.index].clone();
     let mut sent = false;
@@ -1494,6 +1528,12 @@ fn handle_packet(
                 a.rx_expected = seq.wrapping_add(1);
             }
         }
+        if let Some((mx, party)) = leg.mix.as_deref() {
+            let n = decode_into(a.params.codec, payload, &mut ctx.pcm);
+            if !mx.try_push(*party, &ctx.pcm[..n], now) {
+                ctx.counters.drop(Drop::MixBusy);
+            }
+        }
         // Bridged audio reaches the other party as it is, tones included,
         // and nobody acts on digits during a bridge: no detector then.
         if let Some(det) = a.inband.as_mut().filter(|_| leg.partner.is_none()) {
@@ -1542,9 +1582,61 @@ fn handle_packet(
     leg.partner.map(|p| (p, src))
 }
 
+/// Decodes G.711 `payload` into `pcm`; returns the samples written.
+fn decode_into(codec: Codec, payload: &[u8], pcm: &mut [i16]) -> usize {
+    let decode = match codec {
+        Codec::Pcmu => g711::ulaw_decode,
+        Codec::Pcma => g711::alaw_decode,
+    };
+    let n = payload.len().min(pcm.len());
+    for (o, &b) in pcm[..n].iter_mut().zip(payload) {
+        *o = decode(b);
+    }
+    n
+}
+
+/// A mixed leg's frame tick: sends the mix waiting for it, if any, as the
+/// frame of timestamp `ts` of its own stream.
+fn mix_tick(
+    socket: &UdpSocket,
+    a: &mut Active,
+    mx: &mix::Shared,
+    party: Party,
+    ts: u32,
+    now: Instant,
+    ctx: &mut Ctx,
+) -> bool {
+    if !a.params.direction.sends() || !mx.mixes_for(party) {
+        return false;
+    }
+    let mut pcm = [0i16; FRAME_SAMPLES];
+    if !mx.try_take(party, now, &mut pcm) {
+        return false;
+    }
+    let encode = match a.params.codec {
+        Codec::Pcmu => g711::ulaw_encode,
+        Codec::Pcma => g711::alaw_encode,
+    };
+    let mut payload = [0u8; FRAME_SAMPLES];
+    for (o, &x) in payload.iter_mut().zip(&pcm) {
+        *o = encode(x);
+    }
+    let marker = std::mem::take(&mut a.marker);
+    let pt = a.params.pt;
+    // Relayed packets after the mix map their timestamps afresh.
+    a.relay_audio = None;
+    send_rtp(socket, a, Hdr { pt, ts, marker }, &payload, None, ctx)
+}
+
 /// Sends one packet received on the partner (described by `sa`) out of
 /// `dst_leg`, as part of its own stream (its SSRC, sequence and timestamp line).
 fn relay_into(dst_leg: &mut Leg, sa: SrcInfo, rtp: &RtpReader<'_>, ctx: &mut Ctx) {
+    if let Some((mx, party)) = dst_leg.mix.as_deref()
+        && mx.mixes_for(*party)
+    {
+        // This leg hears a mix, sent on its frame tick instead.
+        return;
+    }
     let Some(da) = dst_leg.active.as_mut() else {
         return;
     };

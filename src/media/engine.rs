@@ -59,6 +59,7 @@ use std::time::Duration;
 
 use super::clock::{self, Command, Peer, worker_of};
 use super::dtmf::DtmfSource;
+use super::mix;
 use super::prompt::{Prompt, PromptLibrary};
 use crate::sdp::{MediaParams, SrtpParams};
 
@@ -368,6 +369,37 @@ impl Inner {
 
 /// Handle to the media engine; cheap to clone, usable from any thread or task.
 #[derive(Clone)]
+/// A supervised bridge (see [`MediaEngine::supervise`]).
+pub struct Supervision {
+    shared: Arc<mix::Shared>,
+    legs: [LegId; 3],
+}
+
+impl Supervision {
+    pub fn mode(&self) -> mix::Mode {
+        self.shared.mode()
+    }
+
+    /// Switches mode at once (the clock threads read it on their next packet).
+    pub fn set_mode(&self, mode: mix::Mode) {
+        self.shared.set_mode(mode);
+    }
+
+    /// The supervisor's leg.
+    pub fn supervisor(&self) -> LegId {
+        self.legs[2]
+    }
+}
+
+impl std::fmt::Debug for Supervision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervision")
+            .field("mode", &self.mode())
+            .field("legs", &self.legs)
+            .finish()
+    }
+}
+
 pub struct MediaEngine {
     inner: Arc<Inner>,
 }
@@ -589,6 +621,41 @@ impl MediaEngine {
     /// Ends the bridge `leg` is in, if any.
     pub fn unbridge(&self, leg: LegId) {
         self.inner.send(leg, Command::Unbridge { leg });
+    }
+
+    /// Supervision hook: joins `supervisor` (a started leg) to the bridge of
+    /// `caller` and `operator` in `mode`. The caller and operator keep
+    /// their 1:1 relay wherever [`mix::route`] says so; the legs that hear
+    /// more than one party get a mix on their frame tick. Change the mode
+    /// with [`Supervision::set_mode`]; [`MediaEngine::end_supervision`]
+    /// restores the plain bridge.
+    pub fn supervise(
+        &self,
+        caller: LegId,
+        operator: LegId,
+        supervisor: LegId,
+        mode: mix::Mode,
+    ) -> Supervision {
+        let shared = Arc::new(mix::Shared::new(mode, std::time::Instant::now()));
+        for (leg, party) in [
+            (caller, mix::Party::Caller),
+            (operator, mix::Party::Operator),
+            (supervisor, mix::Party::Supervisor),
+        ] {
+            let mix = Some((shared.clone(), party));
+            self.inner.send(leg, Command::SetMix { leg, mix });
+        }
+        Supervision {
+            shared,
+            legs: [caller, operator, supervisor],
+        }
+    }
+
+    /// Takes the supervisor out: caller and operator are a plain bridge again.
+    pub fn end_supervision(&self, s: Supervision) {
+        for leg in s.legs {
+            self.inner.send(leg, Command::SetMix { leg, mix: None });
+        }
     }
 
     /// Copies `leg`'s received audio into a recording (`None` stops); on

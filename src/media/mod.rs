@@ -10,6 +10,7 @@ mod clock;
 pub mod dtmf;
 pub mod engine;
 pub mod g711;
+pub mod mix;
 pub mod prompt;
 pub mod record;
 mod recv;
@@ -21,6 +22,7 @@ pub use clock::DROP_REASONS;
 pub use dtmf::DtmfSource;
 pub use engine::{
     ClockSnapshot, LegId, MediaConfig, MediaEngine, MediaEvent, PlayOpts, PoolExhausted,
+    Supervision,
 };
 pub use prompt::{Prompt, PromptLibrary};
 /// The reasons of `conmutador_recordings_failed_total`.
@@ -29,3 +31,5 @@ pub use record::RECORDING_FAIL_REASONS;
 pub use srtp::SRTP_DROP_REASONS;
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod mix_engine_tests;

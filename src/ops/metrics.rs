@@ -744,6 +744,30 @@ pub const CATALOG: &[MetricDef] = &[
         "Wallboard event streams open now (one per open wallboard page), at most 32.",
         &[],
     ),
+    counter(
+        SUPERVISION_SESSIONS_TOTAL,
+        "Supervision sessions started, by mode (listen|whisper|barge) at the start.",
+        &["mode"],
+    )
+    .with(&[Values::Each(SUPERVISION_MODES)]),
+    counter(
+        SUPERVISION_MODE_CHANGES_TOTAL,
+        "Supervision mode changes (by key or admin API), by the mode switched to.",
+        &["mode"],
+    )
+    .with(&[Values::Each(SUPERVISION_MODES)]),
+    gauge(
+        SUPERVISION_SESSIONS_ACTIVE,
+        Unit::Count,
+        "Supervision sessions going on now.",
+        &[],
+    ),
+    counter(
+        SUPERVISION_REFUSALS_TOTAL,
+        "Supervision requests refused, by reason (unknown_operator|ambiguous|operator_idle|not_your_queue|busy|not_registered).",
+        &["reason"],
+    )
+    .with(&[Values::Each(SUPERVISION_REFUSAL_REASONS)]),
     // Recording (appended by the recording room)
     counter(
         RECORDINGS_STARTED_TOTAL,
@@ -1163,6 +1187,13 @@ pub const SIP_TLS_REFUSED_TOTAL: &str = "conmutador_sip_tls_refused_total";
 pub const SIP_TLS_RELOADS_TOTAL: &str = "conmutador_sip_tls_reloads_total";
 // Wallboard (appended by the wallboard room)
 pub const WALLBOARD_STREAMS: &str = "conmutador_wallboard_streams";
+// Supervision (appended by the supervision room)
+pub const SUPERVISION_SESSIONS_TOTAL: &str = "conmutador_supervision_sessions_total";
+pub const SUPERVISION_MODE_CHANGES_TOTAL: &str = "conmutador_supervision_mode_changes_total";
+pub const SUPERVISION_SESSIONS_ACTIVE: &str = "conmutador_supervision_sessions_active";
+pub const SUPERVISION_REFUSALS_TOTAL: &str = "conmutador_supervision_refusals_total";
+pub const SUPERVISION_MODES: &[&str] = &["listen", "whisper", "barge"];
+pub const SUPERVISION_REFUSAL_REASONS: &[&str] = &crate::call::supervise::REFUSAL_REASONS;
 // Recording (appended by the recording room)
 pub const RECORDINGS_STARTED_TOTAL: &str = "conmutador_recordings_started_total";
 pub const RECORDINGS_COMPLETED_TOTAL: &str = "conmutador_recordings_completed_total";

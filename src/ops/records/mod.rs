@@ -212,6 +212,13 @@ pub enum QueueEventKind {
     AgentLogin,
     AgentLogoff,
     ConfigReload,
+    /// A supervisor started listening, whispering or barging (Asterisk's
+    /// ChanSpy logs nothing to queue_log; the names follow its SPY vocabulary).
+    SpyStart,
+    /// A supervisor switched mode during a session.
+    SpyMode,
+    /// A supervision session ended.
+    SpyStop,
 }
 
 str_enum!(QueueEventKind {
@@ -221,6 +228,7 @@ str_enum!(QueueEventKind {
     Removed => "REMOVED",
     RingNoAnswer => "RINGNOANSWER", Transfer => "TRANSFER", Pause => "PAUSE", Unpause => "UNPAUSE",
     AgentLogin => "AGENTLOGIN", AgentLogoff => "AGENTLOGOFF", ConfigReload => "CONFIGRELOAD",
+    SpyStart => "SPYSTART", SpyMode => "SPYMODE", SpyStop => "SPYSTOP",
 });
 
 /// Asterisk's queue_log has at most five data fields.
