@@ -23,30 +23,7 @@ const TOKEN: &str = "test-token";
 /// A plan folder with the shipped prompts and one plan that puts every
 /// call in queue `pasaportes` (Spanish).
 fn plans(dir: &Path) -> PathBuf {
-    let plans = common::plan_dir_with_prompts(dir);
-    std::fs::write(
-        plans.join("colas.toml"),
-        r#"
-[plan]
-name = "colas"
-start = "cola"
-languages = ["es-MX"]
-numbers = ["100"]
-default = true
-
-[nodes.cola]
-type = "queue"
-queue = "pasaportes"
-on_empty = "adios"
-overflow = "adios"
-
-[nodes.adios]
-type = "hangup"
-prompts = ["despedida"]
-"#,
-    )
-    .unwrap();
-    plans
+    common::pasaportes_plan_with(dir, &[], "")
 }
 
 fn config(plans: &Path, recordings: &Path, recording: &str) -> String {

@@ -20,36 +20,11 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// Number 100 goes to queue `pasaportes`; the plan's transfer node calls
 /// `guardia` (the only number an operator may send a caller to).
 fn plans(dir: &Path, guardia: &str) -> PathBuf {
-    let plans = common::plan_dir_with_prompts(dir);
-    std::fs::write(
-        plans.join("colas.toml"),
-        format!(
-            r#"
-[plan]
-name = "colas"
-start = "cola"
-languages = ["es-MX"]
-numbers = ["100"]
-default = true
-
-[nodes.cola]
-type = "queue"
-queue = "pasaportes"
-on_empty = "adios"
-overflow = "adios"
-
-[nodes.adios]
-type = "hangup"
-prompts = ["despedida"]
-
-[nodes.guardia]
-type = "transfer"
-uri = "{guardia}"
-"#
-        ),
+    common::pasaportes_plan_with(
+        dir,
+        &[],
+        &format!("[nodes.guardia]\ntype = \"transfer\"\nuri = \"{guardia}\"\n"),
     )
-    .unwrap();
-    plans
 }
 
 /// op1 serves `pasaportes`, op2 serves `visas` only: the ACD never rings
@@ -192,6 +167,10 @@ fn cdr(gw_data: &Path, call_id: &str) -> Row {
     .unwrap()
 }
 
+fn names(log: &[Row]) -> Vec<&str> {
+    log.iter().map(|e| e.0.as_str()).collect()
+}
+
 impl Floor {
     /// Stops the gateway (cleanly) and reads the queue log and the CDR of
     /// `call_id`.
@@ -247,7 +226,7 @@ fn an_operator_hands_the_caller_to_another_operator_by_name() {
         ("op2".into(), "op1".into(), "completed".into()),
         "the CDR names the last operator and who transferred"
     );
-    let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
+    let events = names(&log);
     assert_eq!(
         events,
         [
@@ -285,7 +264,7 @@ fn an_operator_hands_the_caller_to_another_queue() {
     assert!(op2.wait_call_closed(LIMIT));
     assert_eq!(transfers(&f.gw, "queue", "done"), 1.0);
     let log = f.stop("refer-queue@transfer-refer");
-    let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
+    let events = names(&log);
     assert_eq!(
         events,
         [
@@ -335,7 +314,7 @@ fn a_transfer_that_fails_after_the_operator_hung_up_puts_the_caller_first_in_lin
     assert_eq!(transfers(&f.gw, "operator", "failed"), 1.0);
     assert_eq!(transfers(&f.gw, "operator", "done"), 0.0);
     let log = f.stop("refer-fail@transfer-refer");
-    let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
+    let events = names(&log);
     assert_eq!(
         events,
         [
@@ -447,7 +426,7 @@ fn an_operator_hands_the_caller_to_a_number_of_the_plan() {
     hears_its_echo(&mut f.ua);
     assert_eq!(f.ua.hangup("100").and_then(|m| m.status()), Some(200));
     let log = f.stop("refer-number@transfer-refer");
-    let events: Vec<&str> = log.iter().map(|e| e.0.as_str()).collect();
+    let events = names(&log);
     assert_eq!(
         events,
         [

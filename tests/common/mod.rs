@@ -59,10 +59,18 @@ pub fn plan_dir_with_prompts(dir: &Path) -> PathBuf {
 /// (and anything else) by putting the caller in queue `pasaportes`; a
 /// caller the queue cannot take hears goodbye and is hung up.
 pub fn pasaportes_plan(dir: &Path) -> PathBuf {
+    pasaportes_plan_with(dir, &["transferencia"], "")
+}
+
+/// [`pasaportes_plan`] with the prompts played before queueing and more
+/// nodes (TOML) of the test's own.
+pub fn pasaportes_plan_with(dir: &Path, queue_prompts: &[&str], extra_nodes: &str) -> PathBuf {
     let plans = plan_dir_with_prompts(dir);
+    let prompts: Vec<String> = queue_prompts.iter().map(|p| format!("{p:?}")).collect();
     std::fs::write(
         plans.join("colas.toml"),
-        r#"
+        format!(
+            r#"
 [plan]
 name = "colas"
 start = "cola"
@@ -73,14 +81,17 @@ default = true
 [nodes.cola]
 type = "queue"
 queue = "pasaportes"
-prompts = ["transferencia"]
+prompts = [{}]
 on_empty = "adios"
 overflow = "adios"
 
 [nodes.adios]
 type = "hangup"
 prompts = ["despedida"]
+{extra_nodes}
 "#,
+            prompts.join(", ")
+        ),
     )
     .expect("write the plan");
     plans
