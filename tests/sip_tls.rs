@@ -99,6 +99,34 @@ key = "{}"
     )
 }
 
+/// A gateway serving TLS with a fresh CA's `server` certificate: `before`
+/// is TOML ahead of its [tls] table, `tls_extra` goes inside it.
+fn tls_gw(tmp: &Path, before: &str, tls_extra: &str) -> (Pki, Leaf, Gw) {
+    let pki = Pki::new(tmp, "gw");
+    let leaf = pki.leaf("server");
+    let gw = Gw::start(&format!("{before}\n{}", tls_config(&leaf, tls_extra)));
+    (pki, leaf, gw)
+}
+
+/// [`tls_gw`] with the pasaportes queue and operators that must use TLS;
+/// `more` is added TOML of the test's own.
+fn tls_operators_gw(tmp: &Path, more: &str) -> (Pki, Gw) {
+    let plans = common::pasaportes_plan(tmp);
+    let before = format!("{}\n{more}", operator_config(&plans));
+    let (pki, _, gw) = tls_gw(tmp, &before, "require_for_operators = true");
+    (pki, gw)
+}
+
+/// A verified client connection and its local address.
+async fn client(
+    addr: SocketAddr,
+    pki: &Pki,
+) -> (tokio_rustls::client::TlsStream<TcpStream>, SocketAddr) {
+    let s = connect(addr, &pki.ca_pem).await.unwrap();
+    let local = s.get_ref().0.local_addr().unwrap();
+    (s, local)
+}
+
 fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -190,9 +218,7 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_over_tls_are_answered_on_the_same_connection_with_via_tls() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
-    let gw = Gw::start(&tls_config(&leaf, ""));
+    let (pki, leaf, gw) = tls_gw(tmp.path(), "", "");
     let addr = gw.tls.expect("the gateway prints its TLS address");
 
     let mut s = connect(addr, &pki.ca_pem)
@@ -240,15 +266,13 @@ async fn options_over_tls_are_answered_on_the_same_connection_with_via_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_streams_have_the_tcp_framing_size_cap_and_connection_cap() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
-    let gw = Gw::start(&format!(
-        "[sip]\nmax_tcp_message = 4096\n{}",
-        tls_config(&leaf, "max_connections = 1")
-    ));
+    let (pki, _, gw) = tls_gw(
+        tmp.path(),
+        "[sip]\nmax_tcp_message = 4096",
+        "max_connections = 1",
+    );
     let addr = gw.tls.unwrap();
-    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
-    let local = s.get_ref().0.local_addr().unwrap();
+    let (mut s, local) = client(addr, &pki).await;
 
     // Two requests in one write: two answers, in order.
     let uri = format!("sip:{addr};transport=tls");
@@ -288,16 +312,10 @@ async fn tls_streams_have_the_tcp_framing_size_cap_and_connection_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trunk_call_over_tls_gets_its_answers_and_the_gateways_bye_on_that_connection() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
     // Two seconds without RTP from the caller and the gateway hangs up.
-    let gw = Gw::start(&format!(
-        "[media]\nrtp_timeout = 2\n{}",
-        tls_config(&leaf, "")
-    ));
+    let (pki, _, gw) = tls_gw(tmp.path(), "[media]\nrtp_timeout = 2", "");
     let addr = gw.tls.unwrap();
-    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
-    let local = s.get_ref().0.local_addr().unwrap();
+    let (mut s, local) = client(addr, &pki).await;
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sdp = format!(
         "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -372,16 +390,14 @@ async fn a_trunk_call_over_tls_gets_its_answers_and_the_gateways_bye_on_that_con
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_judges_tls_messages_and_closes_a_blocked_source_before_any_handshake() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
     // 127.0.0.1 (the test) is not a trunk: its INVITEs are a scanner's.
-    let gw = Gw::start(&format!(
-        "[trunks]\nallow = [\"127.0.0.2/32\"]\n[guard]\nstrangers_block_after = 5\n{}",
-        tls_config(&leaf, "")
-    ));
+    let (pki, _, gw) = tls_gw(
+        tmp.path(),
+        "[trunks]\nallow = [\"127.0.0.2/32\"]\n[guard]\nstrangers_block_after = 5",
+        "",
+    );
     let addr = gw.tls.unwrap();
-    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
-    let local = s.get_ref().0.local_addr().unwrap();
+    let (mut s, local) = client(addr, &pki).await;
     let mut buf = Vec::new();
     // INVITEs refused over TLS (403 on the connection) until the guard
     // blocks the source as a scanner: a handful, bounded.
@@ -461,9 +477,7 @@ fn tls11_client_hello() -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_1_1_only_client_is_refused_and_a_silent_one_times_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
-    let gw = Gw::start(&tls_config(&leaf, "handshake_timeout = 1"));
+    let (pki, _, gw) = tls_gw(tmp.path(), "", "handshake_timeout = 1");
     let addr = gw.tls.unwrap();
 
     let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -596,15 +610,7 @@ fn register(uri: &str, via: &str, branch: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_held_to_tls_are_refused_over_udp_and_challenged_over_tls() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
-    let plans = common::pasaportes_plan(tmp.path());
-    let cfg = format!(
-        "{}{}",
-        operator_config(&plans),
-        tls_config(&leaf, "require_for_operators = true")
-    );
-    let gw = Gw::start(&cfg);
+    let (pki, gw) = tls_operators_gw(tmp.path(), "");
     let addr = gw.tls.unwrap();
 
     // Over UDP: 403 with a Warning saying why, before any challenge.
@@ -660,8 +666,7 @@ async fn operators_held_to_tls_are_refused_over_udp_and_challenged_over_tls() {
     assert!(header(&resp, "Proxy-Authenticate").is_none(), "{resp}");
 
     // The same REGISTER over TLS gets the digest challenge.
-    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
-    let local = s.get_ref().0.local_addr().unwrap();
+    let (mut s, local) = client(addr, &pki).await;
     s.write_all(
         register(
             &format!("sips:{addr}"),
@@ -680,15 +685,7 @@ async fn operators_held_to_tls_are_refused_over_udp_and_challenged_over_tls() {
 #[test]
 fn baresip_registered_over_tls_is_rung_over_that_connection_and_bridged() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
-    let plans = common::pasaportes_plan(tmp.path());
-    let cfg = format!(
-        "{}{}",
-        operator_config(&plans),
-        tls_config(&leaf, "require_for_operators = true")
-    );
-    let gw = Gw::start(&cfg);
+    let (pki, gw) = tls_operators_gw(tmp.path(), "");
 
     let wav = tmp.path().join("op-tone.wav");
     write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
@@ -738,15 +735,7 @@ fn baresip_registered_over_tls_is_rung_over_that_connection_and_bridged() {
 #[test]
 fn a_plain_caller_talks_to_an_operator_over_srtp() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
-    let plans = common::pasaportes_plan(tmp.path());
-    let cfg = format!(
-        "{}{}",
-        operator_config(&plans),
-        tls_config(&leaf, "require_for_operators = true")
-    );
-    let gw = Gw::start(&format!("{cfg}\n[media]\nsrtp_operators = \"required\"\n"));
+    let (pki, gw) = tls_operators_gw(tmp.path(), "[media]\nsrtp_operators = \"required\"");
     let wav = tmp.path().join("op-tone.wav");
     write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
     let tls = gw.tls.expect("TLS listener");
@@ -842,15 +831,7 @@ fn tls_operator(gw: &Gw, pki: &Pki, wav: PathBuf) -> Baresip {
 #[test]
 fn a_sipp_trunk_caller_reaches_a_tls_operator_whose_hang_up_comes_back_over_tls() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = Pki::new(tmp.path(), "gw");
-    let leaf = pki.leaf("server");
-    let plans = common::pasaportes_plan(tmp.path());
-    let cfg = format!(
-        "{}{}",
-        operator_config(&plans),
-        tls_config(&leaf, "require_for_operators = true")
-    );
-    let gw = Gw::start(&cfg);
+    let (pki, gw) = tls_operators_gw(tmp.path(), "");
     // baresip hangs up when its microphone WAV ends: 3 s after answering.
     let wav = tmp.path().join("short.wav");
     write_tone_wav(&wav, 440.0, 3.0, 8000).unwrap();
@@ -1260,8 +1241,7 @@ async fn rfc4475_torture_messages_over_tls_are_answered_as_the_codec_says() {
         seen.iter().filter(|(_, h)| *h == Heard::Final(400)).count() >= 10,
         "{seen:?}"
     );
-    let mut s = connect(addr, &pki.ca_pem).await.unwrap();
-    let local = s.get_ref().0.local_addr().unwrap();
+    let (mut s, local) = client(addr, &pki).await;
     let uri = format!("sip:{addr};transport=tls");
     s.write_all(options(&uri, local, "after", "TLS").as_bytes())
         .await
