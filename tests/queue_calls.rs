@@ -91,18 +91,7 @@ announce_interval = 20
 }
 
 fn operator(gw: &Gw, id: &str, pw: &str, wav: Option<PathBuf>, auto: bool) -> Baresip {
-    let mut opts = BaresipOpts::operator(id, pw, gw.udp);
-    opts.source_wav = wav;
-    opts.auto_answer = auto;
-    opts.quit_after = Duration::from_secs(120);
-    let phone = Baresip::start(opts);
-    assert!(
-        phone.wait_registered(Duration::from_secs(15)),
-        "{id} did not register\n{}\n{}",
-        phone.log(),
-        gw.log_text()
-    );
-    phone
+    common::operator_phone(gw, id, pw, wav, auto)
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::baresip::{Baresip, BaresipOpts, parse_wav, write_tone_wav};
+use common::baresip::{Baresip, parse_wav, write_tone_wav};
 use common::ua::{Heard, Ua};
 use common::{Gw, eventually, http_get, shipped, talk_both_ways};
 
@@ -53,19 +53,21 @@ pasaportes = "all"
     )
 }
 
+/// A gateway recording every `pasaportes` call into `dir/recordings` (made
+/// here) whatever the free space, and operator op1 playing 440 Hz.
+fn recording_floor(dir: &Path) -> (PathBuf, Gw, Baresip) {
+    let plans = plans(dir);
+    let recs = dir.join("recordings");
+    std::fs::create_dir_all(&recs).unwrap();
+    let gw = Gw::start(&config(&plans, &recs, "min_free_mb = 0"));
+    let wav = dir.join("op-440.wav");
+    write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
+    let phone = operator(&gw, &wav);
+    (recs, gw, phone)
+}
+
 fn operator(gw: &Gw, wav: &Path) -> Baresip {
-    let mut opts = BaresipOpts::operator("op1", "pw1", gw.udp);
-    opts.source_wav = Some(wav.to_path_buf());
-    opts.auto_answer = true;
-    opts.quit_after = Duration::from_secs(120);
-    let phone = Baresip::start(opts);
-    assert!(
-        phone.wait_registered(Duration::from_secs(15)),
-        "op1 did not register\n{}\n{}",
-        phone.log(),
-        gw.log_text()
-    );
-    phone
+    common::operator_phone(gw, "op1", "pw1", Some(wav.to_path_buf()), true)
 }
 
 /// The file name the gateway gives a Call-ID's recording.
@@ -260,12 +262,7 @@ fn hang_up(gw: &Gw, ua: &mut Ua, phone: &Baresip) {
 #[test]
 fn recorded_call_has_the_caller_left_and_the_operator_right() {
     let tmp = tempfile::tempdir().unwrap();
-    let plans = plans(tmp.path());
-    let recs = tmp.path().join("recordings");
-    let gw = Gw::start(&config(&plans, &recs, "min_free_mb = 0"));
-    let wav = tmp.path().join("op-440.wav");
-    write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
-    let phone = operator(&gw, &wav);
+    let (recs, gw, phone) = recording_floor(tmp.path());
 
     let mut ua = recorded_call(&gw, &phone);
     ua.send_tones(&[1000.0], Duration::from_secs(3), 0.5);
@@ -312,12 +309,7 @@ fn recorded_call_has_the_caller_left_and_the_operator_right() {
 #[test]
 fn pause_code_writes_silence_on_both_channels_and_the_caller_hears_no_digits() {
     let tmp = tempfile::tempdir().unwrap();
-    let plans = plans(tmp.path());
-    let recs = tmp.path().join("recordings");
-    let gw = Gw::start(&config(&plans, &recs, "min_free_mb = 0"));
-    let wav = tmp.path().join("op-440.wav");
-    write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
-    let phone = operator(&gw, &wav);
+    let (_, gw, phone) = recording_floor(tmp.path());
     let mut ua = recorded_call(&gw, &phone);
 
     // Everything the caller receives from here on, by payload type.
@@ -484,13 +476,7 @@ fn old_recordings_are_deleted_and_a_full_disk_stops_recording_not_calls() {
 #[test]
 fn a_recording_that_cannot_be_written_is_counted_and_the_call_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let plans = plans(tmp.path());
-    let recs = tmp.path().join("recordings");
-    std::fs::create_dir_all(&recs).unwrap();
-    let gw = Gw::start(&config(&plans, &recs, "min_free_mb = 0"));
-    let wav = tmp.path().join("op-440.wav");
-    write_tone_wav(&wav, 440.0, 60.0, 8000).unwrap();
-    let phone = operator(&gw, &wav);
+    let (recs, gw, phone) = recording_floor(tmp.path());
 
     // The call's file is a link to /dev/full: every write fails (ENOSPC).
     let ua = Ua::new(gw.udp);

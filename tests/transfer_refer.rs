@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::baresip::{Baresip, BaresipOpts, write_tone_wav};
+use common::baresip::{Baresip, write_tone_wav};
 use common::talk_both_ways;
 use common::ua::Ua;
 use common::{Gw, eventually};
@@ -64,18 +64,7 @@ queues = [{{ name = "visas" }}]
 }
 
 fn phone(gw: &Gw, id: &str, pw: &str, wav: &Path) -> Baresip {
-    let mut opts = BaresipOpts::operator(id, pw, gw.udp);
-    opts.source_wav = Some(wav.to_path_buf());
-    opts.auto_answer = true;
-    opts.quit_after = Duration::from_secs(120);
-    let phone = Baresip::start(opts);
-    assert!(
-        phone.wait_registered(Duration::from_secs(15)),
-        "{id} did not register\n{}\n{}",
-        phone.log(),
-        gw.log_text()
-    );
-    phone
+    common::operator_phone(gw, id, pw, Some(wav.to_path_buf()), true)
 }
 
 /// The queue log of one call: (event, agent, data1).

@@ -409,6 +409,30 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// A baresip operator phone `id`/`pw` registered with `gw` (asserted),
+/// playing `wav` if given and answering by itself if `auto`; it quits after
+/// two minutes whatever happens.
+pub fn operator_phone(
+    gw: &Gw,
+    id: &str,
+    pw: &str,
+    wav: Option<PathBuf>,
+    auto: bool,
+) -> baresip::Baresip {
+    let mut opts = baresip::BaresipOpts::operator(id, pw, gw.udp);
+    opts.source_wav = wav;
+    opts.auto_answer = auto;
+    opts.quit_after = Duration::from_secs(120);
+    let phone = baresip::Baresip::start(opts);
+    assert!(
+        phone.wait_registered(Duration::from_secs(15)),
+        "{id} did not register\n{}\n{}",
+        phone.log(),
+        gw.log_text()
+    );
+    phone
+}
+
 /// The caller talks (1 kHz) for 3.5 s while listening; then each side must
 /// have heard the other: the caller the operator's 440 Hz (in the last two
 /// seconds: the bridge, not the hold music before it), the operator the
