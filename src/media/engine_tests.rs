@@ -1096,16 +1096,48 @@ fn update_secure_rekeys_and_turns_srtp_off() {
     assert_eq!(pk.payload.as_slice(), x.pcmu[0].as_slice());
 }
 
+/// Two started PCMU legs bridged to each other, each with its peer.
+struct BridgedPair {
+    a: LegId,
+    la: SocketAddr,
+    pa: UdpSocket,
+    b: LegId,
+    lb: SocketAddr,
+    pb: UdpSocket,
+    _events: [mpsc::Receiver<MediaEvent>; 2],
+}
+
+fn bridged_pcmu_pair(e: &MediaEngine) -> BridgedPair {
+    let (pa, pb) = (peer(), peer());
+    let (a, la, rxa) = start(e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
+    let (b, lb, rxb) = start(e, Codec::Pcmu, Some(101), pb.local_addr().unwrap());
+    e.bridge(a, b);
+    BridgedPair {
+        a,
+        la,
+        pa,
+        b,
+        lb,
+        pb,
+        _events: [rxa, rxb],
+    }
+}
+
 /// An operator's transfer that fails: the caller's leg leaves the bridge,
 /// hears music for a moment, and is bridged to the same partner again.
 /// Relaying must resume both ways.
 #[test]
 fn a_bridge_made_again_after_an_unbridge_relays_both_ways() {
     let e = engine(20940, 20959, Duration::from_secs(30));
-    let (pa, pb) = (peer(), peer());
-    let (a, la, _rxa) = start(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
-    let (b, lb, _rxb) = start(&e, Codec::Pcmu, Some(101), pb.local_addr().unwrap());
-    e.bridge(a, b);
+    let BridgedPair {
+        a,
+        la,
+        pa,
+        b,
+        lb,
+        pb,
+        ..
+    } = bridged_pcmu_pair(&e);
     let frame = vec![0x55u8; 160];
     send(&pa, la, 0, 1, 160, 0x1111, &frame);
     assert_eq!(recv(&pb).payload, frame);
@@ -1133,10 +1165,7 @@ fn a_bridge_made_again_after_an_unbridge_relays_both_ways() {
 #[test]
 fn a_held_leg_gets_no_relay_until_it_resumes() {
     let e = engine(20960, 20979, Duration::from_secs(30));
-    let (pa, pb) = (peer(), peer());
-    let (a, la, _rxa) = start(&e, Codec::Pcmu, Some(101), pa.local_addr().unwrap());
-    let (b, _lb, _rxb) = start(&e, Codec::Pcmu, Some(101), pb.local_addr().unwrap());
-    e.bridge(a, b);
+    let BridgedPair { la, pa, b, pb, .. } = bridged_pcmu_pair(&e);
     let frame = vec![0x33u8; 160];
     send(&pa, la, 0, 1, 160, 0x1111, &frame);
     assert_eq!(recv(&pb).payload, frame);
